@@ -1,0 +1,1 @@
+//! The Skiff agent: a stateless Kafka-protocol server.

@@ -1,0 +1,1 @@
+//! Kafka v2 record-batch headers.

@@ -1,0 +1,75 @@
+//! The interface agents use to reach the metastore, wherever it runs.
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::types::{
+    BatchAppend, CommitObject, CreateTopic, IndexSlice, InitProducerId, MetaError,
+    PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
+};
+
+/// Failures at the client boundary, sorted by what the caller should do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum MetastoreError {
+    /// The state machine decided against the request; retrying the same request gives the same answer.
+    #[error("{0}")]
+    Rejected(#[from] MetaError),
+    /// The command certainly did not apply (no leader, shutting down, refused before proposal).
+    #[error("metastore unavailable: {0}")]
+    Unavailable(String),
+    /// The command may or may not have applied (timeout, lost connection after the proposal).
+    /// Commands are idempotent by construction, so the caller may retry.
+    #[error("metastore outcome unknown: {0}")]
+    OutcomeUnknown(String),
+}
+
+impl MetastoreError {
+    /// True when the command is known not to have been applied.
+    pub fn is_certainly_not_applied(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Rejected(_))
+    }
+}
+
+pub type Result<T, E = MetastoreError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait MetastoreClient: Send + Sync + 'static {
+    async fn create_topic(&self, req: CreateTopic) -> Result<TopicMeta>;
+    async fn delete_topic(&self, name: &str, now_ms: i64) -> Result<TopicMeta>;
+    /// Commits one flushed object. The outer error concerns the whole commit; the inner ones are
+    /// per batch (for example a sequence gap on one partition).
+    async fn commit_object(
+        &self,
+        commit: CommitObject,
+    ) -> Result<Vec<std::result::Result<BatchAppend, MetaError>>>;
+    async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdAndEpoch>;
+
+    /// All live topics, by name.
+    async fn topics(&self) -> Result<Vec<TopicMeta>>;
+    async fn topic_by_name(&self, name: &str) -> Result<Option<TopicMeta>>;
+    async fn offsets(&self, tp: TopicPartition) -> Result<PartitionOffsets>;
+    /// The batch containing `offset` (or the first after it) and those following it, until
+    /// their lengths add up to at least `max_bytes` (at least one batch when any exists).
+    /// `offset == high_watermark` gives an empty slice; outside `[log_start, hwm]` it is
+    /// [`MetaError::OffsetOutOfRange`].
+    async fn read_index(
+        &self,
+        tp: TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+    ) -> Result<IndexSlice>;
+    /// The first batch whose `max_timestamp >= timestamp`, if any.
+    async fn batch_for_timestamp(
+        &self,
+        tp: TopicPartition,
+        timestamp: i64,
+    ) -> Result<Option<crate::types::BatchLocation>>;
+    /// The batch with the largest `max_timestamp` (the earliest such batch on ties), if any.
+    async fn batch_with_max_timestamp(
+        &self,
+        tp: TopicPartition,
+    ) -> Result<Option<crate::types::BatchLocation>>;
+
+    /// A counter that moves forward every time a commit is applied; long-polling fetches wait on it.
+    fn commits(&self) -> watch::Receiver<u64>;
+}

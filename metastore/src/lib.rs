@@ -1,0 +1,9 @@
+//! The Skiff metastore.
+//!
+//! Agents need only [`types`] and [`client`]: the commands they send, the answers they get and the
+//! [`client::MetastoreClient`] trait. How those commands are replicated (openraft, a journal on disk,
+//! snapshots) stays behind that trait, so a networked quorum can replace the embedded one without the
+//! agent noticing.
+
+pub mod client;
+pub mod types;

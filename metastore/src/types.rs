@@ -1,0 +1,165 @@
+//! The metastore's domain types: the commands that change state and the answers they produce.
+//!
+//! Every command carries the time and the ids it needs (`now_ms`, topic ids, object ids) so that
+//! applying it is deterministic on every replica.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A topic's stable identity (KIP-516). Names can be reused after deletion; ids never are.
+pub type TopicId = Uuid;
+
+/// The unique name of one object in the object store. A ULID, so names sort by creation time and
+/// two agents never collide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectId(pub ulid::Ulid);
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TopicPartition {
+    pub topic_id: TopicId,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub topic_id: TopicId,
+    pub partitions: i32,
+    /// Topic-level overrides only (`retention.ms`, `max.message.bytes`, …); defaults live in the agent.
+    pub configs: BTreeMap<String, String>,
+    pub created_ms: i64,
+}
+
+/// Where one committed record batch lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchLocation {
+    pub base_offset: i64,
+    /// `base_offset + last_offset_delta`.
+    pub last_offset: i64,
+    pub object: ObjectId,
+    /// Byte position of the batch inside the object.
+    pub position: u64,
+    pub len: u32,
+    pub first_timestamp: i64,
+    pub max_timestamp: i64,
+}
+
+/// One batch of a flush, as the agent describes it to the metastore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitBatch {
+    pub tp: TopicPartition,
+    pub position: u64,
+    pub len: u32,
+    pub last_offset_delta: i32,
+    pub record_count: i32,
+    pub first_timestamp: i64,
+    pub max_timestamp: i64,
+    /// -1 when the producer is not idempotent.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// A flushed object and every batch in it. Committing the same object twice is a no-op that returns
+/// the first answer again: a commit whose outcome was unknown can simply be retried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitObject {
+    pub object: ObjectId,
+    pub size: u64,
+    pub batches: Vec<CommitBatch>,
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopic {
+    pub name: String,
+    pub topic_id: TopicId,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitProducerId {
+    /// Transactions come later; an idempotent producer sends `None`.
+    pub transactional_id: Option<String>,
+    pub now_ms: i64,
+}
+
+/// Everything that changes metastore state. This is the Raft log's entry payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    CreateTopic(CreateTopic),
+    DeleteTopic { name: String, now_ms: i64 },
+    CommitObject(CommitObject),
+    InitProducerId(InitProducerId),
+}
+
+/// The answer to one [`Command`], produced by `apply`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResponse {
+    TopicCreated(Result<TopicMeta, MetaError>),
+    TopicDeleted(Result<TopicMeta, MetaError>),
+    /// One answer per batch, in the order of [`CommitObject::batches`].
+    Committed(Vec<Result<BatchAppend, MetaError>>),
+    ProducerId(Result<ProducerIdAndEpoch, MetaError>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchAppend {
+    pub base_offset: i64,
+    /// The batch was a retry of one already committed; `base_offset` is the original one and the
+    /// bytes in this object are dead.
+    pub duplicate: bool,
+    pub log_start_offset: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdAndEpoch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionOffsets {
+    pub log_start_offset: i64,
+    /// The next offset to be assigned; every offset below it is committed.
+    pub high_watermark: i64,
+}
+
+/// What a fetch needs: the batches from the one containing `offset` on, up to a byte budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexSlice {
+    pub offsets: PartitionOffsets,
+    pub batches: Vec<BatchLocation>,
+}
+
+/// Deterministic rejections decided by the state machine. Each maps to one Kafka error code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MetaError {
+    #[error("topic already exists")]
+    TopicAlreadyExists,
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("invalid number of partitions")]
+    InvalidPartitions,
+    #[error("invalid topic name")]
+    InvalidTopic,
+    #[error("offset out of range")]
+    OffsetOutOfRange,
+    #[error("out of order sequence number")]
+    OutOfOrderSequence,
+    #[error("producer epoch is fenced")]
+    InvalidProducerEpoch,
+    #[error("unknown producer id")]
+    UnknownProducerId,
+}
