@@ -1,1 +1,3 @@
 //! The Skiff agent: a stateless Kafka-protocol server.
+
+pub mod protocol;

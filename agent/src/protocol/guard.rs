@@ -1,0 +1,1 @@
+//! Length checks run on a request body before `kafka-protocol` decodes it.
