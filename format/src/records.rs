@@ -1,0 +1,253 @@
+//! A record decoder for UNCOMPRESSED v2 batches, for the few places that need individual records
+//! (ListOffsets by timestamp). Compressed batches give [`RecordError::Compressed`] so the caller can
+//! fall back to batch granularity; decompression is out of scope.
+//!
+//! Record layout (varint = zig-zag varint, see [`crate::varint`]):
+//!
+//! ```text
+//! length varint, attributes i8, timestamp_delta varlong, offset_delta varint,
+//! key_length varint (-1 = null), key, value_length varint (-1 = null), value,
+//! header_count varint, then per header: key_length varint, key, value_length varint, value
+//! ```
+//!
+//! Every length is checked against what remains before anything is sliced or allocated; keys
+//! and values are zero-copy slices of the batch's `Bytes`.
+
+use bytes::Bytes;
+
+use crate::batch::{Batch, BatchHeader, Compression, BATCH_HEADER_LEN};
+use crate::varint::{read_varint, read_varlong, VarintError};
+
+/// Why the records of a batch could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("batch is compressed with {0:?}; records cannot be read without decompressing")]
+    Compressed(Compression),
+    #[error("record data runs past the end of the batch")]
+    Truncated,
+    #[error("bad varint in record: {0}")]
+    Varint(VarintError),
+    #[error("invalid {what} length {len}")]
+    InvalidLength { what: &'static str, len: i64 },
+    #[error("record declares {declared} bytes but its fields take {read}")]
+    SizeMismatch { declared: usize, read: usize },
+    #[error("{0} bytes left after the batch's last record")]
+    TrailingBytes(usize),
+}
+
+impl From<VarintError> for RecordError {
+    fn from(e: VarintError) -> Self {
+        match e {
+            VarintError::Truncated => RecordError::Truncated,
+            other => RecordError::Varint(other),
+        }
+    }
+}
+
+/// One header of a record. Keys may repeat; they are kept in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// A string in Kafka; kept as bytes (not checked for UTF-8).
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
+
+/// One decoded record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub attributes: i8,
+    pub timestamp_delta: i64,
+    /// `base_timestamp + timestamp_delta`, or `max_timestamp` for a `LogAppendTime` batch.
+    pub timestamp: i64,
+    pub offset_delta: i32,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<RecordHeader>,
+}
+
+/// The records of an uncompressed batch, in order. Fails with [`RecordError::Compressed`] for a
+/// compressed batch.
+pub fn records(batch: &Batch) -> Result<Records, RecordError> {
+    let compression = batch.header.compression();
+    if compression != Compression::None {
+        return Err(RecordError::Compressed(compression));
+    }
+    // Past the header and up to the batch's declared end, whichever is shorter.
+    let end = batch.header.total_len().min(batch.bytes.len());
+    let data = if end >= BATCH_HEADER_LEN {
+        batch.bytes.slice(BATCH_HEADER_LEN..end)
+    } else {
+        Bytes::new()
+    };
+    Ok(Records {
+        header: batch.header,
+        cursor: Cursor { data, pos: 0 },
+        remaining: usize::try_from(batch.header.record_count).unwrap_or(0),
+        done: false,
+    })
+}
+
+/// The iterator returned by [`records`]. It stops after the first error.
+#[derive(Debug)]
+pub struct Records {
+    header: BatchHeader,
+    cursor: Cursor,
+    remaining: usize,
+    done: bool,
+}
+
+impl Iterator for Records {
+    type Item = Result<Record, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.remaining == 0 {
+            self.done = true;
+            let left = self.cursor.left();
+            return (left > 0).then_some(Err(RecordError::TrailingBytes(left)));
+        }
+        self.remaining -= 1;
+        let result = read_record(&mut self.cursor, &self.header);
+        if result.is_err() {
+            self.done = true;
+        }
+        Some(result)
+    }
+}
+
+impl std::iter::FusedIterator for Records {}
+
+/// The first record of an uncompressed batch whose timestamp is at or after `timestamp`, as
+/// `(offset_delta, record timestamp)`; `None` when every record is older.
+pub fn first_offset_at_or_after(
+    batch: &Batch,
+    timestamp: i64,
+) -> Result<Option<(i64, i64)>, RecordError> {
+    for record in records(batch)? {
+        let record = record?;
+        if record.timestamp >= timestamp {
+            return Ok(Some((i64::from(record.offset_delta), record.timestamp)));
+        }
+    }
+    Ok(None)
+}
+
+fn read_record(cursor: &mut Cursor, header: &BatchHeader) -> Result<Record, RecordError> {
+    let len = cursor.length("record")?.ok_or(RecordError::InvalidLength {
+        what: "record",
+        len: -1,
+    })?;
+    let mut body = cursor.take(len)?;
+    let attributes = body.take(1)?.data.first().map_or(0, |&b| b as i8);
+    let timestamp_delta = body.varlong()?;
+    let offset_delta = body.varint()?;
+    let key = body.bytes("key")?;
+    let value = body.bytes("value")?;
+    let count = body.varint()?;
+    let count = usize::try_from(count).map_err(|_| RecordError::InvalidLength {
+        what: "header count",
+        len: i64::from(count),
+    })?;
+    // Each header takes at least two bytes: cap the allocation by what is left.
+    let mut headers = Vec::with_capacity(count.min(body.left() / 2));
+    for _ in 0..count {
+        let key = body
+            .bytes("header key")?
+            .ok_or(RecordError::InvalidLength {
+                what: "header key",
+                len: -1,
+            })?;
+        let value = body.bytes("header value")?;
+        headers.push(RecordHeader { key, value });
+    }
+    if body.left() != 0 {
+        return Err(RecordError::SizeMismatch {
+            declared: len,
+            read: body.pos,
+        });
+    }
+    let timestamp = if header.is_log_append_time() {
+        header.max_timestamp
+    } else {
+        header.base_timestamp.wrapping_add(timestamp_delta)
+    };
+    Ok(Record {
+        attributes,
+        timestamp_delta,
+        timestamp,
+        offset_delta,
+        key,
+        value,
+        headers,
+    })
+}
+
+/// A bounds-checked reader over a `Bytes`.
+#[derive(Debug)]
+struct Cursor {
+    data: Bytes,
+    pos: usize,
+}
+
+impl Cursor {
+    fn left(&self) -> usize {
+        self.data.len().saturating_sub(self.pos)
+    }
+
+    fn rest(&self) -> &[u8] {
+        self.data.get(self.pos..).unwrap_or_default()
+    }
+
+    /// The next `n` bytes as a cursor of their own.
+    fn take(&mut self, n: usize) -> Result<Cursor, RecordError> {
+        if n > self.left() {
+            return Err(RecordError::Truncated);
+        }
+        let data = self.data.slice(self.pos..self.pos + n);
+        self.pos += n;
+        Ok(Cursor { data, pos: 0 })
+    }
+
+    fn varint(&mut self) -> Result<i32, RecordError> {
+        let (v, n) = read_varint(self.rest())?;
+        self.pos += n;
+        Ok(v)
+    }
+
+    fn varlong(&mut self) -> Result<i64, RecordError> {
+        let (v, n) = read_varlong(self.rest())?;
+        self.pos += n;
+        Ok(v)
+    }
+
+    /// A varint length: `None` for -1 (null), an error below that or past the end.
+    fn length(&mut self, what: &'static str) -> Result<Option<usize>, RecordError> {
+        let len = self.varint()?;
+        if len == -1 {
+            return Ok(None);
+        }
+        let n = usize::try_from(len).map_err(|_| RecordError::InvalidLength {
+            what,
+            len: i64::from(len),
+        })?;
+        if n > self.left() {
+            return Err(RecordError::Truncated);
+        }
+        Ok(Some(n))
+    }
+
+    /// A length-prefixed, nullable byte string.
+    fn bytes(&mut self, what: &'static str) -> Result<Option<Bytes>, RecordError> {
+        match self.length(what)? {
+            None => Ok(None),
+            Some(n) => Ok(Some(self.take(n)?.data)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "records_tests.rs"]
+mod tests;
