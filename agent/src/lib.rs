@@ -1,3 +1,14 @@
-//! The Skiff agent: a stateless Kafka-protocol server.
+//! The Skiff agent: a stateless Kafka-protocol server. Produce requests from every connection go
+//! into one flush window ([`batcher`]); fetches read committed batches back ([`fetch`]).
 
+pub mod batcher;
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod context;
+pub mod fetch;
+pub mod handlers;
+pub mod metrics;
 pub mod protocol;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,6 @@
+//! The read path: from index entries to the bytes a Fetch response carries. Handlers see only
+//! [`Reader`], so a cache (memory + disk) can sit behind it without touching them.
+
+mod reader;
+
+pub use reader::{ReadError, Reader};

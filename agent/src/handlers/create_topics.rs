@@ -1,0 +1,77 @@
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use skiff_metastore::types::MetaError;
+
+use super::str_bytes;
+use crate::context::Agent;
+use crate::protocol::codes;
+
+pub async fn handle(
+    agent: &Agent,
+    _version: i16,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+        // Explicit assignments fix the partition count; -1 means the broker default.
+        let partitions = if !t.assignments.is_empty() {
+            t.assignments.len() as i32
+        } else if t.num_partitions == -1 {
+            agent.config.num_partitions
+        } else {
+            t.num_partitions
+        };
+        // Durability comes from the object store, so any replication factor is satisfied.
+        if t.replication_factor == 0 || t.replication_factor < -1 {
+            results.push(
+                result
+                    .with_error_code(codes::INVALID_REPLICATION_FACTOR)
+                    .with_error_message(Some(str_bytes("replication factor must be -1 or >= 1"))),
+            );
+            continue;
+        }
+        let configs: BTreeMap<String, String> = t
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
+        if req.validate_only {
+            let error = if partitions < 1 {
+                codes::INVALID_PARTITIONS
+            } else {
+                match agent.metastore.topic_by_name(&t.name).await {
+                    Ok(Some(_)) => codes::TOPIC_ALREADY_EXISTS,
+                    _ => codes::NONE,
+                }
+            };
+            results.push(
+                result
+                    .with_error_code(error)
+                    .with_num_partitions(partitions),
+            );
+            continue;
+        }
+        result = match agent.create_topic(&t.name, partitions, configs).await {
+            Ok(meta) => result
+                .with_topic_id(meta.topic_id)
+                .with_num_partitions(meta.partitions)
+                .with_replication_factor(t.replication_factor.max(1)),
+            Err(e) => {
+                let message = match &e {
+                    skiff_metastore::client::MetastoreError::Rejected(
+                        MetaError::TopicAlreadyExists,
+                    ) => format!("topic '{}' already exists", t.name.as_str()),
+                    other => other.to_string(),
+                };
+                result
+                    .with_error_code(codes::metastore_error(&e))
+                    .with_error_message(Some(str_bytes(message)))
+            }
+        };
+        results.push(result);
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}

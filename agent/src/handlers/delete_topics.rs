@@ -1,0 +1,53 @@
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+
+use super::str_bytes;
+use crate::context::Agent;
+use crate::protocol::codes;
+
+pub async fn handle(agent: &Agent, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    // v6 names topics by name or id; earlier versions by name only.
+    let mut targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets.drain(..) {
+        let name = match name {
+            Some(n) => Some(n),
+            None => match agent.metastore.topics().await {
+                Ok(all) => all
+                    .into_iter()
+                    .find(|t| t.topic_id == id)
+                    .map(|t| TopicName(str_bytes(t.name))),
+                Err(_) => None,
+            },
+        };
+        let result = DeletableTopicResult::default().with_topic_id(id);
+        let Some(name) = name else {
+            responses.push(result.with_error_code(codes::UNKNOWN_TOPIC_ID));
+            continue;
+        };
+        let result = result.with_name(Some(name.clone()));
+        responses.push(
+            match agent
+                .metastore
+                .delete_topic(&name, agent.clock.now_ms())
+                .await
+            {
+                Ok(meta) => result.with_topic_id(meta.topic_id),
+                Err(e) => result
+                    .with_error_code(codes::metastore_error(&e))
+                    .with_error_message(Some(str_bytes(e.to_string()))),
+            },
+        );
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,198 @@
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use skiff_metastore::types::{BatchLocation, PartitionOffsets, TopicMeta, TopicPartition};
+use tracing::warn;
+
+use crate::context::Agent;
+use crate::protocol::codes;
+
+/// One requested partition, resolved.
+struct Want {
+    topic: usize,
+    partition: i32,
+    /// `Err(code)` when the partition cannot be served at all.
+    tp: Result<TopicPartition, i16>,
+    fetch_offset: i64,
+    max_bytes: u64,
+}
+
+/// What the index says for one partition on this pass.
+struct Plan {
+    error: i16,
+    offsets: Option<PartitionOffsets>,
+    batches: Vec<BatchLocation>,
+}
+
+pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResponse {
+    let started = Instant::now();
+    agent.metrics.fetch_requests.inc();
+    let by_id = version >= 13;
+    let all_topics = agent.metastore.topics().await.unwrap_or_default();
+
+    // Resolve names (or ids, from v13) once; the response echoes what the request used.
+    let mut topics: Vec<(TopicName, uuid::Uuid)> = Vec::with_capacity(req.topics.len());
+    let mut wants = Vec::new();
+    for (i, t) in req.topics.iter().enumerate() {
+        let meta: Option<&TopicMeta> = if by_id {
+            all_topics.iter().find(|m| m.topic_id == t.topic_id)
+        } else {
+            all_topics.iter().find(|m| m.name == t.topic.as_str())
+        };
+        topics.push((t.topic.clone(), t.topic_id));
+        for p in &t.partitions {
+            let tp = match meta {
+                None if by_id => Err(codes::UNKNOWN_TOPIC_ID),
+                None => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(m) if !(0..m.partitions).contains(&p.partition) => {
+                    Err(codes::UNKNOWN_TOPIC_OR_PARTITION)
+                }
+                Some(m) => Ok(TopicPartition {
+                    topic_id: m.topic_id,
+                    partition: p.partition,
+                }),
+            };
+            wants.push(Want {
+                topic: i,
+                partition: p.partition,
+                tp,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as u64,
+            });
+        }
+    }
+
+    let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let min_bytes = req.min_bytes.max(0) as u64;
+    let response_max = if req.max_bytes <= 0 {
+        u64::MAX
+    } else {
+        req.max_bytes as u64
+    };
+    let mut commits = agent.metastore.commits();
+
+    // Plan from the index; wait for commits until enough bytes are there or time is up; only then
+    // read the objects.
+    let plans = loop {
+        commits.borrow_and_update();
+        let plans = plan(agent, &wants, response_max).await;
+        let bytes: u64 = plans
+            .iter()
+            .flat_map(|p| &p.batches)
+            .map(|b| u64::from(b.len))
+            .sum();
+        let failed = plans.iter().any(|p| p.error != codes::NONE);
+        if bytes >= min_bytes.max(1) || failed || tokio::time::Instant::now() >= deadline {
+            break plans;
+        }
+        match tokio::time::timeout_at(deadline, commits.changed()).await {
+            // A commit landed, or the deadline passed: plan again (and answer, past the deadline).
+            Ok(Ok(())) | Err(_) => continue,
+            // The metastore is gone: answer with what there is.
+            Ok(Err(_)) => break plans,
+        }
+    };
+
+    let mut responses: Vec<FetchableTopicResponse> = topics
+        .into_iter()
+        .map(|(name, id)| {
+            FetchableTopicResponse::default()
+                .with_topic(name)
+                .with_topic_id(id)
+        })
+        .collect();
+    for (want, plan) in wants.iter().zip(plans) {
+        let mut data = PartitionData::default()
+            .with_partition_index(want.partition)
+            .with_error_code(plan.error)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_preferred_read_replica(BrokerId(-1));
+        if let Some(o) = plan.offsets {
+            data = data
+                .with_high_watermark(o.high_watermark)
+                .with_last_stable_offset(o.high_watermark)
+                .with_log_start_offset(o.log_start_offset);
+        }
+        if !plan.batches.is_empty() {
+            match agent.reader.read(&plan.batches).await {
+                Ok(bytes) => data = data.with_records(Some(bytes)),
+                Err(e) => {
+                    warn!(partition = want.partition, error = %e, "fetch read failed");
+                    data = data.with_error_code(codes::KAFKA_STORAGE_ERROR);
+                }
+            }
+        } else if plan.error == codes::NONE {
+            data = data.with_records(Some(Bytes::new()));
+        }
+        if let Some(t) = responses.get_mut(want.topic) {
+            t.partitions.push(data);
+        }
+    }
+    agent
+        .metrics
+        .fetch_latency
+        .observe(started.elapsed().as_secs_f64());
+    FetchResponse::default().with_responses(responses)
+}
+
+/// Looks every wanted partition up in the index, within the response's byte budget. The first
+/// batch of the response is always included, however large (KIP-74), so a consumer never stalls
+/// behind a batch bigger than its limits.
+async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
+    let mut budget = response_max;
+    let mut any = false;
+    let mut plans = Vec::with_capacity(wants.len());
+    for w in wants {
+        let tp = match w.tp {
+            Ok(tp) => tp,
+            Err(code) => {
+                plans.push(Plan {
+                    error: code,
+                    offsets: None,
+                    batches: Vec::new(),
+                });
+                continue;
+            }
+        };
+        let limit = w.max_bytes.min(budget);
+        match agent
+            .metastore
+            .read_index(tp, w.fetch_offset, limit.max(1))
+            .await
+        {
+            Ok(slice) => {
+                let mut taken = Vec::new();
+                let mut used = 0u64;
+                for b in slice.batches {
+                    let len = u64::from(b.len);
+                    if used + len > limit && (any || !taken.is_empty()) {
+                        break;
+                    }
+                    used += len;
+                    taken.push(b);
+                    any = true;
+                }
+                budget = budget.saturating_sub(used);
+                plans.push(Plan {
+                    error: codes::NONE,
+                    offsets: Some(slice.offsets),
+                    batches: taken,
+                });
+            }
+            Err(e) => {
+                let offsets = agent.metastore.offsets(tp).await.ok();
+                plans.push(Plan {
+                    error: codes::metastore_error(&e),
+                    offsets,
+                    batches: Vec::new(),
+                });
+            }
+        }
+    }
+    plans
+}

@@ -1,0 +1,185 @@
+use std::sync::Arc;
+use std::time::Instant;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
+use skiff_format::batch::batches;
+use skiff_metastore::types::TopicPartition;
+use tracing::debug;
+
+use super::{encode, str_bytes, Pending};
+use crate::batcher::{AppendError, AppendResult, Entry};
+use crate::context::Agent;
+use crate::protocol::codes;
+
+/// Where each partition of the request stands before the flush answers.
+enum Slot {
+    /// Refused before queueing: this error code, this message.
+    Failed(i16, Option<String>),
+    /// Queued: its batches are `entries[first..first + count]`.
+    Queued { first: usize, count: usize },
+}
+
+/// Validates the request and queues its batches (in request order, on the connection's task);
+/// the returned future waits for the flush that commits them.
+pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest) -> Pending {
+    let started = Instant::now();
+    agent.metrics.produce_requests.inc();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut slots: Vec<Vec<(i32, Slot)>> = Vec::with_capacity(req.topic_data.len());
+    let acks_valid = matches!(req.acks, -1..=1);
+
+    for topic in &req.topic_data {
+        let meta = if acks_valid {
+            agent
+                .metastore
+                .topic_by_name(&topic.name)
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let mut topic_slots = Vec::with_capacity(topic.partition_data.len());
+        for p in &topic.partition_data {
+            let slot = match (&meta, acks_valid) {
+                (_, false) => Slot::Failed(codes::INVALID_REQUIRED_ACKS, None),
+                (None, _) => Slot::Failed(codes::UNKNOWN_TOPIC_OR_PARTITION, None),
+                (Some(m), _) if !(0..m.partitions).contains(&p.index) => {
+                    Slot::Failed(codes::UNKNOWN_TOPIC_OR_PARTITION, None)
+                }
+                (Some(m), _) => {
+                    let tp = TopicPartition {
+                        topic_id: m.topic_id,
+                        partition: p.index,
+                    };
+                    let records = p.records.clone().unwrap_or_default();
+                    let first = entries.len();
+                    let mut failed = None;
+                    for batch in batches(records, agent.max_message_bytes(m)) {
+                        match batch {
+                            Ok(batch) if batch.header.is_transactional() => {
+                                failed = Some(Slot::Failed(
+                                    codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                                    Some("transactions are not supported yet".into()),
+                                ));
+                                break;
+                            }
+                            Ok(batch) => entries.push(Entry { tp, batch }),
+                            Err(e) => {
+                                debug!(topic = %topic.name.as_str(), partition = p.index, error = %e, "rejected batch");
+                                failed =
+                                    Some(Slot::Failed(e.kafka_error_code(), Some(e.to_string())));
+                                break;
+                            }
+                        }
+                    }
+                    match failed {
+                        Some(slot) => {
+                            // The partition's data is refused whole, as Kafka does.
+                            entries.truncate(first);
+                            slot
+                        }
+                        None if entries.len() == first => {
+                            Slot::Failed(codes::INVALID_RECORD, Some("no record batch".into()))
+                        }
+                        None => Slot::Queued {
+                            first,
+                            count: entries.len() - first,
+                        },
+                    }
+                }
+            };
+            topic_slots.push((p.index, slot));
+        }
+        slots.push(topic_slots);
+    }
+
+    let queued = if entries.is_empty() {
+        None
+    } else {
+        Some(agent.batcher.append(entries).await)
+    };
+    let version = header.request_api_version;
+    let correlation_id = header.correlation_id;
+    let acks = req.acks;
+    let names: Vec<_> = req.topic_data.into_iter().map(|t| t.name).collect();
+
+    Box::pin(async move {
+        let results: Result<Vec<AppendResult>, AppendError> = match queued {
+            None => Ok(Vec::new()),
+            Some(Err(e)) => Err(e),
+            Some(Ok(rx)) => rx.await.map_err(|_| AppendError::ShuttingDown),
+        };
+        agent
+            .metrics
+            .produce_latency
+            .observe(started.elapsed().as_secs_f64());
+        if acks == 0 {
+            return Ok(None);
+        }
+        let responses = names
+            .into_iter()
+            .zip(slots)
+            .map(|(name, topic_slots)| {
+                let partitions = topic_slots
+                    .into_iter()
+                    .map(|(index, slot)| partition_response(index, slot, &results))
+                    .collect();
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partitions)
+            })
+            .collect();
+        let body = ProduceResponse::default().with_responses(responses);
+        encode(ApiKey::Produce, version, correlation_id, &body).map(Some)
+    })
+}
+
+fn partition_response(
+    index: i32,
+    slot: Slot,
+    results: &Result<Vec<AppendResult>, AppendError>,
+) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1);
+    let (first, count) = match slot {
+        Slot::Failed(code, message) => {
+            return response
+                .with_error_code(code)
+                .with_error_message(message.map(str_bytes))
+        }
+        Slot::Queued { first, count } => (first, count),
+    };
+    let answers = match results {
+        Ok(all) => all.get(first..first + count),
+        Err(e) => return response.with_error_code(append_error_code(e)),
+    };
+    let Some(answers) = answers else {
+        return response.with_error_code(codes::UNKNOWN_SERVER_ERROR);
+    };
+    // The partition succeeds when all its batches do; its base offset is the first batch's.
+    if let Some(Err(e)) = answers.iter().find(|a| a.is_err()) {
+        return response
+            .with_error_code(append_error_code(e))
+            .with_error_message(Some(str_bytes(e.to_string())));
+    }
+    match answers.first() {
+        Some(Ok(first)) => response
+            .with_base_offset(first.base_offset)
+            .with_log_start_offset(first.log_start_offset),
+        _ => response.with_error_code(codes::UNKNOWN_SERVER_ERROR),
+    }
+}
+
+fn append_error_code(e: &AppendError) -> i16 {
+    match e {
+        AppendError::Rejected(m) => codes::meta_error(m),
+        // Retriable: the client sends the batch again (idempotent producers get it deduplicated).
+        AppendError::Storage(_) | AppendError::ShuttingDown => codes::KAFKA_STORAGE_ERROR,
+        AppendError::Metastore(_) => codes::REQUEST_TIMED_OUT,
+    }
+}

@@ -1,0 +1,149 @@
+//! Prometheus metrics, and the `/metrics` endpoint that serves them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum StoreOp {
+    Put,
+    Get,
+    List,
+    Delete,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    pub op: StoreOp,
+}
+
+pub struct Metrics {
+    pub produce_requests: Counter,
+    pub produce_latency: Histogram,
+    pub fetch_requests: Counter,
+    pub fetch_latency: Histogram,
+    pub flushes: Counter,
+    pub flush_bytes: Histogram,
+    pub flush_duration: Histogram,
+    pub store_requests: Family<StoreLabels, Counter>,
+    pub store_bytes: Family<StoreLabels, Counter>,
+    pub metastore_commit_latency: Histogram,
+    registry: Registry,
+}
+
+fn latency() -> Histogram {
+    // 0.5 ms … ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("skiff");
+        let m = Self {
+            produce_requests: Counter::default(),
+            produce_latency: latency(),
+            fetch_requests: Counter::default(),
+            fetch_latency: latency(),
+            flushes: Counter::default(),
+            flush_bytes: Histogram::new(exponential_buckets(1024.0, 2.0, 16)),
+            flush_duration: latency(),
+            store_requests: Family::default(),
+            store_bytes: Family::default(),
+            metastore_commit_latency: latency(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "produce_requests",
+            "Produce requests received",
+            m.produce_requests.clone(),
+        );
+        registry.register(
+            "produce_latency_seconds",
+            "Time from a produce request's arrival to its response",
+            m.produce_latency.clone(),
+        );
+        registry.register(
+            "fetch_requests",
+            "Fetch requests received",
+            m.fetch_requests.clone(),
+        );
+        registry.register(
+            "fetch_latency_seconds",
+            "Time from a fetch request's arrival to its response, long-poll wait included",
+            m.fetch_latency.clone(),
+        );
+        registry.register("flushes", "Objects flushed", m.flushes.clone());
+        registry.register(
+            "flush_bytes",
+            "Size of each flushed object",
+            m.flush_bytes.clone(),
+        );
+        registry.register(
+            "flush_duration_seconds",
+            "Time to write and commit one flushed object",
+            m.flush_duration.clone(),
+        );
+        registry.register(
+            "object_store_requests",
+            "Object-store requests by kind",
+            m.store_requests.clone(),
+        );
+        registry.register(
+            "object_store_bytes",
+            "Object-store bytes moved by kind",
+            m.store_bytes.clone(),
+        );
+        registry.register(
+            "metastore_commit_latency_seconds",
+            "Time for the metastore to apply one object commit",
+            m.metastore_commit_latency.clone(),
+        );
+        Arc::new(Self { registry, ..m })
+    }
+
+    pub fn record_store(&self, op: StoreOp, bytes: u64) {
+        let labels = StoreLabels { op };
+        self.store_requests.get_or_create(&labels).inc();
+        self.store_bytes.get_or_create(&labels).inc_by(bytes);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `GET /metrics` until `shutdown` fires.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

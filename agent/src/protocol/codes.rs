@@ -1,0 +1,52 @@
+//! Kafka error codes (the protocol guide's table), and how our own errors map onto them.
+
+use skiff_metastore::types::MetaError;
+
+pub const NONE: i16 = 0;
+pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub const CORRUPT_MESSAGE: i16 = 2;
+pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+pub const REQUEST_TIMED_OUT: i16 = 7;
+pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const INVALID_REQUIRED_ACKS: i16 = 21;
+pub const UNSUPPORTED_VERSION: i16 = 35;
+pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+pub const INVALID_PARTITIONS: i16 = 37;
+pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+pub const INVALID_REQUEST: i16 = 42;
+pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub const INVALID_CONFIG: i16 = 40;
+pub const KAFKA_STORAGE_ERROR: i16 = 56;
+pub const UNKNOWN_PRODUCER_ID: i16 = 59;
+pub const INVALID_RECORD: i16 = 87;
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+
+/// The code a client sees for a metastore rejection.
+pub fn meta_error(e: &MetaError) -> i16 {
+    match e {
+        MetaError::TopicAlreadyExists => TOPIC_ALREADY_EXISTS,
+        MetaError::UnknownTopicOrPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        MetaError::InvalidPartitions => INVALID_PARTITIONS,
+        MetaError::InvalidTopic => INVALID_TOPIC_EXCEPTION,
+        MetaError::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
+        MetaError::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
+        MetaError::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
+        MetaError::UnknownProducerId => UNKNOWN_PRODUCER_ID,
+    }
+}
+
+/// The code for a metastore failure at the client boundary. Everything but a rejection is
+/// retriable: the request did not happen, or happened and is idempotent.
+pub fn metastore_error(e: &skiff_metastore::client::MetastoreError) -> i16 {
+    use skiff_metastore::client::MetastoreError;
+    match e {
+        MetastoreError::Rejected(m) => meta_error(m),
+        MetastoreError::Unavailable(_) => KAFKA_STORAGE_ERROR,
+        MetastoreError::OutcomeUnknown(_) => REQUEST_TIMED_OUT,
+    }
+}
