@@ -6,4 +6,5 @@
 //! agent noticing.
 
 pub mod client;
+pub mod state_machine;
 pub mod types;

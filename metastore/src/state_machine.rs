@@ -1,0 +1,432 @@
+//! The metastore's state and the one function that changes it.
+//!
+//! Everything here is pure: no clock, no randomness, no IO. Every replica applies the same
+//! commands in the same order and must reach the same state, so anything that varies (time, ids)
+//! arrives inside the [`Command`].
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{
+    BatchAppend, BatchLocation, Command, CommandResponse, CommitBatch, CommitObject, CreateTopic,
+    IndexSlice, InitProducerId, MetaError, ObjectId, PartitionOffsets, ProducerIdAndEpoch, TopicId,
+    TopicMeta, TopicPartition,
+};
+
+/// Kafka's limit: longer names do not fit in the file names Kafka derives from them.
+const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Every replica allocates per-partition state on create, so an absurd count would exhaust memory
+/// on all of them at once; Kafka clusters rarely go beyond a few thousand per topic.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+/// Kafka keeps the last five batches per producer and partition: a producer has at most five
+/// requests in flight with idempotence on, so any retry it can send is among them.
+const PRODUCER_BATCHES_KEPT: usize = 5;
+
+/// The whole replicated state. Serialized as is into snapshots, so changing a field means a new
+/// snapshot version.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateMachine {
+    topics_by_name: BTreeMap<String, TopicId>,
+    topics: BTreeMap<TopicId, TopicState>,
+    /// Kept after their topics are deleted: the compactor decides when the bytes can go.
+    objects: BTreeMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct TopicState {
+    meta: TopicMeta,
+    partitions: Vec<PartitionState>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct PartitionState {
+    log_start_offset: i64,
+    high_watermark: i64,
+    /// By base offset.
+    index: BTreeMap<i64, BatchLocation>,
+    /// The batches that raised the running maximum of `max_timestamp`, in offset order, so their
+    /// timestamps strictly increase. The first batch with `max_timestamp >= t` always sets a new
+    /// maximum, which turns both timestamp lookups into a binary search instead of a scan.
+    timestamp_highs: Vec<(i64, i64)>,
+    producers: BTreeMap<i64, ProducerState>,
+}
+
+/// What idempotence needs to know about one producer on one partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ProducerState {
+    epoch: i16,
+    /// Oldest first; never empty.
+    batches: VecDeque<SequencedBatch>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SequencedBatch {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: i64,
+}
+
+/// One committed object, and the answer its commit got so that a retry gets it again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    pub size: u64,
+    pub created_ms: i64,
+    pub answer: Vec<Result<BatchAppend, MetaError>>,
+}
+
+impl StateMachine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn apply(&mut self, cmd: &Command) -> CommandResponse {
+        match cmd {
+            Command::CreateTopic(req) => CommandResponse::TopicCreated(self.create_topic(req)),
+            Command::DeleteTopic { name, .. } => {
+                CommandResponse::TopicDeleted(self.delete_topic(name))
+            }
+            Command::CommitObject(commit) => CommandResponse::Committed(self.commit_object(commit)),
+            Command::InitProducerId(req) => CommandResponse::ProducerId(self.init_producer_id(req)),
+        }
+    }
+
+    /// A retry of a create that already happened (same name, same topic id) gets the same answer
+    /// instead of `TopicAlreadyExists`, so a commit of unknown outcome can simply be resent.
+    fn create_topic(&mut self, req: &CreateTopic) -> Result<TopicMeta, MetaError> {
+        validate_topic_name(&req.name)?;
+        if let Some(id) = self.topics_by_name.get(&req.name) {
+            return match self.topics.get(id) {
+                Some(t) if *id == req.topic_id => Ok(t.meta.clone()),
+                _ => Err(MetaError::TopicAlreadyExists),
+            };
+        }
+        if self.topics.contains_key(&req.topic_id) {
+            return Err(MetaError::TopicAlreadyExists);
+        }
+        if req.partitions < 1 || req.partitions > MAX_PARTITIONS_PER_TOPIC {
+            return Err(MetaError::InvalidPartitions);
+        }
+        let meta = TopicMeta {
+            name: req.name.clone(),
+            topic_id: req.topic_id,
+            partitions: req.partitions,
+            configs: req.configs.clone(),
+            created_ms: req.now_ms,
+        };
+        let partitions = (0..req.partitions)
+            .map(|_| PartitionState::default())
+            .collect();
+        self.topics_by_name.insert(req.name.clone(), req.topic_id);
+        self.topics.insert(
+            req.topic_id,
+            TopicState {
+                meta: meta.clone(),
+                partitions,
+            },
+        );
+        Ok(meta)
+    }
+
+    fn delete_topic(&mut self, name: &str) -> Result<TopicMeta, MetaError> {
+        let id = self
+            .topics_by_name
+            .remove(name)
+            .ok_or(MetaError::UnknownTopicOrPartition)?;
+        let topic = self
+            .topics
+            .remove(&id)
+            .ok_or(MetaError::UnknownTopicOrPartition)?;
+        Ok(topic.meta)
+    }
+
+    fn init_producer_id(&mut self, _req: &InitProducerId) -> Result<ProducerIdAndEpoch, MetaError> {
+        let producer_id = self.next_producer_id;
+        self.next_producer_id += 1;
+        Ok(ProducerIdAndEpoch {
+            producer_id,
+            producer_epoch: 0,
+        })
+    }
+
+    fn commit_object(&mut self, commit: &CommitObject) -> Vec<Result<BatchAppend, MetaError>> {
+        if let Some(done) = self.objects.get(&commit.object) {
+            return done.answer.clone();
+        }
+        let answer: Vec<_> = commit
+            .batches
+            .iter()
+            .map(|batch| self.commit_batch(commit.object, batch))
+            .collect();
+        self.objects.insert(
+            commit.object,
+            ObjectEntry {
+                size: commit.size,
+                created_ms: commit.now_ms,
+                answer: answer.clone(),
+            },
+        );
+        answer
+    }
+
+    fn commit_batch(
+        &mut self,
+        object: ObjectId,
+        batch: &CommitBatch,
+    ) -> Result<BatchAppend, MetaError> {
+        let next_producer_id = self.next_producer_id;
+        let part = self.partition_mut(batch.tp)?;
+        if batch.producer_id < 0 {
+            return Ok(part.append(object, batch));
+        }
+        if batch.producer_id >= next_producer_id {
+            return Err(MetaError::UnknownProducerId);
+        }
+        let last_seq = increment_sequence(batch.base_sequence, batch.last_offset_delta.max(0));
+        let Some(producer) = part.producers.get(&batch.producer_id) else {
+            if batch.base_sequence != 0 {
+                return Err(MetaError::OutOfOrderSequence);
+            }
+            return Ok(part.append_idempotent(object, batch, last_seq, true));
+        };
+        if batch.producer_epoch < producer.epoch {
+            return Err(MetaError::InvalidProducerEpoch);
+        }
+        if batch.producer_epoch > producer.epoch {
+            // A new epoch restarts the sequence: only its first batch can be accepted.
+            if batch.base_sequence != 0 {
+                return Err(MetaError::OutOfOrderSequence);
+            }
+            return Ok(part.append_idempotent(object, batch, last_seq, true));
+        }
+        if let Some(dup) = producer
+            .batches
+            .iter()
+            .find(|b| b.first_seq == batch.base_sequence && b.last_seq == last_seq)
+        {
+            return Ok(BatchAppend {
+                base_offset: dup.base_offset,
+                duplicate: true,
+                log_start_offset: part.log_start_offset,
+            });
+        }
+        let expected = producer
+            .batches
+            .back()
+            .map_or(0, |b| increment_sequence(b.last_seq, 1));
+        if batch.base_sequence != expected {
+            return Err(MetaError::OutOfOrderSequence);
+        }
+        Ok(part.append_idempotent(object, batch, last_seq, false))
+    }
+
+    fn partition(&self, tp: TopicPartition) -> Result<&PartitionState, MetaError> {
+        self.topics
+            .get(&tp.topic_id)
+            .and_then(|t| {
+                usize::try_from(tp.partition)
+                    .ok()
+                    .and_then(|p| t.partitions.get(p))
+            })
+            .ok_or(MetaError::UnknownTopicOrPartition)
+    }
+
+    fn partition_mut(&mut self, tp: TopicPartition) -> Result<&mut PartitionState, MetaError> {
+        self.topics
+            .get_mut(&tp.topic_id)
+            .and_then(|t| {
+                usize::try_from(tp.partition)
+                    .ok()
+                    .and_then(|p| t.partitions.get_mut(p))
+            })
+            .ok_or(MetaError::UnknownTopicOrPartition)
+    }
+
+    // ---- queries ----
+
+    /// All live topics, sorted by name.
+    pub fn topics(&self) -> Vec<TopicMeta> {
+        self.topics_by_name
+            .values()
+            .filter_map(|id| self.topics.get(id))
+            .map(|t| t.meta.clone())
+            .collect()
+    }
+
+    pub fn topic_by_name(&self, name: &str) -> Option<TopicMeta> {
+        let id = self.topics_by_name.get(name)?;
+        self.topics.get(id).map(|t| t.meta.clone())
+    }
+
+    pub fn topic_by_id(&self, id: TopicId) -> Option<TopicMeta> {
+        self.topics.get(&id).map(|t| t.meta.clone())
+    }
+
+    pub fn offsets(&self, tp: TopicPartition) -> Result<PartitionOffsets, MetaError> {
+        self.partition(tp).map(PartitionState::offsets)
+    }
+
+    /// See [`crate::client::MetastoreClient::read_index`].
+    pub fn read_index(
+        &self,
+        tp: TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+    ) -> Result<IndexSlice, MetaError> {
+        let part = self.partition(tp)?;
+        let offsets = part.offsets();
+        if offset < part.log_start_offset || offset > part.high_watermark {
+            return Err(MetaError::OffsetOutOfRange);
+        }
+        let start = match part.index.range(..=offset).next_back() {
+            Some((&base, b)) if b.last_offset >= offset => base,
+            _ => offset.saturating_add(1),
+        };
+        let mut batches = Vec::new();
+        let mut bytes = 0u64;
+        for b in part.index.range(start..).map(|(_, b)| b) {
+            if !batches.is_empty() && bytes >= max_bytes {
+                break;
+            }
+            bytes += u64::from(b.len);
+            batches.push(*b);
+        }
+        Ok(IndexSlice { offsets, batches })
+    }
+
+    /// See [`crate::client::MetastoreClient::batch_for_timestamp`].
+    pub fn batch_for_timestamp(
+        &self,
+        tp: TopicPartition,
+        timestamp: i64,
+    ) -> Result<Option<BatchLocation>, MetaError> {
+        let part = self.partition(tp)?;
+        let highs = &part.timestamp_highs;
+        let i = highs.partition_point(|&(ts, _)| ts < timestamp);
+        Ok(highs
+            .get(i)
+            .and_then(|&(_, base)| part.index.get(&base))
+            .copied())
+    }
+
+    /// See [`crate::client::MetastoreClient::batch_with_max_timestamp`].
+    pub fn batch_with_max_timestamp(
+        &self,
+        tp: TopicPartition,
+    ) -> Result<Option<BatchLocation>, MetaError> {
+        let part = self.partition(tp)?;
+        Ok(part
+            .timestamp_highs
+            .last()
+            .and_then(|&(_, base)| part.index.get(&base))
+            .copied())
+    }
+
+    pub fn object(&self, id: &ObjectId) -> Option<&ObjectEntry> {
+        self.objects.get(id)
+    }
+
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
+    }
+}
+
+impl PartitionState {
+    fn offsets(&self) -> PartitionOffsets {
+        PartitionOffsets {
+            log_start_offset: self.log_start_offset,
+            high_watermark: self.high_watermark,
+        }
+    }
+
+    fn append(&mut self, object: ObjectId, batch: &CommitBatch) -> BatchAppend {
+        // The agent validates batch headers; a negative delta would otherwise move the high
+        // watermark backwards on every replica.
+        let delta = i64::from(batch.last_offset_delta.max(0));
+        let base_offset = self.high_watermark;
+        let location = BatchLocation {
+            base_offset,
+            last_offset: base_offset + delta,
+            object,
+            position: batch.position,
+            len: batch.len,
+            first_timestamp: batch.first_timestamp,
+            max_timestamp: batch.max_timestamp,
+        };
+        self.index.insert(base_offset, location);
+        self.high_watermark = location.last_offset + 1;
+        if self
+            .timestamp_highs
+            .last()
+            .is_none_or(|&(ts, _)| batch.max_timestamp > ts)
+        {
+            self.timestamp_highs
+                .push((batch.max_timestamp, base_offset));
+        }
+        BatchAppend {
+            base_offset,
+            duplicate: false,
+            log_start_offset: self.log_start_offset,
+        }
+    }
+
+    fn append_idempotent(
+        &mut self,
+        object: ObjectId,
+        batch: &CommitBatch,
+        last_seq: i32,
+        reset: bool,
+    ) -> BatchAppend {
+        let appended = self.append(object, batch);
+        let producer = self
+            .producers
+            .entry(batch.producer_id)
+            .or_insert_with(|| ProducerState {
+                epoch: batch.producer_epoch,
+                batches: VecDeque::new(),
+            });
+        if reset {
+            producer.epoch = batch.producer_epoch;
+            producer.batches.clear();
+        }
+        if producer.batches.len() == PRODUCER_BATCHES_KEPT {
+            producer.batches.pop_front();
+        }
+        producer.batches.push_back(SequencedBatch {
+            first_seq: batch.base_sequence,
+            last_seq,
+            base_offset: appended.base_offset,
+        });
+        appended
+    }
+}
+
+/// Kafka's sequence arithmetic: sequences live in `0..=i32::MAX` and wrap to 0.
+fn increment_sequence(seq: i32, by: i32) -> i32 {
+    if seq > i32::MAX - by {
+        by - (i32::MAX - seq) - 1
+    } else {
+        seq + by
+    }
+}
+
+/// Kafka's rules, so that any name a Kafka client accepts works here and the other way round.
+pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty()
+        || name.len() > MAX_TOPIC_NAME_LEN
+        || name == "."
+        || name == ".."
+        || !name.chars().all(legal)
+    {
+        return Err(MetaError::InvalidTopic);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "state_machine_tests.rs"]
+mod tests;

@@ -1,0 +1,458 @@
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::*;
+
+fn topic_id(n: u128) -> TopicId {
+    Uuid::from_u128(n)
+}
+
+fn oid(n: u128) -> ObjectId {
+    ObjectId(ulid::Ulid(n))
+}
+
+fn create(
+    sm: &mut StateMachine,
+    name: &str,
+    id: u128,
+    partitions: i32,
+) -> Result<TopicMeta, MetaError> {
+    match sm.apply(&Command::CreateTopic(CreateTopic {
+        name: name.into(),
+        topic_id: topic_id(id),
+        partitions,
+        configs: BTreeMap::new(),
+        now_ms: 1000,
+    })) {
+        CommandResponse::TopicCreated(r) => r,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn tp(id: u128, partition: i32) -> TopicPartition {
+    TopicPartition {
+        topic_id: topic_id(id),
+        partition,
+    }
+}
+
+fn plain(tp: TopicPartition, delta: i32, len: u32, ts: i64) -> CommitBatch {
+    CommitBatch {
+        tp,
+        position: 0,
+        len,
+        last_offset_delta: delta,
+        record_count: delta + 1,
+        first_timestamp: ts,
+        max_timestamp: ts,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    }
+}
+
+fn idem(tp: TopicPartition, pid: i64, epoch: i16, seq: i32, delta: i32) -> CommitBatch {
+    CommitBatch {
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        ..plain(tp, delta, 100, 0)
+    }
+}
+
+fn commit(
+    sm: &mut StateMachine,
+    object: u128,
+    batches: Vec<CommitBatch>,
+) -> Vec<Result<BatchAppend, MetaError>> {
+    match sm.apply(&Command::CommitObject(CommitObject {
+        object: oid(object),
+        size: 1234,
+        batches,
+        now_ms: 2000,
+    })) {
+        CommandResponse::Committed(r) => r,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn one(sm: &mut StateMachine, object: u128, batch: CommitBatch) -> Result<BatchAppend, MetaError> {
+    commit(sm, object, vec![batch]).pop().unwrap()
+}
+
+fn init_pid(sm: &mut StateMachine) -> i64 {
+    match sm.apply(&Command::InitProducerId(InitProducerId {
+        transactional_id: None,
+        now_ms: 0,
+    })) {
+        CommandResponse::ProducerId(Ok(p)) => {
+            assert_eq!(p.producer_epoch, 0);
+            p.producer_id
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn base(r: Result<BatchAppend, MetaError>) -> i64 {
+    let a = r.unwrap();
+    assert!(!a.duplicate);
+    a.base_offset
+}
+
+#[test]
+fn topic_names_follow_kafka_rules() {
+    let mut sm = StateMachine::new();
+    for bad in ["", ".", "..", "a b", "é", "a/b", &"x".repeat(250)] {
+        assert_eq!(
+            create(&mut sm, bad, 1, 1),
+            Err(MetaError::InvalidTopic),
+            "{bad:?}"
+        );
+    }
+    for (i, good) in ["a", "...", "A.b_c-9", &"x".repeat(249)]
+        .into_iter()
+        .enumerate()
+    {
+        create(&mut sm, good, 10 + i as u128, 1).unwrap();
+    }
+    assert_eq!(sm.topics().len(), 4);
+}
+
+#[test]
+fn create_rejects_bad_partitions_and_duplicates() {
+    let mut sm = StateMachine::new();
+    assert_eq!(
+        create(&mut sm, "t", 1, 0),
+        Err(MetaError::InvalidPartitions)
+    );
+    assert_eq!(
+        create(&mut sm, "t", 1, -3),
+        Err(MetaError::InvalidPartitions)
+    );
+    assert_eq!(
+        create(&mut sm, "t", 1, MAX_PARTITIONS_PER_TOPIC + 1),
+        Err(MetaError::InvalidPartitions)
+    );
+    let meta = create(&mut sm, "t", 1, 3).unwrap();
+    assert_eq!(meta.partitions, 3);
+    assert_eq!(meta.created_ms, 1000);
+    assert_eq!(
+        create(&mut sm, "t", 2, 3),
+        Err(MetaError::TopicAlreadyExists)
+    );
+    assert_eq!(
+        create(&mut sm, "u", 1, 3),
+        Err(MetaError::TopicAlreadyExists),
+        "id reuse"
+    );
+    // A retry of the same create gets the same answer.
+    assert_eq!(create(&mut sm, "t", 1, 3), Ok(meta.clone()));
+    assert_eq!(sm.topic_by_name("t"), Some(meta.clone()));
+    assert_eq!(sm.topic_by_id(topic_id(1)), Some(meta));
+}
+
+#[test]
+fn delete_topic_removes_index_but_keeps_objects() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 1).unwrap();
+    base(one(&mut sm, 7, plain(tp(1, 0), 0, 10, 0)));
+    let deleted = match sm.apply(&Command::DeleteTopic {
+        name: "t".into(),
+        now_ms: 5,
+    }) {
+        CommandResponse::TopicDeleted(r) => r.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(deleted.topic_id, topic_id(1));
+    assert_eq!(sm.topic_by_name("t"), None);
+    assert_eq!(
+        sm.offsets(tp(1, 0)),
+        Err(MetaError::UnknownTopicOrPartition)
+    );
+    assert!(sm.object(&oid(7)).is_some());
+    assert_eq!(
+        sm.apply(&Command::DeleteTopic {
+            name: "t".into(),
+            now_ms: 6
+        }),
+        CommandResponse::TopicDeleted(Err(MetaError::UnknownTopicOrPartition))
+    );
+    // The name can be reused; the new topic starts from offset 0.
+    create(&mut sm, "t", 2, 1).unwrap();
+    assert_eq!(base(one(&mut sm, 8, plain(tp(2, 0), 0, 10, 0))), 0);
+    assert_eq!(
+        one(&mut sm, 9, plain(tp(1, 0), 0, 10, 0)),
+        Err(MetaError::UnknownTopicOrPartition)
+    );
+}
+
+#[test]
+fn offsets_are_contiguous_per_partition() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 2).unwrap();
+    let r = commit(
+        &mut sm,
+        1,
+        vec![
+            plain(tp(1, 0), 4, 10, 0),
+            plain(tp(1, 1), 0, 10, 0),
+            plain(tp(1, 0), 0, 10, 0),
+            plain(tp(1, 2), 0, 10, 0),
+            plain(tp(1, -1), 0, 10, 0),
+            plain(tp(9, 0), 0, 10, 0),
+            plain(tp(1, 0), 9, 10, 0),
+        ],
+    );
+    let bases: Vec<_> = r.iter().map(|r| r.clone().map(|a| a.base_offset)).collect();
+    assert_eq!(
+        bases,
+        vec![
+            Ok(0),
+            Ok(0),
+            Ok(5),
+            Err(MetaError::UnknownTopicOrPartition),
+            Err(MetaError::UnknownTopicOrPartition),
+            Err(MetaError::UnknownTopicOrPartition),
+            Ok(6)
+        ]
+    );
+    assert_eq!(
+        sm.offsets(tp(1, 0)).unwrap(),
+        PartitionOffsets {
+            log_start_offset: 0,
+            high_watermark: 16
+        }
+    );
+    assert_eq!(sm.offsets(tp(1, 1)).unwrap().high_watermark, 1);
+    let slice = sm.read_index(tp(1, 0), 0, u64::MAX).unwrap();
+    let ranges: Vec<_> = slice
+        .batches
+        .iter()
+        .map(|b| (b.base_offset, b.last_offset))
+        .collect();
+    assert_eq!(ranges, vec![(0, 4), (5, 5), (6, 15)]);
+    assert!(slice.batches.iter().all(|b| b.object == oid(1)));
+}
+
+#[test]
+fn recommitting_an_object_returns_the_first_answer() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 1).unwrap();
+    let first = commit(
+        &mut sm,
+        1,
+        vec![plain(tp(1, 0), 2, 10, 0), plain(tp(1, 5), 0, 1, 0)],
+    );
+    let before = sm.clone();
+    // Even with different content, the object id decides: the retry is the same commit.
+    let again = commit(&mut sm, 1, vec![plain(tp(1, 0), 2, 10, 0)]);
+    assert_eq!(first, again);
+    assert_eq!(sm, before);
+    assert_eq!(sm.object(&oid(1)).unwrap().size, 1234);
+    assert_eq!(sm.object(&oid(1)).unwrap().created_ms, 2000);
+    assert_eq!(base(one(&mut sm, 2, plain(tp(1, 0), 0, 10, 0))), 3);
+}
+
+#[test]
+fn producer_ids_are_allocated_in_order() {
+    let mut sm = StateMachine::new();
+    assert_eq!(init_pid(&mut sm), 0);
+    assert_eq!(init_pid(&mut sm), 1);
+    assert_eq!(sm.next_producer_id(), 2);
+}
+
+#[test]
+fn idempotent_producer_sequences() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 2).unwrap();
+    let p = tp(1, 0);
+    assert_eq!(
+        one(&mut sm, 1, idem(p, 0, 0, 0, 0)),
+        Err(MetaError::UnknownProducerId)
+    );
+    let pid = init_pid(&mut sm);
+    // A new producer/partition pair must start at 0.
+    assert_eq!(
+        one(&mut sm, 2, idem(p, pid, 0, 3, 0)),
+        Err(MetaError::OutOfOrderSequence)
+    );
+    assert_eq!(base(one(&mut sm, 3, idem(p, pid, 0, 0, 2))), 0);
+    assert_eq!(base(one(&mut sm, 4, idem(p, pid, 0, 3, 1))), 3);
+    // Gap.
+    assert_eq!(
+        one(&mut sm, 5, idem(p, pid, 0, 6, 0)),
+        Err(MetaError::OutOfOrderSequence)
+    );
+    // Sequences are per partition.
+    assert_eq!(base(one(&mut sm, 6, idem(tp(1, 1), pid, 0, 0, 0))), 0);
+    // Duplicate of the first batch: the original offset, no append.
+    let dup = one(&mut sm, 7, idem(p, pid, 0, 0, 2)).unwrap();
+    assert_eq!((dup.base_offset, dup.duplicate), (0, true));
+    assert_eq!(sm.offsets(p).unwrap().high_watermark, 5);
+    // Same first sequence but a different length is not a duplicate.
+    assert_eq!(
+        one(&mut sm, 8, idem(p, pid, 0, 0, 1)),
+        Err(MetaError::OutOfOrderSequence)
+    );
+    assert_eq!(base(one(&mut sm, 9, idem(p, pid, 0, 5, 0))), 5);
+}
+
+#[test]
+fn only_the_last_five_batches_are_recognised_as_duplicates() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 1).unwrap();
+    let pid = init_pid(&mut sm);
+    let p = tp(1, 0);
+    for seq in 0..6 {
+        assert_eq!(
+            base(one(&mut sm, 10 + seq as u128, idem(p, pid, 0, seq, 0))),
+            i64::from(seq)
+        );
+    }
+    assert_eq!(
+        one(&mut sm, 20, idem(p, pid, 0, 0, 0)),
+        Err(MetaError::OutOfOrderSequence)
+    );
+    let dup = one(&mut sm, 21, idem(p, pid, 0, 1, 0)).unwrap();
+    assert_eq!((dup.base_offset, dup.duplicate), (1, true));
+}
+
+#[test]
+fn epochs_fence_and_restart_sequences() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 1).unwrap();
+    let pid = init_pid(&mut sm);
+    let p = tp(1, 0);
+    assert_eq!(base(one(&mut sm, 1, idem(p, pid, 3, 0, 0))), 0);
+    assert_eq!(base(one(&mut sm, 2, idem(p, pid, 3, 1, 0))), 1);
+    assert_eq!(
+        one(&mut sm, 3, idem(p, pid, 2, 2, 0)),
+        Err(MetaError::InvalidProducerEpoch)
+    );
+    // A newer epoch must restart at 0.
+    assert_eq!(
+        one(&mut sm, 4, idem(p, pid, 4, 2, 0)),
+        Err(MetaError::OutOfOrderSequence)
+    );
+    assert_eq!(base(one(&mut sm, 5, idem(p, pid, 4, 0, 0))), 2);
+    // The old epoch is fenced now, even for what used to be a duplicate.
+    assert_eq!(
+        one(&mut sm, 6, idem(p, pid, 3, 1, 0)),
+        Err(MetaError::InvalidProducerEpoch)
+    );
+    assert_eq!(base(one(&mut sm, 7, idem(p, pid, 4, 1, 0))), 3);
+}
+
+#[test]
+fn sequences_wrap_after_i32_max() {
+    assert_eq!(increment_sequence(i32::MAX, 1), 0);
+    assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+    assert_eq!(increment_sequence(5, 0), 5);
+
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 1).unwrap();
+    let pid = init_pid(&mut sm);
+    let p = tp(1, 0);
+    // Reach a sequence near the end by forging the producer state through legal appends is
+    // too slow; a batch of 2^31 - 1 records would do it in one step.
+    assert_eq!(base(one(&mut sm, 1, idem(p, pid, 0, 0, i32::MAX - 1))), 0);
+    // The last sequence was i32::MAX - 1; the next expected one is i32::MAX, then 0.
+    assert_eq!(
+        base(one(&mut sm, 2, idem(p, pid, 0, i32::MAX, 1))),
+        i64::from(i32::MAX)
+    );
+    let hwm = sm.offsets(p).unwrap().high_watermark;
+    assert_eq!(base(one(&mut sm, 3, idem(p, pid, 0, 1, 0))), hwm);
+    let dup = one(&mut sm, 4, idem(p, pid, 0, i32::MAX, 1)).unwrap();
+    assert!(dup.duplicate);
+}
+
+#[test]
+fn read_index_edges() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 1).unwrap();
+    let p = tp(1, 0);
+    let empty = sm.read_index(p, 0, 100).unwrap();
+    assert!(empty.batches.is_empty());
+    assert_eq!(sm.read_index(p, 1, 100), Err(MetaError::OffsetOutOfRange));
+    assert_eq!(sm.read_index(p, -1, 100), Err(MetaError::OffsetOutOfRange));
+    // Batches [0..=9] 100B, [10..=10] 50B, [11..=15] 100B.
+    commit(
+        &mut sm,
+        1,
+        vec![plain(p, 9, 100, 0), plain(p, 0, 50, 0), plain(p, 4, 100, 0)],
+    );
+    let bases = |offset, max| -> Vec<i64> {
+        sm.read_index(p, offset, max)
+            .unwrap()
+            .batches
+            .iter()
+            .map(|b| b.base_offset)
+            .collect()
+    };
+    assert_eq!(bases(0, 0), vec![0], "at least one batch");
+    assert_eq!(bases(5, 1), vec![0], "the batch containing the offset");
+    assert_eq!(bases(9, 100), vec![0]);
+    assert_eq!(bases(9, 101), vec![0, 10]);
+    assert_eq!(bases(9, 150), vec![0, 10]);
+    assert_eq!(bases(9, 151), vec![0, 10, 11]);
+    assert_eq!(bases(10, u64::MAX), vec![10, 11]);
+    assert_eq!(bases(15, 1), vec![11]);
+    assert!(bases(16, 1).is_empty(), "offset == hwm");
+    assert_eq!(sm.read_index(p, 17, 1), Err(MetaError::OffsetOutOfRange));
+    assert_eq!(
+        sm.read_index(tp(1, 1), 0, 1),
+        Err(MetaError::UnknownTopicOrPartition)
+    );
+    let slice = sm.read_index(p, 0, 1).unwrap();
+    assert_eq!(slice.offsets.high_watermark, 16);
+}
+
+#[test]
+fn timestamp_lookups() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 1).unwrap();
+    let p = tp(1, 0);
+    assert_eq!(sm.batch_for_timestamp(p, 0), Ok(None));
+    assert_eq!(sm.batch_with_max_timestamp(p), Ok(None));
+    // Out-of-order timestamps, and a tie for the maximum.
+    let ts = [100, 300, 200, 300, 250];
+    commit(&mut sm, 1, ts.iter().map(|&t| plain(p, 0, 1, t)).collect());
+    let at = |t| sm.batch_for_timestamp(p, t).unwrap().map(|b| b.base_offset);
+    assert_eq!(at(i64::MIN), Some(0));
+    assert_eq!(at(100), Some(0));
+    assert_eq!(at(101), Some(1));
+    assert_eq!(at(200), Some(1));
+    assert_eq!(at(300), Some(1));
+    assert_eq!(at(301), None);
+    let max = sm.batch_with_max_timestamp(p).unwrap().unwrap();
+    assert_eq!((max.base_offset, max.max_timestamp), (1, 300));
+    assert_eq!(
+        sm.batch_for_timestamp(tp(2, 0), 0),
+        Err(MetaError::UnknownTopicOrPartition)
+    );
+}
+
+#[test]
+fn apply_is_deterministic_and_serializable() {
+    let run = || {
+        let mut sm = StateMachine::new();
+        create(&mut sm, "t", 1, 2).unwrap();
+        let pid = init_pid(&mut sm);
+        commit(
+            &mut sm,
+            1,
+            vec![plain(tp(1, 0), 3, 10, 5), idem(tp(1, 1), pid, 0, 0, 1)],
+        );
+        commit(&mut sm, 2, vec![idem(tp(1, 1), pid, 0, 0, 1)]);
+        sm
+    };
+    let a = run();
+    assert_eq!(a, run());
+    let json = serde_json::to_vec(&a).unwrap();
+    let back: StateMachine = serde_json::from_slice(&json).unwrap();
+    assert_eq!(a, back);
+}
