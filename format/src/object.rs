@@ -207,7 +207,9 @@ impl ObjectBuilder {
 
     /// The size of the object if it were finished now: header, batches, footer and trailer.
     pub fn len(&self) -> u64 {
-        self.position + footer_len(self.entries.len()) as u64 + TRAILER_LEN as u64
+        self.position
+            .saturating_add(footer_len(self.entries.len()) as u64)
+            .saturating_add(TRAILER_LEN as u64)
     }
 
     /// No batch was pushed.
