@@ -6,5 +6,9 @@
 //! agent noticing.
 
 pub mod client;
+pub mod local;
+pub mod raft;
 pub mod state_machine;
 pub mod types;
+
+pub use local::{LocalMetastore, LocalMetastoreOptions, OpenError};

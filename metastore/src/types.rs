@@ -112,6 +112,9 @@ pub enum CommandResponse {
     /// One answer per batch, in the order of [`CommitObject::batches`].
     Committed(Vec<Result<BatchAppend, MetaError>>),
     ProducerId(Result<ProducerIdAndEpoch, MetaError>),
+    /// The answer to Raft's own log entries (leader blanks, membership changes), which carry no
+    /// [`Command`]. No client ever waits for it.
+    Empty,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

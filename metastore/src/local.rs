@@ -1,0 +1,323 @@
+//! A metastore embedded in the process: a single-node Raft group over a local data directory.
+//!
+//! Going through Raft even alone keeps one code path for the journal, snapshots and apply, so the
+//! replicated metastore differs only in its network and membership.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use tokio::sync::watch;
+
+use crate::client::{MetastoreClient, MetastoreError, Result};
+use crate::raft::journal::JournalError;
+use crate::raft::log_store::JournalWriter;
+use crate::raft::snapshot::SnapshotError;
+use crate::raft::{
+    LogStore, LogStoreOptions, Network, NodeId, Raft, SharedState, StateMachineStore,
+};
+use crate::state_machine::StateMachine;
+use crate::types::{
+    BatchAppend, BatchLocation, Command, CommandResponse, CommitObject, CreateTopic, IndexSlice,
+    InitProducerId, MetaError, PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
+};
+
+/// The node id of the embedded metastore. Fixed, because the journal records votes by node id.
+pub const LOCAL_NODE_ID: NodeId = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("invalid raft config: {0}")]
+    Config(String),
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+    #[error("did not become leader within {0:?}")]
+    NoLeadership(Duration),
+}
+
+#[derive(Clone, Debug)]
+pub struct LocalMetastoreOptions {
+    /// How long a write may take before its outcome is reported unknown.
+    pub write_timeout: Duration,
+    /// How long `open` waits for the node to elect itself and catch up.
+    pub startup_timeout: Duration,
+    /// Build a snapshot after this many applied entries; bounds restart replay.
+    pub snapshot_every: u64,
+    /// Entries kept in the journal behind a snapshot.
+    pub logs_to_keep: u64,
+    pub log_store: LogStoreOptions,
+}
+
+impl Default for LocalMetastoreOptions {
+    fn default() -> Self {
+        Self {
+            write_timeout: Duration::from_secs(10),
+            startup_timeout: Duration::from_secs(30),
+            snapshot_every: 2000,
+            logs_to_keep: 500,
+            log_store: LogStoreOptions::default(),
+        }
+    }
+}
+
+pub struct LocalMetastore {
+    raft: Raft,
+    state: SharedState,
+    commits: watch::Receiver<u64>,
+    write_timeout: Duration,
+    shut_down: AtomicBool,
+    journal: Arc<Mutex<Option<JournalWriter>>>,
+}
+
+impl LocalMetastore {
+    pub async fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        Self::open_with(data_dir, LocalMetastoreOptions::default()).await
+    }
+
+    pub async fn open_with(
+        data_dir: &Path,
+        options: LocalMetastoreOptions,
+    ) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let config = Config {
+            cluster_name: "skiff-metastore".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 300,
+            election_timeout_max: 600,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
+            max_in_snapshot_log_to_keep: options.logs_to_keep,
+            purge_batch_size: 64,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| OpenError::Config(e.to_string()))?;
+
+        let dir = data_dir.to_owned();
+        let log_options = options.log_store.clone();
+        let (log_store, journal, sm_store) = tokio::task::spawn_blocking(move || {
+            let (log_store, journal) = LogStore::open(&dir, log_options)?;
+            let sm_store = StateMachineStore::open(&dir)?;
+            Ok::<_, OpenError>((log_store, journal, sm_store))
+        })
+        .await
+        .map_err(|e| OpenError::Raft(e.to_string()))??;
+        let journal = Arc::new(Mutex::new(Some(journal)));
+        let state = sm_store.state();
+        let commits = sm_store.commits();
+
+        let raft = Raft::new(
+            LOCAL_NODE_ID,
+            Arc::new(config),
+            Network,
+            log_store,
+            sm_store,
+        )
+        .await
+        .map_err(|e| OpenError::Raft(e.to_string()))?;
+        let ms = Self {
+            raft,
+            state,
+            commits,
+            write_timeout: options.write_timeout,
+            shut_down: AtomicBool::new(false),
+            journal,
+        };
+        if let Err(e) = ms.start(options.startup_timeout).await {
+            ms.shutdown().await;
+            return Err(e);
+        }
+        Ok(ms)
+    }
+
+    async fn start(&self, timeout: Duration) -> Result<(), OpenError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| OpenError::Raft(e.to_string()))?;
+        if !initialized {
+            let members = BTreeMap::from([(LOCAL_NODE_ID, BasicNode::default())]);
+            self.raft
+                .initialize(members)
+                .await
+                .map_err(|e| OpenError::Raft(e.to_string()))?;
+        }
+        self.raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.state == ServerState::Leader && m.current_leader == Some(LOCAL_NODE_ID),
+                "become leader",
+            )
+            .await
+            .map_err(|_| OpenError::NoLeadership(timeout))?;
+        // Leadership alone does not mean the state machine has re-applied the journal; readers
+        // must not see a state older than what was acknowledged before the restart.
+        tokio::time::timeout(timeout, self.raft.ensure_linearizable())
+            .await
+            .map_err(|_| OpenError::NoLeadership(timeout))?
+            .map_err(|e| OpenError::Raft(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Stops Raft and waits until the journal is closed, so the directory can be reopened at once.
+    /// Later calls return `Unavailable`.
+    pub async fn shutdown(&self) {
+        if self.shut_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft task ended abnormally");
+        }
+        let journal = self.journal.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let writer = journal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(writer) = writer {
+                writer.join();
+            }
+        })
+        .await;
+        if let Err(e) = joined {
+            tracing::warn!(error = %e, "waiting for the journal writer failed");
+        }
+    }
+
+    async fn write(&self, cmd: Command) -> Result<CommandResponse> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(MetastoreError::Unavailable("metastore is shut down".into()));
+        }
+        let res = tokio::time::timeout(self.write_timeout, self.raft.client_write(cmd))
+            .await
+            .map_err(|_| {
+                MetastoreError::OutcomeUnknown(format!(
+                    "write timed out after {:?}",
+                    self.write_timeout
+                ))
+            })?;
+        match res {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(
+                MetastoreError::Unavailable(format!("not the leader (leader: {:?})", f.leader_id)),
+            ),
+            Err(e) => Err(MetastoreError::OutcomeUnknown(e.to_string())),
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&StateMachine) -> T) -> Result<T> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(MetastoreError::Unavailable("metastore is shut down".into()));
+        }
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(f(&state))
+    }
+
+    /// The Raft handle, for metrics and for tests that force snapshots.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+}
+
+fn unexpected(resp: &CommandResponse) -> MetastoreError {
+    // Cannot happen while apply answers each command with its own variant; if it does, the
+    // command did apply, so "unknown" is the honest answer.
+    MetastoreError::OutcomeUnknown(format!("unexpected response {resp:?}"))
+}
+
+#[async_trait]
+impl MetastoreClient for LocalMetastore {
+    async fn create_topic(&self, req: CreateTopic) -> Result<TopicMeta> {
+        match self.write(Command::CreateTopic(req)).await? {
+            CommandResponse::TopicCreated(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete_topic(&self, name: &str, now_ms: i64) -> Result<TopicMeta> {
+        let cmd = Command::DeleteTopic {
+            name: name.to_owned(),
+            now_ms,
+        };
+        match self.write(cmd).await? {
+            CommandResponse::TopicDeleted(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn commit_object(
+        &self,
+        commit: CommitObject,
+    ) -> Result<Vec<std::result::Result<BatchAppend, MetaError>>> {
+        match self.write(Command::CommitObject(commit)).await? {
+            CommandResponse::Committed(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdAndEpoch> {
+        match self.write(Command::InitProducerId(req)).await? {
+            CommandResponse::ProducerId(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn topics(&self) -> Result<Vec<TopicMeta>> {
+        self.read(StateMachine::topics)
+    }
+
+    async fn topic_by_name(&self, name: &str) -> Result<Option<TopicMeta>> {
+        self.read(|s| s.topic_by_name(name))
+    }
+
+    async fn offsets(&self, tp: TopicPartition) -> Result<PartitionOffsets> {
+        Ok(self.read(|s| s.offsets(tp))??)
+    }
+
+    async fn read_index(
+        &self,
+        tp: TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+    ) -> Result<IndexSlice> {
+        Ok(self.read(|s| s.read_index(tp, offset, max_bytes))??)
+    }
+
+    async fn batch_for_timestamp(
+        &self,
+        tp: TopicPartition,
+        timestamp: i64,
+    ) -> Result<Option<BatchLocation>> {
+        Ok(self.read(|s| s.batch_for_timestamp(tp, timestamp))??)
+    }
+
+    async fn batch_with_max_timestamp(&self, tp: TopicPartition) -> Result<Option<BatchLocation>> {
+        Ok(self.read(|s| s.batch_with_max_timestamp(tp))??)
+    }
+
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
+    }
+}
+
+#[cfg(test)]
+#[path = "local_tests.rs"]
+mod tests;

@@ -1,0 +1,220 @@
+//! The snapshot file: the state machine as of one log id.
+//!
+//! ```text
+//! "SKIFFSNP" version:u32le meta_len:u32le crc32c(meta):u32le meta(JSON)
+//! state(JSON, streamed) state_len:u64le crc32c(state):u32le
+//! ```
+//!
+//! The state's length and checksum trail it so that it can be streamed out without buffering;
+//! the file is the unit Raft ships to followers too, so a received snapshot is checked the same
+//! way as one read back from disk.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use openraft::BasicNode;
+
+use super::journal::sync_dir;
+use super::NodeId;
+use crate::state_machine::StateMachine;
+
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
+
+/// The current snapshot's file name inside the data directory.
+pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+const MAGIC: &[u8; 8] = b"SKIFFSNP";
+const VERSION: u32 = 1;
+const TRAILER_LEN: u64 = 12;
+/// Metadata is a log id and a membership; anything this large is corruption.
+const MAX_META_LEN: u32 = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot io: {0}")]
+    Io(#[from] io::Error),
+    #[error("not a skiff snapshot")]
+    BadMagic,
+    #[error("snapshot version {0}, this build reads version {VERSION}")]
+    UnsupportedVersion(u32),
+    #[error("corrupt snapshot: {0}")]
+    Corrupt(String),
+    #[error("snapshot encoding: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Counts and checksums what passes through, so the trailer needs no second pass.
+struct ChecksumWriter<W> {
+    inner: W,
+    len: u64,
+    crc: u32,
+}
+
+impl<W: Write> Write for ChecksumWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes a complete snapshot to a new temporary file in `dir` and syncs it. The caller decides
+/// whether it replaces the current one (see [`install`]).
+pub fn write_tmp(
+    dir: &Path,
+    tag: &str,
+    meta: &SnapshotMeta,
+    state: &StateMachine,
+) -> Result<PathBuf, SnapshotError> {
+    let path = dir.join(format!("snapshot-{tag}.tmp"));
+    let file = create(&path)?;
+    let mut out = BufWriter::new(file);
+    let meta_json = serde_json::to_vec(meta)?;
+    let meta_len = u32::try_from(meta_json.len())
+        .map_err(|_| SnapshotError::Corrupt("metadata too large".into()))?;
+    out.write_all(MAGIC)?;
+    out.write_all(&VERSION.to_le_bytes())?;
+    out.write_all(&meta_len.to_le_bytes())?;
+    out.write_all(&crc32c::crc32c(&meta_json).to_le_bytes())?;
+    out.write_all(&meta_json)?;
+    let mut body = ChecksumWriter {
+        inner: out,
+        len: 0,
+        crc: 0,
+    };
+    serde_json::to_writer(&mut body, state)?;
+    let ChecksumWriter {
+        inner: mut out,
+        len,
+        crc,
+    } = body;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(&crc.to_le_bytes())?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(path)
+}
+
+/// Makes `tmp` the current snapshot, durably.
+pub fn install(tmp: &Path, dir: &Path) -> io::Result<()> {
+    let path = dir.join(SNAPSHOT_FILE);
+    fs::rename(tmp, &path)?;
+    sync_dir(&path)
+}
+
+/// Copies a snapshot received from elsewhere into a temporary file of our own, so that what we
+/// verify is exactly what we keep.
+pub fn copy_to_tmp(src: &mut File, dir: &Path, tag: &str) -> io::Result<PathBuf> {
+    let path = dir.join(format!("snapshot-{tag}.tmp"));
+    let mut dst = create(&path)?;
+    src.seek(SeekFrom::Start(0))?;
+    io::copy(src, &mut dst)?;
+    dst.sync_all()?;
+    Ok(path)
+}
+
+/// Reads and checks a whole snapshot.
+pub fn read(file: &mut File) -> Result<(SnapshotMeta, StateMachine), SnapshotError> {
+    let file_len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(0))?;
+    let (meta, state_start) = {
+        let mut r = BufReader::new(&mut *file);
+        let meta = read_header(&mut r)?;
+        let consumed = r.stream_position()?;
+        (meta, consumed)
+    };
+    if file_len < state_start + TRAILER_LEN {
+        return Err(SnapshotError::Corrupt("truncated".into()));
+    }
+    file.seek(SeekFrom::Start(file_len - TRAILER_LEN))?;
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    file.read_exact(&mut trailer)?;
+    let state_len = u64::from_le_bytes(
+        trailer[..8]
+            .try_into()
+            .map_err(|_| SnapshotError::Corrupt("trailer".into()))?,
+    );
+    let crc = u32::from_le_bytes([trailer[8], trailer[9], trailer[10], trailer[11]]);
+    if state_len != file_len - TRAILER_LEN - state_start {
+        return Err(SnapshotError::Corrupt(
+            "state length does not match the file".into(),
+        ));
+    }
+    // Checksum first, in big reads; deserializing reads byte by byte and would make a per-byte
+    // checksum slow.
+    file.seek(SeekFrom::Start(state_start))?;
+    let mut region = BufReader::with_capacity(1 << 20, (&mut *file).take(state_len));
+    let mut actual = 0u32;
+    loop {
+        let buf = region.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        actual = crc32c::crc32c_append(actual, buf);
+        let n = buf.len();
+        region.consume(n);
+    }
+    if actual != crc {
+        return Err(SnapshotError::Corrupt("state checksum mismatch".into()));
+    }
+    file.seek(SeekFrom::Start(state_start))?;
+    let state = serde_json::from_reader(BufReader::new((&mut *file).take(state_len)))?;
+    Ok((meta, state))
+}
+
+fn read_header(r: &mut impl Read) -> Result<SnapshotMeta, SnapshotError> {
+    let mut header = [0u8; 20];
+    r.read_exact(&mut header)
+        .map_err(|_| SnapshotError::Corrupt("truncated header".into()))?;
+    if &header[..8] != MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    let word =
+        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let version = word(8);
+    if version != VERSION {
+        return Err(SnapshotError::UnsupportedVersion(version));
+    }
+    let meta_len = word(12);
+    if meta_len > MAX_META_LEN {
+        return Err(SnapshotError::Corrupt(
+            "metadata length over the cap".into(),
+        ));
+    }
+    let mut meta_json = vec![0u8; meta_len as usize];
+    r.read_exact(&mut meta_json)
+        .map_err(|_| SnapshotError::Corrupt("truncated metadata".into()))?;
+    if crc32c::crc32c(&meta_json) != word(16) {
+        return Err(SnapshotError::Corrupt("metadata checksum mismatch".into()));
+    }
+    Ok(serde_json::from_slice(&meta_json)?)
+}
+
+fn create(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+/// Removes temporary files a crash may have left behind.
+pub fn remove_leftovers(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with("snapshot-") && name.ends_with(".tmp") {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
