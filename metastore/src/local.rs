@@ -104,7 +104,9 @@ impl LocalMetastore {
             election_timeout_max: 600,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
             max_in_snapshot_log_to_keep: options.logs_to_keep,
-            purge_batch_size: 64,
+            // Purging in batches saves journal records; never wait longer than a fraction of
+            // the snapshot interval to purge.
+            purge_batch_size: (options.snapshot_every / 4).clamp(1, 64),
             ..Default::default()
         }
         .validate()

@@ -1,1 +1,285 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use uuid::Uuid;
+
+use super::*;
+use crate::raft::log_store::JOURNAL_FILE;
+use crate::types::{CommitBatch, ObjectId};
+
+const TOPIC: Uuid = Uuid::from_u128(0xfeed);
+
+fn tp(partition: i32) -> TopicPartition {
+    TopicPartition {
+        topic_id: TOPIC,
+        partition,
+    }
+}
+
+fn batch(partition: i32, delta: i32, producer: Option<(i64, i32)>) -> CommitBatch {
+    let (producer_id, base_sequence) = producer.unwrap_or((-1, -1));
+    CommitBatch {
+        tp: tp(partition),
+        position: 0,
+        len: 100,
+        last_offset_delta: delta,
+        record_count: delta + 1,
+        first_timestamp: 10,
+        max_timestamp: 20,
+        producer_id,
+        producer_epoch: 0,
+        base_sequence,
+    }
+}
+
+fn object(n: u128, batches: Vec<CommitBatch>) -> CommitObject {
+    CommitObject {
+        object: ObjectId(ulid::Ulid(n)),
+        size: 4096,
+        batches,
+        now_ms: 77,
+    }
+}
+
+async fn create_topic(ms: &LocalMetastore) {
+    ms.create_topic(CreateTopic {
+        name: "orders".into(),
+        topic_id: TOPIC,
+        partitions: 2,
+        configs: BTreeMap::new(),
+        now_ms: 1,
+    })
+    .await
+    .unwrap();
+}
+
+/// Writes a known history: topic, producer, and ten objects mixing plain and idempotent batches.
+async fn populate(ms: &LocalMetastore) -> i64 {
+    create_topic(ms).await;
+    let pid = ms
+        .init_producer_id(InitProducerId {
+            transactional_id: None,
+            now_ms: 2,
+        })
+        .await
+        .unwrap()
+        .producer_id;
+    for i in 0..10 {
+        let answers = ms
+            .commit_object(object(
+                i,
+                vec![batch(0, 2, None), batch(1, 0, Some((pid, i as i32)))],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(answers[0].as_ref().unwrap().base_offset, 3 * i as i64);
+        assert_eq!(answers[1].as_ref().unwrap().base_offset, i as i64);
+    }
+    pid
+}
+
+/// Everything a restart must preserve, as observed through the client.
+async fn observe(ms: &LocalMetastore) -> (Vec<TopicMeta>, Vec<PartitionOffsets>, Vec<IndexSlice>) {
+    let topics = ms.topics().await.unwrap();
+    let mut offsets = Vec::new();
+    let mut slices = Vec::new();
+    for p in 0..2 {
+        offsets.push(ms.offsets(tp(p)).await.unwrap());
+        slices.push(ms.read_index(tp(p), 0, u64::MAX).await.unwrap());
+    }
+    (topics, offsets, slices)
+}
+
+/// What must hold after any restart of a store written by `populate`.
+async fn check_continues(ms: &LocalMetastore, pid: i64) {
+    // A retry of the last idempotent batch is recognised...
+    let dup = ms
+        .commit_object(object(100, vec![batch(1, 0, Some((pid, 9)))]))
+        .await
+        .unwrap();
+    let dup = dup[0].as_ref().unwrap();
+    assert!(dup.duplicate);
+    assert_eq!(dup.base_offset, 9);
+    // ...a retried object gets its first answer...
+    let again = ms.commit_object(object(3, vec![])).await.unwrap();
+    assert_eq!(again[0].as_ref().unwrap().base_offset, 9);
+    // ...and new commits continue where the log ended.
+    let next = ms
+        .commit_object(object(
+            101,
+            vec![batch(0, 0, None), batch(1, 0, Some((pid, 10)))],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next[0].as_ref().unwrap().base_offset, 30);
+    assert_eq!(next[1].as_ref().unwrap().base_offset, 10);
+    let pid2 = ms
+        .init_producer_id(InitProducerId {
+            transactional_id: None,
+            now_ms: 3,
+        })
+        .await
+        .unwrap();
+    assert_eq!(pid2.producer_id, pid + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_restart_keeps_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let ms = LocalMetastore::open(dir.path()).await.unwrap();
+    let pid = populate(&ms).await;
+    let before = observe(&ms).await;
+    assert_eq!(before.1[0].high_watermark, 30);
+    ms.shutdown().await;
+
+    let ms = LocalMetastore::open(dir.path()).await.unwrap();
+    assert_eq!(observe(&ms).await, before);
+    check_continues(&ms, pid).await;
+    ms.shutdown().await;
+}
+
+/// A crash: the runtime goes away with Raft's tasks mid-flight and nothing is shut down.
+#[test]
+fn restart_after_crash_keeps_acknowledged_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ms = rt.block_on(LocalMetastore::open(dir.path())).unwrap();
+    let (pid, before) = rt.block_on(async {
+        let pid = populate(&ms).await;
+        (pid, observe(&ms).await)
+    });
+    drop(rt);
+    // Only so that the next open does not race the dying writer over the same file; a real crash
+    // has no such writer left.
+    if let Some(w) = ms.journal.lock().unwrap().take() {
+        w.join();
+    }
+    drop(ms);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ms = LocalMetastore::open(dir.path()).await.unwrap();
+        assert_eq!(observe(&ms).await, before);
+        check_continues(&ms, pid).await;
+        ms.shutdown().await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_from_snapshot_and_short_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LocalMetastoreOptions {
+        snapshot_every: 5,
+        logs_to_keep: 2,
+        log_store: LogStoreOptions {
+            compact_after_purged: 4,
+        },
+        ..Default::default()
+    };
+    let ms = LocalMetastore::open_with(dir.path(), options.clone())
+        .await
+        .unwrap();
+    let pid = populate(&ms).await;
+    let before = observe(&ms).await;
+    let applied = ms.raft().metrics().borrow().last_applied.unwrap().index;
+    ms.raft()
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index + 5 >= applied),
+            "snapshot",
+        )
+        .await
+        .unwrap();
+    ms.shutdown().await;
+    assert!(dir
+        .path()
+        .join(crate::raft::snapshot::SNAPSHOT_FILE)
+        .exists());
+
+    let ms = LocalMetastore::open_with(dir.path(), options)
+        .await
+        .unwrap();
+    let purged = ms.raft().metrics().borrow().purged.map(|p| p.index);
+    assert!(
+        purged.is_some_and(|p| p > 0),
+        "journal was purged: {purged:?}"
+    );
+    assert_eq!(observe(&ms).await, before);
+    check_continues(&ms, pid).await;
+    ms.shutdown().await;
+}
+
+fn damage_journal(dir: &Path, cut: u64, garbage: &[u8]) {
+    let path = dir.join(JOURNAL_FILE);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - cut).unwrap();
+    drop(f);
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(garbage).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_journal_tail_is_cut_and_the_rest_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let ms = LocalMetastore::open(dir.path()).await.unwrap();
+    let pid = populate(&ms).await;
+    let before = observe(&ms).await;
+    ms.shutdown().await;
+
+    // Garbage after the last good record: nothing acknowledged is lost.
+    damage_journal(dir.path(), 0, &[0xab; 37]);
+    let ms = LocalMetastore::open(dir.path()).await.unwrap();
+    assert_eq!(observe(&ms).await, before);
+    check_continues(&ms, pid).await;
+    let before = observe(&ms).await;
+    ms.shutdown().await;
+
+    // A torn final record: the last write may go (it was a commit pointer or a leader's blank
+    // entry here, written after the acknowledged commits), but the store opens and serves.
+    damage_journal(dir.path(), 3, &[]);
+    let ms = LocalMetastore::open(dir.path()).await.unwrap();
+    assert_eq!(observe(&ms).await, before);
+    ms.shutdown().await;
+}
+
+#[tokio::test]
+async fn commits_watch_moves_and_shutdown_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let ms = LocalMetastore::open(dir.path()).await.unwrap();
+    create_topic(&ms).await;
+    let mut commits = ms.commits();
+    let seen = *commits.borrow_and_update();
+    ms.commit_object(object(1, vec![batch(0, 0, None)]))
+        .await
+        .unwrap();
+    assert!(commits.has_changed().unwrap());
+    assert!(*commits.borrow_and_update() > seen);
+
+    let err = ms
+        .create_topic(CreateTopic {
+            name: "bad name".into(),
+            topic_id: Uuid::from_u128(2),
+            partitions: 1,
+            configs: BTreeMap::new(),
+            now_ms: 1,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        MetastoreError::Rejected(MetaError::InvalidTopic)
+    ));
+    assert!(err.is_certainly_not_applied());
+
+    ms.shutdown().await;
+    ms.shutdown().await;
+    let err = ms.topics().await.unwrap_err();
+    assert!(matches!(err, MetastoreError::Unavailable(_)));
+    let err = ms.commit_object(object(2, vec![])).await.unwrap_err();
+    assert!(err.is_certainly_not_applied(), "{err}");
+}

@@ -146,20 +146,16 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let snapshots = self.snapshots.clone();
         let state = std::mem::take(&mut self.state);
         let meta2 = meta.clone();
-        let file =
-            tokio::task::spawn_blocking(move || -> Result<std::fs::File, StorageError<NodeId>> {
-                let tmp = snapshot::write_tmp(&snapshots.dir, &tag, &meta2, &state)
-                    .map_err(|e| snapshot_err(Some(&meta2), ErrorVerb::Write, e))?;
-                // Opened before the rename, so this handle reads our file whatever replaces it.
-                let file = std::fs::File::open(&tmp)
-                    .map_err(|e| snapshot_err(Some(&meta2), ErrorVerb::Read, e))?;
-                snapshots
-                    .promote(&tmp, &meta2)
-                    .map_err(|e| snapshot_err(Some(&meta2), ErrorVerb::Write, e))?;
-                Ok(file)
-            })
-            .await
-            .map_err(join_err)??;
+        let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, SnapshotError> {
+            let tmp = snapshot::write_tmp(&snapshots.dir, &tag, &meta2, &state)?;
+            // Opened before the rename, so this handle reads our file whatever replaces it.
+            let file = std::fs::File::open(&tmp)?;
+            snapshots.promote(&tmp, &meta2)?;
+            Ok(file)
+        })
+        .await
+        .map_err(join_err)?
+        .map_err(|e| snapshot_err(Some(&meta), ErrorVerb::Write, e))?;
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot built");
         Ok(Snapshot {
             meta,
@@ -254,28 +250,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let snapshots = self.snapshots.clone();
         let tag = snapshots.tag();
         let expected = meta.clone();
-        let state =
-            tokio::task::spawn_blocking(move || -> Result<StateMachine, StorageError<NodeId>> {
-                let err = |e: SnapshotError| snapshot_err(Some(&expected), ErrorVerb::Write, e);
-                let tmp = snapshot::copy_to_tmp(&mut src, &snapshots.dir, &tag)
-                    .map_err(|e| err(e.into()))?;
-                let mut file = std::fs::File::open(&tmp).map_err(|e| err(e.into()))?;
-                let (found, state) = snapshot::read(&mut file).map_err(err)?;
-                if found.last_log_id != expected.last_log_id
-                    || found.last_membership != expected.last_membership
-                {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(err(SnapshotError::Corrupt(
-                        "contents do not match the snapshot's metadata".into(),
-                    )));
-                }
-                snapshots
-                    .promote(&tmp, &expected)
-                    .map_err(|e| err(e.into()))?;
-                Ok(state)
-            })
-            .await
-            .map_err(join_err)??;
+        let state = tokio::task::spawn_blocking(move || -> Result<StateMachine, SnapshotError> {
+            let tmp = snapshot::copy_to_tmp(&mut src, &snapshots.dir, &tag)?;
+            let mut file = std::fs::File::open(&tmp)?;
+            let (found, state) = snapshot::read(&mut file)?;
+            if found.last_log_id != expected.last_log_id
+                || found.last_membership != expected.last_membership
+            {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(SnapshotError::Corrupt(
+                    "contents do not match the snapshot's metadata".into(),
+                ));
+            }
+            snapshots.promote(&tmp, &expected)?;
+            Ok(state)
+        })
+        .await
+        .map_err(join_err)?
+        .map_err(|e| snapshot_err(Some(meta), ErrorVerb::Write, e))?;
         *self.write_state() = state;
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
