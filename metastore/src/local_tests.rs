@@ -283,3 +283,57 @@ async fn commits_watch_moves_and_shutdown_refuses() {
     let err = ms.commit_object(object(2, vec![])).await.unwrap_err();
     assert!(err.is_certainly_not_applied(), "{err}");
 }
+
+/// A data directory written by the first on-disk format (journal v1, snapshot v1), so that a
+/// format change that cannot read it fails here rather than on someone's upgrade.
+const FIXTURE_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-dir-v1");
+const FIXTURE_FILES: [&str; 2] = [JOURNAL_FILE, crate::raft::snapshot::SNAPSHOT_FILE];
+
+fn fixture_options() -> LocalMetastoreOptions {
+    LocalMetastoreOptions {
+        snapshot_every: 8,
+        logs_to_keep: 2,
+        ..Default::default()
+    }
+}
+
+/// Regenerates the fixture: `cargo test -p skiff-metastore write_v1_fixture -- --ignored`.
+/// Only ever for a new format version, in a new directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn write_v1_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let ms = LocalMetastore::open_with(dir.path(), fixture_options())
+        .await
+        .unwrap();
+    populate(&ms).await;
+    ms.raft()
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(|m| m.snapshot.is_some(), "snapshot")
+        .await
+        .unwrap();
+    ms.shutdown().await;
+    std::fs::create_dir_all(FIXTURE_V1).unwrap();
+    for f in FIXTURE_FILES {
+        std::fs::copy(dir.path().join(f), Path::new(FIXTURE_V1).join(f)).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v1_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in FIXTURE_FILES {
+        std::fs::copy(Path::new(FIXTURE_V1).join(f), dir.path().join(f)).unwrap();
+    }
+    let ms = LocalMetastore::open_with(dir.path(), fixture_options())
+        .await
+        .unwrap();
+    let (topics, offsets, slices) = observe(&ms).await;
+    assert_eq!(topics.len(), 1);
+    assert_eq!(topics[0].name, "orders");
+    assert_eq!(offsets[0].high_watermark, 30);
+    assert_eq!(offsets[1].high_watermark, 10);
+    assert_eq!(slices[0].batches.len(), 10);
+    check_continues(&ms, 0).await;
+    ms.shutdown().await;
+}

@@ -51,6 +51,8 @@ struct PartitionState {
     /// The batches that raised the running maximum of `max_timestamp`, in offset order, so their
     /// timestamps strictly increase. The first batch with `max_timestamp >= t` always sets a new
     /// maximum, which turns both timestamp lookups into a binary search instead of a scan.
+    /// Whatever moves `log_start_offset` forward (retention, DeleteRecords) must rebuild it from
+    /// the remaining index.
     timestamp_highs: Vec<(i64, i64)>,
     producers: BTreeMap<i64, ProducerState>,
 }
