@@ -1,0 +1,278 @@
+//! The write path against a real single-node metastore and an in-memory object store: one PUT per
+//! flush whatever the partition count, commits in window order, and nothing acknowledged when the
+//! object store fails.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use skiff_agent::batcher::{AppendError, Batcher, Entry};
+use skiff_agent::clock::SystemClock;
+use skiff_agent::config::AgentConfig;
+use skiff_agent::fetch::Reader;
+use skiff_agent::metrics::Metrics;
+use skiff_format::batch::batches;
+use skiff_format::encode::BatchBuilder;
+use skiff_metastore::client::MetastoreClient;
+use skiff_metastore::local::LocalMetastore;
+use skiff_metastore::types::{CreateTopic, InitProducerId, TopicMeta, TopicPartition};
+
+fn config(flush_ms: u64) -> AgentConfig {
+    AgentConfig {
+        flush_interval: Duration::from_millis(flush_ms),
+        flush_bytes: 64 << 20,
+        ..Default::default()
+    }
+}
+
+async fn topic(meta: &LocalMetastore, name: &str, partitions: i32) -> TopicMeta {
+    meta.create_topic(CreateTopic {
+        name: name.into(),
+        topic_id: uuid::Uuid::new_v4(),
+        partitions,
+        configs: BTreeMap::new(),
+        now_ms: 0,
+    })
+    .await
+    .expect("create topic")
+}
+
+fn entry(tp: TopicPartition, value: &[u8], producer: Option<(i64, i32)>) -> Entry {
+    let mut b = BatchBuilder::new(1_000);
+    if let Some((pid, seq)) = producer {
+        b = b.producer(pid, 0, seq);
+    }
+    let bytes = b.record(1_000, Some(b"k"), Some(value)).build();
+    let batch = batches(bytes, 1 << 20)
+        .next()
+        .expect("one batch")
+        .expect("valid batch");
+    Entry { tp, batch }
+}
+
+fn puts(metrics: &Metrics) -> u64 {
+    metrics
+        .render()
+        .lines()
+        .find(|l| l.starts_with("skiff_object_store_requests_total{op=\"put\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_thousand_partitions_in_one_window_make_one_object() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = Arc::new(LocalMetastore::open(dir.path()).await.expect("open"));
+    let metrics = Metrics::new();
+    let store = skiff_agent::storage::open("memory://", metrics.clone()).expect("store");
+    let (batcher, task) = Batcher::spawn(
+        &config(500),
+        store.clone(),
+        meta.clone(),
+        metrics.clone(),
+        Arc::new(SystemClock),
+    );
+    let t = topic(&meta, "wide", 1000).await;
+
+    // Ten "connections", a hundred partitions each, all inside one window.
+    let mut waits = Vec::new();
+    for c in 0..10 {
+        let entries = (0..100)
+            .map(|p| {
+                let tp = TopicPartition {
+                    topic_id: t.topic_id,
+                    partition: c * 100 + p,
+                };
+                entry(tp, format!("v{}", c * 100 + p).as_bytes(), None)
+            })
+            .collect();
+        waits.push(batcher.append(entries).await.expect("queued"));
+    }
+    for w in waits {
+        for r in w.await.expect("answered") {
+            assert_eq!(r.expect("committed").base_offset, 0);
+        }
+    }
+    assert_eq!(puts(&metrics), 1, "one PUT for the whole window");
+
+    // Every partition reads back its own record at offset 0.
+    let reader = Reader::new(store);
+    for p in [0, 1, 499, 999] {
+        let tp = TopicPartition {
+            topic_id: t.topic_id,
+            partition: p,
+        };
+        let slice = meta.read_index(tp, 0, 1 << 20).await.expect("index");
+        assert_eq!(slice.offsets.high_watermark, 1);
+        let bytes = reader.read(&slice.batches).await.expect("read");
+        let batch = batches(bytes, 1 << 20)
+            .next()
+            .expect("batch")
+            .expect("valid");
+        let record = skiff_format::records::records(&batch)
+            .expect("records")
+            .next()
+            .expect("one record")
+            .expect("valid record");
+        assert_eq!(record.value.as_deref(), Some(format!("v{p}").as_bytes()));
+    }
+    drop(batcher);
+    task.await.expect("batcher stops");
+    meta.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipelined_batches_commit_in_the_order_they_were_queued() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = Arc::new(LocalMetastore::open(dir.path()).await.expect("open"));
+    let metrics = Metrics::new();
+    let store = skiff_agent::storage::open("memory://", metrics.clone()).expect("store");
+    // A tiny window, so consecutive appends land in different objects whose PUTs overlap.
+    let (batcher, task) = Batcher::spawn(
+        &config(1),
+        store,
+        meta.clone(),
+        metrics.clone(),
+        Arc::new(SystemClock),
+    );
+    let t = topic(&meta, "ordered", 1).await;
+    let tp = TopicPartition {
+        topic_id: t.topic_id,
+        partition: 0,
+    };
+    let pid = meta
+        .init_producer_id(InitProducerId {
+            transactional_id: None,
+            now_ms: 0,
+        })
+        .await
+        .expect("producer id")
+        .producer_id;
+
+    let mut waits = Vec::new();
+    for seq in 0..50 {
+        waits.push(
+            batcher
+                .append(vec![entry(tp, b"x", Some((pid, seq)))])
+                .await
+                .expect("queued"),
+        );
+        if seq % 7 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    for (expected, w) in waits.into_iter().enumerate() {
+        let answer = w.await.expect("answered");
+        let r = answer.first().expect("one answer").clone();
+        assert_eq!(r.expect("in order").base_offset, expected as i64);
+    }
+    assert!(puts(&metrics) > 1, "the appends spanned several windows");
+    drop(batcher);
+    task.await.expect("batcher stops");
+    meta.shutdown().await;
+}
+
+/// An object store whose PUTs all fail.
+#[derive(Debug)]
+struct BrokenStore;
+
+impl std::fmt::Display for BrokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BrokenStore")
+    }
+}
+
+fn broken<T>() -> object_store::Result<T> {
+    Err(object_store::Error::Generic {
+        store: "broken",
+        source: "injected outage".into(),
+    })
+}
+
+#[async_trait]
+impl ObjectStore for BrokenStore {
+    async fn put_opts(
+        &self,
+        _: &Path,
+        _: PutPayload,
+        _: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        broken()
+    }
+    async fn put_multipart_opts(
+        &self,
+        _: &Path,
+        _: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        broken()
+    }
+    async fn get_opts(&self, _: &Path, _: GetOptions) -> object_store::Result<GetResult> {
+        broken()
+    }
+    async fn delete(&self, _: &Path) -> object_store::Result<()> {
+        broken()
+    }
+    fn list(&self, _: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        Box::pin(futures::stream::once(async { broken() }))
+    }
+    async fn list_with_delimiter(&self, _: Option<&Path>) -> object_store::Result<ListResult> {
+        broken()
+    }
+    async fn copy(&self, _: &Path, _: &Path) -> object_store::Result<()> {
+        broken()
+    }
+    async fn copy_if_not_exists(&self, _: &Path, _: &Path) -> object_store::Result<()> {
+        broken()
+    }
+}
+
+#[tokio::test]
+async fn a_failed_put_acknowledges_nothing_and_commits_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = Arc::new(LocalMetastore::open(dir.path()).await.expect("open"));
+    let metrics = Metrics::new();
+    let (batcher, task) = Batcher::spawn(
+        &config(5),
+        Arc::new(BrokenStore),
+        meta.clone(),
+        metrics,
+        Arc::new(SystemClock),
+    );
+    let t = topic(&meta, "outage", 2).await;
+    let entries = (0..2)
+        .map(|p| {
+            let tp = TopicPartition {
+                topic_id: t.topic_id,
+                partition: p,
+            };
+            entry(tp, b"lost?", None)
+        })
+        .collect();
+    let answer = batcher
+        .append(entries)
+        .await
+        .expect("queued")
+        .await
+        .expect("answered");
+    assert_eq!(answer.len(), 2);
+    for r in answer {
+        assert!(matches!(r, Err(AppendError::Storage(_))), "got {r:?}");
+    }
+    for p in 0..2 {
+        let tp = TopicPartition {
+            topic_id: t.topic_id,
+            partition: p,
+        };
+        assert_eq!(meta.offsets(tp).await.expect("offsets").high_watermark, 0);
+    }
+    drop(batcher);
+    task.await.expect("batcher stops");
+    meta.shutdown().await;
+}
