@@ -22,7 +22,10 @@ pub struct AgentConfig {
     pub max_pending_bytes: usize,
     /// Largest request frame accepted (Kafka's `socket.request.max.bytes`).
     pub max_request_bytes: usize,
-    /// Requests read ahead on one connection while earlier ones are still being answered.
+    /// Requests read ahead on one connection while earlier ones are still being answered. Large on
+    /// purpose: librdkafka sends one ProduceRequest per partition, and every one of them must reach
+    /// the open window instead of waiting for the previous window's commit. Memory stays bounded by
+    /// the request-memory budget, which counts every request at 1 KiB or more.
     pub max_in_flight_per_connection: usize,
     pub max_connections: usize,
     pub auto_create_topics: bool,
@@ -42,7 +45,7 @@ impl Default for AgentConfig {
             flush_bytes: 8 * 1024 * 1024,
             max_pending_bytes: 256 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
-            max_in_flight_per_connection: 64,
+            max_in_flight_per_connection: 4096,
             max_connections: 10_000,
             auto_create_topics: true,
             num_partitions: 1,

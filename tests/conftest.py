@@ -1,0 +1,359 @@
+"""Black-box test harness: runs the real `skiff dev` binary and talks to it with real Kafka clients.
+
+Fixtures:
+  broker          a fresh broker for one test (own ports, own data dir, own object store)
+  broker_factory  start(*extra_args) -> Broker, for tests that need special flags or several brokers
+  shared_broker   one broker per test module, for cheap tests that use distinct topics
+  topic           a topic name unique to the test
+
+Every broker's stderr goes to a log file; when a test fails, the tail of the log of each broker it
+used is attached to the failure report. At teardown a broker must still be running (not crashed),
+must exit 0 on SIGTERM, and must not have logged a panic.
+
+The binary is $SKIFF_BIN, else $CARGO_TARGET_DIR/debug/skiff, else ~/.cache/skiff/target/debug/skiff.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+READY_RE = re.compile(r"^skiff ready: bootstrap=(\S+)$")
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+LOG_TAIL_LINES = 200
+
+
+def skiff_bin() -> Path:
+    if os.environ.get("SKIFF_BIN"):
+        return Path(os.environ["SKIFF_BIN"])
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.expanduser("~/.cache/skiff/target")
+    return Path(target) / "debug" / "skiff"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the broker gets SIGKILL if the pytest process dies, so none is ever left behind."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class BrokerError(AssertionError):
+    pass
+
+
+class Broker:
+    """One `skiff dev` process. Keeps its ports, data dir and object store across restarts."""
+
+    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = (), name: str = "skiff"):
+        self.name = name
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.object_root = workdir / "objects"
+        self.log_path = workdir / f"{name}.log"
+        self.extra_args = tuple(extra_args)
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self._expect_exit = False
+        self._stdout_thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stdout_lines: list[str] = []
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.object_root.mkdir(parents=True, exist_ok=True)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def args(self) -> list[str]:
+        return [
+            str(skiff_bin()),
+            "dev",
+            "--data-dir",
+            str(self.data_dir),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--metrics",
+            f"127.0.0.1:{self.metrics_port}",
+            "--object-store",
+            f"file://{self.object_root}",
+            *self.extra_args,
+        ]
+
+    def start(self) -> "Broker":
+        """Start and wait for the ready line. On the first start, a port taken by someone else between
+        picking it and binding it means new ports and another try."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except BrokerError:
+                if self.starts > 1 or attempt == 2 or "in use" not in self.log_text().split("===== start")[-1]:
+                    raise
+                self.starts -= 1
+                self.port, self.metrics_port = free_port(), free_port()
+                self.bootstrap = f"127.0.0.1:{self.port}"
+                self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> "Broker":
+        assert self.proc is None or self.proc.poll() is not None, "broker already running"
+        binary = skiff_bin()
+        if not binary.is_file():
+            pytest.fail(f"no skiff binary at {binary} (build it with `cargo build -p skiff` or set SKIFF_BIN)")
+        self.starts += 1
+        self._ready = threading.Event()
+        self._expect_exit = False
+        log = open(self.log_path, "ab")
+        log.write(f"\n===== start #{self.starts}: {' '.join(self.args())}\n".encode())
+        log.flush()
+        env = dict(os.environ)
+        env.setdefault("SKIFF_LOG", "info")
+        env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")
+        self.proc = subprocess.Popen(
+            self.args(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            cwd=self.workdir,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+        self._stdout_thread = threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True)
+        self._stdout_thread.start()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self._ready.wait(0.05):
+            if self.proc.poll() is not None:
+                raise BrokerError(
+                    f"{self.name} exited with {self.proc.returncode} before printing its ready line\n"
+                    + self.log_tail()
+                )
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise BrokerError(f"{self.name} printed no ready line within {READY_TIMEOUT_S}s\n" + self.log_tail())
+        return self
+
+    def _read_stdout(self, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self._stdout_lines.append(line)
+            m = READY_RE.match(line)
+            if m and not self._ready.is_set():
+                if m.group(1) != self.bootstrap:
+                    self._stdout_lines.append(f"(harness) ready line names {m.group(1)}, expected {self.bootstrap}")
+                self._ready.set()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int:
+        """Send `sig` and wait for the process to exit; returns its exit code (negative: killed by a signal)."""
+        assert self.proc is not None
+        self._expect_exit = True
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise BrokerError(f"{self.name} did not exit within {timeout}s of signal {sig}\n" + self.log_tail())
+        if self._stdout_thread:
+            self._stdout_thread.join(5)
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        code = self.stop(signal.SIGKILL)
+        assert code == -signal.SIGKILL, f"expected death by SIGKILL, got exit code {code}"
+
+    def restart(self, sig: int = signal.SIGTERM) -> "Broker":
+        """Stop (SIGTERM by default, which must exit 0) and start again on the same ports and data."""
+        if self.running:
+            code = self.stop(sig)
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                assert code == 0, f"{self.name} exited with {code} on signal {sig}\n" + self.log_tail()
+        return self.start()
+
+    def check_alive(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None and not self._expect_exit:
+            raise BrokerError(f"{self.name} died unexpectedly with exit code {self.proc.returncode}\n" + self.log_tail())
+
+    def finish(self) -> list[str]:
+        """Teardown: returns the problems found (crash, unclean SIGTERM exit, panics in the log)."""
+        problems = []
+        if self.proc is None:
+            return problems
+        if self.proc.poll() is not None and not self._expect_exit:
+            problems.append(f"{self.name} died unexpectedly with exit code {self.proc.returncode}")
+        elif self.proc.poll() is None:
+            try:
+                code = self.stop(signal.SIGTERM)
+                if code != 0:
+                    problems.append(f"{self.name} exited with code {code} on SIGTERM (expected a clean exit, 0)")
+            except BrokerError as e:
+                problems.append(str(e).splitlines()[0])
+        log = self.log_text()
+        if "panicked at" in log:
+            problems.append(f"{self.name} logged a panic (see {self.log_path})")
+        return problems
+
+    # --- observation -------------------------------------------------------------------------
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        text = self.log_text().splitlines()
+        out = "\n".join(text[-lines:])
+        stdout = "\n".join(self._stdout_lines[-20:])
+        return f"--- {self.name} stdout (tail) ---\n{stdout}\n--- {self.name} log {self.log_path} (last {lines} lines) ---\n{out}"
+
+    def metrics(self) -> dict[tuple[str, frozenset], float]:
+        """Scrape /metrics: {(name, frozenset(labels.items())): value}."""
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as resp:
+            return parse_prometheus(resp.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels` (0 if there are none)."""
+        return metric_value(self.metrics(), name, **labels)
+
+    def object_files(self) -> list[Path]:
+        """Regular files under the object store root, recursively (the object naming is not our business)."""
+        return sorted(p for p in self.object_root.rglob("*") if p.is_file())
+
+
+_SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$")
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text: str) -> dict[tuple[str, frozenset], float]:
+    out: dict[tuple[str, frozenset], float] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        if not m:
+            continue
+        labels = frozenset(_LABEL_RE.findall(m.group(3) or ""))
+        value = m.group(4)
+        out[(m.group(1), labels)] = float(value)
+    return out
+
+
+def metric_value(samples: dict[tuple[str, frozenset], float], name: str, **labels: str) -> float:
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class BrokerFactory:
+    def __init__(self, base: Path):
+        self.base = base
+        self.brokers: list[Broker] = []
+
+    def start(self, *extra_args: str, name: str | None = None) -> Broker:
+        name = name or f"skiff{len(self.brokers)}"
+        b = Broker(self.base / name, extra_args, name)
+        self.brokers.append(b)
+        return b.start()
+
+    def finish(self) -> list[str]:
+        problems = []
+        for b in self.brokers:
+            problems += b.finish()
+        return problems
+
+
+def _finish_or_fail(factory: BrokerFactory) -> None:
+    problems = factory.finish()
+    if problems:
+        pytest.fail("broker problems at teardown:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    factory = BrokerFactory(tmp_path)
+    yield factory
+    _finish_or_fail(factory)
+
+
+@pytest.fixture
+def broker(broker_factory) -> Broker:
+    return broker_factory.start()
+
+
+@pytest.fixture(scope="module")
+def shared_broker_factory(tmp_path_factory):
+    factory = BrokerFactory(tmp_path_factory.mktemp("shared"))
+    yield factory
+    _finish_or_fail(factory)
+
+
+@pytest.fixture
+def shared_broker(shared_broker_factory) -> Broker:
+    if not shared_broker_factory.brokers:
+        shared_broker_factory.start(name="shared")
+    b = shared_broker_factory.brokers[0]
+    b.check_alive()
+    yield b
+    b.check_alive()
+
+
+@pytest.fixture
+def topic(request) -> str:
+    base = re.sub(r"[^a-zA-Z0-9._-]+", "-", request.node.name).strip("-")[:80]
+    return f"{base}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed:
+        return
+    seen = set()
+    for value in getattr(item, "funcargs", {}).values():
+        candidates = value.brokers if isinstance(value, BrokerFactory) else [value] if isinstance(value, Broker) else []
+        for b in candidates:
+            if id(b) not in seen:
+                seen.add(id(b))
+                rep.sections.append((f"{b.name} log ({rep.when})", b.log_tail()))
