@@ -133,6 +133,35 @@ def test_huge_length_prefix_closes_connection(broker, prefix):
     assert_still_serving(broker)
 
 
+# A count that the bytes after it cannot hold. kafka-protocol would size a Vec from it before
+# reading a single element, so these must be refused before decoding, not by running out of memory.
+HUGE_COUNTS = {
+    # Metadata v1: topics array (int32 count), nothing after it
+    "metadata-topics-2^31": kw.frame(kw.header_v1(kw.API_METADATA, 1, 1) + struct.pack(">i", 0x7FFFFFFF)),
+    # Produce v3: transactional id null, acks, timeout, then 2^31 topics
+    "produce-topics-2^31": kw.frame(
+        kw.header_v1(kw.API_PRODUCE, 3, 1) + struct.pack(">hhii", -1, -1, 30000, 0x7FFFFFFF)
+    ),
+    # Metadata v9 (flexible): a compact array whose varint count is 2^32 - 1
+    "metadata-compact-2^32": kw.frame(
+        kw.header_v2(kw.API_METADATA, 9, 1) + kw.uvarint(0xFFFFFFFF) + b"\x00" * 4
+    ),
+    # Produce v3 with one topic of 2^31 partitions
+    "produce-partitions-2^31": kw.frame(
+        kw.header_v1(kw.API_PRODUCE, 3, 1)
+        + struct.pack(">hhii", -1, -1, 30000, 1)
+        + kw.string("t")
+        + struct.pack(">i", 0x7FFFFFFF)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(HUGE_COUNTS))
+def test_array_count_larger_than_the_request_closes_connection(broker, name):
+    expect_closed(broker, HUGE_COUNTS[name])
+    assert_still_serving(broker)
+
+
 # --- API keys and versions -------------------------------------------------------------------
 def test_unknown_api_key_closes_connection(broker):
     expect_closed(broker, kw.frame(kw.header_v1(9999, 0, 1)))

@@ -22,7 +22,7 @@ use tracing::warn;
 
 use crate::context::Agent;
 use crate::protocol::frame::{decode_header, encode_response, peek_prefix};
-use crate::protocol::versions;
+use crate::protocol::{guard, versions};
 
 /// Why a connection gets closed instead of answered. Logged, never sent.
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +68,11 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes) -> Result<Pending, Close> {
         version,
         reason: e.to_string(),
     })?;
-    // GUARD-PENDING guard::check_request_body(prefix.api_key, version, &body).map_err(|e| Close::Malformed {
-    // GUARD-PENDING     api,
-    // GUARD-PENDING     version,
-    // GUARD-PENDING     reason: e.to_string(),
-    // GUARD-PENDING })?;
+    guard::check_request_body(prefix.api_key, version, &body).map_err(|e| Close::Malformed {
+        api,
+        version,
+        reason: e.to_string(),
+    })?;
     let agent = agent.clone();
     Ok(match api {
         ApiKey::Produce => produce::route(agent, header, decode(api, version, &mut body)?).await,
