@@ -104,7 +104,11 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
                 .with_topic_id(id)
         })
         .collect();
-    for (want, plan) in wants.iter().zip(plans) {
+    // One read for every partition, so partitions that sit side by side in an object share a GET.
+    let lists: Vec<&[BatchLocation]> = plans.iter().map(|p| p.batches.as_slice()).collect();
+    let mut read = agent.reader.read_many(&lists).await.into_iter();
+    for (want, plan) in wants.iter().zip(&plans) {
+        let records = read.next();
         let mut data = PartitionData::default()
             .with_partition_index(want.partition)
             .with_error_code(plan.error)
@@ -118,16 +122,15 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
                 .with_last_stable_offset(o.high_watermark)
                 .with_log_start_offset(o.log_start_offset);
         }
-        if !plan.batches.is_empty() {
-            match agent.reader.read(&plan.batches).await {
-                Ok(bytes) => data = data.with_records(Some(bytes)),
-                Err(e) => {
+        if plan.error == codes::NONE {
+            match records {
+                Some(Ok(bytes)) => data = data.with_records(Some(bytes)),
+                Some(Err(e)) => {
                     warn!(partition = want.partition, error = %e, "fetch read failed");
                     data = data.with_error_code(codes::KAFKA_STORAGE_ERROR);
                 }
+                None => data = data.with_records(Some(Bytes::new())),
             }
-        } else if plan.error == codes::NONE {
-            data = data.with_records(Some(Bytes::new()));
         }
         if let Some(t) = responses.get_mut(want.topic) {
             t.partitions.push(data);
