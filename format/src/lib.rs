@@ -1,19 +1,25 @@
 //! Byte formats shared by agents and compactors: Kafka record batches (validated, never decoded on
-//! the produce path) and the Skiff object that a flush writes.
+//! the produce path; decompressed and decoded only where individual records are needed) and the
+//! Skiff object that a flush writes.
 //!
 //! Everything here is pure: no IO, no async, and no panics on any input — these bytes come from
 //! the network and from the object store. Every length read from the input is checked against what
 //! remains before anything is sliced or allocated.
 
 pub mod batch;
+pub mod compression;
 pub mod encode;
 pub mod object;
 pub mod records;
 pub mod varint;
 
 pub use batch::{batches, set_base_offset, Batch, BatchError, BatchHeader, BatchIter, Compression};
+pub use compression::{decompress, DecompressError};
 pub use object::{
     decode_footer, decode_object, decode_trailer, FooterLocation, ObjectBuilder, ObjectEntry,
     ObjectError, ObjectHeader,
 };
-pub use records::{first_offset_at_or_after, records, Record, RecordError, RecordHeader};
+pub use records::{
+    first_offset_at_or_after, max_timestamp, records, records_with_limit, Record, RecordError,
+    RecordHeader,
+};

@@ -1,6 +1,10 @@
-//! A record decoder for UNCOMPRESSED v2 batches, for the few places that need individual records
-//! (ListOffsets by timestamp). Compressed batches give [`RecordError::Compressed`] so the caller can
-//! fall back to batch granularity; decompression is out of scope.
+//! A record decoder for v2 batches, for the few places that need individual records (ListOffsets
+//! by timestamp, the compactor). The produce and fetch paths never decode records.
+//!
+//! The records section is the batch's bytes after its 61-byte header. For a compressed batch it is
+//! first decompressed ([`crate::compression`]) into one buffer of at most
+//! [`MAX_DECOMPRESSED_RECORDS`] bytes (or the limit given to [`records_with_limit`]); an
+//! uncompressed batch is read in place.
 //!
 //! Record layout (varint = zig-zag varint, see [`crate::varint`]):
 //!
@@ -11,18 +15,29 @@
 //! ```
 //!
 //! Every length is checked against what remains before anything is sliced or allocated; keys
-//! and values are zero-copy slices of the batch's `Bytes`.
+//! and values are zero-copy slices of the batch's `Bytes` (uncompressed) or of the decompressed
+//! buffer (compressed).
 
 use bytes::Bytes;
 
 use crate::batch::{Batch, BatchHeader, Compression, BATCH_HEADER_LEN};
+use crate::compression::{decompress, DecompressError};
 use crate::varint::{read_varint, read_varlong, VarintError};
+
+/// The largest decompressed records section [`records`] accepts: 64 MiB. A stored batch is at
+/// most `max.message.bytes` compressed (1 MiB by default), so this allows a ratio of 64 on default
+/// topics, far above what record data compresses at (under 10 for most), while a decompression
+/// bomb costs a bounded amount of memory: the output, plus for zstd a window of at most the same
+/// size (see [`crate::compression`]). A batch over the limit is [`RecordError::Decompress`] with
+/// [`DecompressError::TooLarge`], and a caller falls back to batch granularity; the compactor may
+/// pick its own limit with [`records_with_limit`].
+pub const MAX_DECOMPRESSED_RECORDS: usize = 64 << 20;
 
 /// Why the records of a batch could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
-    #[error("batch is compressed with {0:?}; records cannot be read without decompressing")]
-    Compressed(Compression),
+    #[error("cannot decompress records: {0}")]
+    Decompress(#[from] DecompressError),
     #[error("record data runs past the end of the batch")]
     Truncated,
     #[error("bad varint in record: {0}")]
@@ -65,19 +80,25 @@ pub struct Record {
     pub headers: Vec<RecordHeader>,
 }
 
-/// The records of an uncompressed batch, in order. Fails with [`RecordError::Compressed`] for a
-/// compressed batch.
+/// The records of a batch, in order, compressed or not; a compressed batch is decompressed
+/// first, up to [`MAX_DECOMPRESSED_RECORDS`].
 pub fn records(batch: &Batch) -> Result<Records, RecordError> {
-    let compression = batch.header.compression();
-    if compression != Compression::None {
-        return Err(RecordError::Compressed(compression));
-    }
+    records_with_limit(batch, MAX_DECOMPRESSED_RECORDS)
+}
+
+/// [`records`], with a compressed batch's records capped at `max_decompressed` bytes. An
+/// uncompressed batch is not copied and ignores the limit.
+pub fn records_with_limit(batch: &Batch, max_decompressed: usize) -> Result<Records, RecordError> {
     // Past the header and up to the batch's declared end, whichever is shorter.
     let end = batch.header.total_len().min(batch.bytes.len());
-    let data = if end >= BATCH_HEADER_LEN {
+    let raw = if end >= BATCH_HEADER_LEN {
         batch.bytes.slice(BATCH_HEADER_LEN..end)
     } else {
         Bytes::new()
+    };
+    let data = match batch.header.compression() {
+        Compression::None => raw,
+        codec => decompress(codec, &raw, max_decompressed)?,
     };
     Ok(Records {
         header: batch.header,
@@ -119,7 +140,7 @@ impl Iterator for Records {
 
 impl std::iter::FusedIterator for Records {}
 
-/// The first record of an uncompressed batch whose timestamp is at or after `timestamp`, as
+/// The first record of a batch whose timestamp is at or after `timestamp`, as
 /// `(offset_delta, record timestamp)`; `None` when every record is older.
 pub fn first_offset_at_or_after(
     batch: &Batch,
@@ -132,6 +153,21 @@ pub fn first_offset_at_or_after(
         }
     }
     Ok(None)
+}
+
+/// The first record of a batch carrying the largest timestamp of its records, as
+/// `(offset_delta, timestamp)`: what ListOffsets with `MAX_TIMESTAMP` (-3) answers, as Kafka
+/// computes it from the records rather than trusting the header. `None` for a batch without
+/// records. Every record is read, so a malformed record anywhere is an error.
+pub fn max_timestamp(batch: &Batch) -> Result<Option<(i64, i64)>, RecordError> {
+    let mut best: Option<(i64, i64)> = None;
+    for record in records(batch)? {
+        let record = record?;
+        if best.is_none_or(|(_, ts)| record.timestamp > ts) {
+            best = Some((i64::from(record.offset_delta), record.timestamp));
+        }
+    }
+    Ok(best)
 }
 
 fn read_record(cursor: &mut Cursor, header: &BatchHeader) -> Result<Record, RecordError> {

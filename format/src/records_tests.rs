@@ -1,5 +1,6 @@
 use super::*;
 use crate::batch::batches;
+use crate::compression::tests::{sample, Codec};
 use crate::encode::{update_crc, BatchBuilder};
 
 fn batch(bytes: Bytes) -> Batch {
@@ -79,22 +80,179 @@ fn log_append_time_uses_max_timestamp() {
     assert_eq!(first_offset_at_or_after(&b, 7), Ok(Some((0, 9))));
 }
 
+/// `bytes`, an uncompressed batch, with its records compressed by `codec` and its attributes,
+/// length and CRC set to match: what a producer sends.
+fn compressed(codec: Codec, bytes: &[u8]) -> Batch {
+    let mut v = bytes[..BATCH_HEADER_LEN].to_vec();
+    v.extend_from_slice(&codec.compress(&bytes[BATCH_HEADER_LEN..]));
+    let len = (v.len() - 12) as i32;
+    v[8..12].copy_from_slice(&len.to_be_bytes());
+    let attributes = i16::from_be_bytes([v[21], v[22]]) | codec.compression().code();
+    v[21..23].copy_from_slice(&attributes.to_be_bytes());
+    update_crc(&mut v);
+    let b = batch(Bytes::from(v));
+    assert_eq!(b.header.compression(), codec.compression());
+    b
+}
+
+impl Compression {
+    fn code(self) -> i16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+            Compression::Unknown(c) => i16::from(c),
+        }
+    }
+}
+
 #[test]
-fn compressed_batches_are_refused() {
+fn decodes_compressed_batches() {
+    let big = sample(50_000);
+    let plain = BatchBuilder::new(1_000)
+        .base_offset(7)
+        .record(1_000, Some(b"k0"), Some(b"v0"))
+        .record_with_headers(
+            990,
+            None,
+            Some(b""),
+            &[(b"h", Some(b"1")), (b"h", None), (b"other", Some(b"x"))],
+        )
+        .record(1_020, Some(b""), None)
+        .record_with_headers(1_020, Some(b"big"), Some(&big), &[(b"h", Some(&big[..99]))])
+        .record(1_005, Some(b"k4"), Some(b"v4"))
+        .build();
+    let want = decode(&batch(plain.clone())).unwrap();
+    assert_eq!(want.len(), 5);
+    for codec in Codec::ALL.into_iter().chain([Codec::Xerial(100)]) {
+        let b = compressed(codec, &plain);
+        assert!(b.bytes.len() < plain.len(), "{codec:?} compresses");
+        let got = decode(&b).unwrap();
+        assert_eq!(got, want, "{codec:?}");
+        let summary: Vec<_> = got
+            .iter()
+            .map(|r| (r.offset_delta, r.timestamp_delta, r.timestamp))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0, 0, 1_000),
+                (1, -10, 990),
+                (2, 20, 1_020),
+                (3, 20, 1_020),
+                (4, 5, 1_005)
+            ],
+            "{codec:?}"
+        );
+        assert_eq!(got[0].key.as_deref(), Some(&b"k0"[..]));
+        assert_eq!(got[3].value.as_deref(), Some(&big[..]));
+        let keys: Vec<&[u8]> = got[1].headers.iter().map(|h| &h.key[..]).collect();
+        assert_eq!(keys, [&b"h"[..], b"h", b"other"], "{codec:?}");
+        assert_eq!(got[1].headers[1].value, None);
+        // Lookups see the records inside.
+        assert_eq!(first_offset_at_or_after(&b, 0), Ok(Some((0, 1_000))));
+        assert_eq!(first_offset_at_or_after(&b, 1_001), Ok(Some((2, 1_020))));
+        assert_eq!(first_offset_at_or_after(&b, 1_021), Ok(None));
+        assert_eq!(
+            max_timestamp(&b),
+            Ok(Some((2, 1_020))),
+            "first of the tied records"
+        );
+    }
+}
+
+#[test]
+fn compressed_log_append_time_uses_max_timestamp() {
+    let plain = BatchBuilder::new(5)
+        .attributes(0x08)
+        .record(5, None, None)
+        .record(9, None, None)
+        .build();
+    for codec in Codec::ALL {
+        let b = compressed(codec, &plain);
+        assert!(records(&b).unwrap().all(|r| r.unwrap().timestamp == 9));
+        assert_eq!(first_offset_at_or_after(&b, 7), Ok(Some((0, 9))));
+        assert_eq!(max_timestamp(&b), Ok(Some((0, 9))));
+    }
+}
+
+#[test]
+fn max_timestamp_reads_the_records() {
     let b = batch(
-        BatchBuilder::new(0)
-            .attributes(2)
-            .record(0, None, None)
+        BatchBuilder::new(10)
+            .record(10, None, None)
+            .record(30, None, None)
+            .record(20, None, None)
+            .record(30, None, None)
             .build(),
     );
-    assert_eq!(
-        records(&b).err(),
-        Some(RecordError::Compressed(Compression::Snappy))
-    );
-    assert_eq!(
-        first_offset_at_or_after(&b, 0),
-        Err(RecordError::Compressed(Compression::Snappy))
-    );
+    assert_eq!(max_timestamp(&b), Ok(Some((1, 30))));
+    // A record past the maximum that the header claims still counts: the records are the truth.
+    let mut v = b.bytes.to_vec();
+    v[35..43].copy_from_slice(&25i64.to_be_bytes());
+    update_crc(&mut v);
+    assert_eq!(max_timestamp(&batch(Bytes::from(v))), Ok(Some((1, 30))));
+}
+
+#[test]
+fn unreadable_compressed_batches_are_errors() {
+    let plain = BatchBuilder::new(0)
+        .record(0, Some(b"key"), Some(&sample(5_000)))
+        .build();
+    for codec in Codec::ALL {
+        let b = compressed(codec, &plain);
+        // Truncated: cut the compressed records (and fix the frame so only they are wrong).
+        let body = &b.bytes[BATCH_HEADER_LEN..];
+        let cut = reframe(&b.bytes[..BATCH_HEADER_LEN], &body[..body.len() / 2]);
+        assert!(
+            matches!(decode(&cut), Err(RecordError::Decompress(_))),
+            "{codec:?}: {:?}",
+            decode(&cut)
+        );
+        // Garbage in place of the compressed records.
+        let garbage: Vec<u8> = sample(300).iter().map(|b| b ^ 0x5a).collect();
+        let junk = reframe(&b.bytes[..BATCH_HEADER_LEN], &garbage);
+        assert!(
+            matches!(decode(&junk), Err(RecordError::Decompress(_))),
+            "{codec:?}"
+        );
+        assert!(first_offset_at_or_after(&junk, 0).is_err());
+        assert!(max_timestamp(&junk).is_err());
+        // Over the limit.
+        assert_eq!(
+            records_with_limit(&b, 5_000).err(),
+            Some(RecordError::Decompress(DecompressError::TooLarge {
+                max: 5_000
+            })),
+            "{codec:?}"
+        );
+        assert_eq!(records_with_limit(&b, 6_000).unwrap().count(), 1);
+    }
+    // Compression bits over plain records; a codec Kafka does not define.
+    let plain = BatchBuilder::new(0).record(0, None, None).build();
+    for (attributes, want) in [
+        (2, "corrupt snappy data"),
+        (4, "corrupt zstd data"),
+        (5, "unknown compression codec 5"),
+    ] {
+        let mut v = plain.to_vec();
+        v[22] = attributes;
+        update_crc(&mut v);
+        let e = decode(&batch(Bytes::from(v))).unwrap_err();
+        assert!(matches!(e, RecordError::Decompress(_)), "{e:?}");
+        assert!(e.to_string().contains(want), "{e}");
+    }
+}
+
+/// `header` (61 bytes of a valid batch) followed by `body`, with length and CRC fixed.
+fn reframe(header: &[u8], body: &[u8]) -> Batch {
+    let mut v = [header, body].concat();
+    let len = (v.len() - 12) as i32;
+    v[8..12].copy_from_slice(&len.to_be_bytes());
+    update_crc(&mut v);
+    batch(Bytes::from(v))
 }
 
 /// Re-frames hand-written record bytes as a batch claiming `count` records.

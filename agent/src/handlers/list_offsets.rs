@@ -2,8 +2,8 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use skiff_format::batch::{Batch, BatchHeader};
-use skiff_format::records::first_offset_at_or_after;
+use skiff_format::batch::{Batch, BatchHeader, Compression};
+use skiff_format::records::{first_offset_at_or_after, max_timestamp};
 use skiff_metastore::types::{BatchLocation, TopicPartition};
 
 use crate::context::Agent;
@@ -78,7 +78,7 @@ async fn lookup(agent: &Agent, tp: TopicPartition, target: i64) -> Result<(i64, 
         {
             // Kafka answers with the offset of the record carrying the max timestamp; the batch
             // knows its max timestamp but not which record has it, so look inside.
-            Some(b) => Ok(record_at_or_after(agent, &b, b.max_timestamp)
+            Some(b) => Ok(record_with_max_timestamp(agent, &b)
                 .await
                 .unwrap_or((b.last_offset, b.max_timestamp))),
             None => Ok((-1, -1)),
@@ -98,15 +98,48 @@ async fn lookup(agent: &Agent, tp: TopicPartition, target: i64) -> Result<(i64, 
     }
 }
 
-/// The first record of batch `b` whose timestamp is at least `ts`. `None` when the batch cannot
-/// be looked into (compressed, unreadable); the caller falls back to the batch's own bounds.
+/// The first record of batch `b` whose timestamp is at least `ts`, compressed or not. `None` when
+/// the batch cannot be read or decoded (a failed read, corrupt records, records over
+/// `skiff_format::records::MAX_DECOMPRESSED_RECORDS` once decompressed); the caller falls back
+/// to the batch's own bounds.
 async fn record_at_or_after(agent: &Agent, b: &BatchLocation, ts: i64) -> Option<(i64, i64)> {
     if b.first_timestamp >= ts {
         return Some((b.base_offset, b.first_timestamp));
     }
+    let batch = read_batch(agent, b).await?;
+    let (delta, timestamp) = scan(batch, move |batch| first_offset_at_or_after(batch, ts))
+        .await?
+        .ok()??;
+    Some((b.base_offset + delta, timestamp))
+}
+
+/// The first record of batch `b` carrying the largest timestamp of its records; `None` as for
+/// [`record_at_or_after`].
+async fn record_with_max_timestamp(agent: &Agent, b: &BatchLocation) -> Option<(i64, i64)> {
+    if b.first_timestamp >= b.max_timestamp {
+        // The first record already has the batch's max timestamp: no need to read it.
+        return Some((b.base_offset, b.max_timestamp));
+    }
+    let batch = read_batch(agent, b).await?;
+    let (delta, timestamp) = scan(batch, max_timestamp).await?.ok()??;
+    Some((b.base_offset + delta, timestamp))
+}
+
+async fn read_batch(agent: &Agent, b: &BatchLocation) -> Option<Batch> {
     let bytes = agent.reader.read(std::slice::from_ref(b)).await.ok()?;
     let header = BatchHeader::parse(&bytes).ok()?;
-    let batch = Batch { header, bytes };
-    let (delta, timestamp) = first_offset_at_or_after(&batch, ts).ok()??;
-    Some((b.base_offset + delta, timestamp))
+    Some(Batch { header, bytes })
+}
+
+/// Runs `f` over a batch: in place when it is uncompressed (a scan of bytes already in memory),
+/// on the blocking pool when it is compressed, since decompressing up to 64 MiB would otherwise
+/// hold a runtime worker for tens of milliseconds.
+async fn scan<T: Send + 'static>(
+    batch: Batch,
+    f: impl FnOnce(&Batch) -> T + Send + 'static,
+) -> Option<T> {
+    if batch.header.compression() == Compression::None {
+        return Some(f(&batch));
+    }
+    tokio::task::spawn_blocking(move || f(&batch)).await.ok()
 }

@@ -1,22 +1,26 @@
-//! Arbitrary bytes as the records of an uncompressed batch with a valid header and CRC, so the
-//! record decoder, not the CRC check, sees them. The first byte picks the record count.
+//! Arbitrary bytes as the records of a batch with a valid header and CRC, so the record decoder
+//! (and, for a compressed batch, the decompressor), not the CRC check, sees them. The first byte
+//! picks the record count (low 4 bits) and the compression codec (high 3 bits: none, gzip, snappy,
+//! lz4, zstd, and the undefined 5 to 7).
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use skiff_format::batch::Batch;
 use skiff_format::encode::{update_crc, BatchBuilder};
-use skiff_format::records::{first_offset_at_or_after, records};
+use skiff_format::records::{first_offset_at_or_after, max_timestamp, records, records_with_limit};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&count, body)) = data.split_first() else {
+    let Some((&first, body)) = data.split_first() else {
         return;
     };
-    let count = i32::from(count % 16).max(1);
+    let count = i32::from(first & 0x0f).max(1);
+    let codec = i16::from(first >> 5);
     let mut v = BatchBuilder::new(0).record(0, None, None).build()[..61].to_vec();
     v.extend_from_slice(body);
     let len = (v.len() - 12) as i32;
     v[8..12].copy_from_slice(&len.to_be_bytes());
+    v[21..23].copy_from_slice(&codec.to_be_bytes());
     v[23..27].copy_from_slice(&(count - 1).to_be_bytes());
     v[57..61].copy_from_slice(&count.to_be_bytes());
     update_crc(&mut v);
@@ -24,5 +28,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(it) = records(&batch) {
         it.for_each(drop);
     }
+    // A small cap, so that the limit is hit often.
+    if let Ok(it) = records_with_limit(&batch, 4096) {
+        it.for_each(drop);
+    }
     let _ = first_offset_at_or_after(&batch, 0);
+    let _ = max_timestamp(&batch);
 });
