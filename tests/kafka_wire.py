@@ -11,6 +11,7 @@ import struct
 import time
 
 API_PRODUCE = 0
+API_FETCH = 1
 API_METADATA = 3
 API_VERSIONS = 18
 
@@ -167,6 +168,18 @@ def produce_request(
     return frame(header_v1(API_PRODUCE, version, correlation_id) + body)
 
 
+def fetch_request(topic: str, partition: int, offset: int, correlation_id: int, max_bytes: int = 1 << 20) -> bytes:
+    """Fetch v4 for one partition, answered at once (max_wait 0)."""
+    body = (
+        struct.pack(">iiiib", -1, 0, 1, max_bytes, 0)  # replica, max_wait, min_bytes, max_bytes, isolation
+        + struct.pack(">i", 1)
+        + string(topic)
+        + struct.pack(">i", 1)
+        + struct.pack(">iqi", partition, offset, max_bytes)
+    )
+    return frame(header_v1(API_FETCH, 4, correlation_id) + body)
+
+
 # --- responses ---------------------------------------------------------------------------------
 class Reader:
     def __init__(self, data: bytes):
@@ -219,6 +232,33 @@ def parse_produce_response(payload: bytes, version: int) -> tuple[int, dict[tupl
                 r.string()  # error_message
             out[(name, index)] = (error_code, base_offset)
     return correlation_id, out
+
+
+def parse_fetch_v4_records(payload: bytes) -> tuple[int, bytes]:
+    """Fetch v4 response for one partition: (error_code, the record-batch bytes)."""
+    r = Reader(payload)
+    r.take(">ii")  # correlation_id, throttle_time_ms
+    assert r.take(">i") == 1, "one topic"
+    r.string()
+    assert r.take(">i") == 1, "one partition"
+    _partition, error_code, _hw, _lso = r.take(">ihqq")
+    for _ in range(max(r.take(">i"), 0)):  # aborted transactions
+        r.take(">qq")
+    n = r.take(">i")
+    return error_code, r.data[r.pos : r.pos + max(n, 0)]
+
+
+def batch_attributes(records: bytes) -> list[int]:
+    """The attributes of every complete v2 batch in `records` (bytes 21-22 of each batch)."""
+    out, pos = [], 0
+    while pos + 61 <= len(records):
+        (length,) = struct.unpack_from(">i", records, pos + 8)
+        if pos + 12 + length > len(records):
+            break
+        (attributes,) = struct.unpack_from(">h", records, pos + 21)
+        out.append(attributes)
+        pos += 12 + length
+    return out
 
 
 # --- a connection ------------------------------------------------------------------------------

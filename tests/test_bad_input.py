@@ -192,6 +192,19 @@ def test_other_api_with_unsupported_version_closes_connection(broker, api_key, v
     assert_still_serving(broker)
 
 
+def test_find_coordinator_answers_not_available_until_groups_exist(broker):
+    # Listed in ApiVersions (librdkafka enables lz4 only then) and answered with Kafka's retriable
+    # COORDINATOR_NOT_AVAILABLE, the code of a coordinator still loading.
+    with kw.Conn(broker.bootstrap) as c:
+        _, _, apis = kw.parse_api_versions_v0(c.roundtrip(kw.api_versions_request(0, 1)))
+        assert apis.get(10) == (0, 4), apis
+        payload = c.roundtrip(kw.frame(kw.header_v1(10, 0, 2) + kw.string("some-group")))
+        r = kw.Reader(payload)
+        correlation_id, error_code, node_id = r.take(">ihi")
+        assert (correlation_id, error_code, node_id) == (2, 15, -1)
+    assert_still_serving(broker)
+
+
 # --- bad batches -----------------------------------------------------------------------------
 @pytest.mark.parametrize("version", [3, 7])
 def test_wrong_crc_is_corrupt_message(broker, topic, version):

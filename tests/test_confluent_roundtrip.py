@@ -10,10 +10,12 @@ import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME
 
 import clients
+import kafka_wire as kw
 
 RECORDS = int(os.environ.get("SKIFF_ROUNDTRIP_RECORDS", "100000"))
 PARTITIONS = 8
 BASE_TS = (int(time.time() * 1000) // 1000 - 3600) * 1000  # an hour ago, explicit CreateTime
+CODEC_BITS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # batch attributes & 0x7
 
 _rng = random.Random(42)
 # Half random, half repetitive: something for every codec to work on.
@@ -105,6 +107,14 @@ def test_roundtrip_100k_records_8_partitions(shared_broker, topic, compression):
             assert m.value() == value_of(i), where
             assert m.headers() == headers_of(i), where
             assert m.timestamp() == (TIMESTAMP_CREATE_TIME, timestamp_of(i)), where
+
+    # The batches are stored as the producer compressed them: librdkafka decides from ApiVersions
+    # whether the broker takes a codec (lz4 hinges on FindCoordinator being listed), and silently
+    # sends uncompressed batches when it thinks not.
+    with kw.Conn(bootstrap) as c:
+        error_code, records = kw.parse_fetch_v4_records(c.roundtrip(kw.fetch_request(topic, 0, 0, 1)))
+    codecs = {a & 0x7 for a in kw.batch_attributes(records)}
+    assert error_code == 0 and codecs == {CODEC_BITS[compression]}, (error_code, codecs)
 
     # Exactly once: nothing beyond what was acknowledged.
     for part in range(PARTITIONS):

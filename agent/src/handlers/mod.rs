@@ -6,6 +6,7 @@ pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -114,6 +115,12 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes) -> Result<Pending, Close> {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
                 init_producer_id::handle(&agent, req).await
+            })
+        }
+        ApiKey::FindCoordinator => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                find_coordinator::handle(version, req)
             })
         }
         ApiKey::DescribeConfigs => {

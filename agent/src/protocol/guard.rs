@@ -167,6 +167,7 @@ const API_SCHEMAS: &[ApiSchema] = &[
     api(ApiKey::DeleteTopics, 1, 6, 4, DELETE_TOPICS),
     api(ApiKey::InitProducerId, 0, 5, 2, INIT_PRODUCER_ID),
     api(ApiKey::DescribeConfigs, 1, 4, 4, DESCRIBE_CONFIGS),
+    api(ApiKey::FindCoordinator, 0, 6, 3, FIND_COORDINATOR),
 ];
 
 const PRODUCE: &[Field] = &[
@@ -293,6 +294,12 @@ const INIT_PRODUCER_ID: &[Field] = &[
     f(Int32, 0, N),       // transaction_timeout_ms
     f(Int64, 3, N),       // producer_id
     f(Int16, 3, N),       // producer_epoch
+];
+
+const FIND_COORDINATOR: &[Field] = &[
+    f(Str, 0, 3),         // key
+    f(Int8, 1, N),        // key_type
+    f(Array(&Str), 4, N), // coordinator_keys
 ];
 
 const DESCRIBE_CONFIGS: &[Field] = &[

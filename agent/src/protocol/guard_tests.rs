@@ -12,6 +12,7 @@ use kafka_protocol::messages::describe_configs_request::{
 use kafka_protocol::messages::fetch_request::{
     FetchPartition, FetchRequest, FetchTopic, ForgottenTopic, ReplicaState,
 };
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
@@ -286,6 +287,19 @@ fn init_producer_id(v: i16, null: bool) -> Bytes {
     encode(req, v)
 }
 
+fn find_coordinator(v: i16) -> Bytes {
+    let mut req = FindCoordinatorRequest::default().with_unknown_tagged_fields(tags());
+    if v <= 3 {
+        req = req.with_key(s("group-a"));
+    } else {
+        req = req.with_coordinator_keys(vec![s("group-a"), s("group-bb")]);
+    }
+    if v >= 1 {
+        req = req.with_key_type(1);
+    }
+    encode(req, v)
+}
+
 fn describe_configs(v: i16, null: bool) -> Bytes {
     let resource = |resource_name, keys: Option<Vec<StrBytes>>| {
         DescribeConfigsResource::default()
@@ -318,6 +332,7 @@ fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
         ApiKey::DeleteTopics => vec![delete_topics(v, false), delete_topics(v, true)],
         ApiKey::InitProducerId => vec![init_producer_id(v, false), init_producer_id(v, true)],
         ApiKey::DescribeConfigs => vec![describe_configs(v, false), describe_configs(v, true)],
+        ApiKey::FindCoordinator => vec![find_coordinator(v)],
         other => panic!("no samples for {other:?}"),
     }
 }
@@ -333,6 +348,7 @@ fn kafka_versions(api: ApiKey) -> VersionRange {
         ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
         ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
         ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+        ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
         other => panic!("no request type for {other:?}"),
     }
 }
@@ -354,6 +370,7 @@ fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Result<usize, String> {
         ApiKey::DeleteTopics => len::<DeleteTopicsRequest>(v, body),
         ApiKey::InitProducerId => len::<InitProducerIdRequest>(v, body),
         ApiKey::DescribeConfigs => len::<DescribeConfigsRequest>(v, body),
+        ApiKey::FindCoordinator => len::<FindCoordinatorRequest>(v, body),
         other => panic!("no request type for {other:?}"),
     }
 }
