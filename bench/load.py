@@ -1,0 +1,342 @@
+"""Load for the Skiff benchmark, with librdkafka (confluent-kafka) as the client.
+
+Three phases against one running broker (bench/run starts it):
+  1. produce   --mib MiB of 1 KiB records over 16 partitions, acks=all, as fast as the producers go:
+               throughput, and object-store PUTs per GiB produced
+  2. consume   everything phase 1 wrote, from offset 0, with assign(): throughput, GETs per GiB read
+  3. latency   --rate records/s for --seconds, with a consumer tailing the topic in another process:
+               produce latency (produce() to delivery report) and end-to-end latency (produce() to
+               the consumer receiving it), p50 and p99
+
+The object-store figures come from the broker's own counters on /metrics, read before and after a
+phase. Any delivery error fails the run: a benchmark that loses records measures nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import re
+import sys
+import time
+import urllib.request
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+RECORD_BYTES = 1024
+GIB = 1 << 30
+MIB = 1 << 20
+
+
+def metric(url: str, name: str, **labels) -> float:
+    """Sum of a counter over the series whose labels include `labels`."""
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)(?:\{([^}]*)\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m.group(3))
+    return total
+
+
+class StoreCounters:
+    def __init__(self, url: str):
+        self.url = url
+        self.start = self.read()
+
+    def read(self) -> dict[str, float]:
+        return {
+            op: metric(self.url, "skiff_object_store_requests_total", op=op) for op in ("put", "get", "list", "delete")
+        } | {
+            f"{op}_bytes": metric(self.url, "skiff_object_store_bytes_total", op=op) for op in ("put", "get")
+        } | {"flushes": metric(self.url, "skiff_flushes_total")}
+
+    def delta(self) -> dict[str, float]:
+        now = self.read()
+        return {k: now[k] - self.start[k] for k in now}
+
+
+class Histograms:
+    """Mean of Prometheus histograms over a phase, from their _sum and _count."""
+
+    def __init__(self, url: str, *names: str):
+        self.url, self.names = url, names
+        self.start = self.read()
+
+    def read(self) -> dict[str, tuple[float, float]]:
+        return {n: (metric(self.url, n + "_sum"), metric(self.url, n + "_count")) for n in self.names}
+
+    def mean_ms(self) -> dict[str, float]:
+        now = self.read()
+        out = {}
+        for n in self.names:
+            (s0, c0), (s1, c1) = self.start[n], now[n]
+            out[n.removeprefix("skiff_").removesuffix("_seconds") + "_mean_ms"] = round(
+                1000 * (s1 - s0) / max(c1 - c0, 1), 1
+            )
+        return out
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(60)
+    deadline = time.monotonic() + 60
+    while True:
+        t = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if t is not None and t.error is None and len(t.partitions) == partitions:
+            return
+        if time.monotonic() > deadline:
+            sys.exit(f"topic {topic} did not appear")
+        time.sleep(0.1)
+
+
+def producer_conf(args, **extra) -> dict:
+    conf = {
+        "bootstrap.servers": args.bootstrap,
+        "acks": "all",
+        "linger.ms": args.linger_ms,
+        "batch.size": 1_000_000,
+        "queue.buffering.max.kbytes": 1 << 20,
+        "message.timeout.ms": 120_000,
+    }
+    if args.idempotence:
+        conf["enable.idempotence"] = True
+    conf.update(extra)
+    return conf
+
+
+def produce_worker(args, records: int, first: int, out: mp.Queue) -> None:
+    errors = []
+
+    def on_delivery(err, _msg):
+        if err is not None and len(errors) < 10:
+            errors.append(str(err))
+
+    p = Producer(producer_conf(args, on_delivery=on_delivery))
+    value = bytes(range(256)) * (RECORD_BYTES // 256)
+    partitions = args.partitions
+    started = time.monotonic()
+    for i in range(first, first + records):
+        while True:
+            try:
+                p.produce(args.topic, value, partition=i % partitions)
+                break
+            except BufferError:
+                p.poll(0.01)
+        if i & 1023 == 0:
+            p.poll(0)
+    left = p.flush(180)
+    out.put({"seconds": time.monotonic() - started, "unacked": left, "errors": errors})
+
+
+def phase_produce(args) -> dict:
+    records = args.mib * MIB // RECORD_BYTES
+    share = records // args.producers
+    counters = StoreCounters(args.metrics)
+    out: mp.Queue = mp.Queue()
+    workers = [
+        mp.Process(target=produce_worker, args=(args, share, n * share, out)) for n in range(args.producers)
+    ]
+    started = time.monotonic()
+    for w in workers:
+        w.start()
+    results = [out.get() for _ in workers]
+    seconds = time.monotonic() - started
+    for w in workers:
+        w.join()
+    for r in results:
+        if r["unacked"] or r["errors"]:
+            sys.exit(f"produce failed: {r['unacked']} unacknowledged, errors: {r['errors']}")
+    produced = share * args.producers
+    store = counters.delta()
+    gib = produced * RECORD_BYTES / GIB
+    return {
+        "records": produced,
+        "seconds": round(seconds, 2),
+        "mib_per_s": round(produced * RECORD_BYTES / MIB / seconds, 1),
+        "records_per_s": round(produced / seconds),
+        "puts": store["put"],
+        "flushes": store["flushes"],
+        "puts_per_gib": round(store["put"] / gib, 1),
+        "mib_per_put": round(store["put_bytes"] / MIB / max(store["put"], 1), 2),
+        "other_store_requests": store["get"] + store["list"] + store["delete"],
+    }
+
+
+def consumer_conf(args, **extra) -> dict:
+    conf = {
+        "bootstrap.servers": args.bootstrap,
+        "group.id": "skiff-bench-unused",  # assign() only: no group is joined
+        "enable.auto.commit": False,
+        "auto.offset.reset": "error",
+        "enable.partition.eof": False,
+    }
+    conf.update(extra)
+    return conf
+
+
+def high_watermarks(args) -> dict[int, int]:
+    c = Consumer(consumer_conf(args))
+    try:
+        return {
+            p: c.get_watermark_offsets(TopicPartition(args.topic, p), timeout=30, cached=False)[1]
+            for p in range(args.partitions)
+        }
+    finally:
+        c.close()
+
+
+def phase_consume(args) -> dict:
+    ends = high_watermarks(args)
+    total = sum(ends.values())
+    counters = StoreCounters(args.metrics)
+    c = Consumer(consumer_conf(args, **{"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 8 * MIB}))
+    try:
+        c.assign([TopicPartition(args.topic, p, 0) for p in ends])
+        seen = 0
+        started = time.monotonic()
+        while seen < total:
+            for msg in c.consume(num_messages=10_000, timeout=1.0):
+                if msg.error():
+                    raise KafkaException(msg.error())
+                seen += 1
+            if time.monotonic() - started > 600:
+                sys.exit(f"consume timed out: {seen} of {total} records")
+        seconds = time.monotonic() - started
+    finally:
+        c.close()
+    store = counters.delta()
+    gib = total * RECORD_BYTES / GIB
+    return {
+        "records": total,
+        "seconds": round(seconds, 2),
+        "mib_per_s": round(total * RECORD_BYTES / MIB / seconds, 1),
+        "gets": store["get"],
+        "gets_per_gib": round(store["get"] / gib, 1),
+    }
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def tail_worker(args, starts: dict[int, int], expected: int, ready, out: mp.Queue) -> None:
+    c = Consumer(consumer_conf(args, **{"fetch.wait.max.ms": 500}))
+    latencies = []
+    try:
+        c.assign([TopicPartition(args.topic, p, o) for p, o in starts.items()])
+        c.consume(num_messages=1, timeout=1.0)  # connects and sends the first fetches
+        ready.set()
+        deadline = time.monotonic() + args.seconds + 120
+        # poll(), not consume(n): consume waits for n records or its timeout, which would add up
+        # to that timeout to every latency measured here.
+        while len(latencies) < expected and time.monotonic() < deadline:
+            msg = c.poll(0.1)
+            if msg is None:
+                continue
+            now = time.time_ns()
+            if msg.error():
+                raise KafkaException(msg.error())
+            latencies.append((now - int(msg.key())) / 1e6)
+    finally:
+        c.close()
+    out.put(latencies)
+
+
+def phase_latency(args) -> dict:
+    starts = high_watermarks(args)
+    expected = args.rate * args.seconds
+    flushes = Histograms(args.metrics, "skiff_flush_duration_seconds", "skiff_metastore_commit_latency_seconds")
+    out: mp.Queue = mp.Queue()
+    ready = mp.Event()
+    tail = mp.Process(target=tail_worker, args=(args, starts, expected, ready, out))
+    tail.start()
+    ready.wait(60)
+
+    produce_ms: list[float] = []
+    errors: list[str] = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            produce_ms.append((time.time_ns() - int(msg.key())) / 1e6)
+
+    p = Producer(producer_conf(args, **{"linger.ms": 5}))
+    value = b"x" * (RECORD_BYTES - 19)
+    started = time.monotonic()
+    for i in range(expected):
+        due = started + i / args.rate
+        while (wait := due - time.monotonic()) > 0:
+            p.poll(min(wait, 0.001))
+        p.produce(args.topic, value, key=str(time.time_ns()).encode(), partition=i % args.partitions, on_delivery=on_delivery)
+        p.poll(0)
+    p.flush(120)
+    end_to_end = out.get()
+    tail.join()
+    if errors or len(produce_ms) != expected or len(end_to_end) != expected:
+        sys.exit(f"latency phase lost records: {len(produce_ms)} acked, {len(end_to_end)} consumed of {expected}; {errors[:5]}")
+    produce_ms.sort()
+    end_to_end.sort()
+    return {
+        "records": expected,
+        "rate": args.rate,
+        "produce_p50_ms": round(percentile(produce_ms, 0.50), 1),
+        "produce_p99_ms": round(percentile(produce_ms, 0.99), 1),
+        "produce_max_ms": round(produce_ms[-1], 1),
+        "e2e_p50_ms": round(percentile(end_to_end, 0.50), 1),
+        "e2e_p99_ms": round(percentile(end_to_end, 0.99), 1),
+        "e2e_max_ms": round(end_to_end[-1], 1),
+    } | flushes.mean_ms()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--metrics", required=True, help="the broker's /metrics URL")
+    ap.add_argument("--topic", default="bench")
+    ap.add_argument("--partitions", type=int, default=16)
+    ap.add_argument("--mib", type=int, default=2048, help="MiB to produce in the throughput phase")
+    ap.add_argument("--producers", type=int, default=2, help="producer processes in the throughput phase")
+    ap.add_argument("--linger-ms", type=int, default=50)
+    ap.add_argument("--idempotence", action="store_true", help="enable.idempotence (at most 5 requests in flight)")
+    ap.add_argument("--rate", type=int, default=2000, help="records/s in the latency phase")
+    ap.add_argument("--seconds", type=int, default=20, help="length of the latency phase")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = ap.parse_args()
+
+    create_topic(args.bootstrap, args.topic, args.partitions)
+    report = {
+        "produce": phase_produce(args),
+        "consume": phase_consume(args),
+        "latency": phase_latency(args),
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
+    pr, co, la = report["produce"], report["consume"], report["latency"]
+    idem = ", idempotent" if args.idempotence else ""
+    print(f"produce   {pr['records']:,} x 1 KiB over {args.partitions} partitions, acks=all{idem}, "
+          f"{args.producers} producer(s), linger.ms={args.linger_ms}")
+    print(f"          {pr['mib_per_s']} MiB/s, {pr['records_per_s']:,} records/s ({pr['seconds']} s)")
+    print(f"          {pr['puts']:.0f} PUTs for {pr['flushes']:.0f} flushes = {pr['puts_per_gib']} PUTs/GiB, "
+          f"{pr['mib_per_put']} MiB per PUT; "
+          f"other object-store requests: {pr['other_store_requests']:.0f}")
+    print(f"consume   {co['records']:,} records from offset 0: {co['mib_per_s']} MiB/s ({co['seconds']} s)")
+    print(f"          {co['gets']:.0f} GETs = {co['gets_per_gib']} GETs/GiB")
+    print(f"latency   {la['records']:,} records at {la['rate']:,}/s, linger.ms=5")
+    print(f"          produce  p50 {la['produce_p50_ms']} ms  p99 {la['produce_p99_ms']} ms  max {la['produce_max_ms']} ms")
+    print(f"          e2e      p50 {la['e2e_p50_ms']} ms  p99 {la['e2e_p99_ms']} ms  max {la['e2e_max_ms']} ms")
+    print(f"          broker: window close to commit {la['flush_duration_mean_ms']} ms mean, "
+          f"of which metastore commit {la['metastore_commit_latency_mean_ms']} ms")
+
+
+if __name__ == "__main__":
+    main()
