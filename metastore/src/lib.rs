@@ -8,7 +8,8 @@
 pub mod client;
 pub mod local;
 pub mod raft;
+pub mod rpc;
 pub mod state_machine;
 pub mod types;
 
-pub use local::{LocalMetastore, LocalMetastoreOptions, OpenError};
+pub use local::{LocalMetastore, LocalMetastoreOptions, NodeError, OpenError};

@@ -1,4 +1,5 @@
-//! A metastore embedded in the process: a single-node Raft group over a local data directory.
+//! The metastore node running in this process: alone (`skiff dev`, a single-node Raft group over a
+//! local data directory) or as one member of a quorum (`skiff metastore`, peers over HTTP).
 //!
 //! Going through Raft even alone keeps one code path for the journal, snapshots and apply, so the
 //! replicated metastore differs only in its network and membership.
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
@@ -50,8 +51,40 @@ pub enum OpenError {
     NoLeadership(Duration),
 }
 
+/// Why a node could not serve a request; the RPC layer tells remote clients where to go instead.
+#[derive(Clone, Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum NodeError {
+    /// This node is not the leader; `leader` is the one it knows of, with its RPC address.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<(NodeId, String)> },
+    /// Certainly not applied.
+    #[error("metastore unavailable: {0}")]
+    Unavailable(String),
+    /// May or may not have applied.
+    #[error("metastore outcome unknown: {0}")]
+    OutcomeUnknown(String),
+}
+
+impl From<NodeError> for MetastoreError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::NotLeader { .. } | NodeError::Unavailable(_) => {
+                MetastoreError::Unavailable(e.to_string())
+            }
+            NodeError::OutcomeUnknown(m) => MetastoreError::OutcomeUnknown(m),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct LocalMetastoreOptions {
+    /// This node's id in the Raft group; fixed for the life of its data dir, since the journal
+    /// records votes by node id.
+    pub node_id: NodeId,
+    /// `false`: a single node that initialises itself and waits to lead (`skiff dev`). `true`: one
+    /// member of a quorum, reached over HTTP; the cluster is initialised by an admin call, and
+    /// reads go through the leader's read index.
+    pub clustered: bool,
     /// How long a write may take before its outcome is reported unknown.
     pub write_timeout: Duration,
     /// How long `open` waits for the node to elect itself and catch up.
@@ -66,6 +99,8 @@ pub struct LocalMetastoreOptions {
 impl Default for LocalMetastoreOptions {
     fn default() -> Self {
         Self {
+            node_id: LOCAL_NODE_ID,
+            clustered: false,
             write_timeout: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(30),
             snapshot_every: 2000,
@@ -77,6 +112,8 @@ impl Default for LocalMetastoreOptions {
 
 pub struct LocalMetastore {
     raft: Raft,
+    node_id: NodeId,
+    clustered: bool,
     state: SharedState,
     commits: watch::Receiver<u64>,
     write_timeout: Duration,
@@ -125,10 +162,15 @@ impl LocalMetastore {
         let state = sm_store.state();
         let commits = sm_store.commits();
 
+        let network = if options.clustered {
+            Network::http()
+        } else {
+            Network::Single
+        };
         let raft = Raft::new(
-            LOCAL_NODE_ID,
+            options.node_id,
             Arc::new(config),
-            Network,
+            network,
             log_store,
             sm_store,
         )
@@ -136,17 +178,102 @@ impl LocalMetastore {
         .map_err(|e| OpenError::Raft(e.to_string()))?;
         let ms = Self {
             raft,
+            node_id: options.node_id,
+            clustered: options.clustered,
             state,
             commits,
             write_timeout: options.write_timeout,
             shut_down: AtomicBool::new(false),
             journal,
         };
-        if let Err(e) = ms.start(options.startup_timeout).await {
-            ms.shutdown().await;
-            return Err(e);
+        if !ms.clustered {
+            if let Err(e) = ms.start(options.startup_timeout).await {
+                ms.shutdown().await;
+                return Err(e);
+            }
         }
         Ok(ms)
+    }
+
+    /// Makes `members` the first membership of a new cluster. Calling it on every initial member
+    /// with the same map is safe; on a cluster that is already initialised it changes nothing.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), NodeError> {
+        let members: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode::new(addr)))
+            .collect();
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(NodeError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Adds a node as a voter: first as a learner that catches up (from a snapshot if the log
+    /// it needs is purged), then into the membership. Leader only.
+    pub async fn add_node(&self, id: NodeId, addr: String) -> Result<(), NodeError> {
+        self.raft
+            .add_learner(id, BasicNode::new(addr), true)
+            .await
+            .map_err(|e| self.membership_error(e))?;
+        let mut voters = self.voters();
+        voters.insert(id);
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| self.membership_error(e))?;
+        Ok(())
+    }
+
+    /// Removes a node from the voters (and from the cluster). Leader only.
+    pub async fn remove_node(&self, id: NodeId) -> Result<(), NodeError> {
+        let mut voters = self.voters();
+        if !voters.remove(&id) {
+            return Ok(());
+        }
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| self.membership_error(e))?;
+        Ok(())
+    }
+
+    fn voters(&self) -> std::collections::BTreeSet<NodeId> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    fn membership_error(
+        &self,
+        e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+    ) -> NodeError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => NodeError::NotLeader {
+                leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+            },
+            other => NodeError::Unavailable(other.to_string()),
+        }
+    }
+
+    /// The leader this node knows of, with its RPC address.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let id = metrics.current_leader?;
+        let addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())?;
+        Some((id, addr))
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
     }
 
     async fn start(&self, timeout: Duration) -> Result<(), OpenError> {
@@ -156,7 +283,7 @@ impl LocalMetastore {
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
         if !initialized {
-            let members = BTreeMap::from([(LOCAL_NODE_ID, BasicNode::default())]);
+            let members = BTreeMap::from([(self.node_id, BasicNode::default())]);
             self.raft
                 .initialize(members)
                 .await
@@ -165,7 +292,7 @@ impl LocalMetastore {
         self.raft
             .wait(Some(timeout))
             .metrics(
-                |m| m.state == ServerState::Leader && m.current_leader == Some(LOCAL_NODE_ID),
+                |m| m.state == ServerState::Leader && m.current_leader == Some(self.node_id),
                 "become leader",
             )
             .await
@@ -204,33 +331,61 @@ impl LocalMetastore {
         }
     }
 
-    async fn write(&self, cmd: Command) -> Result<CommandResponse> {
+    /// Proposes `cmd` and waits for it to apply, for at most the write timeout.
+    pub async fn write_command(&self, cmd: Command) -> Result<CommandResponse, NodeError> {
         if self.shut_down.load(Ordering::SeqCst) {
-            return Err(MetastoreError::Unavailable("metastore is shut down".into()));
+            return Err(NodeError::Unavailable("metastore is shut down".into()));
         }
         let res = tokio::time::timeout(self.write_timeout, self.raft.client_write(cmd))
             .await
             .map_err(|_| {
-                MetastoreError::OutcomeUnknown(format!(
-                    "write timed out after {:?}",
-                    self.write_timeout
-                ))
+                NodeError::OutcomeUnknown(format!("write timed out after {:?}", self.write_timeout))
             })?;
         match res {
             Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(
-                MetastoreError::Unavailable(format!("not the leader (leader: {:?})", f.leader_id)),
-            ),
-            Err(e) => Err(MetastoreError::OutcomeUnknown(e.to_string())),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(NodeError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+                })
+            }
+            Err(e) => Err(NodeError::OutcomeUnknown(e.to_string())),
         }
     }
 
-    fn read<T>(&self, f: impl FnOnce(&StateMachine) -> T) -> Result<T> {
+    async fn write(&self, cmd: Command) -> Result<CommandResponse> {
+        Ok(self.write_command(cmd).await?)
+    }
+
+    /// Runs `f` on a state that includes every write acknowledged before the call: in a quorum the
+    /// leader first confirms it still leads and waits until it has applied its commit index
+    /// (openraft's read index); a single node is always that leader.
+    pub async fn read_linearizable<T>(
+        &self,
+        f: impl FnOnce(&StateMachine) -> T,
+    ) -> Result<T, NodeError> {
         if self.shut_down.load(Ordering::SeqCst) {
-            return Err(MetastoreError::Unavailable("metastore is shut down".into()));
+            return Err(NodeError::Unavailable("metastore is shut down".into()));
+        }
+        if self.clustered {
+            let read = tokio::time::timeout(self.write_timeout, self.raft.ensure_linearizable())
+                .await
+                .map_err(|_| NodeError::Unavailable("read index timed out".into()))?;
+            match read {
+                Ok(_) => {}
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    return Err(NodeError::NotLeader {
+                        leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+                    })
+                }
+                Err(e) => return Err(NodeError::Unavailable(e.to_string())),
+            }
         }
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         Ok(f(&state))
+    }
+
+    async fn read<T>(&self, f: impl FnOnce(&StateMachine) -> T) -> Result<T> {
+        Ok(self.read_linearizable(f).await?)
     }
 
     /// The Raft handle, for metrics and for tests that force snapshots.
@@ -283,15 +438,15 @@ impl MetastoreClient for LocalMetastore {
     }
 
     async fn topics(&self) -> Result<Vec<TopicMeta>> {
-        self.read(StateMachine::topics)
+        self.read(StateMachine::topics).await
     }
 
     async fn topic_by_name(&self, name: &str) -> Result<Option<TopicMeta>> {
-        self.read(|s| s.topic_by_name(name))
+        self.read(|s| s.topic_by_name(name)).await
     }
 
     async fn offsets(&self, tp: TopicPartition) -> Result<PartitionOffsets> {
-        Ok(self.read(|s| s.offsets(tp))??)
+        Ok(self.read(|s| s.offsets(tp)).await??)
     }
 
     async fn read_index(
@@ -300,7 +455,7 @@ impl MetastoreClient for LocalMetastore {
         offset: i64,
         max_bytes: u64,
     ) -> Result<IndexSlice> {
-        Ok(self.read(|s| s.read_index(tp, offset, max_bytes))??)
+        Ok(self.read(|s| s.read_index(tp, offset, max_bytes)).await??)
     }
 
     async fn batch_for_timestamp(
@@ -308,11 +463,13 @@ impl MetastoreClient for LocalMetastore {
         tp: TopicPartition,
         timestamp: i64,
     ) -> Result<Option<BatchLocation>> {
-        Ok(self.read(|s| s.batch_for_timestamp(tp, timestamp))??)
+        Ok(self
+            .read(|s| s.batch_for_timestamp(tp, timestamp))
+            .await??)
     }
 
     async fn batch_with_max_timestamp(&self, tp: TopicPartition) -> Result<Option<BatchLocation>> {
-        Ok(self.read(|s| s.batch_with_max_timestamp(tp))??)
+        Ok(self.read(|s| s.batch_with_max_timestamp(tp)).await??)
     }
 
     fn commits(&self) -> watch::Receiver<u64> {

@@ -140,7 +140,7 @@ pub struct PartitionOffsets {
 }
 
 /// What a fetch needs: the batches from the one containing `offset` on, up to a byte budget.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexSlice {
     pub offsets: PartitionOffsets,
     pub batches: Vec<BatchLocation>,

@@ -1,0 +1,93 @@
+//! The metastore's RPC: what agents and admin tools send to a metastore node over HTTP, and what
+//! they get back. The server is [`server`]; the agents' client is [`remote::RemoteMetastore`].
+//!
+//! Every body is JSON. Answers are `Result<_, NodeError>` so a follower can say who leads.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::raft::NodeId;
+use crate::types::{
+    BatchLocation, IndexSlice, MetaError, PartitionOffsets, TopicMeta, TopicPartition,
+};
+
+pub mod remote;
+pub mod server;
+
+pub const WRITE_PATH: &str = "/v1/write";
+pub const READ_PATH: &str = "/v1/read";
+pub const COMMITS_PATH: &str = "/v1/commits";
+pub const INIT_PATH: &str = "/admin/init";
+pub const ADD_NODE_PATH: &str = "/admin/add-node";
+pub const REMOVE_NODE_PATH: &str = "/admin/remove-node";
+pub const STATUS_PATH: &str = "/admin/status";
+
+/// A linearizable read of the state machine.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Read {
+    Topics,
+    TopicByName(String),
+    Offsets(TopicPartition),
+    Index {
+        tp: TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+    },
+    BatchForTimestamp {
+        tp: TopicPartition,
+        timestamp: i64,
+    },
+    BatchWithMaxTimestamp(TopicPartition),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ReadAnswer {
+    Topics(Vec<TopicMeta>),
+    Topic(Option<TopicMeta>),
+    Offsets(Result<PartitionOffsets, MetaError>),
+    Index(Result<IndexSlice, MetaError>),
+    Batch(Result<Option<BatchLocation>, MetaError>),
+}
+
+/// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after
+/// `wait_ms` with the counter as it is.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct CommitsQuery {
+    pub seen: u64,
+    pub wait_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InitRequest {
+    /// Node id → RPC address (`host:port`) of every initial member.
+    pub members: BTreeMap<NodeId, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AddNodeRequest {
+    pub id: NodeId,
+    pub addr: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemoveNodeRequest {
+    pub id: NodeId,
+}
+
+/// What `skiff metastore status` prints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub id: NodeId,
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    /// Log entries up to here are purged: a node that needs them gets a snapshot instead.
+    pub purged_index: Option<u64>,
+    /// Voters and learners: node id → address.
+    pub voters: BTreeMap<NodeId, String>,
+    pub learners: BTreeMap<NodeId, String>,
+}

@@ -1,0 +1,188 @@
+//! The HTTP face of one metastore node: Raft RPCs from its peers, writes and reads from agents,
+//! and admin calls (initialise, add or remove a node, status).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    AddNodeRequest, CommitsQuery, InitRequest, Read, ReadAnswer, RemoveNodeRequest, Status,
+    ADD_NODE_PATH, COMMITS_PATH, INIT_PATH, READ_PATH, REMOVE_NODE_PATH, STATUS_PATH, WRITE_PATH,
+};
+use crate::client::MetastoreClient;
+use crate::local::{LocalMetastore, NodeError};
+use crate::raft::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use crate::state_machine::StateMachine;
+use crate::types::Command;
+
+/// Longest a commits long-poll may wait, whatever the caller asks.
+const MAX_COMMITS_WAIT: Duration = Duration::from_secs(30);
+
+type Node = Arc<LocalMetastore>;
+
+pub fn router(node: Node) -> Router {
+    Router::new()
+        .route(APPEND_PATH, post(append))
+        .route(VOTE_PATH, post(vote))
+        .route(SNAPSHOT_PATH, post(snapshot))
+        .route(WRITE_PATH, post(write))
+        .route(READ_PATH, post(read))
+        .route(COMMITS_PATH, post(commits))
+        .route(INIT_PATH, post(init))
+        .route(ADD_NODE_PATH, post(add_node))
+        .route(REMOVE_NODE_PATH, post(remove_node))
+        .route(STATUS_PATH, get(status))
+        .with_state(node)
+}
+
+/// Serves `node` on `listener` until `shutdown` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    node: Node,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(node))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// A JSON body, or 400 with the reason: bodies come from the network.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, String)> {
+    serde_json::from_slice(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed body: {e}")))
+}
+
+fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => ([("content-type", "application/json")], bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn append(State(node): State<Node>, body: Bytes) -> Response {
+    match parse(&body) {
+        Ok(rpc) => json(&node.raft().append_entries(rpc).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn vote(State(node): State<Node>, body: Bytes) -> Response {
+    match parse(&body) {
+        Ok(rpc) => json(&node.raft().vote(rpc).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn snapshot(State(node): State<Node>, body: Bytes) -> Response {
+    match parse(&body) {
+        Ok(rpc) => json(&node.raft().install_snapshot(rpc).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn write(State(node): State<Node>, body: Bytes) -> Response {
+    match parse::<Command>(&body) {
+        Ok(cmd) => json(&node.write_command(cmd).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn read(State(node): State<Node>, body: Bytes) -> Response {
+    let read = match parse::<Read>(&body) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let answer: Result<ReadAnswer, NodeError> = node
+        .read_linearizable(move |s: &StateMachine| match read {
+            Read::Topics => ReadAnswer::Topics(s.topics()),
+            Read::TopicByName(name) => ReadAnswer::Topic(s.topic_by_name(&name)),
+            Read::Offsets(tp) => ReadAnswer::Offsets(s.offsets(tp)),
+            Read::Index {
+                tp,
+                offset,
+                max_bytes,
+            } => ReadAnswer::Index(s.read_index(tp, offset, max_bytes)),
+            Read::BatchForTimestamp { tp, timestamp } => {
+                ReadAnswer::Batch(s.batch_for_timestamp(tp, timestamp))
+            }
+            Read::BatchWithMaxTimestamp(tp) => ReadAnswer::Batch(s.batch_with_max_timestamp(tp)),
+        })
+        .await;
+    json(&answer)
+}
+
+async fn commits(State(node): State<Node>, body: Bytes) -> Response {
+    let q = match parse::<CommitsQuery>(&body) {
+        Ok(q) => q,
+        Err(r) => return r.into_response(),
+    };
+    let mut rx = node.commits();
+    let wait = Duration::from_millis(q.wait_ms).min(MAX_COMMITS_WAIT);
+    let _ = tokio::time::timeout(wait, rx.wait_for(|c| *c != q.seen)).await;
+    let now = *rx.borrow();
+    json(&now)
+}
+
+async fn init(State(node): State<Node>, body: Bytes) -> Response {
+    match parse::<InitRequest>(&body) {
+        Ok(req) => json(&node.initialize(req.members).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn add_node(State(node): State<Node>, body: Bytes) -> Response {
+    match parse::<AddNodeRequest>(&body) {
+        Ok(req) => json(&node.add_node(req.id, req.addr).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn remove_node(State(node): State<Node>, body: Bytes) -> Response {
+    match parse::<RemoveNodeRequest>(&body) {
+        Ok(req) => json(&node.remove_node(req.id).await),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn status(State(node): State<Node>) -> Response {
+    json(&node.status())
+}
+
+impl LocalMetastore {
+    pub fn status(&self) -> Status {
+        let m = self.raft().metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let addr = |id: &u64| {
+            membership
+                .get_node(id)
+                .map(|n| n.addr.clone())
+                .unwrap_or_default()
+        };
+        Status {
+            id: m.id,
+            state: format!("{:?}", m.state),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            voters: membership.voter_ids().map(|id| (id, addr(&id))).collect(),
+            learners: membership.learner_ids().map(|id| (id, addr(&id))).collect(),
+        }
+    }
+}
