@@ -133,6 +133,26 @@ def test_huge_length_prefix_closes_connection(broker, prefix):
     assert_still_serving(broker)
 
 
+NON_PRODUCE_MAX = 1024 * 1024  # the broker's default for every request but Produce
+
+
+def _padded_metadata(size: int, correlation_id: int) -> bytes:
+    """A Metadata v1 request for no topics, padded with trailing bytes (which decoding ignores) to a
+    frame of `size` bytes."""
+    body = kw.header_v1(kw.API_METADATA, 1, correlation_id) + struct.pack(">i", 0)
+    return kw.frame(body + b"\x00" * (size - len(body)))
+
+
+def test_request_other_than_produce_over_1mib_closes_connection(broker):
+    # Decoding multiplies a request's size, so only Produce gets the 100 MiB frame limit (see
+    # test_raw_batch_over_max_message_bytes for a Produce over 1 MiB).
+    with kw.Conn(broker.bootstrap) as c:
+        payload = c.roundtrip(_padded_metadata(NON_PRODUCE_MAX, 3))
+        assert struct.unpack(">i", payload[:4]) == (3,)
+    expect_closed(broker, _padded_metadata(NON_PRODUCE_MAX + 1, 4))
+    assert_still_serving(broker)
+
+
 # A count that the bytes after it cannot hold. kafka-protocol would size a Vec from it before
 # reading a single element, so these must be refused before decoding, not by running out of memory.
 HUGE_COUNTS = {

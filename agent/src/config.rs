@@ -27,6 +27,18 @@ pub struct AgentConfig {
     /// the open window instead of waiting for the previous window's commit. Memory stays bounded by
     /// the request-memory budget, which counts every request at 1 KiB or more.
     pub max_in_flight_per_connection: usize,
+    /// Of those, how many may be anything but Produce. An answer is held until the client reads
+    /// it, and a Fetch answer can be megabytes that the request budget never saw: a client that
+    /// pipelines fetches without reading its socket would otherwise pin thousands of them.
+    pub max_in_flight_non_produce: usize,
+    /// Largest frame accepted for anything but Produce. Decoding multiplies a request's size (a
+    /// one-byte empty string becomes a 32-byte value, and may get an answer of its own), so only
+    /// Produce, whose records stay as the bytes received, gets `max_request_bytes`. A Fetch of
+    /// 20,000 partitions or a Metadata request naming 8,000 topics of 100 characters fits.
+    pub max_non_produce_request_bytes: usize,
+    /// Largest Fetch response, whatever the request asks (Kafka's `fetch.max.bytes`, 55 MiB):
+    /// a response is held in memory until it is written.
+    pub fetch_max_bytes: usize,
     pub max_connections: usize,
     pub auto_create_topics: bool,
     pub num_partitions: i32,
@@ -46,6 +58,9 @@ impl Default for AgentConfig {
             max_pending_bytes: 256 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
             max_in_flight_per_connection: 4096,
+            max_in_flight_non_produce: 32,
+            max_non_produce_request_bytes: 1024 * 1024,
+            fetch_max_bytes: 55 * 1024 * 1024,
             max_connections: 10_000,
             auto_create_topics: true,
             num_partitions: 1,

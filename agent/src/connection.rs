@@ -3,13 +3,17 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::config::AgentConfig;
 use crate::context::Agent;
 use crate::handlers::{self, Close};
 use crate::protocol::frame::{self, FrameError};
@@ -18,6 +22,36 @@ use crate::protocol::frame::{self, FrameError};
 /// answer is written, so many connections sending at once cannot grow memory without bound: past
 /// the budget, sockets simply stop being read.
 pub type RequestMemory = Arc<Semaphore>;
+
+/// A request read off the socket, with what it holds until its answer is written.
+struct Request {
+    body: Bytes,
+    memory: OwnedSemaphorePermit,
+    /// A place in the connection's window for requests other than Produce.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+/// A request being answered, queued for the writer.
+struct InFlight {
+    answer: JoinHandle<Result<Option<Bytes>, Close>>,
+    memory: OwnedSemaphorePermit,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl InFlight {
+    /// Stops the request's task and waits until it has, so that its permits go back only once
+    /// nothing is left running on them.
+    async fn abort(self) {
+        let InFlight {
+            answer,
+            memory,
+            slot,
+        } = self;
+        answer.abort();
+        let _ = answer.await;
+        drop((memory, slot));
+    }
+}
 
 pub async fn serve(
     agent: Arc<Agent>,
@@ -30,69 +64,34 @@ pub async fn serve(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let _ = stream.set_nodelay(true);
-    let (read_half, mut write_half) = stream.into_split();
+    let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
-    let (tx, mut rx) = mpsc::channel::<(
-        JoinHandle<Result<Option<bytes::Bytes>, Close>>,
-        OwnedSemaphorePermit,
-    )>(agent.config.max_in_flight_per_connection);
+    let (tx, rx) = mpsc::channel::<InFlight>(agent.config.max_in_flight_per_connection);
+    let non_produce = Arc::new(Semaphore::new(
+        agent.config.max_in_flight_non_produce.max(1),
+    ));
+    // Cancelled by the writer when it gives up, so the reading stops with it.
+    let stop = shutdown.child_token();
+    let writer = tokio::spawn(write_answers(rx, write_half, stop.clone(), peer.clone()));
 
-    let writer_peer = peer.clone();
-    let writer = tokio::spawn(async move {
-        while let Some((answer, _permit)) = rx.recv().await {
-            match answer.await {
-                Ok(Ok(Some(bytes))) => {
-                    if let Err(e) = write_half.write_all(&bytes).await {
-                        debug!(peer = %writer_peer, error = %e, "write failed");
-                        return;
-                    }
-                }
-                Ok(Ok(None)) => {}
-                Ok(Err(close)) => {
-                    warn!(peer = %writer_peer, reason = %close, "closing connection");
-                    return;
-                }
-                Err(e) => {
-                    warn!(peer = %writer_peer, error = %e, "request task failed; closing connection");
-                    return;
-                }
-            }
-        }
-        let _ = write_half.shutdown().await;
-    });
-
-    let max = agent.config.max_request_bytes;
     loop {
-        let size = tokio::select! {
-            size = frame::read_size(&mut reader, max) => size,
-            _ = shutdown.cancelled() => break,
+        let next = read_request(&mut reader, &agent.config, &memory, &non_produce, &peer);
+        let request = tokio::select! {
+            request = next => request,
+            _ = stop.cancelled() => None,
         };
-        let size = match size {
-            Ok(Some(size)) => size,
-            Ok(None) => break,
-            Err(FrameError::Io(e)) => {
-                debug!(peer = %peer, error = %e, "read failed");
-                break;
-            }
-            Err(e) => {
-                warn!(peer = %peer, error = %e, "closing connection");
-                break;
-            }
-        };
-        let permits = u32::try_from(size.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-        let Ok(permit) = memory.clone().acquire_many_owned(permits).await else {
+        let Some(Request { body, memory, slot }) = request else {
             break;
-        };
-        let body = match frame::read_body(&mut reader, size).await {
-            Ok(body) => body,
-            Err(e) => {
-                debug!(peer = %peer, error = %e, "read failed");
-                break;
-            }
         };
         match handlers::route(&agent, body).await {
             Ok(pending) => {
-                if tx.send((tokio::spawn(pending), permit)).await.is_err() {
+                let request = InFlight {
+                    answer: tokio::spawn(pending),
+                    memory,
+                    slot,
+                };
+                if let Err(mpsc::error::SendError(request)) = tx.send(request).await {
+                    request.abort().await;
                     break;
                 }
             }
@@ -105,4 +104,318 @@ pub async fn serve(
     // Let the answers already under way go out before the socket closes.
     drop(tx);
     let _ = writer.await;
+}
+
+/// Reads the next request and takes what it needs to be answered: its bytes from the memory
+/// budget, and for anything but Produce a place in the connection's small window. `None` when
+/// the connection is done: closed, broken, or sent a frame it is not allowed.
+async fn read_request(
+    reader: &mut BufReader<OwnedReadHalf>,
+    config: &AgentConfig,
+    memory: &RequestMemory,
+    non_produce: &Arc<Semaphore>,
+    peer: &str,
+) -> Option<Request> {
+    let size = match frame::read_size(reader, config.max_request_bytes).await {
+        Ok(Some(size)) => size,
+        Ok(None) => return None,
+        Err(FrameError::Io(e)) => {
+            debug!(peer = %peer, error = %e, "read failed");
+            return None;
+        }
+        Err(e) => {
+            warn!(peer = %peer, error = %e, "closing connection");
+            return None;
+        }
+    };
+    // The api key leads the body: read it first, so that a request too large for its api is
+    // refused before its bytes are.
+    let mut key = [0u8; 2];
+    let head = &mut key[..size.min(2)];
+    if let Err(e) = frame::read_head(reader, head).await {
+        debug!(peer = %peer, error = %e, "read failed");
+        return None;
+    }
+    let api_key = (size >= 2).then(|| i16::from_be_bytes(key));
+    let produce = api_key == Some(ApiKey::Produce as i16);
+    if !produce && size > config.max_non_produce_request_bytes {
+        let e = FrameError::TooLarge {
+            size: size as i64,
+            max: config.max_non_produce_request_bytes,
+        };
+        warn!(peer = %peer, ?api_key, error = %e, "closing connection: only Produce may be this large");
+        return None;
+    }
+    // Taken before the shared memory budget, so a connection waiting on its own answers does not
+    // hold back everyone else's requests meanwhile.
+    let slot = if produce {
+        None
+    } else {
+        Some(non_produce.clone().acquire_owned().await.ok()?)
+    };
+    let permits = u32::try_from(size.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let memory = memory.clone().acquire_many_owned(permits).await.ok()?;
+    let body = match frame::read_body(reader, &key[..size.min(2)], size).await {
+        Ok(body) => body,
+        Err(e) => {
+            debug!(peer = %peer, error = %e, "read failed");
+            return None;
+        }
+    };
+    Some(Request { body, memory, slot })
+}
+
+/// Writes the answers in request order. When it has to stop early (a failed write, an answer
+/// that closes the connection) it cancels `stop` and aborts every request still queued: they
+/// would otherwise run on, detached, after their permits went back (a long-poll fetch for as
+/// long as its client asked).
+async fn write_answers(
+    mut rx: mpsc::Receiver<InFlight>,
+    mut out: OwnedWriteHalf,
+    stop: CancellationToken,
+    peer: String,
+) {
+    while let Some(InFlight {
+        answer,
+        memory,
+        slot,
+    }) = rx.recv().await
+    {
+        let written = match answer.await {
+            Ok(Ok(Some(bytes))) => match out.write_all(&bytes).await {
+                Ok(()) => true,
+                Err(e) => {
+                    debug!(peer = %peer, error = %e, "write failed");
+                    false
+                }
+            },
+            Ok(Ok(None)) => true,
+            Ok(Err(close)) => {
+                warn!(peer = %peer, reason = %close, "closing connection");
+                false
+            }
+            Err(e) => {
+                warn!(peer = %peer, error = %e, "request task failed; closing connection");
+                false
+            }
+        };
+        drop((memory, slot));
+        if !written {
+            stop.cancel();
+            rx.close();
+            while let Some(queued) = rx.recv().await {
+                queued.abort().await;
+            }
+            return;
+        }
+    }
+    let _ = out.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::future::Future;
+    use std::time::Duration;
+
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        ApiVersionsRequest, BrokerId, FetchRequest, MetadataRequest, ProduceRequest, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use skiff_format::encode::BatchBuilder;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::test_support::{self, request};
+
+    const TOPIC: &str = "idle";
+    const HOUR_MS: i32 = 3_600_000;
+
+    /// Serves the first connection made to the returned address.
+    async fn serve_one(agent: Arc<Agent>) -> (std::net::SocketAddr, JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let memory = Arc::new(Semaphore::new(1 << 20));
+            serve(agent, stream, memory, CancellationToken::new()).await;
+        });
+        (addr, server)
+    }
+
+    async fn agent_with_topic(config: AgentConfig) -> test_support::TestAgent {
+        let t = test_support::agent(config).await;
+        t.agent
+            .create_topic(TOPIC, 1, BTreeMap::new())
+            .await
+            .expect("topic");
+        t
+    }
+
+    /// A fetch of the empty topic that waits up to `max_wait_ms` for a record.
+    fn fetch(correlation_id: i32, max_wait_ms: i32) -> Vec<u8> {
+        let partition = FetchPartition::default()
+            .with_partition(0)
+            .with_partition_max_bytes(1 << 20);
+        let topic = FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![partition]);
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![topic]);
+        request(ApiKey::Fetch, 4, correlation_id, &req)
+    }
+
+    fn produce(correlation_id: i32) -> Vec<u8> {
+        let records = BatchBuilder::new(1_000)
+            .record(1_000, None, Some(b"v"))
+            .build();
+        let partition = PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(records));
+        let topic = TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partition_data(vec![partition]);
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![topic]);
+        request(ApiKey::Produce, 3, correlation_id, &req)
+    }
+
+    async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Whether the peer closes `client` within `wait`.
+    async fn closed_within(client: &mut TcpStream, wait: Duration) -> bool {
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(wait, client.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+
+    fn with_timeout<F: Future>(f: F) -> tokio::time::Timeout<F> {
+        tokio::time::timeout(Duration::from_secs(10), f)
+    }
+
+    #[tokio::test]
+    async fn requests_other_than_produce_are_few_in_flight_on_a_connection() {
+        let config = AgentConfig {
+            flush_interval: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let window = config.max_in_flight_non_produce;
+        let t = agent_with_topic(config).await;
+        let (addr, _server) = serve_one(t.agent.clone()).await;
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        // Long polls, then produce requests, and never a read.
+        let mut wire = Vec::new();
+        for i in 0..window {
+            wire.extend(fetch(i as i32, HOUR_MS));
+        }
+        for i in 0..100 {
+            wire.extend(produce(1000 + i));
+        }
+        for i in 0..100 {
+            wire.extend(fetch(2000 + i, HOUR_MS));
+        }
+        client.write_all(&wire).await.expect("send");
+
+        let metrics = &t.agent.metrics;
+        // Produce requests get past a full window of long polls...
+        eventually("all produce requests read", || {
+            metrics.produce_requests.get() == 100
+        })
+        .await;
+        // ...but no further fetch does.
+        eventually("a window of fetches started", || {
+            metrics.fetch_requests.get() >= window as u64
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(metrics.fetch_requests.get(), window as u64);
+    }
+
+    #[tokio::test]
+    async fn when_the_writer_gives_up_the_requests_queued_behind_it_stop() {
+        let t = agent_with_topic(AgentConfig::default()).await;
+        let (addr, server) = serve_one(t.agent.clone()).await;
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        let mut wire = request(ApiKey::ApiVersions, 0, 1, &ApiVersionsRequest::default());
+        wire.extend(fetch(2, 300));
+        wire.extend(fetch(3, HOUR_MS));
+        client.write_all(&wire).await.expect("send");
+        eventually("both fetches started", || {
+            t.agent.metrics.fetch_requests.get() == 2
+        })
+        .await;
+        // Reset the connection, so that the short fetch's answer cannot be written.
+        client.set_zero_linger().expect("linger");
+        drop(client);
+
+        with_timeout(server)
+            .await
+            .expect("the connection ends")
+            .expect("serve");
+        // Every task that held the agent has stopped: the hour-long poll too.
+        assert_eq!(Arc::strong_count(&t.agent), 1);
+    }
+
+    #[tokio::test]
+    async fn only_produce_may_be_larger_than_the_non_produce_limit() {
+        let t = test_support::agent(AgentConfig::default()).await;
+        let over = t.agent.config.max_non_produce_request_bytes + 1;
+        for (api, closes) in [(ApiKey::Metadata, true), (ApiKey::Produce, false)] {
+            let (addr, _server) = serve_one(t.agent.clone()).await;
+            let mut client = TcpStream::connect(addr).await.expect("connect");
+            // Only the size and the header: a limit must be applied before the body arrives.
+            let mut wire = i32::try_from(over).expect("size").to_be_bytes().to_vec();
+            wire.extend((api as i16).to_be_bytes());
+            wire.extend([0, 3, 0, 0, 0, 1]);
+            client.write_all(&wire).await.expect("send");
+            let wait = Duration::from_millis(if closes { 5000 } else { 500 });
+            assert_eq!(closed_within(&mut client, wait).await, closes, "{api:?}");
+        }
+    }
+
+    #[test]
+    fn large_requests_of_real_clients_fit_the_non_produce_limit() {
+        let limit = AgentConfig::default().max_non_produce_request_bytes;
+        let name = |i: usize| TopicName(StrBytes::from_string(format!("{i:0100}")));
+        // 20,000 partitions over 1,000 topics, in the last Fetch version that names topics (the
+        // next sends 16-byte ids instead).
+        let topics = (0..1000)
+            .map(|t| {
+                FetchTopic::default().with_topic(name(t)).with_partitions(
+                    (0..20)
+                        .map(|p| FetchPartition::default().with_partition(p))
+                        .collect(),
+                )
+            })
+            .collect();
+        let req = FetchRequest::default().with_topics(topics);
+        assert!(request(ApiKey::Fetch, 12, 1, &req).len() - 4 <= limit);
+        // 8,000 topics named in one Metadata request, with their ids (v12).
+        let topics = (0..8000)
+            .map(|t| MetadataRequestTopic::default().with_name(Some(name(t))))
+            .collect();
+        let req = MetadataRequest::default().with_topics(Some(topics));
+        assert!(request(ApiKey::Metadata, 12, 1, &req).len() - 4 <= limit);
+    }
 }

@@ -12,3 +12,5 @@ pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod storage;
+#[cfg(test)]
+mod test_support;

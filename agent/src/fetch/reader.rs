@@ -81,7 +81,7 @@ async fn get(
     object: ObjectId,
     range: Range<u64>,
 ) -> Result<Bytes, ReadError> {
-    let want = range.end - range.start;
+    let want = range.end.saturating_sub(range.start);
     let bytes = store
         .get_range(&object_path(object), range)
         .await
@@ -97,16 +97,25 @@ async fn get(
 }
 
 /// The spans covering `batches`, sorted by object and position; ranges of one object closer than
-/// [`COALESCE_GAP`] share a span.
+/// [`COALESCE_GAP`] share a span. A batch whose range overflows (corrupt index data) gets none, so
+/// [`assemble`] fails it as not read.
 fn spans<'a>(batches: impl Iterator<Item = &'a BatchLocation>) -> Vec<Span> {
     let mut wanted: Vec<(ObjectId, Range<u64>)> = batches
-        .map(|b| (b.object, b.position..b.position + u64::from(b.len)))
+        .filter_map(|b| {
+            Some((
+                b.object,
+                b.position..b.position.checked_add(u64::from(b.len))?,
+            ))
+        })
         .collect();
     wanted.sort_unstable_by_key(|(object, range)| (*object, range.start));
     let mut spans: Vec<Span> = Vec::new();
     for (object, range) in wanted {
         match spans.last_mut() {
-            Some(s) if s.object == object && range.start <= s.range.end + COALESCE_GAP => {
+            Some(s)
+                if s.object == object
+                    && range.start <= s.range.end.saturating_add(COALESCE_GAP) =>
+            {
                 s.range.end = s.range.end.max(range.end)
             }
             _ => spans.push(Span { object, range }),
@@ -135,8 +144,9 @@ fn assemble(
             .ok_or_else(not_read)?;
         let (span, chunk) = (&spans[i], chunks[i].as_ref().map_err(Clone::clone)?);
         let start = usize::try_from(b.position - span.range.start).map_err(|_| not_read())?;
+        let end = start.checked_add(b.len as usize).ok_or_else(not_read)?;
         let slice = chunk
-            .get(start..start + b.len as usize)
+            .get(start..end)
             .filter(|_| span.object == b.object)
             .ok_or_else(not_read)?;
         let at = out.len();
@@ -177,6 +187,30 @@ mod tests {
         let s = spans(batches.iter());
         let got: Vec<_> = s.iter().map(|s| (s.object, s.range.clone())).collect();
         assert_eq!(got, vec![(a, 10..20), (b, 0..13), (b, far..far + 3)]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_range_overflows_is_not_read() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let a = ObjectId(ulid::Ulid::from_parts(1, 1));
+        store
+            .put(&object_path(a), vec![0u8; 61].into())
+            .await
+            .expect("put");
+        let reader = Reader::new(store);
+        // One batch ends past u64::MAX; two fit, near the end, but the coalescing gap after the
+        // first does not.
+        let past_the_end = [loc(a, 0, 61), loc(a, u64::MAX - 10, 61)];
+        let near_the_end = [loc(a, u64::MAX - 100, 61), loc(a, u64::MAX - 30, 10)];
+        let got = reader.read(&past_the_end).await;
+        assert!(matches!(got, Err(ReadError::NotRead { .. })), "{got:?}");
+        let got = reader.read(&near_the_end).await;
+        assert!(got.is_err(), "{got:?}");
+        let got: Vec<_> = spans(past_the_end.iter().chain(&near_the_end))
+            .iter()
+            .map(|s| s.range.clone())
+            .collect();
+        assert_eq!(got, vec![0..61, u64::MAX - 100..u64::MAX - 20]);
     }
 
     #[tokio::test]

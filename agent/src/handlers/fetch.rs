@@ -67,11 +67,13 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = req.min_bytes.max(0) as u64;
-    let response_max = if req.max_bytes <= 0 {
-        u64::MAX
-    } else {
-        req.max_bytes as u64
-    };
+    // Kafka's broker-side fetch.max.bytes bounds what one response may hold, whatever the client
+    // asks for; the first batch is still returned whole (KIP-74).
+    let response_max = u64::try_from(req.max_bytes)
+        .ok()
+        .filter(|&b| b > 0)
+        .unwrap_or(u64::MAX)
+        .min(agent.config.fetch_max_bytes as u64);
     let mut commits = agent.metastore.commits();
 
     // Plan from the index; wait for commits until enough bytes are there or time is up; only then

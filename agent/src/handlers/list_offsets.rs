@@ -5,6 +5,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use skiff_format::batch::{Batch, BatchHeader, Compression};
 use skiff_format::records::{first_offset_at_or_after, max_timestamp};
 use skiff_metastore::types::{BatchLocation, TopicPartition};
+use tokio::sync::Semaphore;
 
 use crate::context::Agent;
 use crate::protocol::codes;
@@ -110,7 +111,7 @@ async fn record_at_or_after(agent: &Agent, b: &BatchLocation, ts: i64) -> Option
     let (delta, timestamp) = scan(batch, move |batch| first_offset_at_or_after(batch, ts))
         .await?
         .ok()??;
-    Some((b.base_offset + delta, timestamp))
+    Some((offset_in(b, delta)?, timestamp))
 }
 
 /// The first record of batch `b` carrying the largest timestamp of its records; `None` as for
@@ -122,7 +123,18 @@ async fn record_with_max_timestamp(agent: &Agent, b: &BatchLocation) -> Option<(
     }
     let batch = read_batch(agent, b).await?;
     let (delta, timestamp) = scan(batch, max_timestamp).await?.ok()??;
-    Some((b.base_offset + delta, timestamp))
+    Some((offset_in(b, delta)?, timestamp))
+}
+
+/// The offset of the record `delta` past the start of batch `b`, if the batch has one. A record's
+/// offset delta is the producer's bytes, which only the batch header was checked against: a delta
+/// outside the batch would name an offset some other batch holds, or none does.
+fn offset_in(b: &BatchLocation, delta: i64) -> Option<i64> {
+    let last = b.last_offset.checked_sub(b.base_offset)?;
+    (0..=last)
+        .contains(&delta)
+        .then(|| b.base_offset.checked_add(delta))
+        .flatten()
 }
 
 async fn read_batch(agent: &Agent, b: &BatchLocation) -> Option<Batch> {
@@ -130,6 +142,11 @@ async fn read_batch(agent: &Agent, b: &BatchLocation) -> Option<Batch> {
     let header = BatchHeader::parse(&bytes).ok()?;
     Some(Batch { header, bytes })
 }
+
+/// Compressed batches scanned at once, across the process. Each scan may hold 64 MiB of
+/// decompressed records and a zstd window as large again: pipelined ListOffsets requests would
+/// otherwise multiply that by the size of the blocking pool.
+static DECOMPRESSIONS: Semaphore = Semaphore::const_new(2);
 
 /// Runs `f` over a batch: in place when it is uncompressed (a scan of bytes already in memory),
 /// on the blocking pool when it is compressed, since decompressing up to 64 MiB would otherwise
@@ -141,5 +158,104 @@ async fn scan<T: Send + 'static>(
     if batch.header.compression() == Compression::None {
         return Some(f(&batch));
     }
-    tokio::task::spawn_blocking(move || f(&batch)).await.ok()
+    let permit = DECOMPRESSIONS.acquire().await.ok()?;
+    // The permit goes with the closure: if the request is aborted the scan still runs to its end,
+    // and must be counted until then.
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f(&batch)
+    })
+    .await
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use skiff_format::encode::{update_crc, BatchBuilder};
+    use skiff_metastore::types::ObjectId;
+
+    use super::*;
+    use crate::config::AgentConfig;
+    use crate::storage::object_path;
+    use crate::test_support;
+
+    /// Offset delta of the first record, in a one-record batch with a 1-byte key-less record.
+    const FIRST_DELTA_AT: usize = skiff_format::batch::BATCH_HEADER_LEN + 3;
+
+    #[tokio::test]
+    async fn a_record_offset_delta_outside_its_batch_is_not_believed() {
+        let t = test_support::agent(AgentConfig::default()).await;
+        let base = BatchBuilder::new(1_000)
+            .record(1_000, None, Some(b"v"))
+            .build();
+        assert_eq!(base[FIRST_DELTA_AT], 0, "layout");
+        // Zigzag varints: 0, then 1 (past the batch's only record) and -1 (before it).
+        for (i, (zigzag, believed)) in [(0u8, true), (2, false), (1, false)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut bytes = base.to_vec();
+            bytes[FIRST_DELTA_AT] = zigzag;
+            update_crc(&mut bytes);
+            let object = ObjectId(ulid::Ulid::from_parts(1, i as u128));
+            let len = u32::try_from(bytes.len()).expect("len");
+            t.store
+                .put(&object_path(object), bytes.into())
+                .await
+                .expect("put");
+            let b = BatchLocation {
+                base_offset: 10,
+                last_offset: 10,
+                object,
+                position: 0,
+                len,
+                // Below the record's, so both lookups read the batch.
+                first_timestamp: 0,
+                max_timestamp: 1_000,
+            };
+            let want = believed.then_some((10, 1_000));
+            assert_eq!(
+                record_at_or_after(&t.agent, &b, 500).await,
+                want,
+                "{zigzag}"
+            );
+            assert_eq!(
+                record_with_max_timestamp(&t.agent, &b).await,
+                want,
+                "{zigzag}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn compressed_batches_are_scanned_two_at_a_time() {
+        const GZIP: i16 = 1;
+        let bytes = BatchBuilder::new(0)
+            .attributes(GZIP)
+            .record(0, None, None)
+            .build();
+        let header = BatchHeader::parse(&bytes).expect("header");
+        assert_eq!(header.compression(), Compression::Gzip);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let scans = (0..8).map(|_| {
+            let batch = Batch {
+                header,
+                bytes: bytes.clone(),
+            };
+            let (running, most) = (running.clone(), most.clone());
+            scan(batch, move |_| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        let done = futures::future::join_all(scans).await;
+        assert!(done.iter().all(Option::is_some));
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
 }

@@ -103,13 +103,21 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
     let acks = req.acks;
+    let wait = answer_within(req.timeout_ms);
     let names: Vec<_> = req.topic_data.into_iter().map(|t| t.name).collect();
 
     Box::pin(async move {
         let results: Result<Vec<AppendResult>, AppendError> = match queued {
             None => Ok(Vec::new()),
             Some(Err(e)) => Err(e),
-            Some(Ok(rx)) => rx.await.map_err(|_| AppendError::ShuttingDown),
+            Some(Ok(rx)) => match tokio::time::timeout(wait, rx).await {
+                Ok(answer) => answer.map_err(|_| AppendError::ShuttingDown),
+                // The commit may still land: a retry of an idempotent producer is deduplicated.
+                Err(_) => Err(AppendError::Metastore(format!(
+                    "not committed within the request's {} ms",
+                    wait.as_millis()
+                ))),
+            },
         };
         agent
             .metrics
@@ -133,6 +141,20 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
             .collect();
         let body = ProduceResponse::default().with_responses(responses);
         encode(ApiKey::Produce, version, correlation_id, &body).map(Some)
+    })
+}
+
+/// How long a produce waits for its commit before answering REQUEST_TIMED_OUT: the request's
+/// `timeout_ms`, as Kafka does, so a metastore that lost its quorum gets a retriable error instead
+/// of a hang; but never less than a few flush windows, which a client cannot know about.
+fn answer_within(timeout_ms: i32) -> std::time::Duration {
+    const FLOOR_MS: u64 = 5_000;
+    const NONE_GIVEN_MS: u64 = 30_000;
+    let ms = u64::try_from(timeout_ms).unwrap_or(0);
+    std::time::Duration::from_millis(if ms == 0 {
+        NONE_GIVEN_MS
+    } else {
+        ms.max(FLOOR_MS)
     })
 }
 

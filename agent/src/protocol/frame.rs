@@ -44,14 +44,31 @@ pub async fn read_size<R: AsyncRead + Unpin>(
     Ok(Some(size))
 }
 
-/// Reads a frame body whose size [`read_size`] already checked.
+/// Reads the first `head.len()` bytes of a frame body (the api key, say), so the body's size can
+/// be judged before the rest of it is read.
+pub async fn read_head<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    head: &mut [u8],
+) -> Result<(), FrameError> {
+    reader
+        .read_exact(head)
+        .await
+        .map_err(|_| FrameError::Truncated)?;
+    Ok(())
+}
+
+/// Reads the rest of a frame body whose size [`read_size`] already checked and whose first bytes,
+/// `head`, were read by [`read_head`].
 pub async fn read_body<R: AsyncRead + Unpin>(
     reader: &mut R,
+    head: &[u8],
     size: usize,
 ) -> Result<Bytes, FrameError> {
     let mut body = BytesMut::zeroed(size);
+    let (start, rest) = body.split_at_mut(head.len().min(size));
+    start.copy_from_slice(&head[..start.len()]);
     reader
-        .read_exact(&mut body)
+        .read_exact(rest)
         .await
         .map_err(|_| FrameError::Truncated)?;
     Ok(body.freeze())
@@ -105,12 +122,60 @@ pub fn encode_response<R: Encodable>(
         .compute_size(header_version)
         .and_then(|h| Ok(h + body.compute_size(api_version)?))
         .map_err(|e| EncodeError(e.to_string()))?;
+    // The size prefix is an i32: a larger answer (a fetch asking for more than 2 GiB) would go out
+    // with a wrong length and leave the client reading garbage.
+    let prefix = i32::try_from(size).map_err(|_| {
+        EncodeError(format!(
+            "{size}-byte response is over the protocol's limit of {} bytes",
+            i32::MAX
+        ))
+    })?;
     let mut out = BytesMut::with_capacity(4 + size);
-    out.put_i32(size as i32);
+    out.put_i32(prefix);
     header
         .encode(&mut out, header_version)
         .map_err(|e| EncodeError(e.to_string()))?;
     body.encode(&mut out, api_version)
         .map_err(|e| EncodeError(e.to_string()))?;
     Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::FetchResponse;
+
+    use super::*;
+
+    #[test]
+    fn a_response_whose_size_does_not_fit_an_i32_is_refused() {
+        // 2,048 partitions sharing one 1 MiB chunk: over 2 GiB encoded, 1 MiB in memory.
+        let chunk = Bytes::from(vec![0u8; 1 << 20]);
+        let partitions = (0..2048)
+            .map(|i| {
+                PartitionData::default()
+                    .with_partition_index(i)
+                    .with_records(Some(chunk.clone()))
+            })
+            .collect();
+        let body = FetchResponse::default().with_responses(vec![
+            FetchableTopicResponse::default().with_partitions(partitions)
+        ]);
+        assert!(body.compute_size(4).expect("size") > i32::MAX as usize);
+        assert!(encode_response(ApiKey::Fetch, 4, 1, &body).is_err());
+
+        let small = FetchResponse::default();
+        let fits = encode_response(ApiKey::Fetch, 4, 1, &small).expect("encodes");
+        assert_eq!(fits.len(), 4 + small.compute_size(4).expect("size") + 4);
+        assert_eq!(&fits[..4], &((fits.len() - 4) as i32).to_be_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_body_read_in_two_steps_is_the_body() {
+        let mut wire: &[u8] = b"\x00\x03rest";
+        let mut head = [0u8; 2];
+        read_head(&mut wire, &mut head).await.expect("head");
+        let body = read_body(&mut wire, &head, 6).await.expect("body");
+        assert_eq!(&body[..], b"\x00\x03rest");
+    }
 }
