@@ -16,6 +16,7 @@ The binary is $SKIFF_BIN, else $CARGO_TARGET_DIR/debug/skiff, else ~/.cache/skif
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import re
 import signal
@@ -62,7 +63,12 @@ class BrokerError(AssertionError):
 
 
 class Broker:
-    """One `skiff dev` process. Keeps its ports, data dir and object store across restarts."""
+    """One `skiff dev` process. Keeps its ports, data dir and object store across restarts.
+
+    Subclasses run the other roles (`skiff metastore`, `skiff agent`) with the same lifecycle,
+    logging and teardown checks: they override `args()` and `ready_re`."""
+
+    ready_re = READY_RE
 
     def __init__(self, workdir: Path, extra_args: tuple[str, ...] = (), name: str = "skiff"):
         self.name = name
@@ -160,7 +166,7 @@ class Broker:
         for raw in proc.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
             self._stdout_lines.append(line)
-            m = READY_RE.match(line)
+            m = self.ready_re.match(line)
             if m and not self._ready.is_set():
                 if m.group(1) != self.bootstrap:
                     self._stdout_lines.append(f"(harness) ready line names {m.group(1)}, expected {self.bootstrap}")
@@ -285,10 +291,108 @@ def wait_for(predicate, timeout: float, interval: float = 0.05, message: str = "
         time.sleep(interval)
 
 
+class MetastoreNode(Broker):
+    """`skiff metastore`: one node of a quorum. `bootstrap` is its RPC address."""
+
+    ready_re = re.compile(r"^skiff metastore ready: node=\d+ rpc=(\S+)$")
+
+    def __init__(self, workdir: Path, node_id: int, name: str):
+        super().__init__(workdir, (), name)
+        self.node_id = node_id
+        self.initial_members = ""
+
+    def args(self) -> list[str]:
+        args = [
+            str(skiff_bin()),
+            "metastore",
+            "--node-id",
+            str(self.node_id),
+            "--listen",
+            self.bootstrap,
+            "--data-dir",
+            str(self.data_dir),
+        ]
+        if self.initial_members:
+            args += ["--initial-members", self.initial_members]
+        return args
+
+    def status(self) -> dict | None:
+        """The node's /admin/status, or None when it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://{self.bootstrap}/admin/status", timeout=2) as resp:
+                return json.loads(resp.read())
+        except OSError:
+            return None
+
+
+class RemoteAgent(Broker):
+    """`skiff agent` against a quorum; agents of one test share one object store."""
+
+    def __init__(self, workdir: Path, metastore: str, object_root: Path, name: str, extra_args=()):
+        super().__init__(workdir, tuple(extra_args), name)
+        self.metastore = metastore
+        self.object_root = object_root
+
+    def args(self) -> list[str]:
+        return [
+            str(skiff_bin()),
+            "agent",
+            "--metastore",
+            self.metastore,
+            "--listen",
+            self.bootstrap,
+            "--metrics",
+            f"127.0.0.1:{self.metrics_port}",
+            "--object-store",
+            f"file://{self.object_root}",
+            *self.extra_args,
+        ]
+
+
+class Quorum:
+    """A metastore quorum and its agents, all processes of this test."""
+
+    def __init__(self, factory: "BrokerFactory", nodes: int, agents: int, agent_args=()):
+        self.nodes: list[MetastoreNode] = []
+        for i in range(1, nodes + 1):
+            node = MetastoreNode(factory.base / f"meta{i}", i, f"meta{i}")
+            self.nodes.append(node)
+            factory.brokers.append(node)
+        members = ",".join(f"{n.node_id}={n.bootstrap}" for n in self.nodes)
+        for node in self.nodes:
+            node.initial_members = members
+            node.start()
+        self.metastore = ",".join(n.bootstrap for n in self.nodes)
+        objects = factory.base / "objects"
+        objects.mkdir(parents=True, exist_ok=True)
+        self.agents: list[RemoteAgent] = []
+        for i in range(agents):
+            agent = RemoteAgent(factory.base / f"agent{i}", self.metastore, objects, f"agent{i}", agent_args)
+            self.agents.append(agent)
+            factory.brokers.append(agent)
+            agent.start()
+
+    def leader(self, timeout: float = 30.0) -> MetastoreNode:
+        """The node that all running nodes agree leads."""
+
+        def find():
+            views = [(n, n.status()) for n in self.nodes if n.running]
+            leaders = {v["leader"] for _, v in views if v is not None}
+            if len(leaders) == 1 and None not in leaders:
+                (lid,) = leaders
+                return next((n for n in self.nodes if n.node_id == lid and n.running), None)
+            return None
+
+        return wait_for(find, timeout, interval=0.1, message="one metastore leader")
+
+
 class BrokerFactory:
     def __init__(self, base: Path):
         self.base = base
         self.brokers: list[Broker] = []
+
+    def quorum(self, nodes: int = 3, agents: int = 1, agent_args=()) -> Quorum:
+        return Quorum(self, nodes, agents, agent_args)
 
     def start(self, *extra_args: str, name: str | None = None) -> Broker:
         name = name or f"skiff{len(self.brokers)}"

@@ -1,9 +1,12 @@
 //! `skiff`: one binary, one subcommand per role.
 
+mod agent;
 mod dev;
+mod metastore;
+mod serve;
 mod settings;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +24,21 @@ enum Command {
     /// Run everything in one process: a single-node metastore, one agent, and the local
     /// filesystem as the object store. For development and tests; no external services needed.
     Dev(settings::DevArgs),
+    /// Run a stateless agent: the Kafka protocol for clients, objects in the shared object
+    /// store, commits to a metastore quorum (--metastore).
+    Agent(settings::AgentArgs),
+    /// Run one node of the metastore quorum (the Raft-replicated index of topics, partitions and
+    /// objects), or manage a running quorum with the subcommands.
+    Metastore(MetastoreCommand),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct MetastoreCommand {
+    #[command(subcommand)]
+    admin: Option<metastore::AdminCommand>,
+    #[command(flatten)]
+    node: settings::MetastoreArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +55,14 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Dev(args) => runtime.block_on(dev::run(settings::DevSettings::resolve(args)?)),
+        Command::Agent(args) => {
+            runtime.block_on(agent::run(settings::RemoteAgentSettings::resolve(args)?))
+        }
+        Command::Metastore(MetastoreCommand {
+            admin: Some(cmd), ..
+        }) => runtime.block_on(metastore::admin(cmd)),
+        Command::Metastore(MetastoreCommand { admin: None, node }) => runtime.block_on(
+            metastore::run_node(settings::MetastoreSettings::resolve(node)?),
+        ),
     }
 }

@@ -1,28 +1,27 @@
-//! Settings for `skiff dev`: flags, then `SKIFF_*` environment variables, then a TOML file, then
+//! Settings for each role: flags, then `SKIFF_*` environment variables, then a TOML file, then
 //! defaults — the first that says something wins.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 
+/// What every agent takes, in `skiff dev` and `skiff agent` alike.
 #[derive(Args, Debug, Default)]
-pub struct DevArgs {
-    /// TOML file with any of the settings below (keys as the flags, with underscores).
+pub struct AgentFlags {
+    /// TOML file with any of these settings (keys as the flags, with underscores)
     #[arg(long, env = "SKIFF_CONFIG")]
     config: Option<PathBuf>,
-    /// Where the metastore keeps its Raft log and snapshots [default: ./skiff-data]
-    #[arg(long, env = "SKIFF_DATA_DIR")]
-    data_dir: Option<PathBuf>,
     /// Address the Kafka listener binds [default: 127.0.0.1:9092]
     #[arg(long, env = "SKIFF_LISTEN")]
     listen: Option<SocketAddr>,
     /// host:port clients are told to connect to [default: the listen address]
     #[arg(long, env = "SKIFF_ADVERTISE")]
     advertise: Option<String>,
-    /// file:///path, memory:// or s3://bucket/prefix [default: file://<data-dir>/objects]
+    /// file:///path, memory:// or s3://bucket/prefix [dev default: file://<data-dir>/objects]
     #[arg(long, env = "SKIFF_OBJECT_STORE")]
     object_store: Option<String>,
     /// Flush a window this long after its first batch [default: 250]
@@ -48,11 +47,32 @@ pub struct DevArgs {
     max_pending_bytes: Option<usize>,
 }
 
-/// The same settings as a TOML file holds them.
+#[derive(Args, Debug, Default)]
+pub struct DevArgs {
+    /// Where the metastore keeps its Raft log and snapshots [default: ./skiff-data]
+    #[arg(long, env = "SKIFF_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    agent: AgentFlags,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct AgentArgs {
+    /// The metastore nodes' RPC addresses, comma-separated host:port (any subset will do; the
+    /// agent finds the leader)
+    #[arg(long, env = "SKIFF_METASTORE", value_delimiter = ',')]
+    metastore: Vec<String>,
+    #[command(flatten)]
+    agent: AgentFlags,
+}
+
+/// Settings as a TOML file holds them: one file format for every role; each role refuses the
+/// keys that are not its own.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     data_dir: Option<PathBuf>,
+    metastore: Option<Vec<String>>,
     listen: Option<SocketAddr>,
     advertise: Option<String>,
     object_store: Option<String>,
@@ -65,9 +85,20 @@ struct FileSettings {
     max_pending_bytes: Option<usize>,
 }
 
+fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        }
+        None => Ok(FileSettings::default()),
+    }
+}
+
+/// One agent's settings, whichever role runs it.
 #[derive(Debug)]
-pub struct DevSettings {
-    pub data_dir: PathBuf,
+pub struct AgentSettings {
     pub listen: SocketAddr,
     pub advertise: (String, u16),
     pub object_store: String,
@@ -75,25 +106,64 @@ pub struct DevSettings {
     pub agent: skiff_agent::config::AgentConfig,
 }
 
+#[derive(Debug)]
+pub struct DevSettings {
+    pub data_dir: PathBuf,
+    pub agent: AgentSettings,
+}
+
+#[derive(Debug)]
+pub struct RemoteAgentSettings {
+    pub metastore: Vec<String>,
+    pub agent: AgentSettings,
+}
+
 impl DevSettings {
     pub fn resolve(args: DevArgs) -> anyhow::Result<Self> {
-        let file: FileSettings = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
-            }
-            None => FileSettings::default(),
-        };
+        let file = read_file(args.agent.config.as_deref())?;
+        if file.metastore.is_some() {
+            bail!("`metastore` is a setting of `skiff agent`; `skiff dev` runs its own");
+        }
         let data_dir = args
             .data_dir
-            .or(file.data_dir)
+            .or(file.data_dir.clone())
             .unwrap_or_else(|| PathBuf::from("./skiff-data"));
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("resolving data dir {}", data_dir.display()))?;
+        let default_store = format!("file://{}", data_dir.join("objects").display());
+        let agent = AgentSettings::resolve(args.agent, file, Some(default_store))?;
+        Ok(Self { data_dir, agent })
+    }
+}
+
+impl RemoteAgentSettings {
+    pub fn resolve(args: AgentArgs) -> anyhow::Result<Self> {
+        let mut file = read_file(args.agent.config.as_deref())?;
+        if file.data_dir.is_some() {
+            bail!("`data_dir` is a setting of `skiff dev`; an agent keeps no data");
+        }
+        let metastore = if args.metastore.is_empty() {
+            file.metastore.take().unwrap_or_default()
+        } else {
+            args.metastore
+        };
+        if metastore.is_empty() {
+            bail!("--metastore: give the metastore nodes' addresses (host:port,...)");
+        }
+        let agent = AgentSettings::resolve(args.agent, file, None)?;
+        Ok(Self { metastore, agent })
+    }
+}
+
+impl AgentSettings {
+    fn resolve(
+        args: AgentFlags,
+        file: FileSettings,
+        default_store: Option<String>,
+    ) -> anyhow::Result<Self> {
         let listen = args
             .listen
             .or(file.listen)
@@ -102,10 +172,9 @@ impl DevSettings {
             Some(a) => parse_host_port(&a)?,
             None => (listen.ip().to_string(), listen.port()),
         };
-        let object_store = args
-            .object_store
-            .or(file.object_store)
-            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
+        let Some(object_store) = args.object_store.or(file.object_store).or(default_store) else {
+            bail!("--object-store: agents share one object store; say which (file:///path, s3://bucket/prefix)");
+        };
         let metrics = args
             .metrics
             .or(file.metrics)
@@ -141,7 +210,6 @@ impl DevSettings {
             bail!("max-pending-bytes must be at least flush-bytes");
         }
         Ok(Self {
-            data_dir,
             listen,
             advertise,
             object_store,
@@ -151,12 +219,90 @@ impl DevSettings {
     }
 }
 
+#[derive(Args, Debug)]
+pub struct MetastoreArgs {
+    /// This node's id in the quorum: a positive number, fixed for the life of its data dir
+    #[arg(long, env = "SKIFF_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Address the node's RPC (peers, agents, admin) binds [default: 127.0.0.1:7001]
+    #[arg(long, env = "SKIFF_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// host:port other nodes and agents reach this node at [default: the listen address]
+    #[arg(long, env = "SKIFF_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Where the node keeps its Raft log and snapshots [default: ./skiff-metastore]
+    #[arg(long, env = "SKIFF_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Initialise a new cluster with these members, id=host:port comma-separated (give the same
+    /// list to every initial member; ignored once the cluster exists)
+    #[arg(long, env = "SKIFF_INITIAL_MEMBERS", value_delimiter = ',')]
+    pub initial_members: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct MetastoreSettings {
+    pub node_id: u64,
+    pub listen: SocketAddr,
+    pub advertise: String,
+    pub data_dir: PathBuf,
+    pub initial_members: BTreeMap<u64, String>,
+}
+
+impl MetastoreSettings {
+    pub fn resolve(args: MetastoreArgs) -> anyhow::Result<Self> {
+        let Some(node_id) = args.node_id.filter(|&id| id > 0) else {
+            bail!("--node-id: a positive number, unique in the quorum");
+        };
+        let listen = args
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7001)));
+        let advertise = match args.advertise {
+            Some(a) => {
+                let (host, port) = parse_host_port(&a)?;
+                format!("{host}:{port}")
+            }
+            None => listen.to_string(),
+        };
+        let data_dir = args
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./skiff-metastore"));
+        let initial_members = parse_members(&args.initial_members)?;
+        if !initial_members.is_empty() && initial_members.get(&node_id) != Some(&advertise) {
+            bail!("--initial-members must list this node as {node_id}={advertise}");
+        }
+        Ok(Self {
+            node_id,
+            listen,
+            advertise,
+            data_dir,
+            initial_members,
+        })
+    }
+}
+
+/// `1=host:port,2=host:port` into a map.
+pub fn parse_members(items: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut members = BTreeMap::new();
+    for item in items {
+        let (id, addr) = item
+            .split_once('=')
+            .with_context(|| format!("member {item:?} is not id=host:port"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .with_context(|| format!("member id in {item:?}"))?;
+        let (host, port) = parse_host_port(addr.trim())?;
+        if members.insert(id, format!("{host}:{port}")).is_some() {
+            bail!("member id {id} given twice");
+        }
+    }
+    Ok(members)
+}
+
 fn parse_host_port(s: &str) -> anyhow::Result<(String, u16)> {
     let (host, port) = s
         .rsplit_once(':')
-        .with_context(|| format!("advertise address {s:?} is not host:port"))?;
-    let port = port
-        .parse()
-        .with_context(|| format!("advertise port in {s:?}"))?;
+        .with_context(|| format!("address {s:?} is not host:port"))?;
+    let port = port.parse().with_context(|| format!("port in {s:?}"))?;
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }

@@ -12,6 +12,7 @@ use crate::types::{
     BatchLocation, IndexSlice, MetaError, PartitionOffsets, TopicMeta, TopicPartition,
 };
 
+pub mod admin;
 pub mod remote;
 pub mod server;
 

@@ -1,0 +1,122 @@
+//! `skiff metastore`: one node of the metastore quorum, and the admin calls that manage it.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+use skiff_metastore::rpc::admin::Admin;
+use skiff_metastore::rpc::server;
+use skiff_metastore::{LocalMetastore, LocalMetastoreOptions};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::serve::wait_for_signal;
+use crate::settings::{parse_members, MetastoreSettings};
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Initialise a new cluster (the same as starting its members with --initial-members)
+    Init {
+        /// Any member's RPC address
+        #[arg(long)]
+        at: String,
+        /// Every initial member, id=host:port comma-separated
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<String>,
+    },
+    /// Add a node (already running, empty or not) as a voter; returns once it has caught up
+    AddNode {
+        /// Any member's RPC address; the call is forwarded to the leader
+        #[arg(long)]
+        at: String,
+        #[arg(long)]
+        id: u64,
+        /// The new node's RPC address
+        #[arg(long)]
+        addr: String,
+    },
+    /// Remove a node from the voters
+    RemoveNode {
+        #[arg(long)]
+        at: String,
+        #[arg(long)]
+        id: u64,
+    },
+    /// Print a node's view: role, term, leader, log and applied indexes, membership (JSON)
+    Status {
+        #[arg(long)]
+        at: String,
+    },
+}
+
+pub async fn run_node(settings: MetastoreSettings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let listener = server::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let node = Arc::new(
+        LocalMetastore::open_with(
+            &settings.data_dir,
+            LocalMetastoreOptions {
+                node_id: settings.node_id,
+                clustered: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("opening the metastore node")?,
+    );
+    let shutdown = CancellationToken::new();
+    let served = tokio::spawn(server::serve(listener, node.clone(), shutdown.clone()));
+    if !settings.initial_members.is_empty() {
+        node.initialize(settings.initial_members.clone())
+            .await
+            .context("initialising the cluster")?;
+    }
+    info!(
+        node_id = settings.node_id,
+        listen = %settings.listen,
+        advertise = %settings.advertise,
+        data_dir = %settings.data_dir.display(),
+        "skiff metastore started"
+    );
+    println!(
+        "skiff metastore ready: node={} rpc={}",
+        settings.node_id, settings.advertise
+    );
+    wait_for_signal().await;
+    info!("shutting down");
+    shutdown.cancel();
+    match served.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "rpc server failed"),
+        Err(e) => warn!(error = %e, "rpc server task failed"),
+    }
+    node.shutdown().await;
+    info!("stopped");
+    Ok(())
+}
+
+pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
+    let admin = Admin::new();
+    match cmd {
+        AdminCommand::Init { at, members } => {
+            admin.init(&at, parse_members(&members)?).await?;
+            println!("initialised");
+        }
+        AdminCommand::AddNode { at, id, addr } => {
+            admin.add_node(&at, id, addr).await?;
+            println!("node {id} added");
+        }
+        AdminCommand::RemoveNode { at, id } => {
+            admin.remove_node(&at, id).await?;
+            println!("node {id} removed");
+        }
+        AdminCommand::Status { at } => {
+            let status = admin.status(&at).await?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Admin calls to a running quorum, as `skiff metastore init|add-node|remove-node|status` makes
+//! them. Membership changes must reach the leader: a follower's answer names it, and the call is
+//! sent there.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{
+    AddNodeRequest, InitRequest, RemoveNodeRequest, Status, ADD_NODE_PATH, INIT_PATH,
+    REMOVE_NODE_PATH, STATUS_PATH,
+};
+use crate::local::NodeError;
+use crate::raft::NodeId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{addr}: {source}")]
+    Http {
+        addr: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{addr} answered {status}: {body}")]
+    Status {
+        addr: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{addr}: undecodable answer: {source}")]
+    Decode {
+        addr: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+pub struct Admin {
+    http: reqwest::Client,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Admin {
+    pub fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                // Adding a node waits until it has caught up, which takes a while on a big state.
+                .timeout(Duration::from_secs(600))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn post<Req: Serialize, T: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        req: &Req,
+    ) -> Result<Result<T, NodeError>, AdminError> {
+        let http = |source| AdminError::Http {
+            addr: addr.to_owned(),
+            source,
+        };
+        let response = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(
+                serde_json::to_vec(req).map_err(|source| AdminError::Decode {
+                    addr: addr.to_owned(),
+                    source,
+                })?,
+            )
+            .send()
+            .await
+            .map_err(http)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(http)?;
+        if !status.is_success() {
+            return Err(AdminError::Status {
+                addr: addr.to_owned(),
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|source| AdminError::Decode {
+            addr: addr.to_owned(),
+            source,
+        })
+    }
+
+    /// `post` to the leader: follows one "not the leader" answer to the node it names.
+    async fn to_leader<Req: Serialize, T: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        req: &Req,
+    ) -> Result<T, AdminError> {
+        match self.post(addr, path, req).await? {
+            Err(NodeError::NotLeader {
+                leader: Some((_, leader)),
+            }) if leader != addr => Ok(self.post::<Req, T>(&leader, path, req).await??),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn init(
+        &self,
+        addr: &str,
+        members: BTreeMap<NodeId, String>,
+    ) -> Result<(), AdminError> {
+        Ok(self
+            .post::<_, ()>(addr, INIT_PATH, &InitRequest { members })
+            .await??)
+    }
+
+    pub async fn add_node(
+        &self,
+        addr: &str,
+        id: NodeId,
+        node_addr: String,
+    ) -> Result<(), AdminError> {
+        let req = AddNodeRequest {
+            id,
+            addr: node_addr,
+        };
+        self.to_leader(addr, ADD_NODE_PATH, &req).await
+    }
+
+    pub async fn remove_node(&self, addr: &str, id: NodeId) -> Result<(), AdminError> {
+        self.to_leader(addr, REMOVE_NODE_PATH, &RemoveNodeRequest { id })
+            .await
+    }
+
+    pub async fn status(&self, addr: &str) -> Result<Status, AdminError> {
+        let http = |source| AdminError::Http {
+            addr: addr.to_owned(),
+            source,
+        };
+        let response = self
+            .http
+            .get(format!("http://{addr}{STATUS_PATH}"))
+            .send()
+            .await
+            .map_err(http)?;
+        let bytes = response.bytes().await.map_err(http)?;
+        serde_json::from_slice(&bytes).map_err(|source| AdminError::Decode {
+            addr: addr.to_owned(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,160 @@
+"""A metastore quorum of three `skiff metastore` processes and agents (`skiff agent`) sharing one
+object store. Every kill here is SIGKILL.
+
+- The metastore leader dies while an idempotent producer writes to 8 partitions: producing
+  resumes after an election, and every acknowledged record is there exactly once, in order.
+- With two of three nodes down a produce fails with a retriable error (no hang, no ack), and
+  succeeds once a quorum is back.
+- A killed node restarted on its data dir catches up.
+"""
+
+import threading
+import time
+
+import pytest
+
+import clients
+from conftest import wait_for
+
+PARTITIONS = 8
+
+
+class Load:
+    """An idempotent acks=all producer writing numbered records round-robin over the partitions
+    from a thread, recording when each acknowledgement arrived."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.topic = topic
+        self.p = clients.producer(bootstrap, **{"linger.ms": 5, "message.timeout.ms": 120000})
+        self.d = clients.Deliveries()
+        self.ack_times: list[float] = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _callback(self, i):
+        inner = self.d.callback(i)
+
+        def cb(err, msg):
+            if err is None:
+                self.ack_times.append(time.monotonic())
+            inner(err, msg)
+
+        return cb
+
+    def _run(self):
+        while not self._stop.is_set():
+            for _ in range(50):
+                i = self.sent
+                while True:
+                    try:
+                        self.p.produce(
+                            self.topic, value=b"record-%d" % i, partition=i % PARTITIONS, on_delivery=self._callback(i)
+                        )
+                        break
+                    except BufferError:
+                        self.p.poll(0.05)
+                self.sent += 1
+            self.p.poll(0.01)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(30)
+        assert self.p.flush(180) == 0, "records still unacknowledged"
+
+    def largest_gap_after(self, t: float) -> float:
+        """The longest time without an acknowledgement from `t` on."""
+        times = sorted(x for x in self.ack_times if x >= t)
+        points = [t] + times
+        return max((b - a for a, b in zip(points, points[1:])), default=float("inf"))
+
+
+def check_exactly_once(bootstrap: str, topic: str, load: Load) -> None:
+    assert not load.d.failed, f"{len(load.d.failed)} deliveries failed, first: {load.d.failed[:3]}"
+    assert load.d.count == load.sent
+    ends = {}
+    for part, acked in load.d.ok.items():
+        in_order = [o for o, _ in sorted(acked, key=lambda oi: oi[1])]
+        assert in_order == list(range(len(acked))), f"partition {part}: acked offsets not contiguous in produce order"
+        ends[part] = len(acked)
+    got = clients.read_partitions(bootstrap, topic, ends, timeout=120)
+    for part, msgs in got.items():
+        by_offset = {o: i for o, i in load.d.ok[part]}
+        assert [m.offset() for m in msgs] == list(range(ends[part])), f"partition {part}: offsets"
+        assert [m.value() for m in msgs] == [b"record-%d" % by_offset[m.offset()] for m in msgs], f"partition {part}"
+        assert clients.watermarks(bootstrap, topic, part) == (0, ends[part]), f"partition {part}: nothing extra"
+
+
+@pytest.mark.timeout(300)
+def test_metastore_leader_killed_while_producing(broker_factory, topic):
+    q = broker_factory.quorum(nodes=3, agents=2)
+    writer, reader = q.agents
+    clients.create_topic(writer.bootstrap, topic, PARTITIONS)
+
+    load = Load(writer.bootstrap, topic)
+    load.start()
+    wait_for(lambda: len(load.ack_times) > 2000, 60, message="records acknowledged before the kill")
+    leader = q.leader()
+    killed_at = time.monotonic()
+    leader.kill9()
+    new_leader = q.leader()
+    assert new_leader is not leader
+    wait_for(lambda: len([t for t in load.ack_times if t > killed_at]) > 2000, 60, message="producing to resume")
+    gap = load.largest_gap_after(killed_at)
+    load.stop()
+    print(f"\nmetastore leader killed: longest time without an acknowledgement {gap:.2f} s")
+    assert gap < 30, f"producing stalled {gap:.1f} s after the leader died"
+
+    # Read back through the other agent: it shares the object store and the metastore.
+    check_exactly_once(reader.bootstrap, topic, load)
+
+    # The killed node comes back on its data dir and catches up with the leader.
+    leader.start()
+    target = new_leader.status()["last_applied"]
+    wait_for(
+        lambda: (leader.status() or {}).get("last_applied", -1) >= target,
+        60,
+        message="the restarted node to catch up",
+    )
+
+
+@pytest.mark.timeout(300)
+def test_without_a_quorum_produce_fails_retriably_then_recovers(broker_factory, topic):
+    q = broker_factory.quorum(nodes=3, agents=1)
+    (agent,) = q.agents
+    clients.create_topic(agent.bootstrap, topic, 1)
+    p = clients.producer(agent.bootstrap, **{"message.timeout.ms": 120000})
+    d = clients.Deliveries()
+    clients.produce(p, topic, d, 0, value=b"before", partition=0)
+    clients.flush(p, d, 1)
+    assert not d.failed
+
+    leader = q.leader()
+    down = [n for n in q.nodes if n is not leader]
+    for n in down:
+        n.kill9()
+
+    # librdkafka retries a retriable error until message.timeout.ms: with a short one, the
+    # record must fail (never be acknowledged) and the request must be answered, not hang.
+    short = clients.producer(
+        agent.bootstrap, **{"message.timeout.ms": 20000, "request.timeout.ms": 15000, "enable.idempotence": False}
+    )
+    d2 = clients.Deliveries()
+    started = time.monotonic()
+    clients.produce(short, topic, d2, 1, value=b"no quorum", partition=0)
+    short.flush(60)
+    assert d2.count == 1 and not d2.ok and d2.failed, "a record was acknowledged without a quorum"
+    assert time.monotonic() - started < 45
+
+    # A quorum again: the record that was retried all along is acknowledged, once.
+    down[0].start()
+    clients.produce(p, topic, d, 2, value=b"after", partition=0)
+    clients.flush(p, d, 2, timeout=60)
+    assert not d.failed, d.failed
+    got = clients.read_partitions(agent.bootstrap, topic, {0: clients.watermarks(agent.bootstrap, topic, 0)[1]})[0]
+    values = [m.value() for m in got]
+    assert values[0] == b"before" and values[-1] == b"after"
+    assert b"no quorum" not in values or values.count(b"no quorum") == 1
