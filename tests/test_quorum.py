@@ -6,12 +6,16 @@ object store. Every kill here is SIGKILL.
 - With two of three nodes down a produce fails with a retriable error (no hang, no ack), and
   succeeds once a quorum is back.
 - A killed node restarted on its data dir catches up.
+- An agent dies while producing through two agents: Metadata stops listing it after its session
+  timeout, clients carry on through the other, nothing acknowledged is lost.
 """
 
 import threading
 import time
 
 import pytest
+
+from confluent_kafka.admin import AdminClient
 
 import clients
 from conftest import wait_for
@@ -158,3 +162,41 @@ def test_without_a_quorum_produce_fails_retriably_then_recovers(broker_factory, 
     values = [m.value() for m in got]
     assert values[0] == b"before" and values[-1] == b"after"
     assert b"no quorum" not in values or values.count(b"no quorum") == 1
+
+
+def brokers_listed(bootstrap: str) -> set[int]:
+    """The broker ids one agent's Metadata lists (asked of that agent alone)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    return set(admin.list_topics(timeout=10).brokers)
+
+
+@pytest.mark.timeout(300)
+def test_agent_killed_while_producing(broker_factory, topic):
+    q = broker_factory.quorum(nodes=3, agents=2, agent_args=("--session-timeout-ms", "3000"))
+    a0, a1 = q.agents
+    # Both agents are brokers, whichever one is asked.
+    wait_for(lambda: brokers_listed(a0.bootstrap) == brokers_listed(a1.bootstrap) == {0, 1}, 30, message="2 brokers")
+    clients.create_topic(a0.bootstrap, topic, PARTITIONS)
+
+    load = Load(f"{a0.bootstrap},{a1.bootstrap}", topic)
+    load.start()
+    wait_for(lambda: len(load.ack_times) > 2000, 60, message="records acknowledged before the kill")
+    killed_at = time.monotonic()
+    a1.kill9()
+    # The survivor stops listing the dead agent once its session is over...
+    wait_for(lambda: brokers_listed(a0.bootstrap) == {0}, 30, message="the dead agent to leave the brokers")
+    # ...and every partition, those the dead agent led included, is written again.
+    def acked_everywhere_after_kill():
+        seen = {p for p, acked in load.d.ok.items() for o, i in acked if i >= load.sent_at_kill}
+        return seen == set(range(PARTITIONS))
+
+    load.sent_at_kill = load.sent
+    wait_for(acked_everywhere_after_kill, 90, interval=0.1, message="every partition to be written after the kill")
+    every_partition_after = time.monotonic() - killed_at
+    gap = load.largest_gap_after(killed_at)
+    load.stop()
+    print(
+        f"\nagent killed (session timeout 3 s): every partition written again {every_partition_after:.2f} s later; "
+        f"longest time without any acknowledgement {gap:.2f} s"
+    )
+    check_exactly_once(a0.bootstrap, topic, load)

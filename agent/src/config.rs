@@ -40,6 +40,8 @@ pub struct AgentConfig {
     /// a response is held in memory until it is written.
     pub fetch_max_bytes: usize,
     pub max_connections: usize,
+    /// An agent without a heartbeat for this long leaves the brokers clients are given.
+    pub session_timeout: Duration,
     pub auto_create_topics: bool,
     pub num_partitions: i32,
     /// Largest record batch accepted (Kafka's `message.max.bytes`), unless a topic overrides it.
@@ -62,6 +64,7 @@ impl Default for AgentConfig {
             max_non_produce_request_bytes: 1024 * 1024,
             fetch_max_bytes: 55 * 1024 * 1024,
             max_connections: 10_000,
+            session_timeout: Duration::from_secs(10),
             auto_create_topics: true,
             num_partitions: 1,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,

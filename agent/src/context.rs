@@ -10,6 +10,7 @@ use crate::batcher::Batcher;
 use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::fetch::Reader;
+use crate::membership::Membership;
 use crate::metrics::Metrics;
 
 pub struct Agent {
@@ -19,9 +20,18 @@ pub struct Agent {
     pub reader: Reader,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    pub membership: Arc<Membership>,
 }
 
 impl Agent {
+    /// The broker id clients know this agent by: the metastore's, once a heartbeat has been
+    /// answered.
+    pub fn broker_id(&self) -> i32 {
+        self.membership
+            .me()
+            .map_or(self.config.node_id, |me| me.broker_id)
+    }
+
     pub async fn create_topic(
         &self,
         name: &str,

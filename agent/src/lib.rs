@@ -8,6 +8,7 @@ pub mod connection;
 pub mod context;
 pub mod fetch;
 pub mod handlers;
+pub mod membership;
 pub mod metrics;
 pub mod protocol;
 pub mod server;

@@ -34,7 +34,13 @@ pub async fn agent(config: AgentConfig) -> TestAgent {
         metrics.clone(),
         clock.clone(),
     );
+    let membership = crate::membership::Membership::new(
+        config.advertised_host.clone(),
+        config.advertised_port,
+        config.session_timeout,
+    );
     let agent = Arc::new(Agent {
+        membership,
         config,
         metastore,
         batcher,

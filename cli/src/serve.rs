@@ -8,6 +8,7 @@ use skiff_agent::batcher::Batcher;
 use skiff_agent::clock::SystemClock;
 use skiff_agent::context::Agent;
 use skiff_agent::fetch::Reader;
+use skiff_agent::membership::Membership;
 use skiff_agent::metrics::{self, Metrics};
 use skiff_metastore::client::MetastoreClient;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,7 @@ pub async fn run_agent(
     let store = skiff_agent::storage::open(&settings.object_store, metrics.clone())
         .context("opening the object store")?;
     let clock = Arc::new(SystemClock);
+    let clock_for_heartbeats: Arc<dyn skiff_agent::clock::Clock> = clock.clone();
     let (batcher, batcher_task) = Batcher::spawn(
         &settings.agent,
         store.clone(),
@@ -32,9 +34,16 @@ pub async fn run_agent(
         metrics.clone(),
         clock.clone(),
     );
+    let membership = Membership::new(
+        settings.advertise.0.clone(),
+        settings.advertise.1,
+        settings.agent.session_timeout,
+    );
+    join(&membership, metastore.as_ref(), clock.as_ref()).await?;
     let agent = Arc::new(Agent {
+        membership: membership.clone(),
         config: settings.agent.clone(),
-        metastore,
+        metastore: metastore.clone(),
         batcher,
         reader: Reader::new(store),
         metrics: metrics.clone(),
@@ -42,6 +51,7 @@ pub async fn run_agent(
     });
 
     let shutdown = CancellationToken::new();
+    let heartbeats = membership.spawn(metastore, clock_for_heartbeats, shutdown.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -81,7 +91,28 @@ pub async fn run_agent(
         warn!(error = %e, "batcher task failed");
     }
     let _ = metrics_task.await;
+    let _ = heartbeats.await;
     Ok(())
+}
+
+/// The first heartbeat, before clients are let in, so Metadata lists this agent under the broker
+/// id the metastore gave it. The metastore may still be electing a leader: keep trying a while.
+async fn join(
+    membership: &Membership,
+    metastore: &dyn MetastoreClient,
+    clock: &dyn skiff_agent::clock::Clock,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match membership.heartbeat(metastore, clock).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                warn!(error = %e, "cannot reach the metastore yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e).context("registering with the metastore"),
+        }
+    }
 }
 
 pub async fn wait_for_signal() {

@@ -45,6 +45,9 @@ pub struct AgentFlags {
     /// Produce bytes buffered or in flight before producers are held back [default: 268435456]
     #[arg(long, env = "SKIFF_MAX_PENDING_BYTES")]
     max_pending_bytes: Option<usize>,
+    /// An agent silent this long leaves the brokers clients are given [default: 10000]
+    #[arg(long, env = "SKIFF_SESSION_TIMEOUT_MS")]
+    session_timeout_ms: Option<u64>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -83,6 +86,7 @@ struct FileSettings {
     num_partitions: Option<i32>,
     max_message_bytes: Option<usize>,
     max_pending_bytes: Option<usize>,
+    session_timeout_ms: Option<u64>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -205,6 +209,12 @@ impl AgentSettings {
         }
         if let Some(b) = args.max_pending_bytes.or(file.max_pending_bytes) {
             agent.max_pending_bytes = b;
+        }
+        if let Some(ms) = args.session_timeout_ms.or(file.session_timeout_ms) {
+            if ms < 500 {
+                bail!("session-timeout-ms must be at least 500");
+            }
+            agent.session_timeout = std::time::Duration::from_millis(ms);
         }
         if agent.max_pending_bytes < agent.flush_bytes {
             bail!("max-pending-bytes must be at least flush-bytes");

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::types::{
-    BatchAppend, CommitObject, CreateTopic, IndexSlice, InitProducerId, MetaError,
-    PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    AgentHeartbeat, BatchAppend, CommitObject, CreateTopic, IndexSlice, InitProducerId, LiveAgents,
+    MetaError, PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
 
 /// Failures at the client boundary, sorted by what the caller should do about them.
@@ -43,6 +43,9 @@ pub trait MetastoreClient: Send + Sync + 'static {
         commit: CommitObject,
     ) -> Result<Vec<std::result::Result<BatchAppend, MetaError>>>;
     async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdAndEpoch>;
+    /// Records that an agent is alive (and expires those whose session ran out); answers with the
+    /// live agents.
+    async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents>;
 
     /// All live topics, by name.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;

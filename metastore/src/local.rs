@@ -24,8 +24,9 @@ use crate::raft::{
 };
 use crate::state_machine::StateMachine;
 use crate::types::{
-    BatchAppend, BatchLocation, Command, CommandResponse, CommitObject, CreateTopic, IndexSlice,
-    InitProducerId, MetaError, PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
+    CreateTopic, IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets,
+    ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
 
 /// The node id of the embedded metastore. Fixed, because the journal records votes by node id.
@@ -433,6 +434,13 @@ impl MetastoreClient for LocalMetastore {
     async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdAndEpoch> {
         match self.write(Command::InitProducerId(req)).await? {
             CommandResponse::ProducerId(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents> {
+        match self.write(Command::AgentHeartbeat(hb)).await? {
+            CommandResponse::Agents(live) => Ok(live),
             other => Err(unexpected(&other)),
         }
     }

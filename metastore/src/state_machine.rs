@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    BatchAppend, BatchLocation, Command, CommandResponse, CommitBatch, CommitObject, CreateTopic,
-    IndexSlice, InitProducerId, MetaError, ObjectId, PartitionOffsets, ProducerIdAndEpoch, TopicId,
-    TopicMeta, TopicPartition,
+    AgentHeartbeat, AgentInfo, BatchAppend, BatchLocation, Command, CommandResponse, CommitBatch,
+    CommitObject, CreateTopic, IndexSlice, InitProducerId, LiveAgents, MetaError, ObjectId,
+    PartitionOffsets, ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
 };
 
 /// Kafka's limit: longer names do not fit in the file names Kafka derives from them.
@@ -34,6 +34,14 @@ pub struct StateMachine {
     /// Kept after their topics are deleted: the compactor decides when the bytes can go.
     objects: BTreeMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
+    /// Live agents by address (`host:port`). Older snapshots have none: `default`.
+    #[serde(default)]
+    agents: BTreeMap<String, AgentInfo>,
+    /// Every address ever seen keeps its broker id, so a restarted agent is the same broker.
+    #[serde(default)]
+    broker_ids: BTreeMap<String, i32>,
+    #[serde(default)]
+    agents_epoch: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +101,50 @@ impl StateMachine {
             }
             Command::CommitObject(commit) => CommandResponse::Committed(self.commit_object(commit)),
             Command::InitProducerId(req) => CommandResponse::ProducerId(self.init_producer_id(req)),
+            Command::AgentHeartbeat(hb) => CommandResponse::Agents(self.agent_heartbeat(hb)),
+        }
+    }
+
+    /// Expires the agents whose session ran out by the heartbeat's time, then records the
+    /// sender. Liveness changes only here, in the log, so every replica and every reader agrees
+    /// on the live set and on its epoch.
+    fn agent_heartbeat(&mut self, hb: &AgentHeartbeat) -> LiveAgents {
+        let before = self.agents.len();
+        self.agents
+            .retain(|_, a| hb.now_ms.saturating_sub(a.last_heartbeat_ms) <= a.session_timeout_ms);
+        let mut changed = self.agents.len() != before;
+        let address = format!("{}:{}", hb.host, hb.port);
+        let next_id = self
+            .broker_ids
+            .values()
+            .max()
+            .map_or(0, |m| m.saturating_add(1));
+        let broker_id = *self.broker_ids.entry(address.clone()).or_insert(next_id);
+        let agent = self.agents.entry(address).or_insert_with(|| {
+            changed = true;
+            AgentInfo {
+                broker_id,
+                host: hb.host.clone(),
+                port: hb.port,
+                last_heartbeat_ms: hb.now_ms,
+                session_timeout_ms: hb.session_timeout_ms,
+            }
+        });
+        agent.last_heartbeat_ms = agent.last_heartbeat_ms.max(hb.now_ms);
+        agent.session_timeout_ms = hb.session_timeout_ms;
+        if changed {
+            self.agents_epoch += 1;
+        }
+        self.live_agents()
+    }
+
+    /// The agents no heartbeat has expired yet, by broker id.
+    pub fn live_agents(&self) -> LiveAgents {
+        let mut agents: Vec<AgentInfo> = self.agents.values().cloned().collect();
+        agents.sort_by_key(|a| a.broker_id);
+        LiveAgents {
+            epoch: self.agents_epoch,
+            agents,
         }
     }
 

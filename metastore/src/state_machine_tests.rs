@@ -456,3 +456,56 @@ fn apply_is_deterministic_and_serializable() {
     let back: StateMachine = serde_json::from_slice(&json).unwrap();
     assert_eq!(a, back);
 }
+
+fn heartbeat(sm: &mut StateMachine, port: u16, now_ms: i64) -> crate::types::LiveAgents {
+    match sm.apply(&Command::AgentHeartbeat(crate::types::AgentHeartbeat {
+        host: "127.0.0.1".into(),
+        port,
+        session_timeout_ms: 1_000,
+        now_ms,
+    })) {
+        CommandResponse::Agents(live) => live,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn ids(live: &crate::types::LiveAgents) -> Vec<i32> {
+    live.agents.iter().map(|a| a.broker_id).collect()
+}
+
+#[test]
+fn agents_join_expire_and_keep_their_broker_ids() {
+    let mut sm = StateMachine::new();
+    let a = heartbeat(&mut sm, 9001, 0);
+    assert_eq!((ids(&a), a.epoch), (vec![0], 1));
+    let b = heartbeat(&mut sm, 9002, 100);
+    assert_eq!((ids(&b), b.epoch), (vec![0, 1], 2));
+    // A heartbeat of a known agent changes nothing but its time.
+    let again = heartbeat(&mut sm, 9001, 500);
+    assert_eq!((ids(&again), again.epoch), (vec![0, 1], 2));
+    // 9002 last beat at 100; at 1,200 its 1 s session is over: it leaves, the epoch moves.
+    let expired = heartbeat(&mut sm, 9001, 1_200);
+    assert_eq!((ids(&expired), expired.epoch), (vec![0], 3));
+    // Back at the same address: the same broker id.
+    let back = heartbeat(&mut sm, 9002, 1_300);
+    assert_eq!((ids(&back), back.epoch), (vec![0, 1], 4));
+    assert_eq!(sm.live_agents(), back);
+}
+
+#[test]
+fn agents_survive_a_snapshot() {
+    let mut sm = StateMachine::new();
+    heartbeat(&mut sm, 9001, 0);
+    heartbeat(&mut sm, 9002, 0);
+    let json = serde_json::to_vec(&sm).unwrap();
+    let mut back: StateMachine = serde_json::from_slice(&json).unwrap();
+    assert_eq!(back.live_agents(), sm.live_agents());
+    // And a snapshot from before agents existed reads as "no agents".
+    let mut old: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    for key in ["agents", "broker_ids", "agents_epoch"] {
+        old.as_object_mut().unwrap().remove(key);
+    }
+    let old: StateMachine = serde_json::from_value(old).unwrap();
+    assert_eq!(old.live_agents(), crate::types::LiveAgents::default());
+    assert_eq!(ids(&heartbeat(&mut back, 9003, 10)), vec![0, 1, 2]);
+}

@@ -102,6 +102,7 @@ pub enum Command {
     DeleteTopic { name: String, now_ms: i64 },
     CommitObject(CommitObject),
     InitProducerId(InitProducerId),
+    AgentHeartbeat(AgentHeartbeat),
 }
 
 /// The answer to one [`Command`], produced by `apply`.
@@ -112,6 +113,8 @@ pub enum CommandResponse {
     /// One answer per batch, in the order of [`CommitObject::batches`].
     Committed(Vec<Result<BatchAppend, MetaError>>),
     ProducerId(Result<ProducerIdAndEpoch, MetaError>),
+    /// The live agents after the heartbeat was applied, the sender among them.
+    Agents(LiveAgents),
     /// The answer to Raft's own log entries (leader blanks, membership changes), which carry no
     /// [`Command`]. No client ever waits for it.
     Empty,
@@ -165,4 +168,34 @@ pub enum MetaError {
     InvalidProducerEpoch,
     #[error("unknown producer id")]
     UnknownProducerId,
+}
+
+/// An agent saying it is alive. Agents are known by the address clients reach them at, so one
+/// that restarts at the same address keeps its broker id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentHeartbeat {
+    /// `host:port` advertised to Kafka clients.
+    pub host: String,
+    pub port: u16,
+    /// The agent counts as dead once this long has passed without a heartbeat from it.
+    pub session_timeout_ms: i64,
+    pub now_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// The broker id Kafka clients know the agent by.
+    pub broker_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub last_heartbeat_ms: i64,
+    pub session_timeout_ms: i64,
+}
+
+/// The agents a heartbeat has not yet expired, by broker id, and a number that moves forward
+/// whenever that set changes (partition leadership follows the set, so this is the leader epoch).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveAgents {
+    pub epoch: i64,
+    pub agents: Vec<AgentInfo>,
 }

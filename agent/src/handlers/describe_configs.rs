@@ -70,7 +70,7 @@ pub async fn handle(agent: &Agent, req: DescribeConfigsRequest) -> DescribeConfi
             },
             RESOURCE_BROKER => {
                 let configs = [
-                    ("broker.id", agent.config.node_id.to_string()),
+                    ("broker.id", agent.broker_id().to_string()),
                     (
                         "auto.create.topics.enable",
                         agent.config.auto_create_topics.to_string(),

@@ -22,8 +22,9 @@ use super::{CommitsQuery, Read, ReadAnswer, COMMITS_PATH, READ_PATH, WRITE_PATH}
 use crate::client::{MetastoreClient, MetastoreError, Result};
 use crate::local::NodeError;
 use crate::types::{
-    BatchAppend, BatchLocation, Command, CommandResponse, CommitObject, CreateTopic, IndexSlice,
-    InitProducerId, MetaError, PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
+    CreateTopic, IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets,
+    ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
 
 #[derive(Clone, Debug)]
@@ -330,6 +331,13 @@ impl MetastoreClient for RemoteMetastore {
     async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdAndEpoch> {
         match self.write(Command::InitProducerId(req)).await? {
             CommandResponse::ProducerId(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents> {
+        match self.write(Command::AgentHeartbeat(hb)).await? {
+            CommandResponse::Agents(live) => Ok(live),
             other => Err(unexpected(&other)),
         }
     }

@@ -1,0 +1,178 @@
+//! This agent's place among the agents: it heartbeats to the metastore, and keeps the set of live
+//! agents each heartbeat answers with. Metadata lists that set as the brokers and spreads the
+//! partitions' leadership over it, so clients spread their connections over the agents and move
+//! off an agent that died (any agent still accepts any partition).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use skiff_metastore::client::{MetastoreClient, MetastoreError};
+use skiff_metastore::types::{AgentHeartbeat, AgentInfo, LiveAgents, TopicId};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+
+pub struct Membership {
+    host: String,
+    port: u16,
+    session_timeout: Duration,
+    view: RwLock<Arc<LiveAgents>>,
+}
+
+impl Membership {
+    pub fn new(host: String, port: u16, session_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            host,
+            port,
+            session_timeout,
+            view: RwLock::new(Arc::new(LiveAgents::default())),
+        })
+    }
+
+    /// One heartbeat; the live set it answers becomes this agent's view.
+    pub async fn heartbeat(
+        &self,
+        metastore: &dyn MetastoreClient,
+        clock: &dyn Clock,
+    ) -> Result<(), MetastoreError> {
+        let live = metastore
+            .agent_heartbeat(AgentHeartbeat {
+                host: self.host.clone(),
+                port: self.port,
+                session_timeout_ms: i64::try_from(self.session_timeout.as_millis())
+                    .unwrap_or(i64::MAX),
+                now_ms: clock.now_ms(),
+            })
+            .await?;
+        let previous = self.view();
+        if previous.epoch != live.epoch {
+            let brokers: Vec<i32> = live.agents.iter().map(|a| a.broker_id).collect();
+            info!(epoch = live.epoch, ?brokers, "live agents changed");
+        }
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        Ok(())
+    }
+
+    /// Heartbeats five times per session timeout until `shutdown`, so one lost heartbeat never
+    /// costs the agent its place.
+    pub fn spawn(
+        self: Arc<Self>,
+        metastore: Arc<dyn MetastoreClient>,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let every = (self.session_timeout / 5).max(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                if let Err(e) = self.heartbeat(metastore.as_ref(), clock.as_ref()).await {
+                    warn!(error = %e, "heartbeat failed; keeping the last view of the agents");
+                }
+            }
+        })
+    }
+
+    pub fn view(&self) -> Arc<LiveAgents> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// This agent as the metastore knows it, once a heartbeat has been answered.
+    pub fn me(&self) -> Option<AgentInfo> {
+        self.view()
+            .agents
+            .iter()
+            .find(|a| a.host == self.host && a.port == self.port)
+            .cloned()
+    }
+}
+
+/// The agent that leads a partition: the highest score of a hash over (agent, topic, partition),
+/// rendezvous hashing. Only the partitions of an agent that leaves or joins move.
+pub fn leader_of(topic: TopicId, partition: i32, agents: &[AgentInfo]) -> Option<&AgentInfo> {
+    agents
+        .iter()
+        .max_by_key(|a| (score(a.broker_id, topic, partition), a.broker_id))
+}
+
+/// FNV-1a, written out: every agent must compute the same scores whatever its build, which the
+/// standard library's hasher does not promise.
+fn score(broker_id: i32, topic: TopicId, partition: i32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = broker_id
+        .to_be_bytes()
+        .into_iter()
+        .chain(*topic.as_bytes())
+        .chain(partition.to_be_bytes());
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // FNV's low bits mix poorly for inputs this similar; a final avalanche (from splitmix64)
+    // spreads them.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agents(ids: &[i32]) -> Vec<AgentInfo> {
+        ids.iter()
+            .map(|&id| AgentInfo {
+                broker_id: id,
+                host: "h".into(),
+                port: 9092 + id as u16,
+                last_heartbeat_ms: 0,
+                session_timeout_ms: 10_000,
+            })
+            .collect()
+    }
+
+    fn leaders(ids: &[i32]) -> Vec<i32> {
+        let topic = TopicId::from_u128(7);
+        let agents = agents(ids);
+        (0..1000)
+            .map(|p| {
+                leader_of(topic, p, &agents)
+                    .map(|a| a.broker_id)
+                    .unwrap_or(-1)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn partitions_spread_over_agents() {
+        let l = leaders(&[0, 1, 2]);
+        for id in 0..3 {
+            let n = l.iter().filter(|&&x| x == id).count();
+            assert!((250..420).contains(&n), "agent {id} leads {n} of 1000");
+        }
+    }
+
+    #[test]
+    fn only_the_partitions_of_a_departed_agent_move() {
+        let before = leaders(&[0, 1, 2]);
+        let after = leaders(&[0, 2]);
+        for (b, a) in before.iter().zip(&after) {
+            if *b != 1 {
+                assert_eq!(a, b, "a partition not led by the departed agent moved");
+            } else {
+                assert_ne!(*a, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn no_agents_no_leader() {
+        assert!(leader_of(TopicId::from_u128(1), 0, &[]).is_none());
+    }
+}
