@@ -115,6 +115,19 @@ def test_metastore_leader_killed_while_producing(broker_factory, topic):
     # Read back through the other agent: it shares the object store and the metastore.
     check_exactly_once(reader.bootstrap, topic, load)
 
+    # The new leader's /metrics says so, and lists both agents with fresh heartbeats.
+    import urllib.request
+
+    from conftest import metric_value, parse_prometheus
+
+    with urllib.request.urlopen(f"http://{new_leader.bootstrap}/metrics", timeout=10) as resp:
+        samples = parse_prometheus(resp.read().decode())
+    assert metric_value(samples, "skiff_metastore_raft_role", role="leader") == 1
+    assert metric_value(samples, "skiff_metastore_raft_term") >= 2
+    assert metric_value(samples, "skiff_metastore_agents_live") == 2
+    ages = [v for (n, _), v in samples.items() if n == "skiff_metastore_agent_heartbeat_age_seconds"]
+    assert len(ages) == 2 and all(0 <= a < 10 for a in ages), ages
+
     # The killed node comes back on its data dir and catches up with the leader.
     leader.start()
     target = new_leader.status()["last_applied"]

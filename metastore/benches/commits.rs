@@ -58,7 +58,10 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let committers: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(16);
     let total: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -84,7 +87,10 @@ async fn run(committers: usize, total: u64) {
         let options = LocalMetastoreOptions {
             node_id: id,
             clustered: true,
-            snapshot_every: std::env::var("SNAPSHOT_EVERY").ok().and_then(|v| v.parse().ok()).unwrap_or(2000),
+            snapshot_every: std::env::var("SNAPSHOT_EVERY")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2000),
             ..Default::default()
         };
         let node = Arc::new(

@@ -113,6 +113,7 @@ impl Default for LocalMetastoreOptions {
 
 pub struct LocalMetastore {
     raft: Raft,
+    data_dir: PathBuf,
     node_id: NodeId,
     clustered: bool,
     state: SharedState,
@@ -179,6 +180,7 @@ impl LocalMetastore {
         .map_err(|e| OpenError::Raft(e.to_string()))?;
         let ms = Self {
             raft,
+            data_dir: data_dir.to_owned(),
             node_id: options.node_id,
             clustered: options.clustered,
             state,
@@ -271,6 +273,12 @@ impl LocalMetastore {
             .get_node(&id)
             .map(|n| n.addr.clone())?;
         Some((id, addr))
+    }
+
+    /// Bytes of the snapshot this node would send a lagging peer (0 before the first one).
+    pub fn snapshot_bytes(&self) -> u64 {
+        std::fs::metadata(self.data_dir.join(crate::raft::snapshot::SNAPSHOT_FILE))
+            .map_or(0, |m| m.len())
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -383,6 +391,16 @@ impl LocalMetastore {
         }
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         Ok(f(&state))
+    }
+
+    /// Runs `f` on this node's applied state as it is, leader or not: for metrics and status,
+    /// never for answers to clients.
+    pub fn read_local<T>(&self, f: impl FnOnce(&StateMachine) -> T) -> Option<T> {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return None;
+        }
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Some(f(&state))
     }
 
     async fn read<T>(&self, f: impl FnOnce(&StateMachine) -> T) -> Result<T> {

@@ -42,6 +42,7 @@ pub fn router(node: Node) -> Router {
         .route(ADD_NODE_PATH, post(add_node))
         .route(REMOVE_NODE_PATH, post(remove_node))
         .route(STATUS_PATH, get(status))
+        .route("/metrics", get(metrics))
         .with_state(node)
 }
 
@@ -160,6 +161,113 @@ async fn remove_node(State(node): State<Node>, body: Bytes) -> Response {
 
 async fn status(State(node): State<Node>) -> Response {
     json(&node.status())
+}
+
+async fn metrics(State(node): State<Node>) -> Response {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let agents = node.read_local(|s| s.live_agents()).unwrap_or_default();
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        render_metrics(&node.status(), node.snapshot_bytes(), &agents, now_ms),
+    )
+        .into_response()
+}
+
+/// Prometheus text for one node: what an operator watches to see that the quorum is healthy.
+/// Agents' heartbeat ages come from this node's applied state, so a follower's lag shows as age.
+fn render_metrics(
+    status: &Status,
+    snapshot_bytes: u64,
+    agents: &crate::types::LiveAgents,
+    now_ms: i64,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP skiff_metastore_{name} {help}");
+        let _ = writeln!(out, "# TYPE skiff_metastore_{name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "skiff_metastore_{name}{labels} {value}");
+        }
+    };
+    let states = ["Leader", "Follower", "Candidate", "Learner", "Shutdown"];
+    let role: Vec<(String, f64)> = states
+        .iter()
+        .map(|s| {
+            let on = if status.state == *s { 1.0 } else { 0.0 };
+            (format!("{{role=\"{}\"}}", s.to_lowercase()), on)
+        })
+        .collect();
+    gauge("raft_role", "1 for the role this node has now", &role);
+    let one = |v: f64| vec![(String::new(), v)];
+    let index = |i: Option<u64>| i.map_or(-1.0, |i| i as f64);
+    gauge("raft_term", "current Raft term", &one(status.term as f64));
+    gauge(
+        "raft_last_log_index",
+        "last log index appended to this node's journal",
+        &one(index(status.last_log_index)),
+    );
+    gauge(
+        "raft_last_applied_index",
+        "last log index applied to the state machine",
+        &one(index(status.last_applied)),
+    );
+    let lag = status
+        .last_log_index
+        .unwrap_or(0)
+        .saturating_sub(status.last_applied.unwrap_or(0));
+    gauge(
+        "raft_apply_lag",
+        "log entries appended but not yet applied",
+        &one(lag as f64),
+    );
+    gauge(
+        "raft_leader",
+        "node id of the leader this node knows of, -1 for none",
+        &one(status.leader.map_or(-1.0, |l| l as f64)),
+    );
+    gauge(
+        "raft_voters",
+        "voters in the membership",
+        &one(status.voters.len() as f64),
+    );
+    gauge(
+        "snapshot_index",
+        "log index of the latest snapshot, -1 for none",
+        &one(index(status.snapshot_index)),
+    );
+    gauge(
+        "snapshot_bytes",
+        "size of the latest snapshot file",
+        &one(snapshot_bytes as f64),
+    );
+    let ages: Vec<(String, f64)> = agents
+        .agents
+        .iter()
+        .map(|a| {
+            let age = now_ms.saturating_sub(a.last_heartbeat_ms).max(0) as f64 / 1000.0;
+            (
+                format!(
+                    "{{broker_id=\"{}\",address=\"{}:{}\"}}",
+                    a.broker_id, a.host, a.port
+                ),
+                age,
+            )
+        })
+        .collect();
+    gauge(
+        "agent_heartbeat_age_seconds",
+        "time since each live agent's last heartbeat",
+        &ages,
+    );
+    gauge(
+        "agents_live",
+        "live agents",
+        &one(agents.agents.len() as f64),
+    );
+    out
 }
 
 impl LocalMetastore {
