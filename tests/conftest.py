@@ -296,8 +296,8 @@ class MetastoreNode(Broker):
 
     ready_re = re.compile(r"^skiff metastore ready: node=\d+ rpc=(\S+)$")
 
-    def __init__(self, workdir: Path, node_id: int, name: str):
-        super().__init__(workdir, (), name)
+    def __init__(self, workdir: Path, node_id: int, name: str, extra_args=()):
+        super().__init__(workdir, tuple(extra_args), name)
         self.node_id = node_id
         self.initial_members = ""
 
@@ -314,7 +314,7 @@ class MetastoreNode(Broker):
         ]
         if self.initial_members:
             args += ["--initial-members", self.initial_members]
-        return args
+        return args + list(self.extra_args)
 
     def status(self) -> dict | None:
         """The node's /admin/status, or None when it does not answer."""
@@ -352,10 +352,12 @@ class RemoteAgent(Broker):
 class Quorum:
     """A metastore quorum and its agents, all processes of this test."""
 
-    def __init__(self, factory: "BrokerFactory", nodes: int, agents: int, agent_args=()):
+    def __init__(self, factory: "BrokerFactory", nodes: int, agents: int, agent_args=(), node_args=()):
+        self.factory = factory
+        self.node_args = tuple(node_args)
         self.nodes: list[MetastoreNode] = []
         for i in range(1, nodes + 1):
-            node = MetastoreNode(factory.base / f"meta{i}", i, f"meta{i}")
+            node = MetastoreNode(factory.base / f"meta{i}", i, f"meta{i}", node_args)
             self.nodes.append(node)
             factory.brokers.append(node)
         members = ",".join(f"{n.node_id}={n.bootstrap}" for n in self.nodes)
@@ -371,6 +373,21 @@ class Quorum:
             self.agents.append(agent)
             factory.brokers.append(agent)
             agent.start()
+
+    def start_empty_node(self, node_id: int) -> MetastoreNode:
+        """A new node with an empty data dir and no initial members: it waits to be added."""
+        node = MetastoreNode(self.factory.base / f"meta{node_id}", node_id, f"meta{node_id}", self.node_args)
+        self.nodes.append(node)
+        self.factory.brokers.append(node)
+        return node.start()
+
+    def admin(self, *args: str) -> str:
+        """Runs `skiff metastore <args>` and returns its stdout; fails on a non-zero exit."""
+        out = subprocess.run(
+            [str(skiff_bin()), "metastore", *args], capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, f"skiff metastore {' '.join(args)}: {out.stderr[-2000:]}"
+        return out.stdout
 
     def leader(self, timeout: float = 30.0) -> MetastoreNode:
         """The node that all running nodes agree leads."""
@@ -391,8 +408,8 @@ class BrokerFactory:
         self.base = base
         self.brokers: list[Broker] = []
 
-    def quorum(self, nodes: int = 3, agents: int = 1, agent_args=()) -> Quorum:
-        return Quorum(self, nodes, agents, agent_args)
+    def quorum(self, nodes: int = 3, agents: int = 1, agent_args=(), node_args=()) -> Quorum:
+        return Quorum(self, nodes, agents, agent_args, node_args)
 
     def start(self, *extra_args: str, name: str | None = None) -> Broker:
         name = name or f"skiff{len(self.brokers)}"

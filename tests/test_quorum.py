@@ -10,6 +10,7 @@ object store. Every kill here is SIGKILL.
   timeout, clients carry on through the other, nothing acknowledged is lost.
 """
 
+import json
 import threading
 import time
 
@@ -213,3 +214,42 @@ def test_agent_killed_while_producing(broker_factory, topic):
         f"longest time without any acknowledgement {gap:.2f} s"
     )
     check_exactly_once(a0.bootstrap, topic, load)
+
+
+@pytest.mark.timeout(300)
+def test_a_node_added_empty_catches_up_from_a_snapshot(broker_factory, topic):
+    q = broker_factory.quorum(nodes=3, agents=1, node_args=("--snapshot-every", "100"))
+    (agent,) = q.agents
+    clients.create_topic(agent.bootstrap, topic, 2)
+    p = clients.producer(agent.bootstrap, **{"linger.ms": 0, "enable.idempotence": False})
+    # Enough log entries (one commit per flush window, plus heartbeats) for snapshots and purges.
+    leader = q.leader()
+    d = clients.Deliveries()
+    n = 0
+    while (leader.status() or {}).get("purged_index") is None:
+        clients.produce(p, topic, d, n, value=b"v%d" % n, partition=n % 2)
+        clients.flush(p, d, n + 1)
+        n += 1
+        assert n < 2000, "the leader never purged its log"
+    purged = leader.status()["purged_index"]
+
+    new = q.start_empty_node(4)
+    q.admin("add-node", "--at", q.nodes[0].bootstrap, "--id", "4", "--addr", new.bootstrap)
+    assert "4" in json.loads(q.admin("status", "--at", q.leader().bootstrap))["voters"]
+    target = leader.status()["last_applied"]
+    wait_for(
+        lambda: (new.status() or {}).get("last_applied", -1) >= target,
+        60,
+        message="the new node to catch up",
+    )
+    status = json.loads(q.admin("status", "--at", new.bootstrap))
+    assert status["snapshot_index"] is not None and status["snapshot_index"] >= purged, (
+        f"the new node must have been sent a snapshot covering the purged log: {status}"
+    )
+
+    q.admin("remove-node", "--at", q.nodes[0].bootstrap, "--id", "4")
+    assert "4" not in json.loads(q.admin("status", "--at", q.leader().bootstrap))["voters"]
+    # Still serving with three voters.
+    clients.produce(p, topic, d, n, value=b"after", partition=0)
+    clients.flush(p, d, n + 1)
+    assert not d.failed, d.failed

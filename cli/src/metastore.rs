@@ -55,17 +55,21 @@ pub async fn run_node(settings: MetastoreSettings) -> anyhow::Result<()> {
     let listener = server::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
+    let mut options = LocalMetastoreOptions {
+        node_id: settings.node_id,
+        clustered: true,
+        ..Default::default()
+    };
+    if let Some(every) = settings.snapshot_every {
+        options.snapshot_every = every;
+        // Keep a quarter of an interval behind the snapshot, so a briefly lagging follower
+        // catches up from the log rather than a whole snapshot.
+        options.logs_to_keep = (every / 4).max(1);
+    }
     let node = Arc::new(
-        LocalMetastore::open_with(
-            &settings.data_dir,
-            LocalMetastoreOptions {
-                node_id: settings.node_id,
-                clustered: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .context("opening the metastore node")?,
+        LocalMetastore::open_with(&settings.data_dir, options)
+            .await
+            .context("opening the metastore node")?,
     );
     let shutdown = CancellationToken::new();
     let served = tokio::spawn(server::serve(listener, node.clone(), shutdown.clone()));

@@ -247,6 +247,9 @@ pub struct MetastoreArgs {
     /// list to every initial member; ignored once the cluster exists)
     #[arg(long, env = "SKIFF_INITIAL_MEMBERS", value_delimiter = ',')]
     pub initial_members: Vec<String>,
+    /// Take a snapshot after this many log entries; the journal behind it is purged [default: 2000]
+    #[arg(long, env = "SKIFF_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -256,6 +259,7 @@ pub struct MetastoreSettings {
     pub advertise: String,
     pub data_dir: PathBuf,
     pub initial_members: BTreeMap<u64, String>,
+    pub snapshot_every: Option<u64>,
 }
 
 impl MetastoreSettings {
@@ -280,7 +284,11 @@ impl MetastoreSettings {
         if !initial_members.is_empty() && initial_members.get(&node_id) != Some(&advertise) {
             bail!("--initial-members must list this node as {node_id}={advertise}");
         }
+        if args.snapshot_every == Some(0) {
+            bail!("--snapshot-every must be at least 1");
+        }
         Ok(Self {
+            snapshot_every: args.snapshot_every,
             node_id,
             listen,
             advertise,
