@@ -4,8 +4,9 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::types::{
-    AgentHeartbeat, BatchAppend, CommitObject, CreateTopic, IndexSlice, InitProducerId, LiveAgents,
-    MetaError, PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    AgentHeartbeat, BatchAppend, CommitObject, CreateTopic, IndexAnswer, IndexRead, IndexSlice,
+    InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch, TopicMeta,
+    TopicPartition,
 };
 
 /// Failures at the client boundary, sorted by what the caller should do about them.
@@ -61,6 +62,9 @@ pub trait MetastoreClient: Send + Sync + 'static {
         offset: i64,
         max_bytes: u64,
     ) -> Result<IndexSlice>;
+    /// [`MetastoreClient::read_index`] for many partitions at once, from one state and in one
+    /// round trip: what one Fetch needs.
+    async fn read_indexes(&self, reads: Vec<IndexRead>) -> Result<Vec<IndexAnswer>>;
     /// The first batch whose `max_timestamp >= timestamp`, if any.
     async fn batch_for_timestamp(
         &self,

@@ -25,8 +25,8 @@ use crate::raft::{
 use crate::state_machine::StateMachine;
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
-    CreateTopic, IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets,
-    ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    CreateTopic, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
+    PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
 
 /// The node id of the embedded metastore. Fixed, because the journal records votes by node id.
@@ -482,6 +482,10 @@ impl MetastoreClient for LocalMetastore {
         max_bytes: u64,
     ) -> Result<IndexSlice> {
         Ok(self.read(|s| s.read_index(tp, offset, max_bytes)).await??)
+    }
+
+    async fn read_indexes(&self, reads: Vec<IndexRead>) -> Result<Vec<IndexAnswer>> {
+        self.read(|s| s.read_indexes(&reads)).await
     }
 
     async fn batch_for_timestamp(

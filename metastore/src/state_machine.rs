@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{
     AgentHeartbeat, AgentInfo, BatchAppend, BatchLocation, Command, CommandResponse, CommitBatch,
-    CommitObject, CreateTopic, IndexSlice, InitProducerId, LiveAgents, MetaError, ObjectId,
-    PartitionOffsets, ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
+    CommitObject, CreateTopic, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents,
+    MetaError, ObjectId, PartitionOffsets, ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
 };
 
 /// Kafka's limit: longer names do not fit in the file names Kafka derives from them.
@@ -136,6 +136,17 @@ impl StateMachine {
             self.agents_epoch += 1;
         }
         self.live_agents()
+    }
+
+    /// Several index reads from this one state.
+    pub fn read_indexes(&self, reads: &[IndexRead]) -> Vec<IndexAnswer> {
+        reads
+            .iter()
+            .map(|r| IndexAnswer {
+                slice: self.read_index(r.tp, r.offset, r.max_bytes),
+                offsets: self.offsets(r.tp).ok(),
+            })
+            .collect()
     }
 
     /// The agents no heartbeat has expired yet, by broker id.

@@ -509,3 +509,46 @@ fn agents_survive_a_snapshot() {
     assert_eq!(old.live_agents(), crate::types::LiveAgents::default());
     assert_eq!(ids(&heartbeat(&mut back, 9003, 10)), vec![0, 1, 2]);
 }
+
+#[test]
+fn read_indexes_answers_each_partition_from_one_state() {
+    let mut sm = StateMachine::new();
+    heartbeat(&mut sm, 9001, 0);
+    let t = topic_id(9);
+    sm.apply(&Command::CreateTopic(crate::types::CreateTopic {
+        name: "many".into(),
+        topic_id: t,
+        partitions: 2,
+        configs: BTreeMap::new(),
+        now_ms: 0,
+    }));
+    let tp = |p| TopicPartition {
+        topic_id: t,
+        partition: p,
+    };
+    let reads = [
+        crate::types::IndexRead {
+            tp: tp(0),
+            offset: 0,
+            max_bytes: 1,
+        },
+        crate::types::IndexRead {
+            tp: tp(1),
+            offset: 5,
+            max_bytes: 1,
+        },
+        crate::types::IndexRead {
+            tp: tp(7),
+            offset: 0,
+            max_bytes: 1,
+        },
+    ];
+    let answers = sm.read_indexes(&reads);
+    assert_eq!(answers.len(), 3);
+    assert_eq!(answers[0].slice, sm.read_index(tp(0), 0, 1));
+    assert!(answers[0].offsets.is_some());
+    // Out of range still tells the high watermark; an unknown partition has no offsets.
+    assert_eq!(answers[1].slice, Err(MetaError::OffsetOutOfRange));
+    assert_eq!(answers[1].offsets.map(|o| o.high_watermark), Some(0));
+    assert!(answers[2].slice.is_err() && answers[2].offsets.is_none());
+}

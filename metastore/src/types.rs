@@ -149,6 +149,22 @@ pub struct IndexSlice {
     pub batches: Vec<BatchLocation>,
 }
 
+/// One partition of a batched index read ([`crate::client::MetastoreClient::read_indexes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexRead {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub max_bytes: u64,
+}
+
+/// Its answer: the slice, or why not, with the partition's offsets whenever it exists (a fetch
+/// out of range still reports the high watermark).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexAnswer {
+    pub slice: Result<IndexSlice, MetaError>,
+    pub offsets: Option<PartitionOffsets>,
+}
+
 /// Deterministic rejections decided by the state machine. Each maps to one Kafka error code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum MetaError {

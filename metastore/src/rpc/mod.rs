@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::raft::NodeId;
 use crate::types::{
-    BatchLocation, IndexSlice, MetaError, PartitionOffsets, TopicMeta, TopicPartition,
+    BatchLocation, IndexAnswer, IndexRead, IndexSlice, MetaError, PartitionOffsets, TopicMeta,
+    TopicPartition,
 };
 
 pub mod admin;
@@ -40,6 +41,7 @@ pub enum Read {
         timestamp: i64,
     },
     BatchWithMaxTimestamp(TopicPartition),
+    Indexes(Vec<IndexRead>),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -49,6 +51,7 @@ pub enum ReadAnswer {
     Offsets(Result<PartitionOffsets, MetaError>),
     Index(Result<IndexSlice, MetaError>),
     Batch(Result<Option<BatchLocation>, MetaError>),
+    Indexes(Vec<IndexAnswer>),
 }
 
 /// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after

@@ -23,8 +23,8 @@ use crate::client::{MetastoreClient, MetastoreError, Result};
 use crate::local::NodeError;
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
-    CreateTopic, IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets,
-    ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    CreateTopic, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
+    PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
 
 #[derive(Clone, Debug)]
@@ -376,6 +376,13 @@ impl MetastoreClient for RemoteMetastore {
         };
         match self.read(read).await? {
             ReadAnswer::Index(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn read_indexes(&self, reads: Vec<IndexRead>) -> Result<Vec<IndexAnswer>> {
+        match self.read(Read::Indexes(reads)).await? {
+            ReadAnswer::Indexes(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

@@ -121,6 +121,7 @@ async fn read(State(node): State<Node>, body: Bytes) -> Response {
                 ReadAnswer::Batch(s.batch_for_timestamp(tp, timestamp))
             }
             Read::BatchWithMaxTimestamp(tp) => ReadAnswer::Batch(s.batch_with_max_timestamp(tp)),
+            Read::Indexes(reads) => ReadAnswer::Indexes(s.read_indexes(&reads)),
         })
         .await;
     json(&answer)
