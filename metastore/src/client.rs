@@ -80,3 +80,54 @@ pub trait MetastoreClient: Send + Sync + 'static {
     /// A counter that moves forward every time a commit is applied; long-polling fetches wait on it.
     fn commits(&self) -> watch::Receiver<u64>;
 }
+
+/// Each command's answer, out of the [`CommandResponse`] that `apply` gave it, for every client
+/// implementation alike. A different variant cannot happen while `apply` answers each command with
+/// its own; if it did, the command had applied, so "outcome unknown" is the honest error.
+pub(crate) mod answer {
+    use super::{MetastoreError, Result};
+    use crate::types::{
+        BatchAppend, CommandResponse, LiveAgents, MetaError, ProducerIdAndEpoch, TopicMeta,
+    };
+
+    fn unexpected(resp: &CommandResponse) -> MetastoreError {
+        MetastoreError::OutcomeUnknown(format!("unexpected response {resp:?}"))
+    }
+
+    pub fn topic_created(resp: CommandResponse) -> Result<TopicMeta> {
+        match resp {
+            CommandResponse::TopicCreated(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn topic_deleted(resp: CommandResponse) -> Result<TopicMeta> {
+        match resp {
+            CommandResponse::TopicDeleted(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn committed(
+        resp: CommandResponse,
+    ) -> Result<Vec<std::result::Result<BatchAppend, MetaError>>> {
+        match resp {
+            CommandResponse::Committed(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn producer_id(resp: CommandResponse) -> Result<ProducerIdAndEpoch> {
+        match resp {
+            CommandResponse::ProducerId(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn agents(resp: CommandResponse) -> Result<LiveAgents> {
+        match resp {
+            CommandResponse::Agents(live) => Ok(live),
+            other => Err(unexpected(&other)),
+        }
+    }
+}

@@ -15,7 +15,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, Raf
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
-use crate::client::{MetastoreClient, MetastoreError, Result};
+use crate::client::{answer, MetastoreClient, MetastoreError, Result};
 use crate::raft::journal::JournalError;
 use crate::raft::log_store::JournalWriter;
 use crate::raft::snapshot::SnapshotError;
@@ -413,19 +413,10 @@ impl LocalMetastore {
     }
 }
 
-fn unexpected(resp: &CommandResponse) -> MetastoreError {
-    // Cannot happen while apply answers each command with its own variant; if it does, the
-    // command did apply, so "unknown" is the honest answer.
-    MetastoreError::OutcomeUnknown(format!("unexpected response {resp:?}"))
-}
-
 #[async_trait]
 impl MetastoreClient for LocalMetastore {
     async fn create_topic(&self, req: CreateTopic) -> Result<TopicMeta> {
-        match self.write(Command::CreateTopic(req)).await? {
-            CommandResponse::TopicCreated(r) => Ok(r?),
-            other => Err(unexpected(&other)),
-        }
+        answer::topic_created(self.write(Command::CreateTopic(req)).await?)
     }
 
     async fn delete_topic(&self, name: &str, now_ms: i64) -> Result<TopicMeta> {
@@ -433,34 +424,22 @@ impl MetastoreClient for LocalMetastore {
             name: name.to_owned(),
             now_ms,
         };
-        match self.write(cmd).await? {
-            CommandResponse::TopicDeleted(r) => Ok(r?),
-            other => Err(unexpected(&other)),
-        }
+        answer::topic_deleted(self.write(cmd).await?)
     }
 
     async fn commit_object(
         &self,
         commit: CommitObject,
     ) -> Result<Vec<std::result::Result<BatchAppend, MetaError>>> {
-        match self.write(Command::CommitObject(commit)).await? {
-            CommandResponse::Committed(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
+        answer::committed(self.write(Command::CommitObject(commit)).await?)
     }
 
     async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdAndEpoch> {
-        match self.write(Command::InitProducerId(req)).await? {
-            CommandResponse::ProducerId(r) => Ok(r?),
-            other => Err(unexpected(&other)),
-        }
+        answer::producer_id(self.write(Command::InitProducerId(req)).await?)
     }
 
     async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents> {
-        match self.write(Command::AgentHeartbeat(hb)).await? {
-            CommandResponse::Agents(live) => Ok(live),
-            other => Err(unexpected(&other)),
-        }
+        answer::agents(self.write(Command::AgentHeartbeat(hb)).await?)
     }
 
     async fn topics(&self) -> Result<Vec<TopicMeta>> {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::{CommitsQuery, Read, ReadAnswer, COMMITS_PATH, READ_PATH, WRITE_PATH};
-use crate::client::{MetastoreClient, MetastoreError, Result};
+use crate::client::{answer, MetastoreClient, MetastoreError, Result};
 use crate::local::NodeError;
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
@@ -301,10 +301,7 @@ fn unexpected<T: std::fmt::Debug>(answer: &T) -> MetastoreError {
 #[async_trait]
 impl MetastoreClient for RemoteMetastore {
     async fn create_topic(&self, req: CreateTopic) -> Result<TopicMeta> {
-        match self.write(Command::CreateTopic(req)).await? {
-            CommandResponse::TopicCreated(r) => Ok(r?),
-            other => Err(unexpected(&other)),
-        }
+        answer::topic_created(self.write(Command::CreateTopic(req)).await?)
     }
 
     async fn delete_topic(&self, name: &str, now_ms: i64) -> Result<TopicMeta> {
@@ -312,34 +309,22 @@ impl MetastoreClient for RemoteMetastore {
             name: name.to_owned(),
             now_ms,
         };
-        match self.write(cmd).await? {
-            CommandResponse::TopicDeleted(r) => Ok(r?),
-            other => Err(unexpected(&other)),
-        }
+        answer::topic_deleted(self.write(cmd).await?)
     }
 
     async fn commit_object(
         &self,
         commit: CommitObject,
     ) -> Result<Vec<std::result::Result<BatchAppend, MetaError>>> {
-        match self.write(Command::CommitObject(commit)).await? {
-            CommandResponse::Committed(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
+        answer::committed(self.write(Command::CommitObject(commit)).await?)
     }
 
     async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdAndEpoch> {
-        match self.write(Command::InitProducerId(req)).await? {
-            CommandResponse::ProducerId(r) => Ok(r?),
-            other => Err(unexpected(&other)),
-        }
+        answer::producer_id(self.write(Command::InitProducerId(req)).await?)
     }
 
     async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents> {
-        match self.write(Command::AgentHeartbeat(hb)).await? {
-            CommandResponse::Agents(live) => Ok(live),
-            other => Err(unexpected(&other)),
-        }
+        answer::agents(self.write(Command::AgentHeartbeat(hb)).await?)
     }
 
     async fn topics(&self) -> Result<Vec<TopicMeta>> {
