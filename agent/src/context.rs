@@ -12,6 +12,7 @@ use crate::config::AgentConfig;
 use crate::fetch::Reader;
 use crate::membership::Membership;
 use crate::metrics::Metrics;
+use crate::topics::TopicCache;
 
 pub struct Agent {
     pub config: AgentConfig,
@@ -21,6 +22,7 @@ pub struct Agent {
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub membership: Arc<Membership>,
+    pub topics: TopicCache,
 }
 
 impl Agent {
@@ -32,13 +34,36 @@ impl Agent {
             .map_or(self.config.node_id, |me| me.broker_id)
     }
 
+    /// Every topic, from the agent's short-lived cache (see [`TopicCache`]).
+    pub async fn all_topics(&self) -> Result<Arc<Vec<TopicMeta>>, MetastoreError> {
+        self.topics.all(self.metastore.as_ref()).await
+    }
+
+    pub async fn topic_named(&self, name: &str) -> Result<Option<TopicMeta>, MetastoreError> {
+        self.topics.by_name(self.metastore.as_ref(), name).await
+    }
+
+    pub async fn topic_with_id(
+        &self,
+        id: skiff_metastore::types::TopicId,
+    ) -> Result<Option<TopicMeta>, MetastoreError> {
+        self.topics.by_id(self.metastore.as_ref(), id).await
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetastoreError> {
+        let deleted = self.metastore.delete_topic(name, self.clock.now_ms()).await;
+        self.topics.forget();
+        deleted
+    }
+
     pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMeta, MetastoreError> {
-        self.metastore
+        let created = self
+            .metastore
             .create_topic(CreateTopic {
                 name: name.to_string(),
                 topic_id: uuid::Uuid::new_v4(),
@@ -46,7 +71,9 @@ impl Agent {
                 configs,
                 now_ms: self.clock.now_ms(),
             })
-            .await
+            .await;
+        self.topics.forget();
+        created
     }
 
     /// Looks a topic up, creating it with the default partition count when auto-creation is on
@@ -56,7 +83,7 @@ impl Agent {
         name: &str,
         allow_create: bool,
     ) -> Result<TopicMeta, MetastoreError> {
-        if let Some(topic) = self.metastore.topic_by_name(name).await? {
+        if let Some(topic) = self.topic_named(name).await? {
             return Ok(topic);
         }
         if !(allow_create && self.config.auto_create_topics) {
@@ -68,8 +95,7 @@ impl Agent {
         {
             // Another client created it first.
             Err(MetastoreError::Rejected(MetaError::TopicAlreadyExists)) => self
-                .metastore
-                .topic_by_name(name)
+                .topic_named(name)
                 .await?
                 .ok_or(MetaError::UnknownTopicOrPartition.into()),
             other => other,

@@ -15,3 +15,4 @@ pub mod server;
 pub mod storage;
 #[cfg(test)]
 mod test_support;
+pub mod topics;

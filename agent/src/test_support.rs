@@ -40,6 +40,7 @@ pub async fn agent(config: AgentConfig) -> TestAgent {
         config.session_timeout,
     );
     let agent = Arc::new(Agent {
+        topics: crate::topics::TopicCache::new(std::time::Duration::from_secs(1)),
         membership,
         config,
         metastore,

@@ -16,6 +16,9 @@ use tracing::{info, warn};
 
 use crate::settings::AgentSettings;
 
+/// How stale the agent's list of topics may be; a topic it does not know refreshes it at once.
+const TOPIC_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serves until a signal. `ready` is printed once clients can connect.
 pub async fn run_agent(
     settings: &AgentSettings,
@@ -41,6 +44,7 @@ pub async fn run_agent(
     );
     join(&membership, metastore.as_ref(), clock.as_ref()).await?;
     let agent = Arc::new(Agent {
+        topics: skiff_agent::topics::TopicCache::new(TOPIC_CACHE_TTL),
         membership: membership.clone(),
         config: settings.agent.clone(),
         metastore: metastore.clone(),

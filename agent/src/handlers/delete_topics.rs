@@ -22,11 +22,8 @@ pub async fn handle(agent: &Agent, version: i16, req: DeleteTopicsRequest) -> De
     for (name, id) in targets.drain(..) {
         let name = match name {
             Some(n) => Some(n),
-            None => match agent.metastore.topics().await {
-                Ok(all) => all
-                    .into_iter()
-                    .find(|t| t.topic_id == id)
-                    .map(|t| TopicName(str_bytes(t.name))),
+            None => match agent.topic_with_id(id).await {
+                Ok(found) => found.map(|t| TopicName(str_bytes(t.name))),
                 Err(_) => None,
             },
         };
@@ -36,18 +33,12 @@ pub async fn handle(agent: &Agent, version: i16, req: DeleteTopicsRequest) -> De
             continue;
         };
         let result = result.with_name(Some(name.clone()));
-        responses.push(
-            match agent
-                .metastore
-                .delete_topic(&name, agent.clock.now_ms())
-                .await
-            {
-                Ok(meta) => result.with_topic_id(meta.topic_id),
-                Err(e) => result
-                    .with_error_code(codes::metastore_error(&e))
-                    .with_error_message(Some(str_bytes(e.to_string()))),
-            },
-        );
+        responses.push(match agent.delete_topic(&name).await {
+            Ok(meta) => result.with_topic_id(meta.topic_id),
+            Err(e) => result
+                .with_error_code(codes::metastore_error(&e))
+                .with_error_message(Some(str_bytes(e.to_string()))),
+        });
     }
     DeleteTopicsResponse::default().with_responses(responses)
 }

@@ -49,7 +49,7 @@ pub async fn handle(agent: &Agent, req: DescribeConfigsRequest) -> DescribeConfi
                 .with_config_source(source)
         };
         let result = match r.resource_type {
-            RESOURCE_TOPIC => match agent.metastore.topic_by_name(&r.resource_name).await {
+            RESOURCE_TOPIC => match agent.topic_named(&r.resource_name).await {
                 Ok(Some(topic)) => {
                     let mut configs: Vec<_> = topic_defaults(agent)
                         .into_iter()

@@ -32,20 +32,21 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
     let started = Instant::now();
     agent.metrics.fetch_requests.inc();
     let by_id = version >= 13;
-    let all_topics = agent.metastore.topics().await.unwrap_or_default();
 
     // Resolve names (or ids, from v13) once; the response echoes what the request used.
     let mut topics: Vec<(TopicName, uuid::Uuid)> = Vec::with_capacity(req.topics.len());
     let mut wants = Vec::new();
     for (i, t) in req.topics.iter().enumerate() {
-        let meta: Option<&TopicMeta> = if by_id {
-            all_topics.iter().find(|m| m.topic_id == t.topic_id)
+        let meta: Option<TopicMeta> = if by_id {
+            agent.topic_with_id(t.topic_id).await
         } else {
-            all_topics.iter().find(|m| m.name == t.topic.as_str())
-        };
+            agent.topic_named(t.topic.as_str()).await
+        }
+        .ok()
+        .flatten();
         topics.push((t.topic.clone(), t.topic_id));
         for p in &t.partitions {
-            let tp = match meta {
+            let tp = match &meta {
                 None if by_id => Err(codes::UNKNOWN_TOPIC_ID),
                 None => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
                 Some(m) if !(0..m.partitions).contains(&p.partition) => {

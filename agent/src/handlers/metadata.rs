@@ -24,10 +24,7 @@ pub async fn handle(agent: &Agent, version: i16, req: MetadataRequest) -> Metada
             for t in requested {
                 let Some(name) = t.name else {
                     // Lookup by id (v10+).
-                    let known = match agent.metastore.topics().await {
-                        Ok(all) => all.into_iter().find(|m| m.topic_id == t.topic_id),
-                        Err(_) => None,
-                    };
+                    let known = agent.topic_with_id(t.topic_id).await.ok().flatten();
                     topics.push(match known {
                         Some(meta) => topic(&brokers, &meta),
                         None => MetadataResponseTopic::default()
@@ -48,7 +45,7 @@ pub async fn handle(agent: &Agent, version: i16, req: MetadataRequest) -> Metada
             }
         }
         _ => {
-            if let Ok(all) = agent.metastore.topics().await {
+            if let Ok(all) = agent.all_topics().await {
                 topics.extend(all.iter().map(|meta| topic(&brokers, meta)));
             }
         }

@@ -31,12 +31,7 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
 
     for topic in &req.topic_data {
         let meta = if acks_valid {
-            agent
-                .metastore
-                .topic_by_name(&topic.name)
-                .await
-                .ok()
-                .flatten()
+            agent.topic_named(&topic.name).await.ok().flatten()
         } else {
             None
         };
