@@ -7,7 +7,8 @@
 //! (`Unavailable`); one whose answer was lost may have (`OutcomeUnknown`). Every command is
 //! idempotent (a commit carries its object id), so retrying after an unknown outcome is safe.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -53,7 +54,7 @@ pub struct RemoteMetastore {
     /// RPC addresses (`host:port`) of the metastore nodes.
     nodes: Vec<String>,
     /// Index into `nodes` of the node believed to lead.
-    leader: Arc<Mutex<usize>>,
+    leader: Arc<AtomicUsize>,
     options: RemoteOptions,
     commits: watch::Receiver<u64>,
     stop: CancellationToken,
@@ -81,7 +82,7 @@ impl RemoteMetastore {
             .map_err(|e| e.to_string())?;
         let (tx, commits) = watch::channel(0);
         let stop = CancellationToken::new();
-        let leader = Arc::new(Mutex::new(0));
+        let leader = Arc::new(AtomicUsize::new(0));
         tokio::spawn(watch_commits(
             http.clone(),
             nodes.clone(),
@@ -101,11 +102,11 @@ impl RemoteMetastore {
     }
 
     fn leader_index(&self) -> usize {
-        *self.leader.lock().unwrap_or_else(PoisonError::into_inner)
+        self.leader.load(Ordering::Relaxed)
     }
 
     fn set_leader(&self, i: usize) {
-        *self.leader.lock().unwrap_or_else(PoisonError::into_inner) = i;
+        self.leader.store(i, Ordering::Relaxed);
     }
 
     async fn attempt<Req: Serialize, T: DeserializeOwned>(
@@ -241,7 +242,7 @@ impl Drop for RemoteMetastore {
 async fn watch_commits(
     http: reqwest::Client,
     nodes: Vec<String>,
-    leader: Arc<Mutex<usize>>,
+    leader: Arc<AtomicUsize>,
     options: RemoteOptions,
     tx: watch::Sender<u64>,
     stop: CancellationToken,
@@ -249,7 +250,7 @@ async fn watch_commits(
     let mut seen = 0u64;
     let mut offset = 0usize;
     loop {
-        let i = *leader.lock().unwrap_or_else(PoisonError::into_inner) + offset;
+        let i = leader.load(Ordering::Relaxed) + offset;
         let node = &nodes[i % nodes.len()];
         let query = CommitsQuery {
             seen,
