@@ -175,7 +175,10 @@ def test_without_a_quorum_produce_fails_retriably_then_recovers(broker_factory, 
     got = clients.read_partitions(agent.bootstrap, topic, {0: clients.watermarks(agent.bootstrap, topic, 0)[1]})[0]
     values = [m.value() for m in got]
     assert values[0] == b"before" and values[-1] == b"after"
-    assert b"no quorum" not in values or values.count(b"no quorum") == 1
+    # The record that failed was never acknowledged, but its proposals were in the old leader's
+    # log and commit once a quorum is back: like Kafka, an unacknowledged record of a
+    # non-idempotent producer may be written, once per retry. Nothing else may appear.
+    assert set(values[1:-1]) <= {b"no quorum"}, values
 
 
 def brokers_listed(bootstrap: str) -> set[int]:
