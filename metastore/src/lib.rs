@@ -6,6 +6,7 @@
 //! agent noticing.
 
 pub mod client;
+pub mod codec;
 pub mod local;
 pub mod raft;
 pub mod rpc;

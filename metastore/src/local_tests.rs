@@ -284,9 +284,11 @@ async fn commits_watch_moves_and_shutdown_refuses() {
     assert!(err.is_certainly_not_applied(), "{err}");
 }
 
-/// A data directory written by the first on-disk format (journal v1, snapshot v1), so that a
-/// format change that cannot read it fails here rather than on someone's upgrade.
+/// Data directories written by each on-disk format (v1: journal and snapshot in JSON; v2:
+/// postcard), so that a format change that cannot read one fails here rather than on someone's
+/// upgrade.
 const FIXTURE_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-dir-v1");
+const FIXTURE_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-dir-v2");
 const FIXTURE_FILES: [&str; 2] = [JOURNAL_FILE, crate::raft::snapshot::SNAPSHOT_FILE];
 
 fn fixture_options() -> LocalMetastoreOptions {
@@ -297,11 +299,11 @@ fn fixture_options() -> LocalMetastoreOptions {
     }
 }
 
-/// Regenerates the fixture: `cargo test -p skiff-metastore write_v1_fixture -- --ignored`.
-/// Only ever for a new format version, in a new directory.
+/// Writes the current version's fixture: `cargo test -p skiff-metastore write_fixture --
+/// --ignored`. Only ever for a new format version, in a new directory (change the path first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
-async fn write_v1_fixture() {
+async fn write_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let ms = LocalMetastore::open_with(dir.path(), fixture_options())
         .await
@@ -313,17 +315,30 @@ async fn write_v1_fixture() {
         .await
         .unwrap();
     ms.shutdown().await;
-    std::fs::create_dir_all(FIXTURE_V1).unwrap();
+    assert!(
+        !Path::new(FIXTURE_V2).exists(),
+        "a fixture is never overwritten"
+    );
+    std::fs::create_dir_all(FIXTURE_V2).unwrap();
     for f in FIXTURE_FILES {
-        std::fs::copy(dir.path().join(f), Path::new(FIXTURE_V1).join(f)).unwrap();
+        std::fs::copy(dir.path().join(f), Path::new(FIXTURE_V2).join(f)).unwrap();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_the_v1_fixture() {
+    reads_fixture(FIXTURE_V1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v2_fixture() {
+    reads_fixture(FIXTURE_V2).await;
+}
+
+async fn reads_fixture(fixture: &str) {
     let dir = tempfile::tempdir().unwrap();
     for f in FIXTURE_FILES {
-        std::fs::copy(Path::new(FIXTURE_V1).join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(Path::new(fixture).join(f), dir.path().join(f)).unwrap();
     }
     let ms = LocalMetastore::open_with(dir.path(), fixture_options())
         .await
@@ -335,5 +350,32 @@ async fn reads_the_v1_fixture() {
     assert_eq!(offsets[1].high_watermark, 10);
     assert_eq!(slices[0].batches.len(), 10);
     check_continues(&ms, 0).await;
+    ms.raft()
+        .trigger()
+        .snapshot()
+        .await
+        .expect("snapshot after the upgrade");
+    ms.raft()
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.snapshot.map(|s| s.index) == m.last_applied.map(|a| a.index),
+            "snapshot",
+        )
+        .await
+        .unwrap();
+    let before = observe(&ms).await;
+    ms.shutdown().await;
+
+    // Opened once, the journal was rewritten and a snapshot taken, both in the current version
+    // (byte 8 is the low byte of the version); they read back to the same state.
+    for f in FIXTURE_FILES {
+        let bytes = std::fs::read(dir.path().join(f)).unwrap();
+        assert_eq!(bytes[8], 2, "{f} is still version {}", bytes[8]);
+    }
+    let ms = LocalMetastore::open_with(dir.path(), fixture_options())
+        .await
+        .unwrap();
+    let after = observe(&ms).await;
+    assert_eq!(format!("{before:?}"), format!("{after:?}"));
     ms.shutdown().await;
 }

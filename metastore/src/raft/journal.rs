@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! file   = "SKIFFJNL" version:u32le record*
-//! record = len:u32le crc32c(payload):u32le payload     payload = JSON of `Record`
+//! record = len:u32le crc32c(payload):u32le payload     payload = `Record`
 //! ```
+//!
+//! Version 2 encodes payloads with [`codec`](crate::codec) (postcard), version 1 with JSON. A
+//! version 1 journal is read and then rewritten as version 2 at once, so one file never mixes the
+//! two.
 //!
 //! Every record is an assignment to the log state (see [`LogState::apply`]), so replaying the file
 //! from the start rebuilds the state, and a rewrite can replace any prefix by the state it produced.
@@ -20,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use super::{Entry, LogId, Vote};
 
 const MAGIC: &[u8; 8] = b"SKIFFJNL";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The first version: JSON payloads. Read, never written.
+const VERSION_JSON: u32 = 1;
 const HEADER_LEN: u64 = 12;
 const FRAME_HEADER_LEN: usize = 8;
 /// No legitimate record comes near this; a larger length is garbage and must not be allocated.
@@ -39,7 +45,7 @@ pub enum JournalError {
     #[error("{path} has journal version {version}, this build reads version {VERSION}")]
     UnsupportedVersion { path: PathBuf, version: u32 },
     #[error("cannot encode journal record: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(#[from] crate::codec::CodecError),
 }
 
 impl From<JournalError> for io::Error {
@@ -126,7 +132,7 @@ impl LogState {
 pub fn encode(record: &RecordRef<'_>, buf: &mut Vec<u8>) -> Result<(), JournalError> {
     let start = buf.len();
     buf.extend_from_slice(&[0; FRAME_HEADER_LEN]);
-    serde_json::to_writer(&mut *buf, record)?;
+    crate::codec::encode_into(record, buf)?;
     let payload = &buf[start + FRAME_HEADER_LEN..];
     let len = u32::try_from(payload.len())
         .ok()
@@ -191,7 +197,7 @@ impl Journal {
             });
         }
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_JSON {
             return Err(JournalError::UnsupportedVersion {
                 path: path.to_owned(),
                 version,
@@ -201,7 +207,7 @@ impl Journal {
         let mut records = 0;
         let mut valid_len = HEADER_LEN;
         let cut_reason = loop {
-            match read_record(&mut reader, file_len - valid_len) {
+            match read_record(&mut reader, file_len - valid_len, version) {
                 Ok(None) => break None,
                 Ok(Some((record, frame_len))) => {
                     state.apply(record);
@@ -224,10 +230,14 @@ impl Journal {
             file.sync_all().map_err(io_err)?;
         }
         file.seek(SeekFrom::Start(valid_len)).map_err(io_err)?;
-        let journal = Self {
+        let mut journal = Self {
             path: path.to_owned(),
             file,
         };
+        if version != VERSION {
+            journal.rewrite(&state).map_err(io_err)?;
+            tracing::info!(path = %path.display(), from = version, to = VERSION, "journal rewritten in the current version");
+        }
         Ok((journal, Replayed { state, records }))
     }
 
@@ -286,7 +296,11 @@ fn write_header(file: &mut File) -> io::Result<()> {
 }
 
 /// `Ok(None)` at a clean end of file; `Err` with the reason when the rest must be cut.
-fn read_record(reader: &mut impl Read, remaining: u64) -> Result<Option<(Record, u64)>, String> {
+fn read_record(
+    reader: &mut impl Read,
+    remaining: u64,
+    version: u32,
+) -> Result<Option<(Record, u64)>, String> {
     if remaining == 0 {
         return Ok(None);
     }
@@ -308,8 +322,11 @@ fn read_record(reader: &mut impl Read, remaining: u64) -> Result<Option<(Record,
     if crc32c::crc32c(&payload) != crc {
         return Err("record checksum mismatch".into());
     }
-    let record =
-        serde_json::from_slice(&payload).map_err(|e| format!("undecodable record: {e}"))?;
+    let record = if version == VERSION_JSON {
+        serde_json::from_slice(&payload).map_err(|e| format!("undecodable record: {e}"))?
+    } else {
+        crate::codec::decode(&payload).map_err(|e| format!("undecodable record: {e}"))?
+    };
     Ok(Some((record, FRAME_HEADER_LEN as u64 + u64::from(len))))
 }
 

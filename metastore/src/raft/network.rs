@@ -90,11 +90,11 @@ impl Connection {
                 self.target,
             ))));
         };
-        let body = serde_json::to_vec(req)
+        let body = crate::codec::encode(req)
             .map_err(|e| RPCError::Network(NetworkError::new(&Transport(e.to_string()))))?;
         let sent = client
             .post(format!("{base}{path}"))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, crate::codec::CONTENT_TYPE)
             .timeout(option.hard_ttl())
             .body(body)
             .send()
@@ -122,7 +122,7 @@ impl Connection {
             )))));
         }
         let result: Result<Resp, E> =
-            serde_json::from_slice(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            crate::codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

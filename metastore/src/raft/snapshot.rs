@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! "SKIFFSNP" version:u32le meta_len:u32le crc32c(meta):u32le meta(JSON)
-//! state(JSON, streamed) state_len:u64le crc32c(state):u32le
+//! state(streamed) state_len:u64le crc32c(state):u32le
 //! ```
+//!
+//! Version 2 encodes the state with [`codec`](crate::codec) (postcard), version 1 in JSON; both
+//! are read, version 2 is written.
 //!
 //! The state's length and checksum trail it so that it can be streamed out without buffering;
 //! the file is the unit Raft ships to followers too, so a received snapshot is checked the same
@@ -24,7 +27,9 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
 /// The current snapshot's file name inside the data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 const MAGIC: &[u8; 8] = b"SKIFFSNP";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The first version: the state in JSON. Read, never written.
+const VERSION_JSON: u32 = 1;
 const TRAILER_LEN: u64 = 12;
 /// Metadata is a log id and a membership; anything this large is corruption.
 const MAX_META_LEN: u32 = 16 << 20;
@@ -41,6 +46,8 @@ pub enum SnapshotError {
     Corrupt(String),
     #[error("snapshot encoding: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("snapshot encoding: {0}")]
+    Codec(#[from] crate::codec::CodecError),
 }
 
 /// Counts and checksums what passes through, so the trailer needs no second pass.
@@ -87,7 +94,7 @@ pub fn write_tmp(
         len: 0,
         crc: 0,
     };
-    serde_json::to_writer(&mut body, state)?;
+    postcard::to_io(state, &mut body).map_err(crate::codec::CodecError::from)?;
     let ChecksumWriter {
         inner: mut out,
         len,
@@ -122,11 +129,11 @@ pub fn copy_to_tmp(src: &mut File, dir: &Path, tag: &str) -> io::Result<PathBuf>
 pub fn read(file: &mut File) -> Result<(SnapshotMeta, StateMachine), SnapshotError> {
     let file_len = file.metadata()?.len();
     file.seek(SeekFrom::Start(0))?;
-    let (meta, state_start) = {
+    let (version, meta, state_start) = {
         let mut r = BufReader::new(&mut *file);
-        let meta = read_header(&mut r)?;
+        let (version, meta) = read_header(&mut r)?;
         let consumed = r.stream_position()?;
-        (meta, consumed)
+        (version, meta, consumed)
     };
     if file_len < state_start + TRAILER_LEN {
         return Err(SnapshotError::Corrupt("truncated".into()));
@@ -145,29 +152,39 @@ pub fn read(file: &mut File) -> Result<(SnapshotMeta, StateMachine), SnapshotErr
             "state length does not match the file".into(),
         ));
     }
-    // Checksum first, in big reads; deserializing reads byte by byte and would make a per-byte
-    // checksum slow.
     file.seek(SeekFrom::Start(state_start))?;
     let mut region = BufReader::with_capacity(1 << 20, (&mut *file).take(state_len));
-    let mut actual = 0u32;
-    loop {
-        let buf = region.fill_buf()?;
-        if buf.is_empty() {
-            break;
+    let state = if version == VERSION_JSON {
+        // Checksum first, in big reads (deserializing reads byte by byte and would make a
+        // per-byte checksum slow), then parse the same bytes again.
+        let mut actual = 0u32;
+        loop {
+            let buf = region.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            actual = crc32c::crc32c_append(actual, buf);
+            let n = buf.len();
+            region.consume(n);
         }
-        actual = crc32c::crc32c_append(actual, buf);
-        let n = buf.len();
-        region.consume(n);
-    }
-    if actual != crc {
-        return Err(SnapshotError::Corrupt("state checksum mismatch".into()));
-    }
-    file.seek(SeekFrom::Start(state_start))?;
-    let state = serde_json::from_reader(BufReader::new((&mut *file).take(state_len)))?;
+        if actual != crc {
+            return Err(SnapshotError::Corrupt("state checksum mismatch".into()));
+        }
+        file.seek(SeekFrom::Start(state_start))?;
+        serde_json::from_reader(BufReader::new((&mut *file).take(state_len)))?
+    } else {
+        // The whole state is about to be in memory anyway; its encoding is a fraction of that.
+        let mut bytes = Vec::with_capacity(usize::try_from(state_len).unwrap_or(0).min(1 << 30));
+        region.read_to_end(&mut bytes)?;
+        if crc32c::crc32c(&bytes) != crc {
+            return Err(SnapshotError::Corrupt("state checksum mismatch".into()));
+        }
+        crate::codec::decode(&bytes)?
+    };
     Ok((meta, state))
 }
 
-fn read_header(r: &mut impl Read) -> Result<SnapshotMeta, SnapshotError> {
+fn read_header(r: &mut impl Read) -> Result<(u32, SnapshotMeta), SnapshotError> {
     let mut header = [0u8; 20];
     r.read_exact(&mut header)
         .map_err(|_| SnapshotError::Corrupt("truncated header".into()))?;
@@ -177,7 +194,7 @@ fn read_header(r: &mut impl Read) -> Result<SnapshotMeta, SnapshotError> {
     let word =
         |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let version = word(8);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_JSON {
         return Err(SnapshotError::UnsupportedVersion(version));
     }
     let meta_len = word(12);
@@ -192,7 +209,7 @@ fn read_header(r: &mut impl Read) -> Result<SnapshotMeta, SnapshotError> {
     if crc32c::crc32c(&meta_json) != word(16) {
         return Err(SnapshotError::Corrupt("metadata checksum mismatch".into()));
     }
-    Ok(serde_json::from_slice(&meta_json)?)
+    Ok((version, serde_json::from_slice(&meta_json)?))
 }
 
 fn create(path: &Path) -> io::Result<File> {

@@ -1,7 +1,8 @@
 //! The metastore's RPC: what agents and admin tools send to a metastore node over HTTP, and what
 //! they get back. The server is [`server`]; the agents' client is [`remote::RemoteMetastore`].
 //!
-//! Every body is JSON. Answers are `Result<_, NodeError>` so a follower can say who leads.
+//! Raft and agent bodies are postcard ([`crate::codec`]); admin bodies are JSON, for people and
+//! scripts. Answers are `Result<_, NodeError>` so a follower can say who leads.
 
 use std::collections::BTreeMap;
 

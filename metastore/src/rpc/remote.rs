@@ -115,14 +115,14 @@ impl RemoteMetastore {
         path: &str,
         req: &Req,
     ) -> Attempt<T> {
-        let body = match serde_json::to_vec(req) {
+        let body = match crate::codec::encode(req) {
             Ok(b) => b,
             Err(e) => return Attempt::Refused(format!("cannot encode request: {e}")),
         };
         let sent = self
             .http
             .post(format!("http://{node}{path}"))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, crate::codec::CONTENT_TYPE)
             .timeout(self.options.request_timeout)
             .body(body)
             .send()
@@ -142,7 +142,7 @@ impl RemoteMetastore {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
             return Attempt::Refused(format!("{node} answered {status}: {text}"));
         }
-        match serde_json::from_slice::<std::result::Result<T, NodeError>>(&bytes) {
+        match crate::codec::decode::<std::result::Result<T, NodeError>>(&bytes) {
             Ok(Ok(v)) => Attempt::Done(v),
             Ok(Err(NodeError::NotLeader { leader })) => {
                 Attempt::NotLeader(leader.map(|(_, addr)| addr))
@@ -258,8 +258,8 @@ async fn watch_commits(
         };
         let request = http
             .post(format!("http://{node}{COMMITS_PATH}"))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(&query).unwrap_or_default())
+            .header(reqwest::header::CONTENT_TYPE, crate::codec::CONTENT_TYPE)
+            .body(crate::codec::encode(&query).unwrap_or_default())
             .timeout(options.commits_wait + options.request_timeout)
             .send();
         let answer = tokio::select! {
@@ -268,7 +268,7 @@ async fn watch_commits(
         };
         let counter = match answer {
             Ok(r) if r.status().is_success() => match r.bytes().await {
-                Ok(b) => serde_json::from_slice::<u64>(&b).ok(),
+                Ok(b) => crate::codec::decode::<u64>(&b).ok(),
                 Err(_) => None,
             },
             _ => None,

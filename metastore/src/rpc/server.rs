@@ -61,8 +61,21 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     tokio::net::TcpListener::bind(addr).await
 }
 
-/// A JSON body, or 400 with the reason: bodies come from the network.
+/// A postcard body (Raft and agent RPC), or 400 with the reason: bodies come from the network.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, String)> {
+    crate::codec::decode(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed body: {e}")))
+}
+
+fn binary<T: Serialize>(value: &T) -> Response {
+    match crate::codec::encode(value) {
+        Ok(bytes) => ([("content-type", crate::codec::CONTENT_TYPE)], bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// A JSON body (admin calls, made by people and scripts), or 400 with the reason.
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, String)> {
     serde_json::from_slice(body)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed body: {e}")))
 }
@@ -76,28 +89,28 @@ fn json<T: Serialize>(value: &T) -> Response {
 
 async fn append(State(node): State<Node>, body: Bytes) -> Response {
     match parse(&body) {
-        Ok(rpc) => json(&node.raft().append_entries(rpc).await),
+        Ok(rpc) => binary(&node.raft().append_entries(rpc).await),
         Err(r) => r.into_response(),
     }
 }
 
 async fn vote(State(node): State<Node>, body: Bytes) -> Response {
     match parse(&body) {
-        Ok(rpc) => json(&node.raft().vote(rpc).await),
+        Ok(rpc) => binary(&node.raft().vote(rpc).await),
         Err(r) => r.into_response(),
     }
 }
 
 async fn snapshot(State(node): State<Node>, body: Bytes) -> Response {
     match parse(&body) {
-        Ok(rpc) => json(&node.raft().install_snapshot(rpc).await),
+        Ok(rpc) => binary(&node.raft().install_snapshot(rpc).await),
         Err(r) => r.into_response(),
     }
 }
 
 async fn write(State(node): State<Node>, body: Bytes) -> Response {
     match parse::<Command>(&body) {
-        Ok(cmd) => json(&node.write_command(cmd).await),
+        Ok(cmd) => binary(&node.write_command(cmd).await),
         Err(r) => r.into_response(),
     }
 }
@@ -124,7 +137,7 @@ async fn read(State(node): State<Node>, body: Bytes) -> Response {
             Read::Indexes(reads) => ReadAnswer::Indexes(s.read_indexes(&reads)),
         })
         .await;
-    json(&answer)
+    binary(&answer)
 }
 
 async fn commits(State(node): State<Node>, body: Bytes) -> Response {
@@ -136,25 +149,25 @@ async fn commits(State(node): State<Node>, body: Bytes) -> Response {
     let wait = Duration::from_millis(q.wait_ms).min(MAX_COMMITS_WAIT);
     let _ = tokio::time::timeout(wait, rx.wait_for(|c| *c != q.seen)).await;
     let now = *rx.borrow();
-    json(&now)
+    binary(&now)
 }
 
 async fn init(State(node): State<Node>, body: Bytes) -> Response {
-    match parse::<InitRequest>(&body) {
+    match parse_json::<InitRequest>(&body) {
         Ok(req) => json(&node.initialize(req.members).await),
         Err(r) => r.into_response(),
     }
 }
 
 async fn add_node(State(node): State<Node>, body: Bytes) -> Response {
-    match parse::<AddNodeRequest>(&body) {
+    match parse_json::<AddNodeRequest>(&body) {
         Ok(req) => json(&node.add_node(req.id, req.addr).await),
         Err(r) => r.into_response(),
     }
 }
 
 async fn remove_node(State(node): State<Node>, body: Bytes) -> Response {
-    match parse::<RemoveNodeRequest>(&body) {
+    match parse_json::<RemoveNodeRequest>(&body) {
         Ok(req) => json(&node.remove_node(req.id).await),
         Err(r) => r.into_response(),
     }
