@@ -46,6 +46,12 @@ pub struct AgentConfig {
     pub num_partitions: i32,
     /// Largest record batch accepted (Kafka's `message.max.bytes`), unless a topic overrides it.
     pub max_message_bytes: usize,
+    /// Batch locations kept by the fetch path's [`IndexCache`](crate::fetch::IndexCache); 0
+    /// turns it off.
+    pub index_cache_batches: u64,
+    /// How long a cached index entry may be used. Shorter than the compactor's grace period
+    /// before it deletes an object it has merged.
+    pub index_cache_ttl: Duration,
 }
 
 impl Default for AgentConfig {
@@ -68,6 +74,8 @@ impl Default for AgentConfig {
             auto_create_topics: true,
             num_partitions: 1,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            index_cache_batches: 1 << 18,
+            index_cache_ttl: Duration::from_secs(60),
         }
     }
 }

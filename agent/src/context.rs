@@ -9,6 +9,7 @@ use skiff_metastore::types::{CreateTopic, MetaError, TopicMeta};
 use crate::batcher::Batcher;
 use crate::clock::Clock;
 use crate::config::AgentConfig;
+use crate::fetch::IndexCache;
 use crate::fetch::Reader;
 use crate::membership::Membership;
 use crate::metrics::Metrics;
@@ -23,6 +24,7 @@ pub struct Agent {
     pub clock: Arc<dyn Clock>,
     pub membership: Arc<Membership>,
     pub topics: TopicCache,
+    pub index_cache: IndexCache,
 }
 
 impl Agent {

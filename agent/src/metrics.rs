@@ -42,6 +42,9 @@ pub struct Metrics {
     pub produce_latency: Histogram,
     pub fetch_requests: Counter,
     pub fetch_latency: Histogram,
+    /// Partitions of fetch passes whose index slice came from the agent's cache, or did not.
+    pub index_cache_hits: Counter,
+    pub index_cache_misses: Counter,
     pub flushes: Counter,
     pub flush_bytes: Histogram,
     pub flush_duration: Histogram,
@@ -64,6 +67,8 @@ impl Metrics {
             produce_latency: latency(),
             fetch_requests: Counter::default(),
             fetch_latency: latency(),
+            index_cache_hits: Counter::default(),
+            index_cache_misses: Counter::default(),
             flushes: Counter::default(),
             flush_bytes: Histogram::new(exponential_buckets(1024.0, 2.0, 16)),
             flush_duration: latency(),
@@ -91,6 +96,16 @@ impl Metrics {
             "fetch_latency_seconds",
             "Time from a fetch request's arrival to its response, long-poll wait included",
             m.fetch_latency.clone(),
+        );
+        registry.register(
+            "index_cache_hits",
+            "Fetched partitions whose index entries came from the agent's cache",
+            m.index_cache_hits.clone(),
+        );
+        registry.register(
+            "index_cache_misses",
+            "Fetched partitions whose index entries were read from the metastore",
+            m.index_cache_misses.clone(),
         );
         registry.register("flushes", "Objects flushed", m.flushes.clone());
         registry.register(

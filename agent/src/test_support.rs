@@ -41,6 +41,10 @@ pub async fn agent(config: AgentConfig) -> TestAgent {
     );
     let agent = Arc::new(Agent {
         topics: crate::topics::TopicCache::new(std::time::Duration::from_secs(1)),
+        index_cache: crate::fetch::IndexCache::new(
+            config.index_cache_batches,
+            config.index_cache_ttl,
+        ),
         membership,
         config,
         metastore,

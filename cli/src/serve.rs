@@ -45,6 +45,10 @@ pub async fn run_agent(
     join(&membership, metastore.as_ref(), clock.as_ref()).await?;
     let agent = Arc::new(Agent {
         topics: skiff_agent::topics::TopicCache::new(TOPIC_CACHE_TTL),
+        index_cache: skiff_agent::fetch::IndexCache::new(
+            settings.agent.index_cache_batches,
+            settings.agent.index_cache_ttl,
+        ),
         membership: membership.clone(),
         config: settings.agent.clone(),
         metastore: metastore.clone(),

@@ -48,6 +48,10 @@ pub struct AgentFlags {
     /// An agent silent this long leaves the brokers clients are given [default: 10000]
     #[arg(long, env = "SKIFF_SESSION_TIMEOUT_MS")]
     session_timeout_ms: Option<u64>,
+    /// Index entries (batch locations, ~64 bytes each) the fetch path keeps; 0 turns the cache
+    /// off [default: 262144]
+    #[arg(long, env = "SKIFF_INDEX_CACHE_BATCHES")]
+    index_cache_batches: Option<u64>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -87,6 +91,7 @@ struct FileSettings {
     max_message_bytes: Option<usize>,
     max_pending_bytes: Option<usize>,
     session_timeout_ms: Option<u64>,
+    index_cache_batches: Option<u64>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -215,6 +220,9 @@ impl AgentSettings {
                 bail!("session-timeout-ms must be at least 500");
             }
             agent.session_timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(n) = args.index_cache_batches.or(file.index_cache_batches) {
+            agent.index_cache_batches = n;
         }
         if agent.max_pending_bytes < agent.flush_bytes {
             bail!("max-pending-bytes must be at least flush-bytes");

@@ -143,7 +143,14 @@ impl StateMachine {
         reads
             .iter()
             .map(|r| IndexAnswer {
-                slice: self.read_index(r.tp, r.offset, r.max_bytes),
+                slice: if r.offsets_only {
+                    self.read_index(r.tp, r.offset, 0).map(|mut s| {
+                        s.batches.clear();
+                        s
+                    })
+                } else {
+                    self.read_index(r.tp, r.offset, r.max_bytes)
+                },
                 offsets: self.offsets(r.tp).ok(),
             })
             .collect()

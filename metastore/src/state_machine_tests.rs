@@ -531,16 +531,19 @@ fn read_indexes_answers_each_partition_from_one_state() {
             tp: tp(0),
             offset: 0,
             max_bytes: 1,
+            offsets_only: false,
         },
         crate::types::IndexRead {
             tp: tp(1),
             offset: 5,
             max_bytes: 1,
+            offsets_only: false,
         },
         crate::types::IndexRead {
             tp: tp(7),
             offset: 0,
             max_bytes: 1,
+            offsets_only: false,
         },
     ];
     let answers = sm.read_indexes(&reads);
@@ -551,4 +554,26 @@ fn read_indexes_answers_each_partition_from_one_state() {
     assert_eq!(answers[1].slice, Err(MetaError::OffsetOutOfRange));
     assert_eq!(answers[1].offsets.map(|o| o.high_watermark), Some(0));
     assert!(answers[2].slice.is_err() && answers[2].offsets.is_none());
+}
+
+#[test]
+fn offsets_only_reads_check_the_range_and_return_no_batches() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 1).unwrap();
+    for n in 0..3 {
+        one(&mut sm, n + 1, plain(tp(1, 0), 9, 100, 0)).unwrap();
+    }
+    let read = |offset, offsets_only| crate::types::IndexRead {
+        tp: tp(1, 0),
+        offset,
+        max_bytes: 1000,
+        offsets_only,
+    };
+    let answers = sm.read_indexes(&[read(10, false), read(10, true), read(31, true)]);
+    assert_eq!(answers[0].slice.as_ref().unwrap().batches.len(), 2);
+    let only = answers[1].slice.as_ref().unwrap();
+    assert!(only.batches.is_empty());
+    assert_eq!(only.offsets.high_watermark, 30);
+    assert_eq!(answers[2].slice, Err(MetaError::OffsetOutOfRange));
+    assert_eq!(answers[2].offsets.map(|o| o.high_watermark), Some(30));
 }

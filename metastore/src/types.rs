@@ -155,6 +155,10 @@ pub struct IndexRead {
     pub tp: TopicPartition,
     pub offset: i64,
     pub max_bytes: u64,
+    /// Answer only the partition's offsets and whether `offset` is in range, with no batches:
+    /// the reader has them cached. Committed index entries never change, but the high watermark
+    /// and the log start offset do, so they are read every time.
+    pub offsets_only: bool,
 }
 
 /// Its answer: the slice, or why not, with the partition's offsets whenever it exists (a fetch

@@ -26,6 +26,8 @@ struct Plan {
     error: i16,
     offsets: Option<PartitionOffsets>,
     batches: Vec<BatchLocation>,
+    /// The batches came from the index cache, under this key.
+    cached: Option<(TopicPartition, i64)>,
 }
 
 pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResponse {
@@ -132,6 +134,10 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
                 Some(Ok(bytes)) => data = data.with_records(Some(bytes)),
                 Some(Err(e)) => {
                     warn!(partition = want.partition, error = %e, "fetch read failed");
+                    if let Some((tp, offset)) = plan.cached {
+                        // Perhaps merged and deleted by the compactor: ask the metastore next time.
+                        agent.index_cache.invalidate(tp, offset);
+                    }
                     data = data.with_error_code(codes::KAFKA_STORAGE_ERROR);
                 }
                 None => data = data.with_records(Some(Bytes::new())),
@@ -154,16 +160,29 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
 /// read is a round trip to the leader and a read-index check, so per-partition reads would cost a
 /// fetch of 100 partitions 100 of them.
 async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
-    let reads: Vec<IndexRead> = wants
-        .iter()
-        .filter_map(|w| {
-            w.tp.ok().map(|tp| IndexRead {
-                tp,
-                offset: w.fetch_offset,
-                max_bytes: w.max_bytes.min(response_max).max(1),
-            })
-        })
-        .collect();
+    // Batches already cached need only the partition's offsets from the metastore.
+    let mut cached: Vec<Option<Vec<BatchLocation>>> = Vec::with_capacity(wants.len());
+    let mut reads = Vec::with_capacity(wants.len());
+    for w in wants {
+        let Ok(tp) = w.tp else {
+            cached.push(None);
+            continue;
+        };
+        let max_bytes = w.max_bytes.min(response_max).max(1);
+        let hit = agent.index_cache.get(tp, w.fetch_offset, max_bytes);
+        if hit.is_some() {
+            agent.metrics.index_cache_hits.inc();
+        } else {
+            agent.metrics.index_cache_misses.inc();
+        }
+        reads.push(IndexRead {
+            tp,
+            offset: w.fetch_offset,
+            max_bytes,
+            offsets_only: hit.is_some(),
+        });
+        cached.push(hit);
+    }
     let mut answers = match agent.metastore.read_indexes(reads).await {
         Ok(answers) => Ok(answers.into_iter()),
         Err(e) => Err(codes::metastore_error(&e)),
@@ -171,16 +190,20 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
     let mut budget = response_max;
     let mut any = false;
     let mut plans = Vec::with_capacity(wants.len());
-    for w in wants {
+    for (w, hit) in wants.iter().zip(cached) {
         let failed = |error| Plan {
             error,
             offsets: None,
             batches: Vec::new(),
+            cached: None,
         };
-        if let Err(code) = w.tp {
-            plans.push(failed(code));
-            continue;
-        }
+        let tp = match w.tp {
+            Ok(tp) => tp,
+            Err(code) => {
+                plans.push(failed(code));
+                continue;
+            }
+        };
         let answer = match &mut answers {
             Ok(iter) => iter.next(),
             Err(code) => {
@@ -199,14 +222,26 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
                     error: codes::meta_error(&e),
                     offsets,
                     batches: Vec::new(),
+                    cached: None,
                 });
                 continue;
+            }
+        };
+        let from_cache = hit.is_some();
+        let batches = match hit {
+            Some(batches) => batches,
+            None => {
+                let asked = w.max_bytes.min(response_max).max(1);
+                agent
+                    .index_cache
+                    .insert(tp, w.fetch_offset, asked, &slice.batches);
+                slice.batches
             }
         };
         let limit = w.max_bytes.min(budget);
         let mut taken = Vec::new();
         let mut used = 0u64;
-        for b in slice.batches {
+        for b in batches {
             let len = u64::from(b.len);
             if used + len > limit && (any || !taken.is_empty()) {
                 break;
@@ -220,6 +255,7 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
             error: codes::NONE,
             offsets: Some(slice.offsets),
             batches: taken,
+            cached: from_cache.then_some((tp, w.fetch_offset)),
         });
     }
     plans
