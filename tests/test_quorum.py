@@ -129,6 +129,11 @@ def test_metastore_leader_killed_while_producing(broker_factory, topic):
     ages = [v for (n, _), v in samples.items() if n == "skiff_metastore_agent_heartbeat_age_seconds"]
     assert len(ages) == 2 and all(0 <= a < 10 for a in ages), ages
 
+    # The leader reports both other members' replication: the killed one far behind.
+    lags = {dict(l)["node"]: v for (n, l), v in samples.items() if n == "skiff_metastore_raft_replication_lag"}
+    assert set(lags) == {str(n.node_id) for n in q.nodes if n is not new_leader}, lags
+    assert lags[str(leader.node_id)] > 0, lags
+
     # The killed node comes back on its data dir and catches up with the leader.
     leader.start()
     target = new_leader.status()["last_applied"]
@@ -136,6 +141,11 @@ def test_metastore_leader_killed_while_producing(broker_factory, topic):
         lambda: (leader.status() or {}).get("last_applied", -1) >= target,
         60,
         message="the restarted node to catch up",
+    )
+    wait_for(
+        lambda: (new_leader.status()["replication"].get(str(leader.node_id)) or -1) >= target,
+        60,
+        message="the leader to see the restarted node caught up",
     )
 
 

@@ -95,4 +95,11 @@ pub struct Status {
     /// Voters and learners: node id → address.
     pub voters: BTreeMap<NodeId, String>,
     pub learners: BTreeMap<NodeId, String>,
+    /// On the leader: each other member's last log index known to be on its disk (`None` until
+    /// the first answer). Empty on other nodes.
+    #[serde(default)]
+    pub replication: BTreeMap<NodeId, Option<u64>>,
+    /// On the leader: how long ago a quorum last acknowledged it.
+    #[serde(default)]
+    pub millis_since_quorum_ack: Option<u64>,
 }

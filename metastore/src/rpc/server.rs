@@ -257,6 +257,37 @@ fn render_metrics(
         "size of the latest snapshot file",
         &one(snapshot_bytes as f64),
     );
+    let matched: Vec<(String, f64)> = status
+        .replication
+        .iter()
+        .map(|(id, m)| (format!("{{node=\"{id}\"}}"), index(*m)))
+        .collect();
+    gauge(
+        "raft_replication_matched_index",
+        "on the leader: each follower's last log index known to be on its disk, -1 for none yet",
+        &matched,
+    );
+    let behind: Vec<(String, f64)> = status
+        .replication
+        .iter()
+        .map(|(id, m)| {
+            let last = status.last_log_index.unwrap_or(0);
+            let lag = m.map_or(last.saturating_add(1), |m| last.saturating_sub(m));
+            (format!("{{node=\"{id}\"}}"), lag as f64)
+        })
+        .collect();
+    gauge(
+        "raft_replication_lag",
+        "on the leader: log entries each follower has yet to store",
+        &behind,
+    );
+    if let Some(ms) = status.millis_since_quorum_ack {
+        gauge(
+            "raft_millis_since_quorum_ack",
+            "on the leader: time since a quorum last acknowledged it",
+            &one(ms as f64),
+        );
+    }
     let ages: Vec<(String, f64)> = agents
         .agents
         .iter()
@@ -305,6 +336,14 @@ impl LocalMetastore {
             purged_index: m.purged.map(|l| l.index),
             voters: membership.voter_ids().map(|id| (id, addr(&id))).collect(),
             learners: membership.learner_ids().map(|id| (id, addr(&id))).collect(),
+            replication: m
+                .replication
+                .iter()
+                .flatten()
+                .filter(|(id, _)| **id != m.id)
+                .map(|(id, matched)| (*id, matched.map(|l| l.index)))
+                .collect(),
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
         }
     }
 }
