@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::types::{
-    AgentHeartbeat, BatchAppend, CommitObject, CreateTopic, IndexAnswer, IndexRead, IndexSlice,
-    InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch, TopicMeta,
-    TopicPartition,
+    AgentHeartbeat, BatchAppend, CommitObject, CommitOffsets, CommittedOffset, CreateTopic,
+    GroupPartition, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
+    PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
 
 /// Failures at the client boundary, sorted by what the caller should do about them.
@@ -47,6 +47,18 @@ pub trait MetastoreClient: Send + Sync + 'static {
     /// Records that an agent is alive (and expires those whose session ran out); answers with the
     /// live agents.
     async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents>;
+    /// Stores a consumer group's offsets; one answer per partition, in order.
+    async fn commit_offsets(
+        &self,
+        req: CommitOffsets,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>>;
+    /// Forgets a group's committed offsets ([`MetaError::GroupIdNotFound`] if it has none).
+    async fn delete_group(&self, group: &str) -> Result<()>;
+    async fn delete_offsets(&self, group: &str, partitions: Vec<GroupPartition>) -> Result<()>;
+    /// A group's committed offsets, linearizably.
+    async fn group_offsets(&self, group: &str) -> Result<Vec<(GroupPartition, CommittedOffset)>>;
+    /// The groups that have committed offsets.
+    async fn groups(&self) -> Result<Vec<String>>;
 
     /// All live topics, by name.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;
@@ -120,6 +132,22 @@ pub(crate) mod answer {
     pub fn producer_id(resp: CommandResponse) -> Result<ProducerIdAndEpoch> {
         match resp {
             CommandResponse::ProducerId(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn offsets_committed(
+        resp: CommandResponse,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
+        match resp {
+            CommandResponse::OffsetsCommitted(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn group_deleted(resp: CommandResponse) -> Result<()> {
+        match resp {
+            CommandResponse::GroupDeleted(r) | CommandResponse::OffsetsDeleted(r) => Ok(r?),
             other => Err(unexpected(&other)),
         }
     }

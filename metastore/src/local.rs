@@ -25,8 +25,9 @@ use crate::raft::{
 use crate::state_machine::StateMachine;
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
-    CreateTopic, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
-    PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    CommitOffsets, CommittedOffset, CreateTopic, GroupPartition, IndexAnswer, IndexRead,
+    IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
+    TopicMeta, TopicPartition,
 };
 
 /// The node id of the embedded metastore. Fixed, because the journal records votes by node id.
@@ -440,6 +441,36 @@ impl MetastoreClient for LocalMetastore {
 
     async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents> {
         answer::agents(self.write(Command::AgentHeartbeat(hb)).await?)
+    }
+
+    async fn commit_offsets(
+        &self,
+        req: CommitOffsets,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
+        answer::offsets_committed(self.write(Command::CommitOffsets(req)).await?)
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<()> {
+        let cmd = Command::DeleteGroup {
+            group: group.to_owned(),
+        };
+        answer::group_deleted(self.write(cmd).await?)
+    }
+
+    async fn delete_offsets(&self, group: &str, partitions: Vec<GroupPartition>) -> Result<()> {
+        let cmd = Command::DeleteOffsets {
+            group: group.to_owned(),
+            partitions,
+        };
+        answer::group_deleted(self.write(cmd).await?)
+    }
+
+    async fn group_offsets(&self, group: &str) -> Result<Vec<(GroupPartition, CommittedOffset)>> {
+        self.read(|s| s.group_offsets(group)).await
+    }
+
+    async fn groups(&self) -> Result<Vec<String>> {
+        self.read(StateMachine::groups).await
     }
 
     async fn topics(&self) -> Result<Vec<TopicMeta>> {

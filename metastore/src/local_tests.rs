@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::raft::log_store::JOURNAL_FILE;
-use crate::types::{CommitBatch, ObjectId};
+use crate::types::{CommitBatch, CommitOffsets, CommittedOffset, GroupPartition, ObjectId};
 
 const TOPIC: Uuid = Uuid::from_u128(0xfeed);
 
@@ -79,7 +79,31 @@ async fn populate(ms: &LocalMetastore) -> i64 {
         assert_eq!(answers[0].as_ref().unwrap().base_offset, 3 * i as i64);
         assert_eq!(answers[1].as_ref().unwrap().base_offset, i as i64);
     }
+    let committed = ms
+        .commit_offsets(CommitOffsets {
+            group: "readers".into(),
+            offsets: vec![(group_partition(1), committed_offset(7))],
+        })
+        .await
+        .unwrap();
+    assert_eq!(committed, vec![Ok(())]);
     pid
+}
+
+fn group_partition(partition: i32) -> GroupPartition {
+    GroupPartition {
+        topic: "orders".into(),
+        partition,
+    }
+}
+
+fn committed_offset(offset: i64) -> CommittedOffset {
+    CommittedOffset {
+        offset,
+        leader_epoch: -1,
+        metadata: "m".into(),
+        commit_timestamp_ms: 5,
+    }
 }
 
 /// Everything a restart must preserve, as observed through the client.
@@ -289,6 +313,8 @@ async fn commits_watch_moves_and_shutdown_refuses() {
 /// upgrade.
 const FIXTURE_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-dir-v1");
 const FIXTURE_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-dir-v2");
+/// Journal v2, snapshot v3 (consumer groups' offsets).
+const FIXTURE_V3: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-dir-v3");
 const FIXTURE_FILES: [&str; 2] = [JOURNAL_FILE, crate::raft::snapshot::SNAPSHOT_FILE];
 
 fn fixture_options() -> LocalMetastoreOptions {
@@ -316,12 +342,12 @@ async fn write_fixture() {
         .unwrap();
     ms.shutdown().await;
     assert!(
-        !Path::new(FIXTURE_V2).exists(),
+        !Path::new(FIXTURE_V3).exists(),
         "a fixture is never overwritten"
     );
-    std::fs::create_dir_all(FIXTURE_V2).unwrap();
+    std::fs::create_dir_all(FIXTURE_V3).unwrap();
     for f in FIXTURE_FILES {
-        std::fs::copy(dir.path().join(f), Path::new(FIXTURE_V2).join(f)).unwrap();
+        std::fs::copy(dir.path().join(f), Path::new(FIXTURE_V3).join(f)).unwrap();
     }
 }
 
@@ -333,6 +359,11 @@ async fn reads_the_v1_fixture() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_the_v2_fixture() {
     reads_fixture(FIXTURE_V2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v3_fixture() {
+    reads_fixture(FIXTURE_V3).await;
 }
 
 async fn reads_fixture(fixture: &str) {
@@ -349,28 +380,37 @@ async fn reads_fixture(fixture: &str) {
     assert_eq!(offsets[0].high_watermark, 30);
     assert_eq!(offsets[1].high_watermark, 10);
     assert_eq!(slices[0].batches.len(), 10);
+    let groups = if fixture == FIXTURE_V3 {
+        vec![(group_partition(1), committed_offset(7))]
+    } else {
+        vec![]
+    };
+    assert_eq!(ms.group_offsets("readers").await.unwrap(), groups);
     check_continues(&ms, 0).await;
-    ms.raft()
-        .trigger()
-        .snapshot()
-        .await
-        .expect("snapshot after the upgrade");
-    ms.raft()
-        .wait(Some(Duration::from_secs(10)))
-        .metrics(
-            |m| m.snapshot.map(|s| s.index) == m.last_applied.map(|a| a.index),
-            "snapshot",
-        )
-        .await
-        .unwrap();
+    // A trigger is ignored while a snapshot is being built, so ask until one covers everything.
+    let mut covered = false;
+    for _ in 0..100 {
+        let m = ms.raft().metrics().borrow().clone();
+        if m.snapshot.is_some() && m.snapshot.map(|s| s.index) == m.last_applied.map(|a| a.index) {
+            covered = true;
+            break;
+        }
+        ms.raft()
+            .trigger()
+            .snapshot()
+            .await
+            .expect("trigger a snapshot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(covered, "no snapshot of the whole log after the upgrade");
     let before = observe(&ms).await;
     ms.shutdown().await;
 
     // Opened once, the journal was rewritten and a snapshot taken, both in the current version
     // (byte 8 is the low byte of the version); they read back to the same state.
-    for f in FIXTURE_FILES {
+    for (f, version) in FIXTURE_FILES.iter().zip([2, 3]) {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
-        assert_eq!(bytes[8], 2, "{f} is still version {}", bytes[8]);
+        assert_eq!(bytes[8], version, "{f} is version {}", bytes[8]);
     }
     let ms = LocalMetastore::open_with(dir.path(), fixture_options())
         .await

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{
     AgentHeartbeat, AgentInfo, BatchAppend, BatchLocation, Command, CommandResponse, CommitBatch,
-    CommitObject, CreateTopic, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents,
-    MetaError, ObjectId, PartitionOffsets, ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
+    CommitObject, CommitOffsets, CommittedOffset, CreateTopic, GroupPartition, IndexAnswer,
+    IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError, ObjectId, PartitionOffsets,
+    ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
 };
 
 /// Kafka's limit: longer names do not fit in the file names Kafka derives from them.
@@ -42,6 +43,38 @@ pub struct StateMachine {
     broker_ids: BTreeMap<String, i32>,
     #[serde(default)]
     agents_epoch: i64,
+    /// Consumer groups' committed offsets. Membership lives in the coordinating agent's memory;
+    /// only what must survive it is here.
+    #[serde(default)]
+    groups: BTreeMap<String, BTreeMap<GroupPartition, CommittedOffset>>,
+}
+
+/// The state as snapshot version 2 held it, before consumer groups: postcard names fields by
+/// position, so each version that adds a field keeps the layout before it for reading.
+#[derive(Deserialize)]
+pub(crate) struct StateMachineV2 {
+    topics_by_name: BTreeMap<String, TopicId>,
+    topics: BTreeMap<TopicId, TopicState>,
+    objects: BTreeMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+    agents: BTreeMap<String, AgentInfo>,
+    broker_ids: BTreeMap<String, i32>,
+    agents_epoch: i64,
+}
+
+impl From<StateMachineV2> for StateMachine {
+    fn from(v: StateMachineV2) -> Self {
+        Self {
+            topics_by_name: v.topics_by_name,
+            topics: v.topics,
+            objects: v.objects,
+            next_producer_id: v.next_producer_id,
+            agents: v.agents,
+            broker_ids: v.broker_ids,
+            agents_epoch: v.agents_epoch,
+            groups: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +135,68 @@ impl StateMachine {
             Command::CommitObject(commit) => CommandResponse::Committed(self.commit_object(commit)),
             Command::InitProducerId(req) => CommandResponse::ProducerId(self.init_producer_id(req)),
             Command::AgentHeartbeat(hb) => CommandResponse::Agents(self.agent_heartbeat(hb)),
+            Command::CommitOffsets(req) => {
+                CommandResponse::OffsetsCommitted(self.commit_offsets(req))
+            }
+            Command::DeleteGroup { group } => {
+                let found = self.groups.remove(group).is_some();
+                CommandResponse::GroupDeleted(if found {
+                    Ok(())
+                } else {
+                    Err(MetaError::GroupIdNotFound)
+                })
+            }
+            Command::DeleteOffsets { group, partitions } => {
+                CommandResponse::OffsetsDeleted(match self.groups.get_mut(group) {
+                    Some(offsets) => {
+                        for p in partitions {
+                            offsets.remove(p);
+                        }
+                        if offsets.is_empty() {
+                            self.groups.remove(group);
+                        }
+                        Ok(())
+                    }
+                    None => Err(MetaError::GroupIdNotFound),
+                })
+            }
         }
+    }
+
+    /// Stores each offset whose partition exists; the others are refused one by one, as Kafka's
+    /// OffsetCommit does.
+    fn commit_offsets(&mut self, req: &CommitOffsets) -> Vec<Result<(), MetaError>> {
+        let mut answers = Vec::with_capacity(req.offsets.len());
+        for (gp, committed) in &req.offsets {
+            let exists = self
+                .topics_by_name
+                .get(&gp.topic)
+                .and_then(|id| self.topics.get(id))
+                .is_some_and(|t| (0..t.meta.partitions).contains(&gp.partition));
+            if !exists {
+                answers.push(Err(MetaError::UnknownTopicOrPartition));
+                continue;
+            }
+            self.groups
+                .entry(req.group.clone())
+                .or_default()
+                .insert(gp.clone(), committed.clone());
+            answers.push(Ok(()));
+        }
+        answers
+    }
+
+    /// A group's committed offsets, by partition.
+    pub fn group_offsets(&self, group: &str) -> Vec<(GroupPartition, CommittedOffset)> {
+        self.groups
+            .get(group)
+            .map(|o| o.iter().map(|(p, c)| (p.clone(), c.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The groups that have committed offsets.
+    pub fn groups(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
     }
 
     /// Expires the agents whose session ran out by the heartbeat's time, then records the
@@ -212,6 +306,12 @@ impl StateMachine {
             .topics
             .remove(&id)
             .ok_or(MetaError::UnknownTopicOrPartition)?;
+        // Kafka drops a deleted topic's committed offsets, so a topic created again under the
+        // same name starts with none.
+        self.groups.retain(|_, offsets| {
+            offsets.retain(|p, _| p.topic != name);
+            !offsets.is_empty()
+        });
         Ok(topic.meta)
     }
 

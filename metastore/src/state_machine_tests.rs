@@ -577,3 +577,64 @@ fn offsets_only_reads_check_the_range_and_return_no_batches() {
     assert_eq!(answers[2].slice, Err(MetaError::OffsetOutOfRange));
     assert_eq!(answers[2].offsets.map(|o| o.high_watermark), Some(30));
 }
+
+#[test]
+fn group_offsets_are_kept_per_partition_and_dropped_with_their_topic() {
+    use crate::types::{CommitOffsets, CommittedOffset, GroupPartition};
+    let mut sm = StateMachine::new();
+    create(&mut sm, "a", 1, 2).unwrap();
+    create(&mut sm, "b", 2, 1).unwrap();
+    let gp = |topic: &str, partition| GroupPartition {
+        topic: topic.into(),
+        partition,
+    };
+    let at = |offset| CommittedOffset {
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: 1,
+    };
+    let commit =
+        |sm: &mut StateMachine, offsets| match sm.apply(&Command::CommitOffsets(CommitOffsets {
+            group: "g".into(),
+            offsets,
+        })) {
+            CommandResponse::OffsetsCommitted(r) => r,
+            other => panic!("unexpected {other:?}"),
+        };
+    let answers = commit(
+        &mut sm,
+        vec![
+            (gp("a", 0), at(5)),
+            (gp("a", 2), at(1)),
+            (gp("b", 0), at(9)),
+        ],
+    );
+    assert_eq!(
+        answers,
+        vec![Ok(()), Err(MetaError::UnknownTopicOrPartition), Ok(())]
+    );
+    // A later commit replaces the offset.
+    commit(&mut sm, vec![(gp("a", 0), at(6))]);
+    assert_eq!(
+        sm.group_offsets("g"),
+        vec![(gp("a", 0), at(6)), (gp("b", 0), at(9))]
+    );
+    assert_eq!(sm.groups(), vec!["g".to_string()]);
+
+    // Deleting a topic drops its offsets; a group left with none is gone.
+    sm.apply(&Command::DeleteTopic {
+        name: "a".into(),
+        now_ms: 3,
+    });
+    assert_eq!(sm.group_offsets("g"), vec![(gp("b", 0), at(9))]);
+    sm.apply(&Command::DeleteOffsets {
+        group: "g".into(),
+        partitions: vec![gp("b", 0)],
+    });
+    assert!(sm.groups().is_empty());
+    assert_eq!(
+        sm.apply(&Command::DeleteGroup { group: "g".into() }),
+        CommandResponse::GroupDeleted(Err(MetaError::GroupIdNotFound))
+    );
+}

@@ -99,10 +99,22 @@ pub struct InitProducerId {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     CreateTopic(CreateTopic),
-    DeleteTopic { name: String, now_ms: i64 },
+    DeleteTopic {
+        name: String,
+        now_ms: i64,
+    },
     CommitObject(CommitObject),
     InitProducerId(InitProducerId),
     AgentHeartbeat(AgentHeartbeat),
+    // New variants go last: the journal names a variant by its position.
+    CommitOffsets(CommitOffsets),
+    DeleteGroup {
+        group: String,
+    },
+    DeleteOffsets {
+        group: String,
+        partitions: Vec<GroupPartition>,
+    },
 }
 
 /// The answer to one [`Command`], produced by `apply`.
@@ -115,6 +127,10 @@ pub enum CommandResponse {
     ProducerId(Result<ProducerIdAndEpoch, MetaError>),
     /// The live agents after the heartbeat was applied, the sender among them.
     Agents(LiveAgents),
+    /// One answer per partition, in the order of [`CommitOffsets::offsets`].
+    OffsetsCommitted(Vec<Result<(), MetaError>>),
+    GroupDeleted(Result<(), MetaError>),
+    OffsetsDeleted(Result<(), MetaError>),
     /// The answer to Raft's own log entries (leader blanks, membership changes), which carry no
     /// [`Command`]. No client ever waits for it.
     Empty,
@@ -188,6 +204,33 @@ pub enum MetaError {
     InvalidProducerEpoch,
     #[error("unknown producer id")]
     UnknownProducerId,
+    // New variants go last: committed answers are stored, naming a variant by its position.
+    #[error("group id not found")]
+    GroupIdNotFound,
+}
+
+/// A partition as consumer groups name it: by topic name, as OffsetCommit and OffsetFetch do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+/// A consumer group's committed position in one partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    /// The leader epoch the consumer last saw at that offset, -1 if it did not say.
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp_ms: i64,
+}
+
+/// OffsetCommit, once the coordinator has checked the member and generation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitOffsets {
+    pub group: String,
+    pub offsets: Vec<(GroupPartition, CommittedOffset)>,
 }
 
 /// An agent saying it is alive. Agents are known by the address clients reach them at, so one

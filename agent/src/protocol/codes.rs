@@ -27,6 +27,27 @@ pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
+// Consumer groups.
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+pub const NOT_COORDINATOR: i16 = 16;
+pub const ILLEGAL_GENERATION: i16 = 22;
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+pub const INVALID_GROUP_ID: i16 = 24;
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
+pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+pub const REBALANCE_IN_PROGRESS: i16 = 27;
+pub const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
+pub const NON_EMPTY_GROUP: i16 = 68;
+pub const GROUP_ID_NOT_FOUND: i16 = 69;
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+pub const FENCED_INSTANCE_ID: i16 = 82;
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+pub const STALE_MEMBER_EPOCH: i16 = 113;
+
 /// The code a client sees for a metastore rejection.
 pub fn meta_error(e: &MetaError) -> i16 {
     match e {
@@ -38,6 +59,7 @@ pub fn meta_error(e: &MetaError) -> i16 {
         MetaError::OutOfOrderSequence => OUT_OF_ORDER_SEQUENCE_NUMBER,
         MetaError::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
         MetaError::UnknownProducerId => UNKNOWN_PRODUCER_ID,
+        MetaError::GroupIdNotFound => GROUP_ID_NOT_FOUND,
     }
 }
 

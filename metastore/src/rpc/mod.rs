@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::raft::NodeId;
 use crate::types::{
-    BatchLocation, IndexAnswer, IndexRead, IndexSlice, MetaError, PartitionOffsets, TopicMeta,
-    TopicPartition,
+    BatchLocation, CommittedOffset, GroupPartition, IndexAnswer, IndexRead, IndexSlice, MetaError,
+    PartitionOffsets, TopicMeta, TopicPartition,
 };
 
 pub mod admin;
@@ -43,6 +43,8 @@ pub enum Read {
     },
     BatchWithMaxTimestamp(TopicPartition),
     Indexes(Vec<IndexRead>),
+    GroupOffsets(String),
+    Groups,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,6 +55,8 @@ pub enum ReadAnswer {
     Index(Result<IndexSlice, MetaError>),
     Batch(Result<Option<BatchLocation>, MetaError>),
     Indexes(Vec<IndexAnswer>),
+    GroupOffsets(Vec<(GroupPartition, CommittedOffset)>),
+    Groups(Vec<String>),
 }
 
 /// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after

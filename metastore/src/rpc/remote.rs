@@ -24,8 +24,9 @@ use crate::client::{answer, MetastoreClient, MetastoreError, Result};
 use crate::local::NodeError;
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
-    CreateTopic, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
-    PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    CommitOffsets, CommittedOffset, CreateTopic, GroupPartition, IndexAnswer, IndexRead,
+    IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
+    TopicMeta, TopicPartition,
 };
 
 #[derive(Clone, Debug)]
@@ -326,6 +327,42 @@ impl MetastoreClient for RemoteMetastore {
 
     async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents> {
         answer::agents(self.write(Command::AgentHeartbeat(hb)).await?)
+    }
+
+    async fn commit_offsets(
+        &self,
+        req: CommitOffsets,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
+        answer::offsets_committed(self.write(Command::CommitOffsets(req)).await?)
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<()> {
+        let cmd = Command::DeleteGroup {
+            group: group.to_owned(),
+        };
+        answer::group_deleted(self.write(cmd).await?)
+    }
+
+    async fn delete_offsets(&self, group: &str, partitions: Vec<GroupPartition>) -> Result<()> {
+        let cmd = Command::DeleteOffsets {
+            group: group.to_owned(),
+            partitions,
+        };
+        answer::group_deleted(self.write(cmd).await?)
+    }
+
+    async fn group_offsets(&self, group: &str) -> Result<Vec<(GroupPartition, CommittedOffset)>> {
+        match self.read(Read::GroupOffsets(group.to_owned())).await? {
+            ReadAnswer::GroupOffsets(o) => Ok(o),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn groups(&self) -> Result<Vec<String>> {
+        match self.read(Read::Groups).await? {
+            ReadAnswer::Groups(g) => Ok(g),
+            other => Err(unexpected(&other)),
+        }
     }
 
     async fn topics(&self) -> Result<Vec<TopicMeta>> {

@@ -135,6 +135,8 @@ async fn read(State(node): State<Node>, body: Bytes) -> Response {
             }
             Read::BatchWithMaxTimestamp(tp) => ReadAnswer::Batch(s.batch_with_max_timestamp(tp)),
             Read::Indexes(reads) => ReadAnswer::Indexes(s.read_indexes(&reads)),
+            Read::GroupOffsets(group) => ReadAnswer::GroupOffsets(s.group_offsets(&group)),
+            Read::Groups => ReadAnswer::Groups(s.groups()),
         })
         .await;
     binary(&answer)
