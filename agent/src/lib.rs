@@ -7,6 +7,7 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod fetch;
+pub mod groups;
 pub mod handlers;
 pub mod membership;
 pub mod metrics;

@@ -94,20 +94,31 @@ impl Membership {
 /// The agent that leads a partition: the highest score of a hash over (agent, topic, partition),
 /// rendezvous hashing. Only the partitions of an agent that leaves or joins move.
 pub fn leader_of(topic: TopicId, partition: i32, agents: &[AgentInfo]) -> Option<&AgentInfo> {
-    agents
-        .iter()
-        .max_by_key(|a| (score(a.broker_id, topic, partition), a.broker_id))
+    agents.iter().max_by_key(|a| {
+        let key = topic
+            .as_bytes()
+            .iter()
+            .copied()
+            .chain(partition.to_be_bytes());
+        (score(a.broker_id, key), a.broker_id)
+    })
+}
+
+/// The agent that coordinates a consumer group (or another coordinator key), by the same
+/// rendezvous hashing as partition leaders: only the groups of an agent that leaves or joins move.
+pub fn coordinator_of<'a>(key: &str, agents: &'a [AgentInfo]) -> Option<&'a AgentInfo> {
+    agents.iter().max_by_key(|a| {
+        // A tag byte keeps a group's key apart from any topic's.
+        let key = std::iter::once(b'g').chain(key.bytes());
+        (score(a.broker_id, key), a.broker_id)
+    })
 }
 
 /// FNV-1a, written out: every agent must compute the same scores whatever its build, which the
 /// standard library's hasher does not promise.
-fn score(broker_id: i32, topic: TopicId, partition: i32) -> u64 {
+fn score(broker_id: i32, key: impl Iterator<Item = u8>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = broker_id
-        .to_be_bytes()
-        .into_iter()
-        .chain(*topic.as_bytes())
-        .chain(partition.to_be_bytes());
+    let bytes = broker_id.to_be_bytes().into_iter().chain(key);
     for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);

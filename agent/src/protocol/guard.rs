@@ -89,7 +89,9 @@ enum Ty {
     Bool,
     Str,
     NullableStr,
-    /// Produce records: the only bytes field in these requests, and nullable.
+    /// Group protocol metadata and assignments.
+    Bytes,
+    /// Produce records.
     NullableBytes,
     Array(&'static Ty),
     NullableArray(&'static Ty),
@@ -168,6 +170,30 @@ const API_SCHEMAS: &[ApiSchema] = &[
     api(ApiKey::InitProducerId, 0, 5, 2, INIT_PRODUCER_ID),
     api(ApiKey::DescribeConfigs, 1, 4, 4, DESCRIBE_CONFIGS),
     api(ApiKey::FindCoordinator, 0, 6, 3, FIND_COORDINATOR),
+    api(ApiKey::OffsetCommit, 2, 9, 8, OFFSET_COMMIT),
+    api(ApiKey::OffsetFetch, 1, 9, 6, OFFSET_FETCH),
+    api(ApiKey::JoinGroup, 0, 9, 6, JOIN_GROUP),
+    api(ApiKey::Heartbeat, 0, 4, 4, HEARTBEAT),
+    api(ApiKey::LeaveGroup, 0, 5, 4, LEAVE_GROUP),
+    api(ApiKey::SyncGroup, 0, 5, 4, SYNC_GROUP),
+    api(ApiKey::DescribeGroups, 0, 6, 5, DESCRIBE_GROUPS),
+    api(ApiKey::ListGroups, 0, 5, 3, LIST_GROUPS),
+    api(ApiKey::DeleteGroups, 0, 2, 2, DELETE_GROUPS),
+    api(ApiKey::OffsetDelete, 0, 0, N, OFFSET_DELETE), // never flexible
+    api(
+        ApiKey::ConsumerGroupHeartbeat,
+        0,
+        1,
+        0,
+        CONSUMER_GROUP_HEARTBEAT,
+    ),
+    api(
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        1,
+        0,
+        CONSUMER_GROUP_DESCRIBE,
+    ),
 ];
 
 const PRODUCE: &[Field] = &[
@@ -313,6 +339,144 @@ const DESCRIBE_CONFIGS_RESOURCE: &[Field] = &[
     f(NullableArray(&Str), 0, N), // configuration_keys
 ];
 
+const OFFSET_COMMIT: &[Field] = &[
+    f(Str, 0, N),                                 // group_id
+    f(Int32, 0, N),                               // generation_id_or_member_epoch
+    f(Str, 0, N),                                 // member_id
+    f(NullableStr, 7, N),                         // group_instance_id
+    f(Int64, 2, 4),                               // retention_time_ms
+    f(Array(&Struct(OFFSET_COMMIT_TOPIC)), 0, N), // topics
+];
+const OFFSET_COMMIT_TOPIC: &[Field] = &[
+    // topic_id is in no version kafka-protocol 0.18 implements.
+    f(Str, 0, N),                                     // name
+    f(Array(&Struct(OFFSET_COMMIT_PARTITION)), 0, N), // partitions
+];
+const OFFSET_COMMIT_PARTITION: &[Field] = &[
+    f(Int32, 0, N),       // partition_index
+    f(Int64, 0, N),       // committed_offset
+    f(Int32, 6, N),       // committed_leader_epoch
+    f(NullableStr, 0, N), // committed_metadata
+];
+
+const OFFSET_FETCH: &[Field] = &[
+    f(Str, 0, 7), // group_id
+    // Null is "all topics"; kafka-protocol takes it in every version, v1 included.
+    f(NullableArray(&Struct(OFFSET_FETCH_TOPIC)), 0, 7), // topics
+    f(Array(&Struct(OFFSET_FETCH_GROUP)), 8, N),         // groups
+    f(Bool, 7, N),                                       // require_stable
+];
+const OFFSET_FETCH_TOPIC: &[Field] = &[
+    f(Str, 0, 7),           // name
+    f(Array(&Int32), 0, 7), // partition_indexes
+];
+const OFFSET_FETCH_GROUP: &[Field] = &[
+    f(Str, 8, N),                                              // group_id
+    f(NullableStr, 9, N),                                      // member_id
+    f(Int32, 9, N),                                            // member_epoch
+    f(NullableArray(&Struct(OFFSET_FETCH_GROUP_TOPIC)), 8, N), // topics
+];
+const OFFSET_FETCH_GROUP_TOPIC: &[Field] = &[
+    // topic_id is in no version kafka-protocol 0.18 implements.
+    f(Str, 8, N),           // name
+    f(Array(&Int32), 8, N), // partition_indexes
+];
+
+const JOIN_GROUP: &[Field] = &[
+    f(Str, 0, N),                                 // group_id
+    f(Int32, 0, N),                               // session_timeout_ms
+    f(Int32, 1, N),                               // rebalance_timeout_ms
+    f(Str, 0, N),                                 // member_id
+    f(NullableStr, 5, N),                         // group_instance_id
+    f(Str, 0, N),                                 // protocol_type
+    f(Array(&Struct(JOIN_GROUP_PROTOCOL)), 0, N), // protocols
+    f(NullableStr, 8, N),                         // reason
+];
+const JOIN_GROUP_PROTOCOL: &[Field] = &[
+    f(Str, 0, N),   // name
+    f(Bytes, 0, N), // metadata
+];
+
+const HEARTBEAT: &[Field] = &[
+    f(Str, 0, N),         // group_id
+    f(Int32, 0, N),       // generation_id
+    f(Str, 0, N),         // member_id
+    f(NullableStr, 3, N), // group_instance_id
+];
+
+const LEAVE_GROUP: &[Field] = &[
+    f(Str, 0, N),                                // group_id
+    f(Str, 0, 2),                                // member_id
+    f(Array(&Struct(LEAVE_GROUP_MEMBER)), 3, N), // members
+];
+const LEAVE_GROUP_MEMBER: &[Field] = &[
+    f(Str, 3, N),         // member_id
+    f(NullableStr, 3, N), // group_instance_id
+    f(NullableStr, 5, N), // reason
+];
+
+const SYNC_GROUP: &[Field] = &[
+    f(Str, 0, N),                                   // group_id
+    f(Int32, 0, N),                                 // generation_id
+    f(Str, 0, N),                                   // member_id
+    f(NullableStr, 3, N),                           // group_instance_id
+    f(NullableStr, 5, N),                           // protocol_type
+    f(NullableStr, 5, N),                           // protocol_name
+    f(Array(&Struct(SYNC_GROUP_ASSIGNMENT)), 0, N), // assignments
+];
+const SYNC_GROUP_ASSIGNMENT: &[Field] = &[
+    f(Str, 0, N),   // member_id
+    f(Bytes, 0, N), // assignment
+];
+
+const DESCRIBE_GROUPS: &[Field] = &[
+    f(Array(&Str), 0, N), // groups
+    f(Bool, 3, N),        // include_authorized_operations
+];
+
+const LIST_GROUPS: &[Field] = &[
+    f(Array(&Str), 4, N), // states_filter
+    f(Array(&Str), 5, N), // types_filter
+];
+
+const DELETE_GROUPS: &[Field] = &[
+    f(Array(&Str), 0, N), // groups_names
+];
+
+const OFFSET_DELETE: &[Field] = &[
+    f(Str, 0, N),                                 // group_id
+    f(Array(&Struct(OFFSET_DELETE_TOPIC)), 0, N), // topics
+];
+const OFFSET_DELETE_TOPIC: &[Field] = &[
+    f(Str, 0, N),                                     // name
+    f(Array(&Struct(OFFSET_DELETE_PARTITION)), 0, N), // partitions
+];
+const OFFSET_DELETE_PARTITION: &[Field] = &[
+    f(Int32, 0, N), // partition_index
+];
+
+const CONSUMER_GROUP_HEARTBEAT: &[Field] = &[
+    f(Str, 0, N),                                                    // group_id
+    f(Str, 0, N),                                                    // member_id
+    f(Int32, 0, N),                                                  // member_epoch
+    f(NullableStr, 0, N),                                            // instance_id
+    f(NullableStr, 0, N),                                            // rack_id
+    f(Int32, 0, N),                                                  // rebalance_timeout_ms
+    f(NullableArray(&Str), 0, N),                                    // subscribed_topic_names
+    f(NullableStr, 1, N),                                            // subscribed_topic_regex
+    f(NullableStr, 0, N),                                            // server_assignor
+    f(NullableArray(&Struct(CONSUMER_GROUP_HEARTBEAT_TOPIC)), 0, N), // topic_partitions
+];
+const CONSUMER_GROUP_HEARTBEAT_TOPIC: &[Field] = &[
+    f(Uuid, 0, N),          // topic_id
+    f(Array(&Int32), 0, N), // partitions
+];
+
+const CONSUMER_GROUP_DESCRIBE: &[Field] = &[
+    f(Array(&Str), 0, N), // group_ids
+    f(Bool, 0, N),        // include_authorized_operations
+];
+
 /// A cursor over `body[..end]`; `end` is narrower than the body inside a tagged field's value.
 /// Positions in errors are from the start of the body.
 struct Walk<'a> {
@@ -405,7 +569,7 @@ impl Walk<'_> {
             Int64 => 8,
             Uuid => 16,
             Str | NullableStr => length(2),
-            NullableBytes | Array(_) | NullableArray(_) => length(4),
+            Bytes | NullableBytes | Array(_) | NullableArray(_) => length(4),
             Struct(fields) => {
                 let inline: usize = self.inline(fields).map(|f| self.min_size(&f.ty)).sum();
                 // The tagged-fields count.
@@ -443,8 +607,8 @@ impl Walk<'_> {
                     self.take(len)?;
                 }
             }
-            NullableBytes => {
-                if let Some(len) = self.length(4, true)? {
+            Bytes | NullableBytes => {
+                if let Some(len) = self.length(4, matches!(ty, NullableBytes))? {
                     self.take(len)?;
                 }
             }

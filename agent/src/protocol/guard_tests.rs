@@ -2,26 +2,46 @@ use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
+use kafka_protocol::messages::consumer_group_heartbeat_request::{
+    ConsumerGroupHeartbeatRequest, TopicPartitions,
+};
 use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
 };
+use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
 use kafka_protocol::messages::describe_configs_request::{
     DescribeConfigsRequest, DescribeConfigsResource,
 };
+use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::fetch_request::{
     FetchPartition, FetchRequest, FetchTopic, ForgottenTopic, ReplicaState,
 };
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
+use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
+use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequest, OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
-use kafka_protocol::messages::{BrokerId, ProducerId, TopicName, TransactionalId};
+use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
+use kafka_protocol::messages::{BrokerId, GroupId, ProducerId, TopicName, TransactionalId};
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes, VersionRange};
 use proptest::prelude::*;
 
@@ -34,6 +54,10 @@ fn s(v: &'static str) -> StrBytes {
 
 fn name(v: &'static str) -> TopicName {
     TopicName(s(v))
+}
+
+fn group(v: &'static str) -> GroupId {
+    GroupId(s(v))
 }
 
 fn id(n: u128) -> uuid::Uuid {
@@ -319,6 +343,242 @@ fn describe_configs(v: i16, null: bool) -> Bytes {
     encode(req, v)
 }
 
+fn offset_commit(v: i16, null: bool) -> Bytes {
+    let partition = |p, metadata| {
+        let op = OffsetCommitRequestPartition::default()
+            .with_partition_index(p)
+            .with_committed_offset(100)
+            .with_committed_metadata((!null).then(|| s(metadata)))
+            .with_unknown_tagged_fields(tags());
+        match v {
+            ..=5 => op,
+            _ => op.with_committed_leader_epoch(3),
+        }
+    };
+    let topic = |topic_name| {
+        OffsetCommitRequestTopic::default()
+            .with_name(name(topic_name))
+            .with_partitions(vec![partition(0, "meta"), partition(1, "")])
+            .with_unknown_tagged_fields(tags())
+    };
+    let mut req = OffsetCommitRequest::default()
+        .with_group_id(group("group-a"))
+        .with_generation_id_or_member_epoch(4)
+        .with_member_id(s("member-1"))
+        .with_topics(vec![topic("a"), topic("bb")])
+        .with_unknown_tagged_fields(tags());
+    if v >= 7 && !null {
+        req = req.with_group_instance_id(Some(s("instance-1")));
+    }
+    if v <= 4 {
+        req = req.with_retention_time_ms(60_000);
+    }
+    encode(req, v)
+}
+
+fn offset_fetch(v: i16, null: bool) -> Bytes {
+    let mut req = OffsetFetchRequest::default().with_unknown_tagged_fields(tags());
+    if v <= 7 {
+        let topic = |topic_name| {
+            OffsetFetchRequestTopic::default()
+                .with_name(name(topic_name))
+                .with_partition_indexes(vec![0, 1, 2])
+                .with_unknown_tagged_fields(tags())
+        };
+        req = req
+            .with_group_id(group("group-a"))
+            .with_topics((!null).then(|| vec![topic("a"), topic("bb")]));
+    } else {
+        let topic = |topic_name| {
+            OffsetFetchRequestTopics::default()
+                .with_name(name(topic_name))
+                .with_partition_indexes(vec![0, 1, 2])
+                .with_unknown_tagged_fields(tags())
+        };
+        let group = |group_id| {
+            let g = OffsetFetchRequestGroup::default()
+                .with_group_id(group(group_id))
+                .with_topics((!null).then(|| vec![topic("a"), topic("bb")]))
+                .with_unknown_tagged_fields(tags());
+            match v {
+                ..=8 => g,
+                _ => g
+                    .with_member_id((!null).then(|| s("member-1")))
+                    .with_member_epoch(5),
+            }
+        };
+        req = req.with_groups(vec![group("group-a"), group("group-bb")]);
+    }
+    if v >= 7 {
+        req = req.with_require_stable(true);
+    }
+    encode(req, v)
+}
+
+fn join_group(v: i16, null: bool) -> Bytes {
+    let protocol = |protocol_name, metadata: &'static [u8]| {
+        JoinGroupRequestProtocol::default()
+            .with_name(s(protocol_name))
+            .with_metadata(Bytes::from_static(metadata))
+            .with_unknown_tagged_fields(tags())
+    };
+    let mut req = JoinGroupRequest::default()
+        .with_group_id(group("group-a"))
+        .with_session_timeout_ms(45_000)
+        .with_member_id(s("member-1"))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![
+            protocol("range", b"metadata"),
+            protocol("sticky", b""),
+        ])
+        .with_unknown_tagged_fields(tags());
+    if v >= 1 {
+        req = req.with_rebalance_timeout_ms(300_000);
+    }
+    if v >= 5 && !null {
+        req = req.with_group_instance_id(Some(s("instance-1")));
+    }
+    if v >= 8 && !null {
+        req = req.with_reason(Some(s("rejoin")));
+    }
+    encode(req, v)
+}
+
+fn heartbeat(v: i16, null: bool) -> Bytes {
+    let mut req = HeartbeatRequest::default()
+        .with_group_id(group("group-a"))
+        .with_generation_id(4)
+        .with_member_id(s("member-1"))
+        .with_unknown_tagged_fields(tags());
+    if v >= 3 && !null {
+        req = req.with_group_instance_id(Some(s("instance-1")));
+    }
+    encode(req, v)
+}
+
+fn leave_group(v: i16, null: bool) -> Bytes {
+    let member = |member_id| {
+        let m = MemberIdentity::default()
+            .with_member_id(s(member_id))
+            .with_group_instance_id((!null).then(|| s("instance-1")))
+            .with_unknown_tagged_fields(tags());
+        match v {
+            ..=4 => m,
+            _ => m.with_reason((!null).then(|| s("shutdown"))),
+        }
+    };
+    let req = LeaveGroupRequest::default()
+        .with_group_id(group("group-a"))
+        .with_unknown_tagged_fields(tags());
+    let req = match v {
+        ..=2 => req.with_member_id(s("member-1")),
+        _ => req.with_members(vec![member("member-1"), member("member-22")]),
+    };
+    encode(req, v)
+}
+
+fn sync_group(v: i16, null: bool) -> Bytes {
+    let assignment = |member_id, assignment: &'static [u8]| {
+        SyncGroupRequestAssignment::default()
+            .with_member_id(s(member_id))
+            .with_assignment(Bytes::from_static(assignment))
+            .with_unknown_tagged_fields(tags())
+    };
+    let mut req = SyncGroupRequest::default()
+        .with_group_id(group("group-a"))
+        .with_generation_id(4)
+        .with_member_id(s("member-1"))
+        .with_assignments(vec![
+            assignment("member-1", b"assignment"),
+            assignment("member-22", b""),
+        ])
+        .with_unknown_tagged_fields(tags());
+    if v >= 3 && !null {
+        req = req.with_group_instance_id(Some(s("instance-1")));
+    }
+    if v >= 5 && !null {
+        req = req
+            .with_protocol_type(Some(s("consumer")))
+            .with_protocol_name(Some(s("range")));
+    }
+    encode(req, v)
+}
+
+fn describe_groups(v: i16) -> Bytes {
+    let mut req = DescribeGroupsRequest::default()
+        .with_groups(vec![group("group-a"), group("group-bb")])
+        .with_unknown_tagged_fields(tags());
+    if v >= 3 {
+        req = req.with_include_authorized_operations(true);
+    }
+    encode(req, v)
+}
+
+fn list_groups(v: i16) -> Bytes {
+    let mut req = ListGroupsRequest::default().with_unknown_tagged_fields(tags());
+    if v >= 4 {
+        req = req.with_states_filter(vec![s("Stable"), s("Empty")]);
+    }
+    if v >= 5 {
+        req = req.with_types_filter(vec![s("classic"), s("consumer")]);
+    }
+    encode(req, v)
+}
+
+fn delete_groups(v: i16) -> Bytes {
+    let req = DeleteGroupsRequest::default()
+        .with_groups_names(vec![group("group-a"), group("group-bb")])
+        .with_unknown_tagged_fields(tags());
+    encode(req, v)
+}
+
+/// Never flexible, so no tagged fields.
+fn offset_delete(v: i16) -> Bytes {
+    let partition = |p| OffsetDeleteRequestPartition::default().with_partition_index(p);
+    let topic = |topic_name| {
+        OffsetDeleteRequestTopic::default()
+            .with_name(name(topic_name))
+            .with_partitions(vec![partition(0), partition(1)])
+    };
+    let req = OffsetDeleteRequest::default()
+        .with_group_id(group("group-a"))
+        .with_topics(vec![topic("a"), topic("bb")]);
+    encode(req, v)
+}
+
+fn consumer_group_heartbeat(v: i16, null: bool) -> Bytes {
+    let topic = |n| {
+        TopicPartitions::default()
+            .with_topic_id(id(n))
+            .with_partitions(vec![0, 1, 2])
+            .with_unknown_tagged_fields(tags())
+    };
+    let value = |x| (!null).then(|| s(x));
+    let mut req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group("group-a"))
+        .with_member_id(s("member-1"))
+        .with_member_epoch(3)
+        .with_instance_id(value("instance-1"))
+        .with_rack_id(value("rack-1"))
+        .with_rebalance_timeout_ms(300_000)
+        .with_subscribed_topic_names((!null).then(|| vec![name("a"), name("bb")]))
+        .with_server_assignor(value("uniform"))
+        .with_topic_partitions((!null).then(|| vec![topic(1), topic(2)]))
+        .with_unknown_tagged_fields(tags());
+    if v >= 1 {
+        req = req.with_subscribed_topic_regex(value("topic-.*"));
+    }
+    encode(req, v)
+}
+
+fn consumer_group_describe(v: i16) -> Bytes {
+    let req = ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![group("group-a"), group("group-bb")])
+        .with_include_authorized_operations(true)
+        .with_unknown_tagged_fields(tags());
+    encode(req, v)
+}
+
 /// Requests of `api` at `version`, built and encoded by kafka-protocol: a full one with non-empty
 /// nested arrays and every optional field set, then ones with nulls where the version allows.
 fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
@@ -333,6 +593,21 @@ fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
         ApiKey::InitProducerId => vec![init_producer_id(v, false), init_producer_id(v, true)],
         ApiKey::DescribeConfigs => vec![describe_configs(v, false), describe_configs(v, true)],
         ApiKey::FindCoordinator => vec![find_coordinator(v)],
+        ApiKey::OffsetCommit => vec![offset_commit(v, false), offset_commit(v, true)],
+        ApiKey::OffsetFetch => vec![offset_fetch(v, false), offset_fetch(v, true)],
+        ApiKey::JoinGroup => vec![join_group(v, false), join_group(v, true)],
+        ApiKey::Heartbeat => vec![heartbeat(v, false), heartbeat(v, true)],
+        ApiKey::LeaveGroup => vec![leave_group(v, false), leave_group(v, true)],
+        ApiKey::SyncGroup => vec![sync_group(v, false), sync_group(v, true)],
+        ApiKey::DescribeGroups => vec![describe_groups(v)],
+        ApiKey::ListGroups => vec![list_groups(v)],
+        ApiKey::DeleteGroups => vec![delete_groups(v)],
+        ApiKey::OffsetDelete => vec![offset_delete(v)],
+        ApiKey::ConsumerGroupHeartbeat => vec![
+            consumer_group_heartbeat(v, false),
+            consumer_group_heartbeat(v, true),
+        ],
+        ApiKey::ConsumerGroupDescribe => vec![consumer_group_describe(v)],
         other => panic!("no samples for {other:?}"),
     }
 }
@@ -349,6 +624,18 @@ fn kafka_versions(api: ApiKey) -> VersionRange {
         ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
         ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
         ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
+        ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
+        ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
+        ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
+        ApiKey::Heartbeat => HeartbeatRequest::VERSIONS,
+        ApiKey::LeaveGroup => LeaveGroupRequest::VERSIONS,
+        ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,
+        ApiKey::DescribeGroups => DescribeGroupsRequest::VERSIONS,
+        ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
+        ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
+        ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
+        ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
+        ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
         other => panic!("no request type for {other:?}"),
     }
 }
@@ -371,6 +658,18 @@ fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Result<usize, String> {
         ApiKey::InitProducerId => len::<InitProducerIdRequest>(v, body),
         ApiKey::DescribeConfigs => len::<DescribeConfigsRequest>(v, body),
         ApiKey::FindCoordinator => len::<FindCoordinatorRequest>(v, body),
+        ApiKey::OffsetCommit => len::<OffsetCommitRequest>(v, body),
+        ApiKey::OffsetFetch => len::<OffsetFetchRequest>(v, body),
+        ApiKey::JoinGroup => len::<JoinGroupRequest>(v, body),
+        ApiKey::Heartbeat => len::<HeartbeatRequest>(v, body),
+        ApiKey::LeaveGroup => len::<LeaveGroupRequest>(v, body),
+        ApiKey::SyncGroup => len::<SyncGroupRequest>(v, body),
+        ApiKey::DescribeGroups => len::<DescribeGroupsRequest>(v, body),
+        ApiKey::ListGroups => len::<ListGroupsRequest>(v, body),
+        ApiKey::DeleteGroups => len::<DeleteGroupsRequest>(v, body),
+        ApiKey::OffsetDelete => len::<OffsetDeleteRequest>(v, body),
+        ApiKey::ConsumerGroupHeartbeat => len::<ConsumerGroupHeartbeatRequest>(v, body),
+        ApiKey::ConsumerGroupDescribe => len::<ConsumerGroupDescribeRequest>(v, body),
         other => panic!("no request type for {other:?}"),
     }
 }
@@ -418,8 +717,8 @@ fn walk_takes_exactly_what_kafka_protocol_encodes() {
 #[test]
 fn unknown_api_and_version_are_refused() {
     assert_eq!(
-        check_request_body(ApiKey::JoinGroup as i16, 0, &[]),
-        Err(GuardError::UnknownApi(ApiKey::JoinGroup as i16))
+        check_request_body(ApiKey::DescribeAcls as i16, 0, &[]),
+        Err(GuardError::UnknownApi(ApiKey::DescribeAcls as i16))
     );
     assert_eq!(
         check_request_body(-1, 0, &[]),
@@ -556,6 +855,53 @@ fn huge_nested_counts_are_refused() {
     // DescribeConfigs v1: one resource claiming i32::MAX configuration keys.
     let b = Body::default().i32(1).i8(2).str("t").i32(i32::MAX);
     assert!(too_many(b.check(ApiKey::DescribeConfigs, 1)));
+    // OffsetCommit v2: one topic "a" claiming i32::MAX partitions.
+    let b = Body::default()
+        .str("g")
+        .i32(1)
+        .str("m")
+        .raw(&[0; 8])
+        .i32(1)
+        .str("a")
+        .i32(i32::MAX);
+    assert!(too_many(b.check(ApiKey::OffsetCommit, 2)));
+    // OffsetFetch v8: one group claiming u32::MAX - 1 topics (a nullable array).
+    let b = Body::default().varint(2).cstr("g").varint(u32::MAX);
+    assert!(too_many(b.check(ApiKey::OffsetFetch, 8)));
+}
+
+#[test]
+fn group_bytes_are_not_nullable() {
+    // JoinGroup v0: one protocol "range", then its metadata's length at byte 30.
+    let head = Body::default()
+        .str("g")
+        .i32(45_000)
+        .str("")
+        .str("consumer")
+        .i32(1)
+        .str("range");
+    let b = Body(head.0.clone()).i32(0);
+    assert_eq!(b.check(ApiKey::JoinGroup, 0), Ok(34));
+    assert_eq!(kafka_decode(ApiKey::JoinGroup, 0, &b.0), Ok(34));
+    let b = Body(head.0.clone()).i32(-1);
+    assert_eq!(b.check(ApiKey::JoinGroup, 0), Err(GuardError::Null(30)));
+    assert!(kafka_decode(ApiKey::JoinGroup, 0, &b.0).is_err());
+    let b = Body(head.0).i32(-2);
+    assert_eq!(
+        b.check(ApiKey::JoinGroup, 0),
+        Err(GuardError::Negative { at: 30, len: -2 })
+    );
+    // SyncGroup v4, flexible: a null group instance id, then one assignment with null bytes.
+    let b = Body::default()
+        .cstr("g")
+        .i32(1)
+        .cstr("m")
+        .varint(0)
+        .varint(2)
+        .cstr("m")
+        .varint(0);
+    assert_eq!(b.check(ApiKey::SyncGroup, 4), Err(GuardError::Null(12)));
+    assert!(kafka_decode(ApiKey::SyncGroup, 4, &b.0).is_err());
 }
 
 #[test]
