@@ -52,6 +52,22 @@ pub struct AgentConfig {
     /// How long a cached index entry may be used. Shorter than the compactor's grace period
     /// before it deletes an object it has merged.
     pub index_cache_ttl: Duration,
+    /// Kafka's `group.min.session.timeout.ms`, `group.max.session.timeout.ms` and
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_min_session_timeout: Duration,
+    pub group_max_session_timeout: Duration,
+    pub group_initial_rebalance_delay: Duration,
+}
+
+impl AgentConfig {
+    pub fn group_limits(&self) -> crate::groups::GroupLimits {
+        crate::groups::GroupLimits {
+            min_session_timeout: self.group_min_session_timeout,
+            max_session_timeout: self.group_max_session_timeout,
+            initial_rebalance_delay: self.group_initial_rebalance_delay,
+            max_size: usize::MAX,
+        }
+    }
 }
 
 impl Default for AgentConfig {
@@ -76,6 +92,9 @@ impl Default for AgentConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             index_cache_batches: 1 << 18,
             index_cache_ttl: Duration::from_secs(60),
+            group_min_session_timeout: Duration::from_secs(6),
+            group_max_session_timeout: Duration::from_secs(1800),
+            group_initial_rebalance_delay: Duration::from_secs(3),
         }
     }
 }

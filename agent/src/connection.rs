@@ -83,7 +83,7 @@ pub async fn serve(
         let Some(Request { body, memory, slot }) = request else {
             break;
         };
-        match handlers::route(&agent, body).await {
+        match handlers::route(&agent, body, &peer).await {
             Ok(pending) => {
                 let request = InFlight {
                     answer: tokio::spawn(pending),

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::fetch::IndexCache;
 use crate::fetch::Reader;
+use crate::groups::Coordinator;
 use crate::membership::Membership;
 use crate::metrics::Metrics;
 use crate::topics::TopicCache;
@@ -25,6 +26,7 @@ pub struct Agent {
     pub membership: Arc<Membership>,
     pub topics: TopicCache,
     pub index_cache: IndexCache,
+    pub groups: Arc<Coordinator>,
 }
 
 impl Agent {
@@ -34,6 +36,19 @@ impl Agent {
         self.membership
             .me()
             .map_or(self.config.node_id, |me| me.broker_id)
+    }
+
+    /// Whether this agent coordinates `group`: the live agent its id hashes to. Before the first
+    /// heartbeat is answered there is no view of the others, and an agent serves its own.
+    pub fn coordinates(&self, group: &str) -> bool {
+        let view = self.membership.view();
+        match crate::membership::coordinator_of(group, &view.agents) {
+            Some(a) => self
+                .membership
+                .me()
+                .is_some_and(|me| me.broker_id == a.broker_id),
+            None => true,
+        }
     }
 
     /// Every topic, from the agent's short-lived cache (see [`TopicCache`]).

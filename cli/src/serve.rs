@@ -43,8 +43,10 @@ pub async fn run_agent(
         settings.agent.session_timeout,
     );
     join(&membership, metastore.as_ref(), clock.as_ref()).await?;
+    let groups = skiff_agent::groups::Coordinator::new(settings.agent.group_limits());
     let agent = Arc::new(Agent {
         topics: skiff_agent::topics::TopicCache::new(TOPIC_CACHE_TTL),
+        groups: groups.clone(),
         index_cache: skiff_agent::fetch::IndexCache::new(
             settings.agent.index_cache_batches,
             settings.agent.index_cache_ttl,
@@ -60,6 +62,7 @@ pub async fn run_agent(
 
     let shutdown = CancellationToken::new();
     let heartbeats = membership.spawn(metastore, clock_for_heartbeats, shutdown.clone());
+    let group_timers = groups.spawn(shutdown.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -100,6 +103,7 @@ pub async fn run_agent(
     }
     let _ = metrics_task.await;
     let _ = heartbeats.await;
+    let _ = group_timers.await;
     Ok(())
 }
 

@@ -52,6 +52,14 @@ pub struct AgentFlags {
     /// off [default: 262144]
     #[arg(long, env = "SKIFF_INDEX_CACHE_BATCHES")]
     index_cache_batches: Option<u64>,
+    /// How long the first rebalance of an empty consumer group waits for more members (Kafka's
+    /// group.initial.rebalance.delay.ms) [default: 3000]
+    #[arg(long, env = "SKIFF_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    group_initial_rebalance_delay_ms: Option<u64>,
+    /// Shortest session timeout a group member may ask for (group.min.session.timeout.ms)
+    /// [default: 6000]
+    #[arg(long, env = "SKIFF_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    group_min_session_timeout_ms: Option<u64>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -92,6 +100,8 @@ struct FileSettings {
     max_pending_bytes: Option<usize>,
     session_timeout_ms: Option<u64>,
     index_cache_batches: Option<u64>,
+    group_initial_rebalance_delay_ms: Option<u64>,
+    group_min_session_timeout_ms: Option<u64>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -223,6 +233,19 @@ impl AgentSettings {
         }
         if let Some(n) = args.index_cache_batches.or(file.index_cache_batches) {
             agent.index_cache_batches = n;
+        }
+        let ms = std::time::Duration::from_millis;
+        if let Some(d) = args
+            .group_initial_rebalance_delay_ms
+            .or(file.group_initial_rebalance_delay_ms)
+        {
+            agent.group_initial_rebalance_delay = ms(d);
+        }
+        if let Some(d) = args
+            .group_min_session_timeout_ms
+            .or(file.group_min_session_timeout_ms)
+        {
+            agent.group_min_session_timeout = ms(d);
         }
         if agent.max_pending_bytes < agent.flush_bytes {
             bail!("max-pending-bytes must be at least flush-bytes");

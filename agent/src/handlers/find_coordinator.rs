@@ -1,24 +1,43 @@
-//! FindCoordinator, answered before consumer groups and transactions exist: no coordinator is
-//! available, for every key. It is served anyway because librdkafka decides from this API's
-//! presence in ApiVersions whether the broker is recent enough for LZ4 (Kafka ≥ 0.10), and would
-//! otherwise send lz4-configured batches uncompressed. COORDINATOR_NOT_AVAILABLE is what Kafka
-//! itself answers while its coordinator is loading: retriable, so a client using groups waits
-//! instead of failing.
+//! FindCoordinator: which agent coordinates a consumer group. Every agent computes the same
+//! answer from the live agents (rendezvous hashing of the group id, see
+//! [`crate::membership::coordinator_of`]), so any agent may be asked. Transactions have no
+//! coordinator yet: COORDINATOR_NOT_AVAILABLE, which clients retry.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
+use skiff_metastore::types::AgentInfo;
 
+use crate::context::Agent;
 use crate::protocol::codes;
 
-static WHY: &str = "consumer groups and transactions are not available on this broker yet";
+const GROUP: i8 = 0;
 
-/// Borrows [`WHY`] instead of copying it: a request may name a million keys.
-fn why() -> StrBytes {
-    StrBytes::from_static_str(WHY)
+static NO_TRANSACTIONS: &str = "transactions are not available on this broker yet";
+
+/// The coordinator of `key`, or the error to answer instead.
+fn locate(agent: &Agent, key_type: i8, key: &str) -> Result<AgentInfo, (i16, &'static str)> {
+    if key_type != GROUP {
+        return Err((codes::COORDINATOR_NOT_AVAILABLE, NO_TRANSACTIONS));
+    }
+    if key.is_empty() {
+        return Err((codes::INVALID_REQUEST, "empty group id"));
+    }
+    let view = agent.membership.view();
+    if let Some(a) = crate::membership::coordinator_of(key, &view.agents) {
+        return Ok(a.clone());
+    }
+    // No answered heartbeat yet: this agent is all it knows.
+    Ok(AgentInfo {
+        broker_id: agent.broker_id(),
+        host: agent.config.advertised_host.clone(),
+        port: agent.config.advertised_port,
+        last_heartbeat_ms: 0,
+        session_timeout_ms: 0,
+    })
 }
 
-pub fn handle(version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+pub fn handle(agent: &Agent, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let response = FindCoordinatorResponse::default();
     if version >= 4 {
         // KIP-699: one answer per key.
@@ -26,44 +45,31 @@ pub fn handle(version: i16, req: FindCoordinatorRequest) -> FindCoordinatorRespo
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(BrokerId(-1))
-                    .with_port(-1)
-                    .with_error_code(codes::COORDINATOR_NOT_AVAILABLE)
-                    .with_error_message(Some(why()))
+                let c = Coordinator::default().with_key(key.clone());
+                match locate(agent, req.key_type, key.as_str()) {
+                    Ok(a) => c
+                        .with_node_id(BrokerId(a.broker_id))
+                        .with_host(StrBytes::from_string(a.host))
+                        .with_port(i32::from(a.port)),
+                    Err((code, why)) => c
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(code)
+                        .with_error_message(Some(StrBytes::from_static_str(why))),
+                }
             })
             .collect();
         return response.with_coordinators(coordinators);
     }
-    response
-        .with_error_code(codes::COORDINATOR_NOT_AVAILABLE)
-        .with_error_message(Some(why()))
-        .with_node_id(BrokerId(-1))
-        .with_port(-1)
-}
-
-#[cfg(test)]
-mod tests {
-    use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
-
-    use super::*;
-
-    #[test]
-    fn every_key_gets_the_message_without_a_copy_of_it() {
-        let keys = vec![StrBytes::new(), StrBytes::from_static_str("g")];
-        let response = handle(
-            4,
-            FindCoordinatorRequest::default().with_coordinator_keys(keys),
-        );
-        assert_eq!(response.coordinators.len(), 2);
-        for c in &response.coordinators {
-            assert_eq!(c.error_code, codes::COORDINATOR_NOT_AVAILABLE);
-            let message = c.error_message.as_ref().expect("a message");
-            assert_eq!(message.as_str().as_ptr(), WHY.as_ptr());
-        }
-        let v3 = handle(3, FindCoordinatorRequest::default());
-        let message = v3.error_message.expect("a message");
-        assert_eq!(message.as_str().as_ptr(), WHY.as_ptr());
+    match locate(agent, req.key_type, req.key.as_str()) {
+        Ok(a) => response
+            .with_node_id(BrokerId(a.broker_id))
+            .with_host(StrBytes::from_string(a.host))
+            .with_port(i32::from(a.port)),
+        Err((code, why)) => response
+            .with_error_code(code)
+            .with_error_message((version >= 1).then(|| StrBytes::from_static_str(why)))
+            .with_node_id(BrokerId(-1))
+            .with_port(-1),
     }
 }

@@ -7,9 +7,11 @@ pub mod delete_topics;
 pub mod describe_configs;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod group;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 
 use std::future::Future;
@@ -50,7 +52,7 @@ pub type Pending = BoxFuture<'static, Result<Option<Bytes>, Close>>;
 
 /// Turns one request frame into its pending answer. Runs on the connection's reading task, so
 /// what happens here (validation, queueing produce batches) happens in request order.
-pub async fn route(agent: &Arc<Agent>, frame: Bytes) -> Result<Pending, Close> {
+pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pending, Close> {
     let prefix = peek_prefix(&frame).ok_or(Close::Short)?;
     let api = ApiKey::try_from(prefix.api_key).map_err(|_| Close::UnknownApi(prefix.api_key))?;
     let version = prefix.api_version;
@@ -120,8 +122,77 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes) -> Result<Pending, Close> {
         ApiKey::FindCoordinator => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                find_coordinator::handle(version, req)
+                find_coordinator::handle(&agent, version, req)
             })
+        }
+        ApiKey::JoinGroup => {
+            let req = decode(api, version, &mut body)?;
+            let client_id = header
+                .client_id
+                .as_ref()
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default();
+            // Kafka shows a member's host as "/" and its address.
+            let host = format!("/{}", peer.rsplit_once(':').map_or(peer, |(h, _)| h));
+            respond(api, header, async move {
+                group::join(&agent, version, client_id, host, req).await
+            })
+        }
+        ApiKey::SyncGroup => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                group::sync(&agent, version, req).await
+            })
+        }
+        ApiKey::Heartbeat => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move { group::heartbeat(&agent, req) })
+        }
+        ApiKey::LeaveGroup => {
+            let req = decode(api, version, &mut body)?;
+            respond(
+                api,
+                header,
+                async move { group::leave(&agent, version, req) },
+            )
+        }
+        ApiKey::ListGroups => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                group::list(&agent, version, req).await
+            })
+        }
+        ApiKey::DescribeGroups => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                group::describe(&agent, version, req).await
+            })
+        }
+        ApiKey::DeleteGroups => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move { group::delete(&agent, req).await })
+        }
+        ApiKey::OffsetCommit => {
+            let req = decode(api, version, &mut body)?;
+            respond(
+                api,
+                header,
+                async move { offsets::commit(&agent, req).await },
+            )
+        }
+        ApiKey::OffsetFetch => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                offsets::fetch(&agent, version, req).await
+            })
+        }
+        ApiKey::OffsetDelete => {
+            let req = decode(api, version, &mut body)?;
+            respond(
+                api,
+                header,
+                async move { offsets::delete(&agent, req).await },
+            )
         }
         ApiKey::DescribeConfigs => {
             let req = decode(api, version, &mut body)?;

@@ -63,6 +63,20 @@ pub fn meta_error(e: &MetaError) -> i16 {
     }
 }
 
+pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+
+/// The code for a metastore failure met by the group coordinator: Kafka's coordinator answers
+/// COORDINATOR_NOT_AVAILABLE when it cannot reach its log, which clients retry after looking
+/// the coordinator up again.
+pub fn coordinator_error(e: &skiff_metastore::client::MetastoreError) -> i16 {
+    use skiff_metastore::client::MetastoreError;
+    match e {
+        MetastoreError::Rejected(m) => meta_error(m),
+        MetastoreError::Unavailable(_) => COORDINATOR_NOT_AVAILABLE,
+        MetastoreError::OutcomeUnknown(_) => REQUEST_TIMED_OUT,
+    }
+}
+
 /// The code for a metastore failure at the client boundary. Everything but a rejection is
 /// retriable: the request did not happen, or happened and is idempotent.
 pub fn metastore_error(e: &skiff_metastore::client::MetastoreError) -> i16 {

@@ -1,0 +1,334 @@
+//! Committed offsets: OffsetCommit, OffsetFetch and OffsetDelete. The coordinator checks the
+//! member and generation; the offsets themselves are stored in the metastore, so they survive
+//! this agent and move with the group to whichever agent coordinates it next.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use skiff_metastore::types::{CommitOffsets, CommittedOffset, GroupPartition};
+
+use super::group::{check_coordinator, subscribed_topics};
+use super::str_bytes;
+use crate::context::Agent;
+use crate::groups::lock;
+use crate::protocol::codes;
+
+/// Kafka's `offset.metadata.max.bytes`.
+const MAX_METADATA_BYTES: usize = 4096;
+
+pub async fn commit(agent: &Agent, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group_id = req.group_id.as_str();
+    let checked = check_coordinator(agent, group_id).and_then(|()| {
+        match agent.groups.existing(group_id) {
+            Some(g) => lock(&g).check_commit(
+                req.member_id.as_str(),
+                req.group_instance_id.as_ref().map(|s| s.as_str()),
+                req.generation_id_or_member_epoch,
+                Instant::now(),
+            ),
+            // A group with no members here accepts commits from outside it only.
+            None if req.generation_id_or_member_epoch < 0 => Ok(()),
+            None => Err(codes::UNKNOWN_MEMBER_ID),
+        }
+    });
+    let now_ms = agent.clock.now_ms();
+    // Per partition: the code decided here, or None for "store it".
+    let mut codes_by_partition: Vec<(usize, i32, Option<i16>)> = Vec::new();
+    let mut offsets = Vec::new();
+    for (t, topic) in req.topics.iter().enumerate() {
+        for p in &topic.partitions {
+            let metadata = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
+            let code = match checked {
+                Err(code) => Some(code),
+                Ok(()) if metadata.len() > MAX_METADATA_BYTES => {
+                    Some(codes::OFFSET_METADATA_TOO_LARGE)
+                }
+                Ok(()) => {
+                    offsets.push((
+                        GroupPartition {
+                            topic: topic.name.as_str().to_owned(),
+                            partition: p.partition_index,
+                        },
+                        CommittedOffset {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: metadata.to_owned(),
+                            commit_timestamp_ms: now_ms,
+                        },
+                    ));
+                    None
+                }
+            };
+            codes_by_partition.push((t, p.partition_index, code));
+        }
+    }
+    let mut stored = if offsets.is_empty() {
+        Ok(Vec::new().into_iter())
+    } else {
+        agent
+            .metastore
+            .commit_offsets(CommitOffsets {
+                group: group_id.to_owned(),
+                offsets,
+            })
+            .await
+            .map(Vec::into_iter)
+            .map_err(|e| codes::coordinator_error(&e))
+    };
+    let mut topics: Vec<OffsetCommitResponseTopic> = req
+        .topics
+        .iter()
+        .map(|t| OffsetCommitResponseTopic::default().with_name(t.name.clone()))
+        .collect();
+    for (t, partition, code) in codes_by_partition {
+        let code = code.unwrap_or_else(|| match &mut stored {
+            Ok(answers) => match answers.next() {
+                Some(Ok(())) => codes::NONE,
+                Some(Err(e)) => codes::meta_error(&e),
+                None => codes::UNKNOWN_SERVER_ERROR,
+            },
+            Err(code) => *code,
+        });
+        if let Some(topic) = topics.get_mut(t) {
+            topic.partitions.push(
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(partition)
+                    .with_error_code(code),
+            );
+        }
+    }
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// One group's committed offsets, by topic and partition, for the partitions asked (all of them
+/// for `None`); a partition without one gets offset -1.
+async fn fetch_group(
+    agent: &Agent,
+    group_id: &str,
+    wanted: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> Result<Vec<(TopicName, Vec<(i32, Option<CommittedOffset>)>)>, i16> {
+    check_coordinator(agent, group_id)?;
+    let committed: BTreeMap<GroupPartition, CommittedOffset> = agent
+        .metastore
+        .group_offsets(group_id)
+        .await
+        .map_err(|e| codes::coordinator_error(&e))?
+        .into_iter()
+        .collect();
+    Ok(match wanted {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                let found = partitions
+                    .into_iter()
+                    .map(|p| {
+                        let key = GroupPartition {
+                            topic: name.as_str().to_owned(),
+                            partition: p,
+                        };
+                        (p, committed.get(&key).cloned())
+                    })
+                    .collect();
+                (name, found)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                BTreeMap::new();
+            for (gp, c) in committed {
+                by_topic
+                    .entry(gp.topic)
+                    .or_default()
+                    .push((gp.partition, Some(c)));
+            }
+            by_topic
+                .into_iter()
+                .map(|(name, found)| (TopicName(str_bytes(name)), found))
+                .collect()
+        }
+    })
+}
+
+fn offset_fields(c: Option<CommittedOffset>) -> (i64, i32, Option<StrBytes>) {
+    match c {
+        Some(c) => (c.offset, c.leader_epoch, Some(str_bytes(c.metadata))),
+        None => (-1, -1, Some(StrBytes::new())),
+    }
+}
+
+pub async fn fetch(agent: &Agent, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    if version >= 8 {
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in req.groups {
+            let wanted = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name, t.partition_indexes))
+                    .collect()
+            });
+            let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            groups.push(
+                match fetch_group(agent, g.group_id.as_str(), wanted).await {
+                    Err(code) => group.with_error_code(code),
+                    Ok(found) => group.with_topics(
+                        found
+                            .into_iter()
+                            .map(|(name, parts)| {
+                                let partitions = parts
+                                    .into_iter()
+                                    .map(|(p, c)| {
+                                        let (offset, epoch, metadata) = offset_fields(c);
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(metadata)
+                                    })
+                                    .collect();
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(name)
+                                    .with_partitions(partitions)
+                            })
+                            .collect(),
+                    ),
+                },
+            );
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted: Option<Vec<(TopicName, Vec<i32>)>> = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name, t.partition_indexes))
+            .collect()
+    });
+    match fetch_group(agent, req.group_id.as_str(), wanted.clone()).await {
+        Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code),
+        // v1 has no top-level error: every partition asked for carries it.
+        Err(code) => OffsetFetchResponse::default().with_topics(
+            wanted
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, parts)| {
+                    let partitions = parts
+                        .into_iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(-1)
+                                .with_error_code(code)
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default()
+                        .with_name(name)
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        ),
+        Ok(found) => OffsetFetchResponse::default().with_topics(
+            found
+                .into_iter()
+                .map(|(name, parts)| {
+                    let partitions = parts
+                        .into_iter()
+                        .map(|(p, c)| {
+                            let (offset, epoch, metadata) = offset_fields(c);
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(if version >= 5 { epoch } else { -1 })
+                                .with_metadata(metadata)
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default()
+                        .with_name(name)
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub async fn delete(agent: &Agent, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let group_id = req.group_id.as_str();
+    if let Err(code) = check_coordinator(agent, group_id) {
+        return OffsetDeleteResponse::default().with_error_code(code);
+    }
+    // Offsets of a topic the group's members subscribe to cannot go while they are there.
+    let subscribed: Option<Vec<String>> = agent.groups.existing(group_id).and_then(|g| {
+        let g = lock(&g);
+        if g.is_empty() {
+            return None;
+        }
+        let protocol = g.protocol().unwrap_or_default().to_owned();
+        let mut topics = Vec::new();
+        for m in g.members() {
+            // Metadata that is not a consumer subscription: assume everything is in use.
+            topics.extend(
+                subscribed_topics(&m.metadata(&protocol)).unwrap_or_else(|| {
+                    req.topics
+                        .iter()
+                        .map(|t| t.name.as_str().to_owned())
+                        .collect()
+                }),
+            );
+        }
+        Some(topics)
+    });
+    let in_use = |topic: &str| {
+        subscribed
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|t| t == topic))
+    };
+    let mut deletable = Vec::new();
+    for t in &req.topics {
+        if !in_use(t.name.as_str()) {
+            deletable.extend(t.partitions.iter().map(|p| GroupPartition {
+                topic: t.name.as_str().to_owned(),
+                partition: p.partition_index,
+            }));
+        }
+    }
+    if !deletable.is_empty() {
+        if let Err(e) = agent.metastore.delete_offsets(group_id, deletable).await {
+            return OffsetDeleteResponse::default().with_error_code(codes::coordinator_error(&e));
+        }
+    }
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let code = if in_use(t.name.as_str()) {
+                codes::GROUP_SUBSCRIBED_TO_TOPIC
+            } else {
+                codes::NONE
+            };
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetDeleteResponse::default().with_topics(topics)
+}
