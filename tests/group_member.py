@@ -1,0 +1,87 @@
+"""One consumer-group member as its own process, so a test can SIGKILL it like a crashed consumer.
+
+    python group_member.py BOOTSTRAP GROUP TOPIC OUT_FILE [CONFIG_JSON]
+
+Subscribes to TOPIC in GROUP with confluent-kafka, and appends one JSON line to OUT_FILE per event:
+  {"e": "assign"|"revoke"|"lost", "p": [partitions], "t": time}   rebalance callbacks
+  {"e": "msg", "p": partition, "o": offset, "v": value}          a record processed
+  {"e": "commit", "p": {partition: next offset}}                  offsets committed after processing
+  {"e": "commit_failed", "batch": [[partition, offset], ...]}     a rebalance came first
+Every poll's records are processed (written and flushed) before their offsets are committed
+synchronously, so a record is processed twice only if its member dies between the two.
+SIGTERM closes the consumer (a LeaveGroup, unless it is a static member) and exits 0.
+"""
+
+import json
+import signal
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaException
+
+bootstrap, group, topic, out_path = sys.argv[1:5]
+extra = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+
+out = open(out_path, "a", buffering=1)
+
+
+def emit(event: dict) -> None:
+    out.write(json.dumps(event) + "\n")
+    out.flush()
+
+
+stopping = False
+
+
+def on_term(signum, frame):
+    global stopping
+    stopping = True
+
+
+signal.signal(signal.SIGTERM, on_term)
+
+conf = {
+    "bootstrap.servers": bootstrap,
+    "group.id": group,
+    "auto.offset.reset": "earliest",
+    "enable.auto.commit": False,
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 500,
+    "fetch.wait.max.ms": 100,
+}
+conf.update(extra)
+consumer = Consumer(conf)
+
+
+def parts(ps):
+    return sorted(p.partition for p in ps)
+
+
+consumer.subscribe(
+    [topic],
+    on_assign=lambda c, ps: emit({"e": "assign", "p": parts(ps), "t": time.time()}),
+    on_revoke=lambda c, ps: emit({"e": "revoke", "p": parts(ps), "t": time.time()}),
+    on_lost=lambda c, ps: emit({"e": "lost", "p": parts(ps), "t": time.time()}),
+)
+emit({"e": "start", "t": time.time()})
+while not stopping:
+    msgs = consumer.consume(num_messages=200, timeout=0.2)
+    done = {}
+    batch = []
+    for m in msgs:
+        if m.error():
+            emit({"e": "error", "err": str(m.error())})
+            continue
+        emit({"e": "msg", "p": m.partition(), "o": m.offset(), "v": m.value().decode()})
+        done[m.partition()] = m.offset() + 1
+        batch.append([m.partition(), m.offset()])
+    if done:
+        try:
+            consumer.commit(asynchronous=False)
+            emit({"e": "commit", "p": done})
+        except KafkaException as e:
+            # A rebalance took the partitions away meanwhile: their records will be processed
+            # again by their next owner, which is what a rebalance window allows.
+            emit({"e": "commit_failed", "err": str(e), "batch": batch})
+consumer.close()
+emit({"e": "closed", "t": time.time()})
