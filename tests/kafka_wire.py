@@ -320,3 +320,253 @@ class Conn:
             if not chunk:
                 return bytes(received)
             received += chunk
+
+
+# --- consumer groups (non-flexible versions, request header v1, response header v0) ---------------
+API_OFFSET_COMMIT = 8
+API_OFFSET_FETCH = 9
+API_FIND_COORDINATOR = 10
+API_JOIN_GROUP = 11
+API_HEARTBEAT = 12
+API_LEAVE_GROUP = 13
+API_SYNC_GROUP = 14
+API_DESCRIBE_GROUPS = 15
+API_LIST_GROUPS = 16
+
+
+def read_bytes(r: Reader) -> bytes | None:
+    """A BYTES / NULLABLE_BYTES field (int32 length, -1 for null)."""
+    n = r.take(">i")
+    if n < 0:
+        return None
+    if r.pos + n > len(r.data):
+        raise ValueError(f"response truncated at byte {r.pos} (bytes of length {n})")
+    b = r.data[r.pos : r.pos + n]
+    r.pos += n
+    return b
+
+
+def read_uvarint(r: Reader) -> int:
+    shift, n = 0, 0
+    while True:
+        b = r.take(">B")
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            return n
+        shift += 7
+
+
+def read_compact_string(r: Reader) -> str | None:
+    n = read_uvarint(r) - 1
+    if n < 0:
+        return None
+    s = r.data[r.pos : r.pos + n].decode()
+    r.pos += n
+    return s
+
+
+def skip_tagged_fields(r: Reader) -> None:
+    for _ in range(read_uvarint(r)):
+        read_uvarint(r)  # tag
+        r.pos += read_uvarint(r)  # size, then the value
+
+
+def join_group_v5_body(
+    group_id: str,
+    member_id: str = "",
+    session_timeout_ms: int = 30000,
+    rebalance_timeout_ms: int = 30000,
+    protocol_type: str = "consumer",
+    protocols=(("range", b"\x00\x00"),),
+    group_instance_id: str | None = None,
+) -> bytes:
+    """JoinGroup v5 request body: group_id, session_timeout, rebalance_timeout, member_id,
+    group_instance_id, protocol_type, protocols [(name, metadata)]."""
+    body = string(group_id) + struct.pack(">ii", session_timeout_ms, rebalance_timeout_ms)
+    body += string(member_id) + string(group_instance_id) + string(protocol_type)
+    body += struct.pack(">i", len(protocols))
+    for name, metadata in protocols:
+        body += string(name) + nbytes(metadata)
+    return body
+
+
+def join_group_v5_request(group_id: str, correlation_id: int, **kw) -> bytes:
+    return frame(header_v1(API_JOIN_GROUP, 5, correlation_id) + join_group_v5_body(group_id, **kw))
+
+
+def parse_join_group_v5(payload: bytes) -> dict:
+    r = Reader(payload)
+    out = {"correlation_id": r.take(">i")}
+    out["throttle_time_ms"], out["error_code"], out["generation_id"] = r.take(">ihi")
+    out["protocol_name"] = r.string()
+    out["leader"] = r.string()
+    out["member_id"] = r.string()
+    members = []
+    for _ in range(r.take(">i")):
+        members.append((r.string(), r.string(), read_bytes(r)))  # member_id, instance id, metadata
+    out["members"] = members
+    return out
+
+
+def sync_group_v3_body(
+    group_id: str, generation_id: int, member_id: str, assignments=(), group_instance_id=None
+) -> bytes:
+    body = string(group_id) + struct.pack(">i", generation_id) + string(member_id) + string(group_instance_id)
+    body += struct.pack(">i", len(assignments))
+    for mid, assignment in assignments:
+        body += string(mid) + nbytes(assignment)
+    return body
+
+
+def sync_group_v3_request(
+    group_id: str, generation_id: int, member_id: str, correlation_id: int, assignments=()
+) -> bytes:
+    body = sync_group_v3_body(group_id, generation_id, member_id, assignments)
+    return frame(header_v1(API_SYNC_GROUP, 3, correlation_id) + body)
+
+
+def parse_sync_group_v3(payload: bytes) -> tuple[int, int, bytes | None]:
+    """(correlation_id, error_code, assignment)."""
+    r = Reader(payload)
+    correlation_id, _throttle, error_code = r.take(">iih")
+    return correlation_id, error_code, read_bytes(r)
+
+
+def heartbeat_v3_request(group_id: str, generation_id: int, member_id: str, correlation_id: int) -> bytes:
+    body = string(group_id) + struct.pack(">i", generation_id) + string(member_id) + string(None)
+    return frame(header_v1(API_HEARTBEAT, 3, correlation_id) + body)
+
+
+def parse_heartbeat_v3(payload: bytes) -> tuple[int, int]:
+    """(correlation_id, error_code)."""
+    correlation_id, _throttle, error_code = Reader(payload).take(">iih")
+    return correlation_id, error_code
+
+
+def leave_group_v3_request(group_id: str, members, correlation_id: int) -> bytes:
+    """members: [(member_id, group_instance_id)]."""
+    body = string(group_id) + struct.pack(">i", len(members))
+    for mid, instance in members:
+        body += string(mid) + string(instance)
+    return frame(header_v1(API_LEAVE_GROUP, 3, correlation_id) + body)
+
+
+def parse_leave_group_v3(payload: bytes) -> tuple[int, int, list[tuple[str, str | None, int]]]:
+    """(correlation_id, error_code, [(member_id, group_instance_id, error_code)])."""
+    r = Reader(payload)
+    correlation_id, _throttle, error_code = r.take(">iih")
+    members = [(r.string(), r.string(), r.take(">h")) for _ in range(r.take(">i"))]
+    return correlation_id, error_code, members
+
+
+def offset_commit_v7_body(group_id: str, generation_id: int, member_id: str, offsets, group_instance_id=None) -> bytes:
+    """offsets: {topic: [(partition, offset, metadata)]}; leader epoch -1."""
+    body = string(group_id) + struct.pack(">i", generation_id) + string(member_id) + string(group_instance_id)
+    body += struct.pack(">i", len(offsets))
+    for topic, partitions in offsets.items():
+        body += string(topic) + struct.pack(">i", len(partitions))
+        for partition, offset, metadata in partitions:
+            body += struct.pack(">iqi", partition, offset, -1) + string(metadata)
+    return body
+
+
+def offset_commit_v7_request(group_id: str, generation_id: int, member_id: str, offsets, correlation_id: int) -> bytes:
+    body = offset_commit_v7_body(group_id, generation_id, member_id, offsets)
+    return frame(header_v1(API_OFFSET_COMMIT, 7, correlation_id) + body)
+
+
+def parse_offset_commit_v7(payload: bytes) -> tuple[int, dict[tuple[str, int], int]]:
+    """(correlation_id, {(topic, partition): error_code})."""
+    r = Reader(payload)
+    correlation_id, _throttle = r.take(">ii")
+    out = {}
+    for _ in range(r.take(">i")):
+        name = r.string()
+        for _ in range(r.take(">i")):
+            partition, error_code = r.take(">ih")
+            out[(name, partition)] = error_code
+    return correlation_id, out
+
+
+def offset_fetch_v5_request(group_id: str, topics, correlation_id: int) -> bytes:
+    """topics: {topic: [partition]}, or None for every committed partition."""
+    body = string(group_id)
+    if topics is None:
+        body += struct.pack(">i", -1)
+    else:
+        body += struct.pack(">i", len(topics))
+        for topic, partitions in topics.items():
+            body += string(topic) + struct.pack(">i", len(partitions))
+            body += b"".join(struct.pack(">i", p) for p in partitions)
+    return frame(header_v1(API_OFFSET_FETCH, 5, correlation_id) + body)
+
+
+def parse_offset_fetch_v5(payload: bytes) -> tuple[int, int, dict[tuple[str, int], tuple[int, int, str | None, int]]]:
+    """(correlation_id, error_code, {(topic, partition): (offset, leader_epoch, metadata, error_code)})."""
+    r = Reader(payload)
+    correlation_id, _throttle = r.take(">ii")
+    out = {}
+    for _ in range(r.take(">i")):
+        name = r.string()
+        for _ in range(r.take(">i")):
+            partition, offset, epoch = r.take(">iqi")
+            metadata = r.string()
+            out[(name, partition)] = (offset, epoch, metadata, r.take(">h"))
+    return correlation_id, r.take(">h"), out
+
+
+def describe_groups_v4_request(groups, correlation_id: int) -> bytes:
+    body = struct.pack(">i", len(groups)) + b"".join(string(g) for g in groups) + b"\x00"  # no authorized ops
+    return frame(header_v1(API_DESCRIBE_GROUPS, 4, correlation_id) + body)
+
+
+def parse_describe_groups_v4(payload: bytes) -> tuple[int, list[dict]]:
+    r = Reader(payload)
+    correlation_id, _throttle = r.take(">ii")
+    groups = []
+    for _ in range(r.take(">i")):
+        g = {"error_code": r.take(">h"), "group_id": r.string(), "group_state": r.string()}
+        g["protocol_type"], g["protocol_data"] = r.string(), r.string()
+        members = []
+        for _ in range(r.take(">i")):
+            m = {"member_id": r.string(), "group_instance_id": r.string(), "client_id": r.string()}
+            m["client_host"], m["metadata"], m["assignment"] = r.string(), read_bytes(r), read_bytes(r)
+            members.append(m)
+        g["members"] = members
+        g["authorized_operations"] = r.take(">i")
+        groups.append(g)
+    return correlation_id, groups
+
+
+def list_groups_v3_request(correlation_id: int) -> bytes:
+    """ListGroups v3 is flexible: request header v2, a body of just an empty tagged-fields section."""
+    return frame(header_v2(API_LIST_GROUPS, 3, correlation_id) + uvarint(0))
+
+
+def parse_list_groups_v3(payload: bytes) -> tuple[int, int, dict[str, str]]:
+    """(correlation_id, error_code, {group_id: protocol_type}); response header v1."""
+    r = Reader(payload)
+    correlation_id = r.take(">i")
+    skip_tagged_fields(r)
+    _throttle, error_code = r.take(">ih")
+    groups = {}
+    for _ in range(read_uvarint(r) - 1):
+        group_id = read_compact_string(r)
+        groups[group_id] = read_compact_string(r)
+        skip_tagged_fields(r)
+    skip_tagged_fields(r)
+    return correlation_id, error_code, groups
+
+
+def metadata_v1_brokers(payload: bytes) -> tuple[int, list[tuple[int, str, int]]]:
+    """Metadata v1 response: (correlation_id, [(node_id, host, port)])."""
+    r = Reader(payload)
+    correlation_id = r.take(">i")
+    brokers = []
+    for _ in range(r.take(">i")):
+        node_id = r.take(">i")
+        host = r.string()
+        port = r.take(">i")
+        r.string()  # rack
+        brokers.append((node_id, host, port))
+    return correlation_id, brokers

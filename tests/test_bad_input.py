@@ -212,16 +212,21 @@ def test_other_api_with_unsupported_version_closes_connection(broker, api_key, v
     assert_still_serving(broker)
 
 
-def test_find_coordinator_answers_not_available_until_groups_exist(broker):
-    # Listed in ApiVersions (librdkafka enables lz4 only then) and answered with Kafka's retriable
-    # COORDINATOR_NOT_AVAILABLE, the code of a coordinator still loading.
+def test_find_coordinator_names_this_agent_for_a_group(broker):
+    # Listed in ApiVersions (librdkafka enables lz4 only then); a lone agent coordinates every group.
     with kw.Conn(broker.bootstrap) as c:
         _, _, apis = kw.parse_api_versions_v0(c.roundtrip(kw.api_versions_request(0, 1)))
         assert apis.get(10) == (0, 4), apis
+        metadata = kw.frame(kw.header_v1(kw.API_METADATA, 1, 3) + struct.pack(">i", 0))  # no topics
+        corr, brokers = kw.metadata_v1_brokers(c.roundtrip(metadata))
+        assert corr == 3 and len(brokers) == 1, brokers
         payload = c.roundtrip(kw.frame(kw.header_v1(10, 0, 2) + kw.string("some-group")))
         r = kw.Reader(payload)
         correlation_id, error_code, node_id = r.take(">ihi")
-        assert (correlation_id, error_code, node_id) == (2, 15, -1)
+        host = r.string()
+        port = r.take(">i")
+        assert (correlation_id, error_code) == (2, 0)
+        assert (node_id, host, port) == brokers[0] == (node_id, "127.0.0.1", broker.port), brokers
     assert_still_serving(broker)
 
 
