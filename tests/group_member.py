@@ -50,6 +50,10 @@ conf = {
     "fetch.wait.max.ms": 100,
 }
 conf.update(extra)
+if conf.get("group.protocol") == "consumer":
+    # KIP-848: the broker decides timeouts and assignment; librdkafka refuses these.
+    for key in ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"):
+        conf.pop(key, None)
 consumer = Consumer(conf)
 
 

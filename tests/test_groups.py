@@ -365,3 +365,47 @@ def test_kafka_python_group_consumer(broker_factory, topic):
     second = run(30)
     assert len({(p, o) for p, o, _ in first + second}) == 60
     assert sorted(int(v) for _, _, v in first + second) == list(range(60))
+
+
+@pytest.mark.timeout(240)
+def test_kip_848_consumer_protocol_members_share_partitions(broker_factory, topic, tmp_path):
+    broker = broker_factory.start(
+        *FAST_GROUPS,
+        "--group-consumer-heartbeat-interval-ms",
+        "500",
+        "--group-consumer-session-timeout-ms",
+        "6000",
+    )
+    clients.create_topic(broker.bootstrap, topic, PARTITIONS)
+    produce_numbered(broker.bootstrap, topic, 0, 1200, PARTITIONS)
+    group = "kip848-" + topic
+    member = lambda name: Member(  # noqa: E731
+        tmp_path, name, broker.bootstrap, group, topic, **{"group.protocol": "consumer"}
+    )
+    a = member("a")
+    wait_for(lambda: len(a.assigned()) == PARTITIONS, 30, "the first member to get every partition")
+    b = member("b")
+    wait_for(
+        lambda: len(a.assigned()) == len(b.assigned()) == PARTITIONS // 2,
+        30,
+        "the partitions to be shared evenly",
+    )
+    assert a.assigned().isdisjoint(b.assigned())
+    # The broker's view (ConsumerGroupDescribe) agrees.
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    d = describe(admin, group)
+    owned = {m.member_id: sorted(tp.partition for tp in m.assignment.topic_partitions) for m in d.members}
+    assert sorted(p for ps in owned.values() for p in ps) == list(range(PARTITIONS)), owned
+
+    processed = lambda: {(p, o) for m in (a, b) for (p, o, _) in m.processed()}  # noqa: E731
+    wait_for(lambda: len(processed()) == 1200, 60, "every record to be processed")
+    # One leaves: the other takes everything, and a restarted member resumes at the commits.
+    a.stop()
+    wait_for(lambda: len(b.assigned()) == PARTITIONS, 30, "the remaining member to get every partition")
+    b.stop()
+    produce_numbered(broker.bootstrap, topic, 1200, 120, PARTITIONS)
+    c = member("c")
+    wait_for(lambda: len(c.processed()) >= 120, 30, "the new records to be read")
+    time.sleep(1)
+    assert sorted(int(v) for _, _, v in c.processed()) == list(range(1200, 1320))
+    c.stop()

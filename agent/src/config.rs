@@ -57,9 +57,20 @@ pub struct AgentConfig {
     pub group_min_session_timeout: Duration,
     pub group_max_session_timeout: Duration,
     pub group_initial_rebalance_delay: Duration,
+    /// Kafka's `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`,
+    /// for KIP-848 consumer groups.
+    pub group_consumer_session_timeout: Duration,
+    pub group_consumer_heartbeat_interval: Duration,
 }
 
 impl AgentConfig {
+    pub fn consumer_group_limits(&self) -> crate::groups::ConsumerLimits {
+        crate::groups::ConsumerLimits {
+            session_timeout: self.group_consumer_session_timeout,
+            heartbeat_interval: self.group_consumer_heartbeat_interval,
+        }
+    }
+
     pub fn group_limits(&self) -> crate::groups::GroupLimits {
         crate::groups::GroupLimits {
             min_session_timeout: self.group_min_session_timeout,
@@ -95,6 +106,8 @@ impl Default for AgentConfig {
             group_min_session_timeout: Duration::from_secs(6),
             group_max_session_timeout: Duration::from_secs(1800),
             group_initial_rebalance_delay: Duration::from_secs(3),
+            group_consumer_session_timeout: Duration::from_secs(45),
+            group_consumer_heartbeat_interval: Duration::from_secs(5),
         }
     }
 }

@@ -41,7 +41,10 @@ pub async fn agent(config: AgentConfig) -> TestAgent {
     );
     let agent = Arc::new(Agent {
         topics: crate::topics::TopicCache::new(std::time::Duration::from_secs(1)),
-        groups: crate::groups::Coordinator::new(config.group_limits()),
+        groups: crate::groups::Coordinator::new(
+            config.group_limits(),
+            config.consumer_group_limits(),
+        ),
         index_cache: crate::fetch::IndexCache::new(
             config.index_cache_batches,
             config.index_cache_ttl,

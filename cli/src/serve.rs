@@ -43,7 +43,10 @@ pub async fn run_agent(
         settings.agent.session_timeout,
     );
     join(&membership, metastore.as_ref(), clock.as_ref()).await?;
-    let groups = skiff_agent::groups::Coordinator::new(settings.agent.group_limits());
+    let groups = skiff_agent::groups::Coordinator::new(
+        settings.agent.group_limits(),
+        settings.agent.consumer_group_limits(),
+    );
     let agent = Arc::new(Agent {
         topics: skiff_agent::topics::TopicCache::new(TOPIC_CACHE_TTL),
         groups: groups.clone(),

@@ -60,6 +60,14 @@ pub struct AgentFlags {
     /// [default: 6000]
     #[arg(long, env = "SKIFF_GROUP_MIN_SESSION_TIMEOUT_MS")]
     group_min_session_timeout_ms: Option<u64>,
+    /// Session timeout of KIP-848 consumer-group members (group.consumer.session.timeout.ms)
+    /// [default: 45000]
+    #[arg(long, env = "SKIFF_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    group_consumer_session_timeout_ms: Option<u64>,
+    /// Heartbeat interval given to KIP-848 consumer-group members
+    /// (group.consumer.heartbeat.interval.ms) [default: 5000]
+    #[arg(long, env = "SKIFF_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    group_consumer_heartbeat_interval_ms: Option<u64>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -102,6 +110,8 @@ struct FileSettings {
     index_cache_batches: Option<u64>,
     group_initial_rebalance_delay_ms: Option<u64>,
     group_min_session_timeout_ms: Option<u64>,
+    group_consumer_session_timeout_ms: Option<u64>,
+    group_consumer_heartbeat_interval_ms: Option<u64>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -246,6 +256,18 @@ impl AgentSettings {
             .or(file.group_min_session_timeout_ms)
         {
             agent.group_min_session_timeout = ms(d);
+        }
+        if let Some(d) = args
+            .group_consumer_session_timeout_ms
+            .or(file.group_consumer_session_timeout_ms)
+        {
+            agent.group_consumer_session_timeout = ms(d);
+        }
+        if let Some(d) = args
+            .group_consumer_heartbeat_interval_ms
+            .or(file.group_consumer_heartbeat_interval_ms)
+        {
+            agent.group_consumer_heartbeat_interval = ms(d);
         }
         if agent.max_pending_bytes < agent.flush_bytes {
             bail!("max-pending-bytes must be at least flush-bytes");

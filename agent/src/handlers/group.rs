@@ -3,6 +3,7 @@
 //! Kafka's messages into its calls and back, and checks that this agent is the group's
 //! coordinator.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -68,6 +69,14 @@ pub async fn join(
     };
     if let Err(code) = check_coordinator(agent, req.group_id.as_str()) {
         return fail(code, &req.member_id);
+    }
+    if agent
+        .groups
+        .existing_consumer(req.group_id.as_str())
+        .is_some()
+    {
+        // The id is taken by a KIP-848 group; the two protocols do not mix here.
+        return fail(codes::INCONSISTENT_GROUP_PROTOCOL, &req.member_id);
     }
     let session_timeout = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
     // v0 has no rebalance timeout: Kafka uses the session timeout.
@@ -278,6 +287,13 @@ pub async fn list(agent: &Agent, version: i16, req: ListGroupsRequest) -> ListGr
     for g in agent.groups.all() {
         ids.push(lock(&g).id.clone());
     }
+    let mut consumer_groups = BTreeMap::new();
+    for g in agent.groups.all_consumers() {
+        let g = crate::groups::lock_consumer(&g);
+        if !g.is_empty() {
+            consumer_groups.insert(g.id.clone(), g.state_name());
+        }
+    }
     ids.sort();
     ids.dedup();
     let states: Vec<&str> = if version >= 4 {
@@ -294,8 +310,31 @@ pub async fn list(agent: &Agent, version: i16, req: ListGroupsRequest) -> ListGr
         Vec::new()
     };
     let mut groups = Vec::new();
+    for (id, state) in &consumer_groups {
+        if !agent.coordinates(id)
+            || (!states.is_empty() && !states.iter().any(|s| s.eq_ignore_ascii_case(state)))
+            || (!types.is_empty() && !types.iter().any(|t| t == "consumer"))
+        {
+            continue;
+        }
+        groups.push(
+            ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(id.clone())))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_group_state(if version >= 4 {
+                    StrBytes::from_static_str(state)
+                } else {
+                    StrBytes::new()
+                })
+                .with_group_type(if version >= 5 {
+                    StrBytes::from_static_str("consumer")
+                } else {
+                    StrBytes::new()
+                }),
+        );
+    }
     for id in ids {
-        if !agent.coordinates(&id) {
+        if consumer_groups.contains_key(&id) || !agent.coordinates(&id) {
             continue;
         }
         // ListGroups shows no members: any version will do.

@@ -2,6 +2,7 @@
 //! the metastore client, the batcher or the reader with domain types, and builds the response.
 
 pub mod api_versions;
+pub mod consumer_group;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_configs;
@@ -127,15 +128,22 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
         }
         ApiKey::JoinGroup => {
             let req = decode(api, version, &mut body)?;
-            let client_id = header
-                .client_id
-                .as_ref()
-                .map(|c| c.as_str().to_owned())
-                .unwrap_or_default();
-            // Kafka shows a member's host as "/" and its address.
-            let host = format!("/{}", peer.rsplit_once(':').map_or(peer, |(h, _)| h));
+            let (client_id, host) = client_of(&header, peer);
             respond(api, header, async move {
                 group::join(&agent, version, client_id, host, req).await
+            })
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let req = decode(api, version, &mut body)?;
+            let (client_id, host) = client_of(&header, peer);
+            respond(api, header, async move {
+                consumer_group::heartbeat(&agent, version, client_id, host, req).await
+            })
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                consumer_group::describe(&agent, req).await
             })
         }
         ApiKey::SyncGroup => {
@@ -202,6 +210,17 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
         }
         _ => return Err(Close::UnsupportedVersion { api, version }),
     })
+}
+
+/// A group member's client id, and its host as Kafka shows it ("/" and the address).
+fn client_of(header: &RequestHeader, peer: &str) -> (String, String) {
+    let client_id = header
+        .client_id
+        .as_ref()
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
+    let host = format!("/{}", peer.rsplit_once(':').map_or(peer, |(h, _)| h));
+    (client_id, host)
 }
 
 fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T, Close> {

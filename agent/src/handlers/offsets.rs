@@ -34,6 +34,11 @@ const MAX_METADATA_BYTES: usize = 4096;
 pub async fn commit(agent: &Agent, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = req.group_id.as_str();
     let checked = check_coordinator(agent, group_id).and_then(|()| {
+        // v9+ from a KIP-848 member carries its member epoch where the generation was.
+        if let Some(g) = agent.groups.existing_consumer(group_id) {
+            return crate::groups::lock_consumer(&g)
+                .check_member_epoch(req.member_id.as_str(), req.generation_id_or_member_epoch);
+        }
         match agent.groups.existing(group_id) {
             Some(g) => lock(&g).check_commit(
                 req.member_id.as_str(),
@@ -181,6 +186,18 @@ pub async fn fetch(agent: &Agent, version: i16, req: OffsetFetchRequest) -> Offs
                     .collect()
             });
             let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            // v9: a KIP-848 member names itself, and must be current.
+            if let (Some(member), Some(cg)) = (
+                g.member_id.as_ref().filter(|m| !m.is_empty()),
+                agent.groups.existing_consumer(g.group_id.as_str()),
+            ) {
+                let check = crate::groups::lock_consumer(&cg)
+                    .check_member_epoch(member.as_str(), g.member_epoch);
+                if let Err(code) = check {
+                    groups.push(group.with_error_code(code));
+                    continue;
+                }
+            }
             groups.push(
                 match fetch_group(agent, g.group_id.as_str(), wanted).await {
                     Err(code) => group.with_error_code(code),
