@@ -8,6 +8,7 @@ use prometheus_client::encoding::{
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,13 @@ pub struct StoreLabels {
     pub op: StoreOp,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupPartitionLabels {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+}
+
 pub struct Metrics {
     pub produce_requests: Counter,
     pub produce_latency: Histogram,
@@ -51,6 +59,10 @@ pub struct Metrics {
     pub store_requests: Family<StoreLabels, Counter>,
     pub store_bytes: Family<StoreLabels, Counter>,
     pub metastore_commit_latency: Histogram,
+    /// Per group and partition, for the groups this agent coordinates: high watermark minus
+    /// committed offset, and the committed offset.
+    pub group_lag: Family<GroupPartitionLabels, Gauge>,
+    pub group_committed: Family<GroupPartitionLabels, Gauge>,
     registry: Registry,
 }
 
@@ -75,6 +87,8 @@ impl Metrics {
             store_requests: Family::default(),
             store_bytes: Family::default(),
             metastore_commit_latency: latency(),
+            group_lag: Family::default(),
+            group_committed: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -132,6 +146,16 @@ impl Metrics {
             "metastore_commit_latency_seconds",
             "Time for the metastore to apply one object commit",
             m.metastore_commit_latency.clone(),
+        );
+        registry.register(
+            "consumer_group_lag",
+            "Records between a consumer group's committed offset and the high watermark, for the groups this agent coordinates",
+            m.group_lag.clone(),
+        );
+        registry.register(
+            "consumer_group_committed_offset",
+            "A consumer group's committed offset, for the groups this agent coordinates",
+            m.group_committed.clone(),
         );
         Arc::new(Self { registry, ..m })
     }

@@ -66,6 +66,7 @@ pub async fn run_agent(
     let shutdown = CancellationToken::new();
     let heartbeats = membership.spawn(metastore, clock_for_heartbeats, shutdown.clone());
     let group_timers = groups.spawn(shutdown.clone());
+    let lag = skiff_agent::groups::lag::spawn(agent.clone(), shutdown.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -99,6 +100,8 @@ pub async fn run_agent(
     if let Err(e) = server.await {
         warn!(error = %e, "server task failed");
     }
+    // It holds the agent too.
+    let _ = lag.await;
     // The last handle on the batcher goes with the agent: its window flushes and commits.
     drop(agent);
     if let Err(e) = batcher_task.await {

@@ -9,6 +9,7 @@
 
 pub mod classic;
 pub mod consumer;
+pub mod lag;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
