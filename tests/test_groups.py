@@ -468,3 +468,55 @@ def test_the_group_moves_when_its_coordinator_agent_dies(broker_factory, topic, 
     refused = {tuple(x) for m in members for e in m.events() if e["e"] == "commit_failed" for x in e["batch"]}
     twice = {k for k, n in seen.items() if n > 1}
     assert twice <= refused, sorted(twice - refused)[:10]
+
+
+@pytest.mark.timeout(180)
+def test_admin_lists_deletes_offsets_and_deletes_groups(broker_factory, topic, tmp_path):
+    from confluent_kafka import KafkaException
+
+    broker = broker_factory.start(*FAST_GROUPS)
+    clients.create_topic(broker.bootstrap, topic, 2)
+    produce_numbered(broker.bootstrap, topic, 0, 20, 2)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    group = "admin-" + topic
+    consume_and_commit(broker.bootstrap, group, topic, 20)
+
+    listed = admin.list_consumer_groups().result(timeout=15)
+    assert group in {g.group_id for g in listed.valid}
+
+    # A group with a live member cannot be deleted.
+    live = Member(tmp_path, "live", broker.bootstrap, group, topic)
+    stable_assignment_of(admin, group, 1, 2)
+    with pytest.raises(KafkaException) as e:
+        admin.delete_consumer_groups([group])[group].result(timeout=15)
+    assert "NON_EMPTY_GROUP" in str(e.value)
+    live.stop()
+
+    # One partition's offset goes (OffsetDelete, from kafka-python's admin client); then the
+    # whole group.
+    from kafka import TopicPartition as KpTopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    result = kp.delete_group_offsets(group, [KpTopicPartition(topic, 0)])
+    kp.close()
+    assert all(err is None or getattr(err, "errno", 0) == 0 for err in result.values()), result
+    c = clients.consumer(broker.bootstrap, **{"group.id": group})
+    committed = c.committed([TopicPartition(topic, p) for p in range(2)], timeout=15)
+    c.close()
+    assert [tp.offset for tp in committed] == [-1001, 10]
+    admin.delete_consumer_groups([group])[group].result(timeout=15)
+    listed = admin.list_consumer_groups().result(timeout=15)
+    assert group not in {g.group_id for g in listed.valid}
+
+
+def stable_assignment_of(admin, group, members, partitions):
+    def check():
+        try:
+            d = describe(admin, group)
+        except Exception:
+            return None
+        owned = sorted(tp.partition for m in d.members for tp in m.assignment.topic_partitions)
+        return d.state == ConsumerGroupState.STABLE and len(d.members) == members and owned == list(range(partitions))
+
+    wait_for(check, 60, f"{group} stable with {members} members")
