@@ -418,8 +418,10 @@ class BrokerFactory:
         return b.start()
 
     def finish(self) -> list[str]:
+        # Newest first: agents stop before the metastore nodes they were started against, so their
+        # shutdown does not wait out a metastore that is already gone.
         problems = []
-        for b in self.brokers:
+        for b in reversed(self.brokers):
             problems += b.finish()
         return problems
 

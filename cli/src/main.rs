@@ -2,6 +2,7 @@
 
 mod agent;
 mod dev;
+mod groups;
 mod metastore;
 mod serve;
 mod settings;
@@ -30,6 +31,10 @@ enum Command {
     /// Run one node of the metastore quorum (the Raft-replicated index of topics, partitions and
     /// objects), or manage a running quorum with the subcommands.
     Metastore(MetastoreCommand),
+    /// Consumer groups of a running cluster, through the Kafka protocol (like
+    /// kafka-consumer-groups): list them, or describe their members, offsets and lag.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
 }
 
 #[derive(Args)]
@@ -64,5 +69,11 @@ fn main() -> anyhow::Result<()> {
         Command::Metastore(MetastoreCommand { admin: None, node }) => runtime.block_on(
             metastore::run_node(settings::MetastoreSettings::resolve(node)?),
         ),
+        // Blocking sockets, one request at a time: no need for the runtime. Errors are one
+        // line (no backtrace even with RUST_BACKTRACE set: they are about the cluster).
+        Command::Groups(cmd) => groups::run(cmd).or_else(|e| {
+            eprintln!("skiff groups: {e:#}");
+            std::process::exit(1)
+        }),
     }
 }

@@ -1,0 +1,168 @@
+//! Kafka requests over blocking TCP: one connection per broker address, opened on first use.
+//!
+//! A frame is a 4-byte big-endian length, then the request header and body; the answer is a
+//! length, the response header and body. Every read and write has a timeout, answers are capped
+//! in size, and a body is checked against its schema ([`super::shape`]) before kafka-protocol
+//! decodes it. Any failure on a connection closes it (it may be mid-frame); errors name the
+//! broker and the request.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+
+use super::shape::{walk, Shape};
+
+/// Reads, writes and connects give up after this long.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest response accepted.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+const CLIENT_ID: &str = "skiff-cli";
+
+/// The name of a request type, for messages ("ListGroups").
+fn api_name<R: Request>() -> String {
+    ApiKey::try_from(R::KEY).map_or_else(|_| format!("api key {}", R::KEY), |k| format!("{k:?}"))
+}
+
+/// Connections to brokers by address, and the correlation ids.
+#[derive(Default)]
+pub struct Client {
+    conns: HashMap<String, TcpStream>,
+    next_correlation_id: i32,
+}
+
+impl Client {
+    /// Sends `req` to `addr` (host:port) at the version its response's [`Shape`] names, and
+    /// returns the decoded response.
+    pub fn call<R>(&mut self, addr: &str, req: &R) -> anyhow::Result<R::Response>
+    where
+        R: Request,
+        R::Response: Shape,
+    {
+        let version = <R::Response as Shape>::VERSION;
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let frame = encode(req, version, correlation_id)
+            .with_context(|| format!("encoding a {} request", api_name::<R>()))?;
+        let result = self.exchange(addr, &frame).and_then(|body| {
+            decode::<R::Response>(body, version, correlation_id).map_err(|e| {
+                // kafka-protocol's messages may end in a newline.
+                let e = format!("{e:#}");
+                anyhow!("a malformed {} response: {}", api_name::<R>(), e.trim_end())
+            })
+        });
+        result.map_err(|e| {
+            // Whatever went wrong, the connection may be mid-frame: never reuse it.
+            self.conns.remove(addr);
+            e.context(format!("{} to {addr}", api_name::<R>()))
+        })
+    }
+
+    fn exchange(&mut self, addr: &str, frame: &[u8]) -> anyhow::Result<Bytes> {
+        if !self.conns.contains_key(addr) {
+            let stream = connect(addr)?;
+            self.conns.insert(addr.to_owned(), stream);
+        }
+        let Some(stream) = self.conns.get_mut(addr) else {
+            bail!("no connection to {addr}");
+        };
+        stream
+            .write_all(frame)
+            .map_err(|e| io_error("sending the request", &e))?;
+        let mut size = [0u8; 4];
+        stream
+            .read_exact(&mut size)
+            .map_err(|e| io_error("reading the response size", &e))?;
+        let size = i32::from_be_bytes(size);
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|s| (4..=MAX_RESPONSE_BYTES).contains(s))
+            .ok_or_else(|| {
+                anyhow!(
+                    "the broker announced a response of {size} bytes (accepted: 4 to {MAX_RESPONSE_BYTES})"
+                )
+            })?;
+        // Grown as bytes arrive, not allocated up front from the announced size.
+        let mut body = Vec::new();
+        let read = stream
+            .take(size as u64)
+            .read_to_end(&mut body)
+            .map_err(|e| io_error("reading the response", &e))?;
+        if read != size {
+            bail!("the connection closed after {read} of the response's {size} bytes");
+        }
+        Ok(Bytes::from(body))
+    }
+}
+
+fn connect(addr: &str) -> anyhow::Result<TcpStream> {
+    let addrs: Vec<_> = addr
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {addr}"))?
+        .collect();
+    let mut last = None;
+    for a in &addrs {
+        match TcpStream::connect_timeout(a, IO_TIMEOUT) {
+            Ok(stream) => {
+                stream.set_read_timeout(Some(IO_TIMEOUT))?;
+                stream.set_write_timeout(Some(IO_TIMEOUT))?;
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(io_error(&format!("cannot connect to {addr}"), &e)),
+        None => Err(anyhow!(
+            "cannot connect to {addr}: it resolves to no address"
+        )),
+    }
+}
+
+fn io_error(doing: &str, e: &std::io::Error) -> anyhow::Error {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            anyhow!("{doing}: no answer within {} s", IO_TIMEOUT.as_secs())
+        }
+        ErrorKind::UnexpectedEof => anyhow!("{doing}: the broker closed the connection"),
+        _ => anyhow!("{doing}: {e}"),
+    }
+}
+
+fn encode<R: Request>(req: &R, version: i16, correlation_id: i32) -> anyhow::Result<Vec<u8>> {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0); // the size, filled in below
+    header.encode(&mut buf, R::header_version(version))?;
+    req.encode(&mut buf, version)?;
+    let size = i32::try_from(buf.len() - 4).context("request too large")?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.to_vec())
+}
+
+fn decode<T: Decodable + HeaderVersion + Shape>(
+    mut body: Bytes,
+    version: i16,
+    correlation_id: i32,
+) -> anyhow::Result<T> {
+    let header =
+        ResponseHeader::decode(&mut body, T::header_version(version)).context("response header")?;
+    if header.correlation_id != correlation_id {
+        bail!(
+            "correlation id {} where {correlation_id} was expected",
+            header.correlation_id
+        );
+    }
+    walk(T::FIELDS, &body).map_err(|e| anyhow!("{e}"))?;
+    T::decode(&mut body, version)
+}
