@@ -13,23 +13,14 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+/// An object-store request kind as a label value.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum StoreOp {
-    Put,
-    Get,
-    List,
-    Delete,
-}
+pub struct StoreOp(pub skiff_store::Op);
 
 impl EncodeLabelValue for StoreOp {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         use std::fmt::Write;
-        encoder.write_str(match self {
-            Self::Put => "put",
-            Self::Get => "get",
-            Self::List => "list",
-            Self::Delete => "delete",
-        })
+        encoder.write_str(self.0.as_str())
     }
 }
 
@@ -58,6 +49,8 @@ pub struct Metrics {
     pub flush_duration: Histogram,
     pub store_requests: Family<StoreLabels, Counter>,
     pub store_bytes: Family<StoreLabels, Counter>,
+    pub store_failures: Family<StoreLabels, Counter>,
+    pub store_retries: Family<StoreLabels, Counter>,
     pub metastore_commit_latency: Histogram,
     /// Per group and partition, for the groups this agent coordinates: high watermark minus
     /// committed offset, and the committed offset.
@@ -86,6 +79,8 @@ impl Metrics {
             flush_duration: latency(),
             store_requests: Family::default(),
             store_bytes: Family::default(),
+            store_failures: Family::default(),
+            store_retries: Family::default(),
             metastore_commit_latency: latency(),
             group_lag: Family::default(),
             group_committed: Family::default(),
@@ -143,6 +138,16 @@ impl Metrics {
             m.store_bytes.clone(),
         );
         registry.register(
+            "object_store_failures",
+            "Object-store requests that failed (each try counts), by kind",
+            m.store_failures.clone(),
+        );
+        registry.register(
+            "object_store_retries",
+            "Object-store requests sent again after a failure or a timeout, by kind",
+            m.store_retries.clone(),
+        );
+        registry.register(
             "metastore_commit_latency_seconds",
             "Time for the metastore to apply one object commit",
             m.metastore_commit_latency.clone(),
@@ -160,10 +165,11 @@ impl Metrics {
         Arc::new(Self { registry, ..m })
     }
 
-    pub fn record_store(&self, op: StoreOp, bytes: u64) {
-        let labels = StoreLabels { op };
-        self.store_requests.get_or_create(&labels).inc();
-        self.store_bytes.get_or_create(&labels).inc_by(bytes);
+    /// Requests of one kind so far.
+    pub fn store_requests(&self, op: skiff_store::Op) -> u64 {
+        self.store_requests
+            .get_or_create(&StoreLabels { op: StoreOp(op) })
+            .get()
     }
 
     pub fn render(&self) -> String {
@@ -199,4 +205,24 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
+}
+
+impl skiff_store::StoreObserver for Metrics {
+    fn request(&self, op: skiff_store::Op, bytes: u64) {
+        let labels = StoreLabels { op: StoreOp(op) };
+        self.store_requests.get_or_create(&labels).inc();
+        self.store_bytes.get_or_create(&labels).inc_by(bytes);
+    }
+
+    fn failed(&self, op: skiff_store::Op) {
+        self.store_failures
+            .get_or_create(&StoreLabels { op: StoreOp(op) })
+            .inc();
+    }
+
+    fn retried(&self, op: skiff_store::Op) {
+        self.store_retries
+            .get_or_create(&StoreLabels { op: StoreOp(op) })
+            .inc();
+    }
 }

@@ -25,7 +25,11 @@ pub async fn agent(config: AgentConfig) -> TestAgent {
     let dir = tempfile::tempdir().expect("tempdir");
     let metastore = Arc::new(LocalMetastore::open(dir.path()).await.expect("metastore"));
     let metrics = Metrics::new();
-    let store = crate::storage::open("memory://", metrics.clone()).expect("store");
+    let store = crate::storage::open(
+        &crate::storage::StoreSettings::new("memory://"),
+        metrics.clone(),
+    )
+    .expect("store");
     let clock = Arc::new(SystemClock);
     let (batcher, _task) = Batcher::spawn(
         &config,

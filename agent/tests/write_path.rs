@@ -71,7 +71,11 @@ async fn a_thousand_partitions_in_one_window_make_one_object() {
     let dir = tempfile::tempdir().expect("tempdir");
     let meta = Arc::new(LocalMetastore::open(dir.path()).await.expect("open"));
     let metrics = Metrics::new();
-    let store = skiff_agent::storage::open("memory://", metrics.clone()).expect("store");
+    let store = skiff_agent::storage::open(
+        &skiff_agent::storage::StoreSettings::new("memory://"),
+        metrics.clone(),
+    )
+    .expect("store");
     let (batcher, task) = Batcher::spawn(
         &config(500),
         store.clone(),
@@ -133,7 +137,11 @@ async fn pipelined_batches_commit_in_the_order_they_were_queued() {
     let dir = tempfile::tempdir().expect("tempdir");
     let meta = Arc::new(LocalMetastore::open(dir.path()).await.expect("open"));
     let metrics = Metrics::new();
-    let store = skiff_agent::storage::open("memory://", metrics.clone()).expect("store");
+    let store = skiff_agent::storage::open(
+        &skiff_agent::storage::StoreSettings::new("memory://"),
+        metrics.clone(),
+    )
+    .expect("store");
     // A tiny window, so consecutive appends land in different objects whose PUTs overlap.
     let (batcher, task) = Batcher::spawn(
         &config(1),

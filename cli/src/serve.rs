@@ -81,7 +81,7 @@ pub async fn run_agent(
     };
     info!(
         listen = %settings.listen,
-        object_store = %settings.object_store,
+        object_store = %settings.object_store.url,
         "skiff {role} started"
     );
     println!(

@@ -24,6 +24,25 @@ pub struct AgentFlags {
     /// file:///path, memory:// or s3://bucket/prefix [dev default: file://<data-dir>/objects]
     #[arg(long, env = "SKIFF_OBJECT_STORE")]
     object_store: Option<String>,
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 for MinIO [default: AWS]
+    #[arg(long, env = "SKIFF_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// The bucket's region [default: AWS_REGION, else us-east-1]
+    #[arg(long, env = "SKIFF_S3_REGION")]
+    s3_region: Option<String>,
+    /// Path-style S3 requests (endpoint/bucket/key), as MinIO wants [default: false]
+    #[arg(long, env = "SKIFF_S3_PATH_STYLE")]
+    s3_path_style: Option<bool>,
+    /// Deadline of one object-store request; a request past it is retried [default: 10000]
+    #[arg(long, env = "SKIFF_STORE_REQUEST_TIMEOUT_MS")]
+    store_request_timeout_ms: Option<u64>,
+    /// Tries after the first for a failed object-store request [default: 3]
+    #[arg(long, env = "SKIFF_STORE_MAX_RETRIES")]
+    store_max_retries: Option<u32>,
+    /// TESTING ONLY: inject object-store faults, e.g. error_rate=0.05,latency_ms=50,
+    /// lost_response_rate=0.05,ops=put+get (see docs/operations.md)
+    #[arg(long, env = "SKIFF_STORE_FAULTS")]
+    store_faults: Option<String>,
     /// Flush a window this long after its first batch [default: 250]
     #[arg(long, env = "SKIFF_FLUSH_INTERVAL_MS")]
     flush_interval_ms: Option<u64>,
@@ -99,6 +118,12 @@ struct FileSettings {
     listen: Option<SocketAddr>,
     advertise: Option<String>,
     object_store: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_path_style: Option<bool>,
+    store_request_timeout_ms: Option<u64>,
+    store_max_retries: Option<u32>,
+    store_faults: Option<String>,
     flush_interval_ms: Option<u64>,
     flush_bytes: Option<usize>,
     metrics: Option<SocketAddr>,
@@ -130,7 +155,7 @@ fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
 pub struct AgentSettings {
     pub listen: SocketAddr,
     pub advertise: (String, u16),
-    pub object_store: String,
+    pub object_store: skiff_store::StoreSettings,
     pub metrics: SocketAddr,
     pub agent: skiff_agent::config::AgentConfig,
 }
@@ -201,9 +226,30 @@ impl AgentSettings {
             Some(a) => parse_host_port(&a)?,
             None => (listen.ip().to_string(), listen.port()),
         };
-        let Some(object_store) = args.object_store.or(file.object_store).or(default_store) else {
+        let Some(url) = args.object_store.or(file.object_store).or(default_store) else {
             bail!("--object-store: agents share one object store; say which (file:///path, s3://bucket/prefix)");
         };
+        let mut object_store = skiff_store::StoreSettings::new(url);
+        object_store.s3 = skiff_store::S3Settings {
+            endpoint: args.s3_endpoint.or(file.s3_endpoint),
+            region: args.s3_region.or(file.s3_region),
+            path_style: args.s3_path_style.or(file.s3_path_style).unwrap_or(false),
+        };
+        if let Some(ms) = args
+            .store_request_timeout_ms
+            .or(file.store_request_timeout_ms)
+        {
+            if ms < 100 {
+                bail!("store-request-timeout-ms must be at least 100");
+            }
+            object_store.retry.attempt_timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(n) = args.store_max_retries.or(file.store_max_retries) {
+            object_store.retry.max_retries = n;
+        }
+        if let Some(spec) = args.store_faults.or(file.store_faults) {
+            object_store.faults = Some(spec.parse()?);
+        }
         let metrics = args
             .metrics
             .or(file.metrics)
