@@ -4,6 +4,8 @@ Three phases against one running broker (bench/run starts it):
   1. produce   --mib MiB of 1 KiB records over 16 partitions, acks=all, as fast as the producers go:
                throughput, and object-store PUTs per GiB produced
   2. consume   everything phase 1 wrote, from offset 0, with assign(): throughput, GETs per GiB read
+  then a cost estimate from those request counts at S3's prices (--price-*), per GiB and per month
+  at --month-rate-mib-s, next to the cross-zone replication a 3-replica Kafka pays for the same bytes
   3. latency   --rate records/s for --seconds, with a consumer tailing the topic in another process:
                produce latency (produce() to delivery report) and end-to-end latency (produce() to
                the consumer receiving it), p50 and p99
@@ -44,17 +46,27 @@ def metric(url: str, name: str, **labels) -> float:
     return total
 
 
+# How S3 prices each request kind the broker counts (skiff_object_store_requests_total{op}).
+WRITE_OPS = ("put", "copy", "list", "multipart_create", "multipart_part", "multipart_complete")
+READ_OPS = ("get", "ranged_get", "head")
+FREE_OPS = ("delete", "multipart_abort")
+
+
 class StoreCounters:
     def __init__(self, url: str):
         self.url = url
         self.start = self.read()
 
     def read(self) -> dict[str, float]:
-        return {
-            op: metric(self.url, "skiff_object_store_requests_total", op=op) for op in ("put", "get", "list", "delete")
-        } | {
-            f"{op}_bytes": metric(self.url, "skiff_object_store_bytes_total", op=op) for op in ("put", "get")
-        } | {"flushes": metric(self.url, "skiff_flushes_total")}
+        requests = {
+            op: metric(self.url, "skiff_object_store_requests_total", op=op) for op in WRITE_OPS + READ_OPS + FREE_OPS
+        }
+        return requests | {
+            "writes": sum(requests[op] for op in WRITE_OPS),
+            "reads": sum(requests[op] for op in READ_OPS),
+            "put_bytes": metric(self.url, "skiff_object_store_bytes_total", op="put"),
+            "flushes": metric(self.url, "skiff_flushes_total"),
+        }
 
     def delta(self) -> dict[str, float]:
         now = self.read()
@@ -163,8 +175,9 @@ def phase_produce(args) -> dict:
         "puts": store["put"],
         "flushes": store["flushes"],
         "puts_per_gib": round(store["put"] / gib, 1),
+        "writes_per_gib": round(store["writes"] / gib, 1),
         "mib_per_put": round(store["put_bytes"] / MIB / max(store["put"], 1), 2),
-        "other_store_requests": store["get"] + store["list"] + store["delete"],
+        "other_store_requests": store["writes"] - store["put"] + store["reads"],
     }
 
 
@@ -216,8 +229,32 @@ def phase_consume(args) -> dict:
         "records": total,
         "seconds": round(seconds, 2),
         "mib_per_s": round(total * RECORD_BYTES / MIB / seconds, 1),
-        "gets": store["get"],
-        "gets_per_gib": round(store["get"] / gib, 1),
+        "gets": store["reads"],
+        "gets_per_gib": round(store["reads"] / gib, 1),
+    }
+
+
+def cost(args, pr: dict, co: dict) -> dict:
+    """$ per GiB and per month from the measured requests per GiB, at the given prices; and what a
+    3-replica Kafka spread over 3 zones pays to replicate the same bytes (each byte is copied to
+    two other zones). Prices are per GB as AWS bills them (GiB here); requests per 1,000."""
+    put_per_gib = pr["writes_per_gib"] * args.price_put / 1000
+    get_per_gib = co["gets_per_gib"] * args.price_get / 1000 * args.fanout
+    gib_month = args.month_rate_mib_s * 86400 * 30 / 1024
+    stored_gib = args.month_rate_mib_s * 86400 * args.retention_days / 1024
+    requests_month = gib_month * (put_per_gib + get_per_gib)
+    storage_month = stored_gib * args.price_storage
+    kafka_replication_month = gib_month * 2 * args.price_cross_az
+    return {
+        "put_dollars_per_gib": round(put_per_gib, 6),
+        "get_dollars_per_gib": round(get_per_gib, 6),
+        "dollars_per_gib": round(put_per_gib + get_per_gib, 6),
+        "gib_per_month": round(gib_month),
+        "requests_dollars_per_month": round(requests_month, 2),
+        "storage_dollars_per_month": round(storage_month, 2),
+        "skiff_dollars_per_month": round(requests_month + storage_month, 2),
+        "kafka_replication_dollars_per_gib": round(2 * args.price_cross_az, 4),
+        "kafka_replication_dollars_per_month": round(kafka_replication_month, 2),
     }
 
 
@@ -310,6 +347,14 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=2000, help="records/s in the latency phase")
     ap.add_argument("--seconds", type=int, default=20, help="length of the latency phase")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    costs = ap.add_argument_group("cost report (S3 list prices in us-east-1 by default)")
+    costs.add_argument("--price-put", type=float, default=0.005, help="$ per 1,000 PUT/COPY/POST/LIST requests")
+    costs.add_argument("--price-get", type=float, default=0.0004, help="$ per 1,000 GET/HEAD requests")
+    costs.add_argument("--price-storage", type=float, default=0.023, help="$ per GB-month stored")
+    costs.add_argument("--price-cross-az", type=float, default=0.02, help="$ per GB sent across zones (both ends)")
+    costs.add_argument("--month-rate-mib-s", type=float, default=10, help="produce rate the monthly figures assume")
+    costs.add_argument("--retention-days", type=float, default=7, help="retention the storage figure assumes")
+    costs.add_argument("--fanout", type=int, default=1, help="consumer groups reading every byte")
     args = ap.parse_args()
 
     create_topic(args.bootstrap, args.topic, args.partitions)
@@ -318,6 +363,7 @@ def main() -> None:
         "consume": phase_consume(args),
         "latency": phase_latency(args),
     }
+    report["cost"] = cost(args, report["produce"], report["consume"])
     if args.json:
         print(json.dumps(report))
         return
@@ -331,6 +377,15 @@ def main() -> None:
           f"other object-store requests: {pr['other_store_requests']:.0f}")
     print(f"consume   {co['records']:,} records from offset 0: {co['mib_per_s']} MiB/s ({co['seconds']} s)")
     print(f"          {co['gets']:.0f} GETs = {co['gets_per_gib']} GETs/GiB")
+    c = report["cost"]
+    print(f"cost      S3 at ${args.price_put}/1k writes, ${args.price_get}/1k reads, ${args.price_storage}/GB-month: "
+          f"{pr['writes_per_gib']} write requests/GiB produced = ${c['put_dollars_per_gib']}/GiB, "
+          f"{co['gets_per_gib']} read requests/GiB consumed x {args.fanout} = ${c['get_dollars_per_gib']}/GiB")
+    print(f"          at {args.month_rate_mib_s:g} MiB/s ({c['gib_per_month']:,} GiB/month), {args.retention_days:g} days kept: "
+          f"requests ${c['requests_dollars_per_month']:,}/month + storage ${c['storage_dollars_per_month']:,}/month "
+          f"= ${c['skiff_dollars_per_month']:,}/month")
+    print(f"          a 3-replica Kafka over 3 zones pays ${c['kafka_replication_dollars_per_gib']}/GiB to replicate "
+          f"the same bytes: ${c['kafka_replication_dollars_per_month']:,}/month (before clients crossing zones)")
     print(f"latency   {la['records']:,} records at {la['rate']:,}/s, linger.ms=5")
     print(f"          produce  p50 {la['produce_p50_ms']} ms  p99 {la['produce_p99_ms']} ms  max {la['produce_max_ms']} ms")
     print(f"          e2e      p50 {la['e2e_p50_ms']} ms  p99 {la['e2e_p99_ms']} ms  max {la['e2e_max_ms']} ms")

@@ -11,6 +11,9 @@ used is attached to the failure report. At teardown a broker must still be runni
 must exit 0 on SIGTERM, and must not have logged a panic.
 
 The binary is $SKIFF_BIN, else $CARGO_TARGET_DIR/debug/skiff, else ~/.cache/skiff/target/debug/skiff.
+
+The object store is the local filesystem, or with SKIFF_TEST_STORE=s3 an S3 server on loopback
+(tests/s3server.py, started once per session; each broker or quorum gets its own prefix).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from s3server import S3Server
 
 READY_RE = re.compile(r"^skiff ready: bootstrap=(\S+)$")
 READY_TIMEOUT_S = 60.0
@@ -62,6 +67,91 @@ class BrokerError(AssertionError):
     pass
 
 
+class FileStore:
+    """A `file://` object store under a test's directory."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.url = f"file://{root}"
+
+    def args(self) -> list[str]:
+        return ["--object-store", self.url]
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def objects(self) -> list[str]:
+        """Every object (the naming is not the tests' business)."""
+        return sorted(str(p) for p in self.root.rglob("*") if p.is_file())
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class NoStore:
+    """For the roles that keep no objects (metastore nodes)."""
+
+    def args(self) -> list[str]:
+        return []
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def objects(self) -> list[str]:
+        return []
+
+
+class S3Store:
+    """A prefix of a bucket on an S3 server."""
+
+    def __init__(self, server: S3Server, bucket: str, prefix: str):
+        self.server, self.bucket, self.prefix = server, bucket, prefix
+        self.url = f"s3://{bucket}/{prefix}"
+
+    def args(self) -> list[str]:
+        return ["--object-store", self.url, "--s3-endpoint", self.server.endpoint, "--s3-path-style", "true"]
+
+    def env(self) -> dict[str, str]:
+        return S3Server.env()
+
+    def objects(self) -> list[str]:
+        return self.server.keys(self.bucket, self.prefix + "/")
+
+    def __str__(self) -> str:
+        return f"{self.url} at {self.server.endpoint}"
+
+
+STORE_KIND = os.environ.get("SKIFF_TEST_STORE", "file")
+TEST_BUCKET = "skiff-tests"
+_shared_s3: S3Server | None = None
+
+
+def shared_s3_server(log_dir: Path) -> S3Server:
+    """One S3 server for the whole session, started on first use."""
+    global _shared_s3
+    if _shared_s3 is None or _shared_s3.proc is None or _shared_s3.proc.poll() is not None:
+        _shared_s3 = S3Server(log_dir / "s3-server.log").start()
+        _shared_s3.create_bucket(TEST_BUCKET)
+    return _shared_s3
+
+
+def new_store(workdir: Path) -> FileStore | S3Store:
+    """The store a new broker or quorum gets: of the kind SKIFF_TEST_STORE names."""
+    if STORE_KIND == "s3":
+        return S3Store(shared_s3_server(workdir.parent), TEST_BUCKET, f"{workdir.name}-{uuid.uuid4().hex[:8]}")
+    if STORE_KIND != "file":
+        raise AssertionError(f"SKIFF_TEST_STORE={STORE_KIND!r}: expected file or s3")
+    return FileStore(workdir / "objects")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_s3():
+    yield
+    if _shared_s3 is not None:
+        _shared_s3.stop()
+
+
 class Broker:
     """One `skiff dev` process. Keeps its ports, data dir and object store across restarts.
 
@@ -70,11 +160,12 @@ class Broker:
 
     ready_re = READY_RE
 
-    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = (), name: str = "skiff"):
+    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = (), name: str = "skiff", store=None):
         self.name = name
         self.workdir = workdir
         self.data_dir = workdir / "data"
-        self.object_root = workdir / "objects"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.store = store if store is not None else new_store(workdir)
         self.log_path = workdir / f"{name}.log"
         self.extra_args = tuple(extra_args)
         self.port = free_port()
@@ -88,7 +179,6 @@ class Broker:
         self._ready = threading.Event()
         self._stdout_lines: list[str] = []
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.object_root.mkdir(parents=True, exist_ok=True)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def args(self) -> list[str]:
@@ -101,8 +191,7 @@ class Broker:
             f"127.0.0.1:{self.port}",
             "--metrics",
             f"127.0.0.1:{self.metrics_port}",
-            "--object-store",
-            f"file://{self.object_root}",
+            *self.store.args(),
             *self.extra_args,
         ]
 
@@ -136,6 +225,7 @@ class Broker:
         env.setdefault("SKIFF_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("NO_COLOR", "1")
+        env.update(self.store.env())
         self.proc = subprocess.Popen(
             self.args(),
             stdin=subprocess.DEVNULL,
@@ -250,9 +340,9 @@ class Broker:
         """Sum of the samples of `name` whose labels include `labels` (0 if there are none)."""
         return metric_value(self.metrics(), name, **labels)
 
-    def object_files(self) -> list[Path]:
-        """Regular files under the object store root, recursively (the object naming is not our business)."""
-        return sorted(p for p in self.object_root.rglob("*") if p.is_file())
+    def object_files(self) -> list[str]:
+        """The objects in this broker's store (the object naming is not our business)."""
+        return self.store.objects()
 
 
 _SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$")
@@ -297,7 +387,7 @@ class MetastoreNode(Broker):
     ready_re = re.compile(r"^skiff metastore ready: node=\d+ rpc=(\S+)$")
 
     def __init__(self, workdir: Path, node_id: int, name: str, extra_args=()):
-        super().__init__(workdir, tuple(extra_args), name)
+        super().__init__(workdir, tuple(extra_args), name, store=NoStore())
         self.node_id = node_id
         self.initial_members = ""
 
@@ -328,10 +418,9 @@ class MetastoreNode(Broker):
 class RemoteAgent(Broker):
     """`skiff agent` against a quorum; agents of one test share one object store."""
 
-    def __init__(self, workdir: Path, metastore: str, object_root: Path, name: str, extra_args=()):
-        super().__init__(workdir, tuple(extra_args), name)
+    def __init__(self, workdir: Path, metastore: str, store, name: str, extra_args=()):
+        super().__init__(workdir, tuple(extra_args), name, store=store)
         self.metastore = metastore
-        self.object_root = object_root
 
     def args(self) -> list[str]:
         return [
@@ -343,8 +432,7 @@ class RemoteAgent(Broker):
             self.bootstrap,
             "--metrics",
             f"127.0.0.1:{self.metrics_port}",
-            "--object-store",
-            f"file://{self.object_root}",
+            *self.store.args(),
             *self.extra_args,
         ]
 
@@ -365,11 +453,10 @@ class Quorum:
             node.initial_members = members
             node.start()
         self.metastore = ",".join(n.bootstrap for n in self.nodes)
-        objects = factory.base / "objects"
-        objects.mkdir(parents=True, exist_ok=True)
+        self.store = new_store(factory.base / "quorum")
         self.agents: list[RemoteAgent] = []
         for i in range(agents):
-            agent = RemoteAgent(factory.base / f"agent{i}", self.metastore, objects, f"agent{i}", agent_args)
+            agent = RemoteAgent(factory.base / f"agent{i}", self.metastore, self.store, f"agent{i}", agent_args)
             self.agents.append(agent)
             factory.brokers.append(agent)
             agent.start()

@@ -68,7 +68,7 @@ def test_one_record_per_partition_for_1000_partitions_is_one_object(broker_facto
         puts_before = puts()
         files_before = len(broker.object_files())
         assert puts_before >= 1, "a record was acknowledged, so at least one PUT must have been counted"
-        assert files_before >= 1, f"no object file under {broker.object_root} after an acknowledged record"
+        assert files_before >= 1, f"no object in {broker.store} after an acknowledged record"
 
         producer.send(topic, [(part, value_of(part)) for part in range(PARTITIONS)])
 

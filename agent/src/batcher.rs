@@ -304,6 +304,7 @@ impl Committer {
             }
         };
         self.metrics.flushes.inc();
+        self.metrics.produced_bytes.inc_by(bytes as u64);
         self.metrics.flush_bytes.observe(bytes as f64);
         self.metrics
             .flush_duration

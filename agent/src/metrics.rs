@@ -1,6 +1,7 @@
 //! Prometheus metrics, and the `/metrics` endpoint that serves them.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use prometheus_client::encoding::{
@@ -30,6 +31,19 @@ pub struct StoreLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    /// `write` (PUT, COPY, POST, LIST) or `read` (GET, HEAD), as S3 prices them.
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    /// `produce`: write-class requests per GiB committed; `consume`: read-class requests per GiB
+    /// fetched.
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupPartitionLabels {
     pub group: String,
     pub topic: String,
@@ -50,6 +64,15 @@ pub struct Metrics {
     pub store_requests: Family<StoreLabels, Counter>,
     pub store_bytes: Family<StoreLabels, Counter>,
     pub store_failures: Family<StoreLabels, Counter>,
+    /// Estimated dollars spent on requests so far, by price class, at `prices`.
+    pub store_cost: Family<ClassLabels, Counter<f64, AtomicU64>>,
+    /// Requests per GiB and dollars per GiB, by direction: set when /metrics is rendered.
+    pub store_requests_per_gib: Family<DirectionLabels, Gauge<f64, AtomicU64>>,
+    pub store_dollars_per_gib: Family<DirectionLabels, Gauge<f64, AtomicU64>>,
+    /// Record-batch bytes committed (produce) and returned to consumers (fetch).
+    pub produced_bytes: Counter,
+    pub fetched_bytes: Counter,
+    prices: skiff_store::RequestPrices,
     pub store_retries: Family<StoreLabels, Counter>,
     pub metastore_commit_latency: Histogram,
     /// Per group and partition, for the groups this agent coordinates: high watermark minus
@@ -65,7 +88,12 @@ fn latency() -> Histogram {
 }
 
 impl Metrics {
+    /// Metrics that price object-store requests at S3 Standard's list prices.
     pub fn new() -> Arc<Self> {
+        Self::with_prices(skiff_store::RequestPrices::default())
+    }
+
+    pub fn with_prices(prices: skiff_store::RequestPrices) -> Arc<Self> {
         let mut registry = Registry::with_prefix("skiff");
         let m = Self {
             produce_requests: Counter::default(),
@@ -80,6 +108,12 @@ impl Metrics {
             store_requests: Family::default(),
             store_bytes: Family::default(),
             store_failures: Family::default(),
+            store_cost: Family::default(),
+            store_requests_per_gib: Family::default(),
+            store_dollars_per_gib: Family::default(),
+            produced_bytes: Counter::default(),
+            fetched_bytes: Counter::default(),
+            prices,
             store_retries: Family::default(),
             metastore_commit_latency: latency(),
             group_lag: Family::default(),
@@ -143,6 +177,31 @@ impl Metrics {
             m.store_failures.clone(),
         );
         registry.register(
+            "object_store_cost_dollars",
+            "Estimated dollars spent on object-store requests, by S3 price class (rate() x 730 h is a monthly bill)",
+            m.store_cost.clone(),
+        );
+        registry.register(
+            "object_store_requests_per_gib",
+            "Object-store requests per GiB: write-class per GiB produced, read-class per GiB fetched",
+            m.store_requests_per_gib.clone(),
+        );
+        registry.register(
+            "object_store_dollars_per_gib",
+            "Estimated object-store request dollars per GiB produced or fetched",
+            m.store_dollars_per_gib.clone(),
+        );
+        registry.register(
+            "produced_bytes",
+            "Record-batch bytes committed",
+            m.produced_bytes.clone(),
+        );
+        registry.register(
+            "fetched_bytes",
+            "Record-batch bytes returned to consumers",
+            m.fetched_bytes.clone(),
+        );
+        registry.register(
             "object_store_retries",
             "Object-store requests sent again after a failure or a timeout, by kind",
             m.store_retries.clone(),
@@ -172,7 +231,45 @@ impl Metrics {
             .get()
     }
 
+    /// Sets the per-GiB gauges from the counters.
+    fn update_per_gib(&self) {
+        use skiff_store::{Op, PriceClass};
+        const GIB: f64 = (1u64 << 30) as f64;
+        let (mut writes, mut reads, mut write_cost, mut read_cost) = (0.0, 0.0, 0.0, 0.0);
+        for op in Op::ALL {
+            let n = self.store_requests(op) as f64;
+            match op.price_class() {
+                PriceClass::Write => {
+                    writes += n;
+                    write_cost += n * self.prices.of(op);
+                }
+                PriceClass::Read => {
+                    reads += n;
+                    read_cost += n * self.prices.of(op);
+                }
+                PriceClass::Free => {}
+            }
+        }
+        for (direction, requests, cost, bytes) in [
+            ("produce", writes, write_cost, self.produced_bytes.get()),
+            ("consume", reads, read_cost, self.fetched_bytes.get()),
+        ] {
+            if bytes == 0 {
+                continue;
+            }
+            let gib = bytes as f64 / GIB;
+            let labels = DirectionLabels { direction };
+            self.store_requests_per_gib
+                .get_or_create(&labels)
+                .set(requests / gib);
+            self.store_dollars_per_gib
+                .get_or_create(&labels)
+                .set(cost / gib);
+        }
+    }
+
     pub fn render(&self) -> String {
+        self.update_per_gib();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -212,6 +309,14 @@ impl skiff_store::StoreObserver for Metrics {
         let labels = StoreLabels { op: StoreOp(op) };
         self.store_requests.get_or_create(&labels).inc();
         self.store_bytes.get_or_create(&labels).inc_by(bytes);
+        let class = match op.price_class() {
+            skiff_store::PriceClass::Write => "write",
+            skiff_store::PriceClass::Read => "read",
+            skiff_store::PriceClass::Free => return,
+        };
+        self.store_cost
+            .get_or_create(&ClassLabels { class })
+            .inc_by(self.prices.of(op));
     }
 
     fn failed(&self, op: skiff_store::Op) {

@@ -25,7 +25,7 @@ pub async fn run_agent(
     metastore: Arc<dyn MetastoreClient>,
     role: &str,
 ) -> anyhow::Result<()> {
-    let metrics = Metrics::new();
+    let metrics = Metrics::with_prices(settings.prices);
     let store = skiff_agent::storage::open(&settings.object_store, metrics.clone())
         .context("opening the object store")?;
     let clock = Arc::new(SystemClock);

@@ -39,6 +39,12 @@ pub struct AgentFlags {
     /// Tries after the first for a failed object-store request [default: 3]
     #[arg(long, env = "SKIFF_STORE_MAX_RETRIES")]
     store_max_retries: Option<u32>,
+    /// $ per 1,000 PUT/COPY/POST/LIST requests, for the cost figures on /metrics [default: 0.005]
+    #[arg(long, env = "SKIFF_S3_PRICE_WRITE_PER_1000")]
+    s3_price_write_per_1000: Option<f64>,
+    /// $ per 1,000 GET/HEAD requests, for the cost figures on /metrics [default: 0.0004]
+    #[arg(long, env = "SKIFF_S3_PRICE_READ_PER_1000")]
+    s3_price_read_per_1000: Option<f64>,
     /// TESTING ONLY: inject object-store faults, e.g. error_rate=0.05,latency_ms=50,
     /// lost_response_rate=0.05,ops=put+get (see docs/operations.md)
     #[arg(long, env = "SKIFF_STORE_FAULTS")]
@@ -124,6 +130,8 @@ struct FileSettings {
     store_request_timeout_ms: Option<u64>,
     store_max_retries: Option<u32>,
     store_faults: Option<String>,
+    s3_price_write_per_1000: Option<f64>,
+    s3_price_read_per_1000: Option<f64>,
     flush_interval_ms: Option<u64>,
     flush_bytes: Option<usize>,
     metrics: Option<SocketAddr>,
@@ -156,6 +164,7 @@ pub struct AgentSettings {
     pub listen: SocketAddr,
     pub advertise: (String, u16),
     pub object_store: skiff_store::StoreSettings,
+    pub prices: skiff_store::RequestPrices,
     pub metrics: SocketAddr,
     pub agent: skiff_agent::config::AgentConfig,
 }
@@ -250,6 +259,16 @@ impl AgentSettings {
         if let Some(spec) = args.store_faults.or(file.store_faults) {
             object_store.faults = Some(spec.parse()?);
         }
+        let mut prices = skiff_store::RequestPrices::default();
+        if let Some(p) = args
+            .s3_price_write_per_1000
+            .or(file.s3_price_write_per_1000)
+        {
+            prices.write_per_1000 = p;
+        }
+        if let Some(p) = args.s3_price_read_per_1000.or(file.s3_price_read_per_1000) {
+            prices.read_per_1000 = p;
+        }
         let metrics = args
             .metrics
             .or(file.metrics)
@@ -322,6 +341,7 @@ impl AgentSettings {
             listen,
             advertise,
             object_store,
+            prices,
             metrics,
             agent,
         })

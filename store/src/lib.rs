@@ -9,13 +9,15 @@
 //! request actually sent is counted (that is what a cloud bill counts). Faults, for tests only, sit
 //! next to the backend so they look like what the backend does when it misbehaves.
 
+pub mod cost;
 pub mod counting;
 pub mod durable_fs;
 pub mod faults;
 pub mod open;
 pub mod retry;
 
-pub use counting::{CountingStore, Op, StoreObserver};
+pub use cost::RequestPrices;
+pub use counting::{CountingStore, Op, PriceClass, StoreObserver};
 pub use faults::{FaultSpec, FaultyStore};
 pub use open::{open, OpenStoreError, S3Settings, StoreSettings};
 pub use retry::{outcome_unknown, RetryPolicy, RetryingStore};

@@ -131,7 +131,10 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
         }
         if plan.error == codes::NONE {
             match records {
-                Some(Ok(bytes)) => data = data.with_records(Some(bytes)),
+                Some(Ok(bytes)) => {
+                    agent.metrics.fetched_bytes.inc_by(bytes.len() as u64);
+                    data = data.with_records(Some(bytes))
+                }
                 Some(Err(e)) => {
                     warn!(partition = want.partition, error = %e, "fetch read failed");
                     if let Some((tp, offset)) = plan.cached {

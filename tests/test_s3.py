@@ -1,0 +1,122 @@
+"""Skiff on an S3 server (tests/s3server.py) when S3 misbehaves. Every test here uses S3 whatever
+SKIFF_TEST_STORE says; the core tests run against S3 too (tests/run's second pytest pass).
+
+- With 5% of PUTs and GETs failing and 50 ms added to each, and separately with 5% of responses
+  lost after the write happened: an idempotent producer writing for SKIFF_S3_FAULT_SECONDS
+  (default 60) has every record acknowledged exactly once, in order, and a consumer reads them
+  all back through the same faults.
+- With the S3 server frozen for 10 s: a produce fails with a retriable error within its request
+  timeout (no hang, no acknowledgement), a producer that keeps retrying succeeds once S3 is
+  back, and nothing acknowledged is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from confluent_kafka import KafkaError
+
+import clients
+from conftest import TEST_BUCKET, Broker, S3Store, shared_s3_server, wait_for
+from load import PARTITIONS, Load, check_exactly_once
+from s3server import S3Server
+
+FAULT_SECONDS = float(os.environ.get("SKIFF_S3_FAULT_SECONDS", "60"))
+
+
+def s3_broker(broker_factory, server: S3Server, *args: str) -> Broker:
+    store = S3Store(server, TEST_BUCKET, f"faults-{time.monotonic_ns()}")
+    name = f"skiff{len(broker_factory.brokers)}"
+    b = Broker(broker_factory.base / name, args, name, store=store)
+    broker_factory.brokers.append(b)
+    return b.start()
+
+
+@pytest.mark.timeout(int(FAULT_SECONDS) + 240)
+@pytest.mark.parametrize(
+    "faults",
+    [
+        "error_rate=0.05,latency_ms=50,ops=put+get",
+        "lost_response_rate=0.05,latency_ms=50,ops=put+get",
+    ],
+    ids=["errors-and-latency", "lost-responses"],
+)
+def test_faults_lose_nothing_and_duplicate_nothing(broker_factory, topic, tmp_path, faults):
+    server = shared_s3_server(tmp_path)
+    # 50 ms windows: 20 PUTs a second, so a 5% fault rate hits dozens of them.
+    broker = s3_broker(broker_factory, server, "--store-faults", faults, "--flush-interval-ms", "50")
+    clients.create_topic(broker.bootstrap, topic, PARTITIONS)
+
+    load = Load(broker.bootstrap, topic)
+    load.start()
+    time.sleep(FAULT_SECONDS)
+    load.stop()
+    assert load.sent > 1000, f"only {load.sent} records in {FAULT_SECONDS} s"
+    fatal = [e for e in load.errors if e.fatal()]
+    assert not fatal, f"the producer hit fatal errors: {fatal}"
+
+    # Read back through the same faulty store: every acknowledged record once, nothing else.
+    check_exactly_once(broker.bootstrap, topic, load)
+
+    failed = broker.metric("skiff_object_store_failures_total")
+    retried = broker.metric("skiff_object_store_retries_total")
+    puts = broker.metric("skiff_object_store_requests_total", op="put")
+    gets = broker.metric("skiff_object_store_requests_total", op="ranged_get")
+    print(
+        f"\n{faults}: {load.sent} records acknowledged; {puts:.0f} PUTs, {gets:.0f} ranged GETs, "
+        f"{failed:.0f} failed requests, {retried:.0f} retries"
+    )
+    assert failed > 0 and retried > 0, "no fault was injected: the test tested nothing"
+    assert broker.metric("skiff_object_store_failures_total", op="put") > 0
+    assert broker.metric("skiff_object_store_failures_total", op="ranged_get") > 0
+
+
+@pytest.mark.timeout(300)
+def test_s3_frozen_for_10s(broker_factory, topic, tmp_path):
+    server = S3Server(tmp_path / "own-s3.log").start()
+    try:
+        server.create_bucket(TEST_BUCKET)
+        # Short store deadlines, so a PUT gives up well inside the producer's request timeout.
+        broker = s3_broker(
+            broker_factory, server, "--store-request-timeout-ms", "1000", "--store-max-retries", "2"
+        )
+        clients.create_topic(broker.bootstrap, topic, PARTITIONS)
+        load = Load(broker.bootstrap, topic)
+        load.start()
+        wait_for(lambda: len(load.ack_times) > 2000, 60, message="records acknowledged before the freeze")
+
+        server.pause()
+        frozen_at = time.monotonic()
+        # A producer that does not retry hears a retriable error, in time, and no ack.
+        probe = clients.producer(
+            broker.bootstrap,
+            **{"enable.idempotence": False, "retries": 0, "request.timeout.ms": 8000, "message.timeout.ms": 9000},
+        )
+        d = clients.Deliveries()
+        clients.produce(probe, topic, d, "probe", value=b"while frozen", partition=0)
+        assert probe.flush(30) == 0, "the probe's produce hung"
+        answered_in = time.monotonic() - frozen_at
+        assert d.count == 1 and not d.ok, "a record was acknowledged while S3 was frozen"
+        (_, err), = d.failed
+        # Both are retriable in Kafka's protocol: a client that retries will succeed later.
+        assert err.code() in (KafkaError.KAFKA_STORAGE_ERROR, KafkaError.REQUEST_TIMED_OUT), err
+        print(f"\nS3 frozen: the probe got {err.name()} after {answered_in:.1f} s")
+
+        time.sleep(max(0.0, 10 - (time.monotonic() - frozen_at)))
+        server.resume()
+        resumed_at = time.monotonic()
+        wait_for(
+            lambda: len([t for t in load.ack_times if t > resumed_at]) > 2000,
+            90,
+            message="producing to resume after S3 is back",
+        )
+        load.stop()
+        gap = load.largest_gap_after(frozen_at)
+        print(f"S3 frozen for 10 s: longest time without an acknowledgement {gap:.1f} s")
+        assert not [e for e in load.errors if e.fatal()], load.errors
+        check_exactly_once(broker.bootstrap, topic, load)
+        assert broker.metric("skiff_object_store_failures_total", op="put") > 0
+    finally:
+        server.stop()
