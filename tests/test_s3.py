@@ -5,6 +5,8 @@ SKIFF_TEST_STORE says; the core tests run against S3 too (tests/run's second pyt
   lost after the write happened: an idempotent producer writing for SKIFF_S3_FAULT_SECONDS
   (default 60) has every record acknowledged exactly once, in order, and a consumer reads them
   all back through the same faults.
+- `skiff s3 init` creates a missing bucket and adds the rule that aborts incomplete multipart
+  uploads, keeping rules already there; run again it changes nothing.
 - With the S3 server frozen for 10 s: a produce fails with a retriable error within its request
   timeout (no hang, no acknowledgement), a producer that keeps retrying succeeds once S3 is
   back, and nothing acknowledged is lost or duplicated.
@@ -13,13 +15,15 @@ SKIFF_TEST_STORE says; the core tests run against S3 too (tests/run's second pyt
 from __future__ import annotations
 
 import os
+import subprocess
 import time
+import uuid
 
 import pytest
 from confluent_kafka import KafkaError
 
 import clients
-from conftest import TEST_BUCKET, Broker, S3Store, shared_s3_server, wait_for
+from conftest import TEST_BUCKET, Broker, S3Store, free_port, shared_s3_server, skiff_bin, wait_for
 from load import PARTITIONS, Load, check_exactly_once
 from s3server import S3Server
 
@@ -120,3 +124,62 @@ def test_s3_frozen_for_10s(broker_factory, topic, tmp_path):
         assert broker.metric("skiff_object_store_failures_total", op="put") > 0
     finally:
         server.stop()
+
+
+def skiff_s3_init(server: S3Server, bucket: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(skiff_bin()), "s3", "init", "--object-store", f"s3://{bucket}/some/prefix",
+         "--s3-endpoint", server.endpoint, "--s3-path-style"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **S3Server.env()},
+    )
+
+
+def test_s3_init_creates_the_bucket_and_the_abort_rule(tmp_path):
+    server = shared_s3_server(tmp_path)
+    s3 = server.client()
+    bucket = f"init-{uuid.uuid4().hex[:12]}"
+
+    out = skiff_s3_init(server, bucket)
+    assert out.returncode == 0, out.stderr
+    assert f"bucket {bucket}: created in us-east-1" in out.stdout, out.stdout
+    assert "skiff-abort-incomplete-multipart-uploads: added" in out.stdout, out.stdout
+    s3.head_bucket(Bucket=bucket)
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rule["ID"] == "skiff-abort-incomplete-multipart-uploads" and rule["Status"] == "Enabled"
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+    # Again: nothing to do, and it says so.
+    out = skiff_s3_init(server, bucket)
+    assert out.returncode == 0, out.stderr
+    assert f"bucket {bucket}: exists" in out.stdout and "already there" in out.stdout, out.stdout
+    assert len(s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]) == 1
+
+    # A bucket with a rule of its own keeps it.
+    other = f"init-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=other)
+    theirs = {"ID": "theirs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 30}}
+    s3.put_bucket_lifecycle_configuration(Bucket=other, LifecycleConfiguration={"Rules": [theirs]})
+    out = skiff_s3_init(server, other)
+    assert out.returncode == 0, out.stderr
+    assert "1 existing rule(s) kept" in out.stdout, out.stdout
+    ids = sorted(r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=other)["Rules"])
+    assert ids == ["skiff-abort-incomplete-multipart-uploads", "theirs"]
+
+
+def test_s3_init_reports_a_clear_error(tmp_path):
+    out = subprocess.run(
+        [str(skiff_bin()), "s3", "init", "--object-store", "file:///tmp/x"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode != 0 and "expected s3://bucket/prefix" in out.stderr, out.stderr
+    # Nothing listening: the error names the step, no panic.
+    out = subprocess.run(
+        [str(skiff_bin()), "s3", "init", "--object-store", "s3://b", "--s3-endpoint",
+         f"http://127.0.0.1:{free_port()}", "--s3-path-style"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **S3Server.env()},
+    )
+    assert out.returncode != 0 and "looking for the bucket" in out.stderr, out.stderr
+    assert "panicked" not in out.stderr

@@ -18,9 +18,9 @@ pub fn object_path(id: ObjectId) -> Path {
 pub use skiff_store::{OpenStoreError, StoreSettings};
 
 /// Opens the store with the agent's metrics counting its requests.
-pub fn open(
+pub async fn open(
     settings: &StoreSettings,
     metrics: Arc<Metrics>,
 ) -> Result<Arc<dyn ObjectStore>, OpenStoreError> {
-    skiff_store::open(settings, metrics)
+    skiff_store::open(settings, metrics).await
 }

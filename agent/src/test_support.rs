@@ -29,6 +29,7 @@ pub async fn agent(config: AgentConfig) -> TestAgent {
         &crate::storage::StoreSettings::new("memory://"),
         metrics.clone(),
     )
+    .await
     .expect("store");
     let clock = Arc::new(SystemClock);
     let (batcher, _task) = Batcher::spawn(

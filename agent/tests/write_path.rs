@@ -75,6 +75,7 @@ async fn a_thousand_partitions_in_one_window_make_one_object() {
         &skiff_agent::storage::StoreSettings::new("memory://"),
         metrics.clone(),
     )
+    .await
     .expect("store");
     let (batcher, task) = Batcher::spawn(
         &config(500),
@@ -141,6 +142,7 @@ async fn pipelined_batches_commit_in_the_order_they_were_queued() {
         &skiff_agent::storage::StoreSettings::new("memory://"),
         metrics.clone(),
     )
+    .await
     .expect("store");
     // A tiny window, so consecutive appends land in different objects whose PUTs overlap.
     let (batcher, task) = Batcher::spawn(

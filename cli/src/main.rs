@@ -4,6 +4,7 @@ mod agent;
 mod dev;
 mod groups;
 mod metastore;
+mod s3;
 mod serve;
 mod settings;
 
@@ -35,6 +36,9 @@ enum Command {
     /// kafka-consumer-groups): list them, or describe their members, offsets and lag.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// Prepare an S3 bucket for Skiff (`skiff s3 init`).
+    #[command(subcommand)]
+    S3(s3::S3Command),
 }
 
 #[derive(Args)]
@@ -71,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         ),
         // Blocking sockets, one request at a time: no need for the runtime. Errors are one
         // line (no backtrace even with RUST_BACKTRACE set: they are about the cluster).
+        Command::S3(cmd) => runtime.block_on(s3::run(cmd)),
         Command::Groups(cmd) => groups::run(cmd).or_else(|e| {
             eprintln!("skiff groups: {e:#}");
             std::process::exit(1)

@@ -27,6 +27,7 @@ pub async fn run_agent(
 ) -> anyhow::Result<()> {
     let metrics = Metrics::with_prices(settings.prices);
     let store = skiff_agent::storage::open(&settings.object_store, metrics.clone())
+        .await
         .context("opening the object store")?;
     let clock = Arc::new(SystemClock);
     let clock_for_heartbeats: Arc<dyn skiff_agent::clock::Clock> = clock.clone();

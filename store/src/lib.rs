@@ -9,12 +9,14 @@
 //! request actually sent is counted (that is what a cloud bill counts). Faults, for tests only, sit
 //! next to the backend so they look like what the backend does when it misbehaves.
 
+pub mod aws;
 pub mod cost;
 pub mod counting;
 pub mod durable_fs;
 pub mod faults;
 pub mod open;
 pub mod retry;
+pub mod s3_init;
 
 pub use cost::RequestPrices;
 pub use counting::{CountingStore, Op, PriceClass, StoreObserver};

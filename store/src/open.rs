@@ -14,10 +14,8 @@ use crate::durable_fs::DurableFs;
 use crate::faults::{FaultSpec, FaultyStore};
 use crate::retry::{RetryPolicy, RetryingStore};
 
-/// How to reach S3 or an S3-compatible server. Credentials are not settings: they come from the
-/// usual AWS environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-/// `AWS_SESSION_TOKEN`), web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`), the ECS
-/// task role, or else the EC2 instance role.
+/// How to reach S3 or an S3-compatible server. Credentials are not settings: they come from
+/// where every AWS tool finds them (see [`crate::aws`]).
 #[derive(Clone, Debug, Default)]
 pub struct S3Settings {
     /// `http(s)://host:port` of an S3-compatible server (MinIO); unset for AWS. Plain http is
@@ -66,7 +64,7 @@ pub enum OpenStoreError {
 }
 
 /// Opens the store `settings.url` names, wrapped as the crate docs describe.
-pub fn open(
+pub async fn open(
     settings: &StoreSettings,
     observer: Arc<dyn StoreObserver>,
 ) -> Result<Arc<dyn ObjectStore>, OpenStoreError> {
@@ -91,7 +89,7 @@ pub fn open(
         if bucket.is_empty() {
             return Err(invalid("s3:// needs a bucket: s3://bucket/prefix"));
         }
-        let s3 = s3(bucket, &settings.s3, &settings.retry)?;
+        let s3 = s3(bucket, &settings.s3, &settings.retry).await?;
         let prefix = prefix.trim_matches('/');
         if prefix.is_empty() {
             s3
@@ -114,13 +112,28 @@ pub fn open(
     )))
 }
 
-fn s3(
+async fn s3(
     bucket: &str,
     settings: &S3Settings,
     retry: &RetryPolicy,
 ) -> Result<Arc<dyn ObjectStore>, OpenStoreError> {
-    let mut builder = AmazonS3Builder::from_env()
+    let sdk = crate::aws::sdk_config(settings).await;
+    let Some(chain) = sdk.credentials_provider() else {
+        return Err(OpenStoreError::InvalidUrl {
+            url: format!("s3://{bucket}"),
+            reason: "no AWS credentials provider could be set up".into(),
+        });
+    };
+    let region = sdk
+        .region()
+        .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
+    let mut builder = AmazonS3Builder::new()
         .with_bucket_name(bucket)
+        .with_region(region)
+        .with_credentials(Arc::new(crate::aws::SdkCredentials::new(chain)))
+        // A directory bucket (S3 Express One Zone) is named `base--azid--x-s3`; it needs
+        // session credentials and its zonal endpoint, which object_store handles once told.
+        .with_s3_express(bucket.ends_with("--x-s3"))
         // Retries are ours (RetryingStore): one policy, one count, and a deadline per try.
         // object_store's own would retry for up to three minutes underneath it.
         .with_retry(RetryConfig {
@@ -137,9 +150,6 @@ fn s3(
         builder = builder
             .with_endpoint(endpoint)
             .with_allow_http(endpoint.starts_with("http://"));
-    }
-    if let Some(region) = &settings.region {
-        builder = builder.with_region(region);
     }
     if settings.path_style {
         builder = builder.with_virtual_hosted_style_request(false);
