@@ -111,21 +111,17 @@ async fn answers_about_the_request_are_not_retried() {
 
 #[tokio::test]
 async fn a_try_that_hangs_is_abandoned_at_its_deadline() {
-    // 1 s of latency against a 200 ms deadline: every try times out, the call ends in ~600 ms.
-    let (mem, _, store) = layered("latency_ms=1000,ops=put", 2);
+    // 1 s of latency against a 200 ms deadline: every try is abandoned before it reaches the
+    // store, and the error says why.
+    let (mem, tally, store) = layered("latency_ms=1000,ops=put", 2);
     let path = Path::from("slow");
-    let started = std::time::Instant::now();
     let err = store
         .put(&path, PutPayload::from_static(b"v"))
         .await
         .unwrap_err();
     assert!(outcome_unknown(&err), "{err}");
-    assert!(err.to_string().contains("no answer within"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(err.to_string().contains("no answer within 200ms"), "{err}");
+    assert_eq!(tally.retried.load(Ordering::Relaxed), 2);
     assert!(
         mem.head(&path).await.is_err(),
         "no try got as far as the store"
