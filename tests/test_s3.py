@@ -73,6 +73,14 @@ def test_faults_lose_nothing_and_duplicate_nothing(broker_factory, topic, tmp_pa
         f"{failed:.0f} failed requests, {retried:.0f} retries"
     )
     assert failed > 0 and retried > 0, "no fault was injected: the test tested nothing"
+    # The cost figures follow the counts: write requests per GiB produced, read per GiB fetched.
+    per_gib = broker.metric("skiff_object_store_requests_per_gib", direction="produce")
+    produced_gib = broker.metric("skiff_produced_bytes_total") / (1 << 30)
+    writes = puts + broker.metric("skiff_object_store_requests_total", op="list")
+    assert produced_gib > 0 and abs(per_gib - writes / produced_gib) <= 0.01 * per_gib, (per_gib, writes, produced_gib)
+    assert broker.metric("skiff_object_store_requests_per_gib", direction="consume") > 0
+    dollars = broker.metric("skiff_object_store_cost_dollars_total", **{"class": "write"})
+    assert abs(dollars - writes * 0.005 / 1000) < 1e-9, (dollars, writes)
     assert broker.metric("skiff_object_store_failures_total", op="put") > 0
     assert broker.metric("skiff_object_store_failures_total", op="ranged_get") > 0
 
