@@ -235,21 +235,17 @@ impl Metrics {
     fn update_per_gib(&self) {
         use skiff_store::{Op, PriceClass};
         const GIB: f64 = (1u64 << 30) as f64;
-        let (mut writes, mut reads, mut write_cost, mut read_cost) = (0.0, 0.0, 0.0, 0.0);
+        // Request counts by price class; the dollars are already summed in `store_cost`.
+        let (mut writes, mut reads) = (0.0, 0.0);
         for op in Op::ALL {
-            let n = self.store_requests(op) as f64;
             match op.price_class() {
-                PriceClass::Write => {
-                    writes += n;
-                    write_cost += n * self.prices.of(op);
-                }
-                PriceClass::Read => {
-                    reads += n;
-                    read_cost += n * self.prices.of(op);
-                }
+                PriceClass::Write => writes += self.store_requests(op) as f64,
+                PriceClass::Read => reads += self.store_requests(op) as f64,
                 PriceClass::Free => {}
             }
         }
+        let dollars = |class| self.store_cost.get_or_create(&ClassLabels { class }).get();
+        let (write_cost, read_cost) = (dollars("write"), dollars("read"));
         for (direction, requests, cost, bytes) in [
             ("produce", writes, write_cost, self.produced_bytes.get()),
             ("consume", reads, read_cost, self.fetched_bytes.get()),

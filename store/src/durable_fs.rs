@@ -79,6 +79,8 @@ impl ObjectStore for DurableFs {
         Ok(result)
     }
 
+    /// Not fsynced: nothing that must survive a power cut is written in parts (the write path
+    /// makes one PUT per window). A caller that needs it fsyncs after `complete`.
     async fn put_multipart_opts(
         &self,
         location: &Path,

@@ -54,11 +54,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The pause before try `n + 1` (n ≥ 1): uniform in [0, min(max, base · 2^(n-1))].
     fn backoff(&self, n: u32) -> Duration {
-        let ceiling = self
-            .base_backoff
-            .saturating_mul(1u32 << n.saturating_sub(1).min(20))
-            .min(self.max_backoff);
-        let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        let ms = u64::try_from(self.backoff_ceiling(n).as_millis()).unwrap_or(u64::MAX);
         Duration::from_millis(fastrand::u64(0..=ms))
     }
 
@@ -69,6 +65,7 @@ impl RetryPolicy {
         self.attempt_timeout.saturating_mul(tries) + pauses
     }
 
+    /// The longest pause before try `n + 1`: base · 2^(n-1), capped.
     fn backoff_ceiling(&self, n: u32) -> Duration {
         self.base_backoff
             .saturating_mul(1u32 << n.saturating_sub(1).min(20))
