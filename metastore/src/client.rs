@@ -8,6 +8,7 @@ use crate::types::{
     GroupPartition, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
     PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
+use crate::types::{EnforceRetention, ObjectId, Trimmed, UnreferencedObject};
 
 /// Failures at the client boundary, sorted by what the caller should do about them.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,18 @@ pub trait MetastoreClient: Send + Sync + 'static {
     /// The groups that have committed offsets.
     async fn groups(&self) -> Result<Vec<String>>;
 
+    /// DeleteRecords on one partition: its offsets afterwards. `offset` -1 is the high
+    /// watermark; beyond it, [`MetaError::OffsetOutOfRange`].
+    async fn delete_records(&self, tp: TopicPartition, offset: i64) -> Result<PartitionOffsets>;
+    /// One retention pass over every topic; the partitions it trimmed.
+    async fn enforce_retention(&self, pass: EnforceRetention) -> Result<Vec<Trimmed>>;
+    /// Forgets objects nothing points at; answers those it forgot.
+    async fn forget_objects(&self, objects: Vec<ObjectId>) -> Result<Vec<ObjectId>>;
+    /// The committed objects no index entry points at.
+    async fn unreferenced_objects(&self) -> Result<Vec<UnreferencedObject>>;
+    /// Whether the metastore knows each object (committed and not forgotten).
+    async fn objects_known(&self, objects: Vec<ObjectId>) -> Result<Vec<bool>>;
+
     /// All live topics, by name.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;
     async fn topic_by_name(&self, name: &str) -> Result<Option<TopicMeta>>;
@@ -99,7 +112,8 @@ pub trait MetastoreClient: Send + Sync + 'static {
 pub(crate) mod answer {
     use super::{MetastoreError, Result};
     use crate::types::{
-        BatchAppend, CommandResponse, LiveAgents, MetaError, ProducerIdAndEpoch, TopicMeta,
+        BatchAppend, CommandResponse, LiveAgents, MetaError, ObjectId, PartitionOffsets,
+        ProducerIdAndEpoch, TopicMeta, Trimmed,
     };
 
     fn unexpected(resp: &CommandResponse) -> MetastoreError {
@@ -148,6 +162,27 @@ pub(crate) mod answer {
     pub fn group_deleted(resp: CommandResponse) -> Result<()> {
         match resp {
             CommandResponse::GroupDeleted(r) | CommandResponse::OffsetsDeleted(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn records_deleted(resp: CommandResponse) -> Result<PartitionOffsets> {
+        match resp {
+            CommandResponse::RecordsDeleted(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn retained(resp: CommandResponse) -> Result<Vec<Trimmed>> {
+        match resp {
+            CommandResponse::Retained(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn objects_forgotten(resp: CommandResponse) -> Result<Vec<ObjectId>> {
+        match resp {
+            CommandResponse::ObjectsForgotten(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

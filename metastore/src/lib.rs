@@ -13,4 +13,7 @@ pub mod rpc;
 pub mod state_machine;
 pub mod types;
 
+#[cfg(test)]
+mod retention_tests;
+
 pub use local::{LocalMetastore, LocalMetastoreOptions, NodeError, OpenError};

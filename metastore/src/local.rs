@@ -29,6 +29,7 @@ use crate::types::{
     IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
     TopicMeta, TopicPartition,
 };
+use crate::types::{EnforceRetention, ObjectId, Trimmed, UnreferencedObject};
 
 /// The node id of the embedded metastore. Fixed, because the journal records votes by node id.
 pub const LOCAL_NODE_ID: NodeId = 1;
@@ -471,6 +472,26 @@ impl MetastoreClient for LocalMetastore {
 
     async fn groups(&self) -> Result<Vec<String>> {
         self.read(StateMachine::groups).await
+    }
+
+    async fn delete_records(&self, tp: TopicPartition, offset: i64) -> Result<PartitionOffsets> {
+        answer::records_deleted(self.write(Command::DeleteRecords { tp, offset }).await?)
+    }
+
+    async fn enforce_retention(&self, pass: EnforceRetention) -> Result<Vec<Trimmed>> {
+        answer::retained(self.write(Command::EnforceRetention(pass)).await?)
+    }
+
+    async fn forget_objects(&self, objects: Vec<ObjectId>) -> Result<Vec<ObjectId>> {
+        answer::objects_forgotten(self.write(Command::ForgetObjects { objects }).await?)
+    }
+
+    async fn unreferenced_objects(&self) -> Result<Vec<UnreferencedObject>> {
+        self.read(StateMachine::unreferenced_objects).await
+    }
+
+    async fn objects_known(&self, objects: Vec<ObjectId>) -> Result<Vec<bool>> {
+        self.read(|s| s.objects_known(&objects)).await
     }
 
     async fn topics(&self) -> Result<Vec<TopicMeta>> {

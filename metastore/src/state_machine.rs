@@ -146,6 +146,15 @@ impl StateMachine {
                     Err(MetaError::GroupIdNotFound)
                 })
             }
+            Command::DeleteRecords { tp, offset } => {
+                CommandResponse::RecordsDeleted(self.delete_records(*tp, *offset))
+            }
+            Command::EnforceRetention(pass) => {
+                CommandResponse::Retained(self.enforce_retention(pass))
+            }
+            Command::ForgetObjects { objects } => {
+                CommandResponse::ObjectsForgotten(self.forget_objects(objects))
+            }
             Command::DeleteOffsets { group, partitions } => {
                 CommandResponse::OffsetsDeleted(match self.groups.get_mut(group) {
                     Some(offsets) => {
@@ -598,6 +607,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
     }
     Ok(())
 }
+
+#[path = "retention.rs"]
+mod retention;
 
 #[cfg(test)]
 #[path = "state_machine_tests.rs"]

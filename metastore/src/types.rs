@@ -115,6 +115,45 @@ pub enum Command {
         group: String,
         partitions: Vec<GroupPartition>,
     },
+    /// DeleteRecords: moves a partition's log start offset up to `offset` (-1: the high
+    /// watermark). Batches wholly below it leave the index.
+    DeleteRecords {
+        tp: TopicPartition,
+        offset: i64,
+    },
+    EnforceRetention(EnforceRetention),
+    /// Drops the records of objects no index entry points at any more (their bytes have been,
+    /// or are about to be, deleted from the store). Objects still referenced are kept.
+    ForgetObjects {
+        objects: Vec<ObjectId>,
+    },
+}
+
+/// One retention pass over every topic, at `now_ms`. Topics without their own `retention.ms`
+/// or `retention.bytes` use the defaults given here (the compactor's settings), so apply stays
+/// deterministic. Only topics whose `cleanup.policy` includes `delete` are trimmed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnforceRetention {
+    pub now_ms: i64,
+    /// Kafka's `retention.ms` default is 7 days; -1 keeps forever.
+    pub default_retention_ms: i64,
+    /// Kafka's `retention.bytes` default is -1: no limit.
+    pub default_retention_bytes: i64,
+}
+
+/// A partition whose log start offset moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trimmed {
+    pub tp: TopicPartition,
+    pub log_start_offset: i64,
+}
+
+/// An object the index no longer points at, with when it was committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreferencedObject {
+    pub object: ObjectId,
+    pub size: u64,
+    pub created_ms: i64,
 }
 
 /// The answer to one [`Command`], produced by `apply`.
@@ -134,6 +173,13 @@ pub enum CommandResponse {
     /// The answer to Raft's own log entries (leader blanks, membership changes), which carry no
     /// [`Command`]. No client ever waits for it.
     Empty,
+    // New variants go last, as in `Command`: RPC bodies name a variant by its position.
+    /// The partition's offsets after a DeleteRecords.
+    RecordsDeleted(Result<PartitionOffsets, MetaError>),
+    /// The partitions a retention pass trimmed.
+    Retained(Vec<Trimmed>),
+    /// The objects forgotten (those of the request that no index entry pointed at).
+    ObjectsForgotten(Vec<ObjectId>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

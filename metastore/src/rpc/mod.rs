@@ -13,6 +13,7 @@ use crate::types::{
     BatchLocation, CommittedOffset, GroupPartition, IndexAnswer, IndexRead, IndexSlice, MetaError,
     PartitionOffsets, TopicMeta, TopicPartition,
 };
+use crate::types::{ObjectId, UnreferencedObject};
 
 pub mod admin;
 pub mod remote;
@@ -45,6 +46,9 @@ pub enum Read {
     Indexes(Vec<IndexRead>),
     GroupOffsets(String),
     Groups,
+    // New variants go last: RPC bodies name a variant by its position.
+    UnreferencedObjects,
+    ObjectsKnown(Vec<ObjectId>),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -57,6 +61,8 @@ pub enum ReadAnswer {
     Indexes(Vec<IndexAnswer>),
     GroupOffsets(Vec<(GroupPartition, CommittedOffset)>),
     Groups(Vec<String>),
+    UnreferencedObjects(Vec<UnreferencedObject>),
+    ObjectsKnown(Vec<bool>),
 }
 
 /// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after

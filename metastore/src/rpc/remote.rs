@@ -28,6 +28,7 @@ use crate::types::{
     IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
     TopicMeta, TopicPartition,
 };
+use crate::types::{EnforceRetention, ObjectId, Trimmed, UnreferencedObject};
 
 #[derive(Clone, Debug)]
 pub struct RemoteOptions {
@@ -361,6 +362,32 @@ impl MetastoreClient for RemoteMetastore {
     async fn groups(&self) -> Result<Vec<String>> {
         match self.read(Read::Groups).await? {
             ReadAnswer::Groups(g) => Ok(g),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete_records(&self, tp: TopicPartition, offset: i64) -> Result<PartitionOffsets> {
+        answer::records_deleted(self.write(Command::DeleteRecords { tp, offset }).await?)
+    }
+
+    async fn enforce_retention(&self, pass: EnforceRetention) -> Result<Vec<Trimmed>> {
+        answer::retained(self.write(Command::EnforceRetention(pass)).await?)
+    }
+
+    async fn forget_objects(&self, objects: Vec<ObjectId>) -> Result<Vec<ObjectId>> {
+        answer::objects_forgotten(self.write(Command::ForgetObjects { objects }).await?)
+    }
+
+    async fn unreferenced_objects(&self) -> Result<Vec<UnreferencedObject>> {
+        match self.read(Read::UnreferencedObjects).await? {
+            ReadAnswer::UnreferencedObjects(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn objects_known(&self, objects: Vec<ObjectId>) -> Result<Vec<bool>> {
+        match self.read(Read::ObjectsKnown(objects)).await? {
+            ReadAnswer::ObjectsKnown(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

@@ -137,6 +137,8 @@ async fn read(State(node): State<Node>, body: Bytes) -> Response {
             Read::Indexes(reads) => ReadAnswer::Indexes(s.read_indexes(&reads)),
             Read::GroupOffsets(group) => ReadAnswer::GroupOffsets(s.group_offsets(&group)),
             Read::Groups => ReadAnswer::Groups(s.groups()),
+            Read::UnreferencedObjects => ReadAnswer::UnreferencedObjects(s.unreferenced_objects()),
+            Read::ObjectsKnown(ids) => ReadAnswer::ObjectsKnown(s.objects_known(&ids)),
         })
         .await;
     binary(&answer)

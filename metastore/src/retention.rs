@@ -1,0 +1,190 @@
+//! What removes data: DeleteRecords, retention by time and by size, and forgetting objects that
+//! nothing points at. A child module of the state machine, so it sees its private state; every
+//! function here is as deterministic as `apply` (time comes in the command).
+
+use std::collections::BTreeSet;
+
+use super::{PartitionState, StateMachine};
+use crate::types::{
+    EnforceRetention, MetaError, ObjectId, PartitionOffsets, TopicMeta, TopicPartition, Trimmed,
+    UnreferencedObject,
+};
+
+/// A topic's retention settings: its own configs, else the pass's defaults. A config value that
+/// does not parse counts as unset (CreateTopics validates them; an old bad value must not stop
+/// retention for every other topic).
+struct Policy {
+    delete: bool,
+    retention_ms: i64,
+    retention_bytes: i64,
+}
+
+impl Policy {
+    fn of(meta: &TopicMeta, pass: &EnforceRetention) -> Self {
+        let number = |key: &str, default: i64| {
+            meta.configs
+                .get(key)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(default)
+        };
+        // Kafka's cleanup.policy is a list: "delete", "compact", or both.
+        let delete = meta
+            .configs
+            .get("cleanup.policy")
+            .is_none_or(|p| p.split(',').any(|x| x.trim() == "delete"));
+        Self {
+            delete,
+            retention_ms: number("retention.ms", pass.default_retention_ms),
+            retention_bytes: number("retention.bytes", pass.default_retention_bytes),
+        }
+    }
+}
+
+impl StateMachine {
+    pub(super) fn delete_records(
+        &mut self,
+        tp: TopicPartition,
+        offset: i64,
+    ) -> Result<PartitionOffsets, MetaError> {
+        let part = self.partition_mut(tp)?;
+        let target = match offset {
+            -1 => part.high_watermark,
+            o if (0..=part.high_watermark).contains(&o) => o,
+            _ => return Err(MetaError::OffsetOutOfRange),
+        };
+        part.trim_to(target);
+        Ok(part.offsets())
+    }
+
+    pub(super) fn enforce_retention(&mut self, pass: &EnforceRetention) -> Vec<Trimmed> {
+        let mut trimmed = Vec::new();
+        for topic in self.topics.values_mut() {
+            let policy = Policy::of(&topic.meta, pass);
+            if !policy.delete {
+                continue;
+            }
+            for (partition, part) in (0..).zip(topic.partitions.iter_mut()) {
+                let target = part
+                    .start_for_time(policy.retention_ms, pass.now_ms)
+                    .max(part.start_for_bytes(policy.retention_bytes));
+                if target > part.log_start_offset {
+                    part.trim_to(target);
+                    trimmed.push(Trimmed {
+                        tp: TopicPartition {
+                            topic_id: topic.meta.topic_id,
+                            partition,
+                        },
+                        log_start_offset: part.log_start_offset,
+                    });
+                }
+            }
+        }
+        trimmed
+    }
+
+    /// The objects no index entry points at: trimmed away, replaced, of a deleted topic, or
+    /// committed with nothing but duplicates. O(index); the compactor asks once per pass.
+    pub fn unreferenced_objects(&self) -> Vec<UnreferencedObject> {
+        let referenced = self.referenced_objects();
+        self.objects
+            .iter()
+            .filter(|(id, _)| !referenced.contains(id))
+            .map(|(id, e)| UnreferencedObject {
+                object: *id,
+                size: e.size,
+                created_ms: e.created_ms,
+            })
+            .collect()
+    }
+
+    /// Whether each object is one the metastore knows (committed and not forgotten).
+    pub fn objects_known(&self, objects: &[ObjectId]) -> Vec<bool> {
+        objects
+            .iter()
+            .map(|id| self.objects.contains_key(id))
+            .collect()
+    }
+
+    pub(super) fn forget_objects(&mut self, objects: &[ObjectId]) -> Vec<ObjectId> {
+        let referenced = self.referenced_objects();
+        let mut forgotten = Vec::new();
+        for id in objects {
+            if !referenced.contains(id) && self.objects.remove(id).is_some() {
+                forgotten.push(*id);
+            }
+        }
+        forgotten
+    }
+
+    fn referenced_objects(&self) -> BTreeSet<ObjectId> {
+        self.topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .flat_map(|p| p.index.values().map(|b| b.object))
+            .collect()
+    }
+}
+
+impl PartitionState {
+    /// Moves the log start offset up to `offset` (never down, never past the high watermark) and
+    /// drops the batches wholly below it. The batch holding the new start stays: a fetch from
+    /// there returns it, and the client skips the records before the offset it asked for, as with
+    /// Kafka's segments.
+    pub(super) fn trim_to(&mut self, offset: i64) {
+        let offset = offset.min(self.high_watermark);
+        if offset <= self.log_start_offset {
+            return;
+        }
+        self.log_start_offset = offset;
+        let keep_from = match self.index.range(..=offset).next_back() {
+            Some((&base, b)) if b.last_offset >= offset => base,
+            _ => offset,
+        };
+        self.index = self.index.split_off(&keep_from);
+        // The running maximum starts again from what is left.
+        self.timestamp_highs.clear();
+        for b in self.index.values() {
+            if self
+                .timestamp_highs
+                .last()
+                .is_none_or(|&(ts, _)| b.max_timestamp > ts)
+            {
+                self.timestamp_highs.push((b.max_timestamp, b.base_offset));
+            }
+        }
+    }
+
+    /// The first offset to keep under `retention.ms`: that of the first batch whose newest record
+    /// is younger than the limit (Kafka deletes a segment once its newest record is older), or
+    /// the high watermark when every batch has expired.
+    fn start_for_time(&self, retention_ms: i64, now_ms: i64) -> i64 {
+        if retention_ms < 0 {
+            return self.log_start_offset;
+        }
+        let cutoff = now_ms.saturating_sub(retention_ms);
+        // Batch timestamps need not increase, so this is a scan from the oldest, stopping at the
+        // first batch to keep: only expired batches are visited, plus one.
+        self.index
+            .values()
+            .find(|b| b.max_timestamp >= cutoff)
+            .map_or(self.high_watermark, |b| {
+                b.base_offset.max(self.log_start_offset)
+            })
+    }
+
+    /// The first offset to keep under `retention.bytes`: drop the oldest batches while the
+    /// partition holds more than the limit.
+    fn start_for_bytes(&self, retention_bytes: i64) -> i64 {
+        let Ok(limit) = u64::try_from(retention_bytes) else {
+            return self.log_start_offset;
+        };
+        let mut size: u64 = self.index.values().map(|b| u64::from(b.len)).sum();
+        for b in self.index.values() {
+            if size <= limit {
+                return b.base_offset.max(self.log_start_offset);
+            }
+            size -= u64::from(b.len);
+        }
+        self.high_watermark
+    }
+}

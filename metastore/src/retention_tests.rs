@@ -1,0 +1,215 @@
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use crate::state_machine::StateMachine;
+use crate::types::*;
+
+fn tp(partition: i32) -> TopicPartition {
+    TopicPartition {
+        topic_id: Uuid::from_u128(7),
+        partition,
+    }
+}
+
+fn oid(n: u128) -> ObjectId {
+    ObjectId(ulid::Ulid(n))
+}
+
+fn create(sm: &mut StateMachine, configs: &[(&str, &str)]) {
+    let r = sm.apply(&Command::CreateTopic(CreateTopic {
+        name: "t".into(),
+        topic_id: Uuid::from_u128(7),
+        partitions: 2,
+        configs: configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        now_ms: 0,
+    }));
+    assert!(matches!(r, CommandResponse::TopicCreated(Ok(_))), "{r:?}");
+}
+
+/// One object per call holding one 10-record batch of 100 bytes for partition 0, at `ts`.
+fn commit(sm: &mut StateMachine, object: u128, ts: i64) {
+    let batch = CommitBatch {
+        tp: tp(0),
+        position: 0,
+        len: 100,
+        last_offset_delta: 9,
+        record_count: 10,
+        first_timestamp: ts,
+        max_timestamp: ts,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    };
+    sm.apply(&Command::CommitObject(CommitObject {
+        object: oid(object),
+        size: 100,
+        batches: vec![batch],
+        now_ms: ts,
+    }));
+}
+
+fn retention(sm: &mut StateMachine, now_ms: i64) -> Vec<Trimmed> {
+    match sm.apply(&Command::EnforceRetention(EnforceRetention {
+        now_ms,
+        default_retention_ms: 604_800_000,
+        default_retention_bytes: -1,
+    })) {
+        CommandResponse::Retained(t) => t,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn delete_records(sm: &mut StateMachine, offset: i64) -> Result<PartitionOffsets, MetaError> {
+    match sm.apply(&Command::DeleteRecords { tp: tp(0), offset }) {
+        CommandResponse::RecordsDeleted(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn unreferenced(sm: &StateMachine) -> Vec<ObjectId> {
+    sm.unreferenced_objects().iter().map(|u| u.object).collect()
+}
+
+#[test]
+fn retention_ms_trims_expired_batches_and_frees_their_objects() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, &[("retention.ms", "1000")]);
+    for (i, ts) in [(1, 10_000), (2, 11_000), (3, 12_000)] {
+        commit(&mut sm, i, ts);
+    }
+    // At 11,500 only the first batch (newest record 10,000) is older than 1 s.
+    let t = retention(&mut sm, 11_500);
+    assert_eq!(
+        t,
+        vec![Trimmed {
+            tp: tp(0),
+            log_start_offset: 10
+        }]
+    );
+    assert_eq!(sm.offsets(tp(0)).unwrap().log_start_offset, 10);
+    assert_eq!(sm.read_index(tp(0), 5, 1), Err(MetaError::OffsetOutOfRange));
+    assert_eq!(
+        sm.read_index(tp(0), 10, 1).unwrap().batches[0].object,
+        oid(2)
+    );
+    assert_eq!(unreferenced(&sm), vec![oid(1)]);
+    // Nothing more to do at the same time: no entry, no change.
+    assert!(retention(&mut sm, 11_500).is_empty());
+    // Timestamps now start at the second batch.
+    assert_eq!(
+        sm.batch_for_timestamp(tp(0), 0)
+            .unwrap()
+            .unwrap()
+            .base_offset,
+        10
+    );
+
+    // Everything expired: the log is empty, log start = high watermark.
+    retention(&mut sm, 100_000);
+    let o = sm.offsets(tp(0)).unwrap();
+    assert_eq!((o.log_start_offset, o.high_watermark), (30, 30));
+    assert_eq!(unreferenced(&sm), vec![oid(1), oid(2), oid(3)]);
+    assert!(sm.batch_with_max_timestamp(tp(0)).unwrap().is_none());
+}
+
+#[test]
+fn retention_bytes_keeps_the_newest_within_the_limit() {
+    let mut sm = StateMachine::new();
+    create(
+        &mut sm,
+        &[("retention.bytes", "250"), ("retention.ms", "-1")],
+    );
+    for i in 1..=5 {
+        commit(&mut sm, i, 1);
+    }
+    retention(&mut sm, 1_000_000_000);
+    // 500 bytes; keeping 250 at most means the newest two batches.
+    assert_eq!(sm.offsets(tp(0)).unwrap().log_start_offset, 30);
+    assert_eq!(unreferenced(&sm), vec![oid(1), oid(2), oid(3)]);
+}
+
+#[test]
+fn compacted_topics_and_infinite_retention_are_left_alone() {
+    let mut sm = StateMachine::new();
+    create(
+        &mut sm,
+        &[("cleanup.policy", "compact"), ("retention.ms", "1")],
+    );
+    commit(&mut sm, 1, 0);
+    assert!(retention(&mut sm, 1_000_000).is_empty());
+
+    let mut sm = StateMachine::new();
+    create(
+        &mut sm,
+        &[("cleanup.policy", "compact,delete"), ("retention.ms", "1")],
+    );
+    commit(&mut sm, 1, 0);
+    assert_eq!(retention(&mut sm, 1_000_000).len(), 1);
+
+    let mut sm = StateMachine::new();
+    create(&mut sm, &[("retention.ms", "-1")]);
+    commit(&mut sm, 1, 0);
+    assert!(retention(&mut sm, i64::MAX).is_empty());
+}
+
+#[test]
+fn delete_records_moves_the_log_start_inside_a_batch() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, &[]);
+    commit(&mut sm, 1, 0);
+    commit(&mut sm, 2, 0);
+    // Offset 15 is inside the second batch (10..=19): it stays, the first goes.
+    let o = delete_records(&mut sm, 15).unwrap();
+    assert_eq!((o.log_start_offset, o.high_watermark), (15, 20));
+    assert_eq!(
+        sm.read_index(tp(0), 15, 1).unwrap().batches[0].base_offset,
+        10
+    );
+    assert_eq!(
+        sm.read_index(tp(0), 14, 1),
+        Err(MetaError::OffsetOutOfRange)
+    );
+    assert_eq!(unreferenced(&sm), vec![oid(1)]);
+    // Never backwards; beyond the high watermark is out of range; -1 is the high watermark.
+    assert_eq!(delete_records(&mut sm, 3).unwrap().log_start_offset, 15);
+    assert_eq!(
+        delete_records(&mut sm, 21),
+        Err(MetaError::OffsetOutOfRange)
+    );
+    assert_eq!(
+        delete_records(&mut sm, -2),
+        Err(MetaError::OffsetOutOfRange)
+    );
+    assert_eq!(delete_records(&mut sm, -1).unwrap().log_start_offset, 20);
+    // Producing goes on from the high watermark.
+    commit(&mut sm, 3, 0);
+    assert_eq!(sm.offsets(tp(0)).unwrap().high_watermark, 30);
+}
+
+#[test]
+fn only_unreferenced_objects_are_forgotten() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, &[]);
+    commit(&mut sm, 1, 0);
+    commit(&mut sm, 2, 0);
+    delete_records(&mut sm, 10).unwrap();
+    let r = sm.apply(&Command::ForgetObjects {
+        objects: vec![oid(1), oid(2), oid(99)],
+    });
+    assert_eq!(r, CommandResponse::ObjectsForgotten(vec![oid(1)]));
+    assert_eq!(sm.objects_known(&[oid(1), oid(2)]), vec![false, true]);
+    assert!(unreferenced(&sm).is_empty());
+
+    // A deleted topic's objects become unreferenced.
+    sm.apply(&Command::DeleteTopic {
+        name: "t".into(),
+        now_ms: 0,
+    });
+    assert_eq!(unreferenced(&sm), vec![oid(2)]);
+}
