@@ -14,7 +14,7 @@ pub async fn run(settings: RemoteAgentSettings) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)
         .context("metastore client")?;
     info!(metastore = ?settings.metastore, "agent uses this metastore");
-    run_agent(&settings.agent, Arc::new(metastore), "agent").await?;
+    run_agent(&settings.agent, Arc::new(metastore), None, "agent").await?;
     info!("stopped");
     Ok(())
 }

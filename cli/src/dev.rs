@@ -16,7 +16,13 @@ pub async fn run(settings: DevSettings) -> anyhow::Result<()> {
             .context("opening the metastore")?,
     );
     info!(data_dir = %settings.data_dir.display(), "metastore open");
-    let served = run_agent(&settings.agent, metastore.clone(), "dev").await;
+    let served = run_agent(
+        &settings.agent,
+        metastore.clone(),
+        Some(settings.compactor.clone()),
+        "dev",
+    )
+    .await;
     metastore.shutdown().await;
     info!("stopped");
     served

@@ -20,9 +20,11 @@ use crate::settings::AgentSettings;
 const TOPIC_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves until a signal. `ready` is printed once clients can connect.
+/// With `compactor`, a compactor runs alongside (as in `skiff dev`), on the same store.
 pub async fn run_agent(
     settings: &AgentSettings,
     metastore: Arc<dyn MetastoreClient>,
+    compactor: Option<skiff_compactor::CompactorConfig>,
     role: &str,
 ) -> anyhow::Result<()> {
     let metrics = Metrics::with_prices(settings.prices);
@@ -59,12 +61,16 @@ pub async fn run_agent(
         config: settings.agent.clone(),
         metastore: metastore.clone(),
         batcher,
-        reader: Reader::new(store),
+        reader: Reader::new(store.clone()),
         metrics: metrics.clone(),
         clock,
     });
 
     let shutdown = CancellationToken::new();
+    let compactor = compactor.map(|config| {
+        let compactor = skiff_compactor::Compactor::new(metastore.clone(), store.clone(), config);
+        tokio::spawn(compactor.run(shutdown.clone()))
+    });
     let heartbeats = membership.spawn(metastore, clock_for_heartbeats, shutdown.clone());
     let group_timers = groups.spawn(shutdown.clone());
     let lag = skiff_agent::groups::lag::spawn(agent.clone(), shutdown.clone());
@@ -111,6 +117,9 @@ pub async fn run_agent(
     let _ = metrics_task.await;
     let _ = heartbeats.await;
     let _ = group_timers.await;
+    if let Some(c) = compactor {
+        let _ = c.await;
+    }
     Ok(())
 }
 

@@ -100,6 +100,21 @@ pub struct DevArgs {
     /// Where the metastore keeps its Raft log and snapshots [default: ./skiff-data]
     #[arg(long, env = "SKIFF_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Time between compactor passes (retention, garbage collection) [default: 30000]
+    #[arg(long, env = "SKIFF_COMPACTOR_INTERVAL_MS")]
+    compactor_interval_ms: Option<u64>,
+    /// How long an object nothing points at, or never committed, is kept before it is deleted
+    /// [default: 300000]
+    #[arg(long, env = "SKIFF_COMPACTOR_GRACE_MS")]
+    compactor_grace_ms: Option<u64>,
+    /// Retention of topics without their own retention.ms (Kafka's log.retention.ms); -1 keeps
+    /// forever [default: 604800000]
+    #[arg(long, env = "SKIFF_RETENTION_MS")]
+    retention_ms: Option<i64>,
+    /// Bytes per partition kept for topics without their own retention.bytes
+    /// (log.retention.bytes); -1 for no limit [default: -1]
+    #[arg(long, env = "SKIFF_RETENTION_BYTES")]
+    retention_bytes: Option<i64>,
     #[command(flatten)]
     agent: AgentFlags,
 }
@@ -120,6 +135,10 @@ pub struct AgentArgs {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     data_dir: Option<PathBuf>,
+    compactor_interval_ms: Option<u64>,
+    compactor_grace_ms: Option<u64>,
+    retention_ms: Option<i64>,
+    retention_bytes: Option<i64>,
     metastore: Option<Vec<String>>,
     listen: Option<SocketAddr>,
     advertise: Option<String>,
@@ -172,6 +191,7 @@ pub struct AgentSettings {
 #[derive(Debug)]
 pub struct DevSettings {
     pub data_dir: PathBuf,
+    pub compactor: skiff_compactor::CompactorConfig,
     pub agent: AgentSettings,
 }
 
@@ -197,8 +217,29 @@ impl DevSettings {
             .canonicalize()
             .with_context(|| format!("resolving data dir {}", data_dir.display()))?;
         let default_store = format!("file://{}", data_dir.join("objects").display());
+        let mut compactor = skiff_compactor::CompactorConfig::default();
+        let ms = std::time::Duration::from_millis;
+        if let Some(v) = args.compactor_interval_ms.or(file.compactor_interval_ms) {
+            if v < 10 {
+                bail!("compactor-interval-ms must be at least 10");
+            }
+            compactor.interval = ms(v);
+        }
+        if let Some(v) = args.compactor_grace_ms.or(file.compactor_grace_ms) {
+            compactor.grace = ms(v);
+        }
+        if let Some(v) = args.retention_ms.or(file.retention_ms) {
+            compactor.default_retention_ms = v;
+        }
+        if let Some(v) = args.retention_bytes.or(file.retention_bytes) {
+            compactor.default_retention_bytes = v;
+        }
         let agent = AgentSettings::resolve(args.agent, file, Some(default_store))?;
-        Ok(Self { data_dir, agent })
+        Ok(Self {
+            data_dir,
+            compactor,
+            agent,
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod api_versions;
 pub mod consumer_group;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_configs;
 pub mod fetch;
@@ -201,6 +202,12 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
                 header,
                 async move { offsets::delete(&agent, req).await },
             )
+        }
+        ApiKey::DeleteRecords => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                delete_records::handle(&agent, req).await
+            })
         }
         ApiKey::DescribeConfigs => {
             let req = decode(api, version, &mut body)?;

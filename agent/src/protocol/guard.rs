@@ -180,6 +180,7 @@ const API_SCHEMAS: &[ApiSchema] = &[
     api(ApiKey::ListGroups, 0, 5, 3, LIST_GROUPS),
     api(ApiKey::DeleteGroups, 0, 2, 2, DELETE_GROUPS),
     api(ApiKey::OffsetDelete, 0, 0, N, OFFSET_DELETE), // never flexible
+    api(ApiKey::DeleteRecords, 0, 2, 2, DELETE_RECORDS),
     api(
         ApiKey::ConsumerGroupHeartbeat,
         0,
@@ -441,6 +442,19 @@ const LIST_GROUPS: &[Field] = &[
 
 const DELETE_GROUPS: &[Field] = &[
     f(Array(&Str), 0, N), // groups_names
+];
+
+const DELETE_RECORDS: &[Field] = &[
+    f(Array(&Struct(DELETE_RECORDS_TOPIC)), 0, N), // topics
+    f(Int32, 0, N),                                // timeout_ms
+];
+const DELETE_RECORDS_TOPIC: &[Field] = &[
+    f(Str, 0, N),                                      // name
+    f(Array(&Struct(DELETE_RECORDS_PARTITION)), 0, N), // partitions
+];
+const DELETE_RECORDS_PARTITION: &[Field] = &[
+    f(Int32, 0, N), // partition_index
+    f(Int64, 0, N), // offset
 ];
 
 const OFFSET_DELETE: &[Field] = &[

@@ -10,6 +10,9 @@ use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
 };
 use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
 use kafka_protocol::messages::describe_configs_request::{
     DescribeConfigsRequest, DescribeConfigsResource,
@@ -579,6 +582,26 @@ fn consumer_group_describe(v: i16) -> Bytes {
     encode(req, v)
 }
 
+fn delete_records(v: i16) -> Bytes {
+    let partition = |p, offset| {
+        DeleteRecordsPartition::default()
+            .with_partition_index(p)
+            .with_offset(offset)
+            .with_unknown_tagged_fields(tags())
+    };
+    let topic = |n: &'static str| {
+        DeleteRecordsTopic::default()
+            .with_name(name(n))
+            .with_partitions(vec![partition(0, 10), partition(3, -1)])
+            .with_unknown_tagged_fields(tags())
+    };
+    let req = DeleteRecordsRequest::default()
+        .with_topics(vec![topic("a"), topic("bb")])
+        .with_timeout_ms(5000)
+        .with_unknown_tagged_fields(tags());
+    encode(req, v)
+}
+
 /// Requests of `api` at `version`, built and encoded by kafka-protocol: a full one with non-empty
 /// nested arrays and every optional field set, then ones with nulls where the version allows.
 fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
@@ -603,6 +626,7 @@ fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
         ApiKey::ListGroups => vec![list_groups(v)],
         ApiKey::DeleteGroups => vec![delete_groups(v)],
         ApiKey::OffsetDelete => vec![offset_delete(v)],
+        ApiKey::DeleteRecords => vec![delete_records(v)],
         ApiKey::ConsumerGroupHeartbeat => vec![
             consumer_group_heartbeat(v, false),
             consumer_group_heartbeat(v, true),
@@ -634,6 +658,7 @@ fn kafka_versions(api: ApiKey) -> VersionRange {
         ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
         ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
         ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
+        ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
         ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
         ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
         other => panic!("no request type for {other:?}"),
@@ -668,6 +693,7 @@ fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Result<usize, String> {
         ApiKey::ListGroups => len::<ListGroupsRequest>(v, body),
         ApiKey::DeleteGroups => len::<DeleteGroupsRequest>(v, body),
         ApiKey::OffsetDelete => len::<OffsetDeleteRequest>(v, body),
+        ApiKey::DeleteRecords => len::<DeleteRecordsRequest>(v, body),
         ApiKey::ConsumerGroupHeartbeat => len::<ConsumerGroupHeartbeatRequest>(v, body),
         ApiKey::ConsumerGroupDescribe => len::<ConsumerGroupDescribeRequest>(v, body),
         other => panic!("no request type for {other:?}"),
