@@ -100,7 +100,8 @@ pub struct DevArgs {
     /// Where the metastore keeps its Raft log and snapshots [default: ./skiff-data]
     #[arg(long, env = "SKIFF_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Time between compactor passes (retention, garbage collection) [default: 30000]
+    /// Time between compactor passes (retention, garbage collection), like Kafka's
+    /// log.retention.check.interval.ms [default: 300000]
     #[arg(long, env = "SKIFF_COMPACTOR_INTERVAL_MS")]
     compactor_interval_ms: Option<u64>,
     /// How long an object nothing points at, or never committed, is kept before it is deleted

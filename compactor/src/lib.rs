@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 #[derive(Clone, Debug)]
 pub struct CompactorConfig {
-    /// Time between passes.
+    /// Time between passes; Kafka's `log.retention.check.interval.ms` default, 5 minutes.
     pub interval: Duration,
     /// How long an object nothing points at (or nothing committed) is kept before deletion.
     pub grace: Duration,
@@ -34,7 +34,7 @@ pub struct CompactorConfig {
 impl Default for CompactorConfig {
     fn default() -> Self {
         Self {
-            interval: Duration::from_secs(30),
+            interval: Duration::from_secs(300),
             grace: Duration::from_secs(300),
             default_retention_ms: 7 * 24 * 3600 * 1000,
             default_retention_bytes: -1,
