@@ -1,6 +1,7 @@
 //! `skiff`: one binary, one subcommand per role.
 
 mod agent;
+mod compactor;
 mod dev;
 mod groups;
 mod metastore;
@@ -29,6 +30,9 @@ enum Command {
     /// Run a stateless agent: the Kafka protocol for clients, objects in the shared object
     /// store, commits to a metastore quorum (--metastore).
     Agent(settings::AgentArgs),
+    /// Run a compactor: retention, merging small objects into segments, and deleting objects
+    /// nothing points at, for the cluster of a metastore quorum (--metastore). Several may run.
+    Compactor(settings::CompactorArgs),
     /// Run one node of the metastore quorum (the Raft-replicated index of topics, partitions and
     /// objects), or manage a running quorum with the subcommands.
     Metastore(MetastoreCommand),
@@ -66,6 +70,9 @@ fn main() -> anyhow::Result<()> {
         Command::Dev(args) => runtime.block_on(dev::run(settings::DevSettings::resolve(args)?)),
         Command::Agent(args) => {
             runtime.block_on(agent::run(settings::RemoteAgentSettings::resolve(args)?))
+        }
+        Command::Compactor(args) => {
+            runtime.block_on(compactor::run(settings::CompactorSettings::resolve(args)?))
         }
         Command::Metastore(MetastoreCommand {
             admin: Some(cmd), ..

@@ -21,34 +21,14 @@ pub struct AgentFlags {
     /// host:port clients are told to connect to [default: the listen address]
     #[arg(long, env = "SKIFF_ADVERTISE")]
     advertise: Option<String>,
-    /// file:///path, memory:// or s3://bucket/prefix [dev default: file://<data-dir>/objects]
-    #[arg(long, env = "SKIFF_OBJECT_STORE")]
-    object_store: Option<String>,
-    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 for MinIO [default: AWS]
-    #[arg(long, env = "SKIFF_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
-    /// The bucket's region [default: AWS_REGION, else us-east-1]
-    #[arg(long, env = "SKIFF_S3_REGION")]
-    s3_region: Option<String>,
-    /// Path-style S3 requests (endpoint/bucket/key), as MinIO wants [default: false]
-    #[arg(long, env = "SKIFF_S3_PATH_STYLE")]
-    s3_path_style: Option<bool>,
-    /// Deadline of one object-store request; a request past it is retried [default: 10000]
-    #[arg(long, env = "SKIFF_STORE_REQUEST_TIMEOUT_MS")]
-    store_request_timeout_ms: Option<u64>,
-    /// Tries after the first for a failed object-store request [default: 3]
-    #[arg(long, env = "SKIFF_STORE_MAX_RETRIES")]
-    store_max_retries: Option<u32>,
+    #[command(flatten)]
+    store: StoreFlags,
     /// $ per 1,000 PUT/COPY/POST/LIST requests, for the cost figures on /metrics [default: 0.005]
     #[arg(long, env = "SKIFF_S3_PRICE_WRITE_PER_1000")]
     s3_price_write_per_1000: Option<f64>,
     /// $ per 1,000 GET/HEAD requests, for the cost figures on /metrics [default: 0.0004]
     #[arg(long, env = "SKIFF_S3_PRICE_READ_PER_1000")]
     s3_price_read_per_1000: Option<f64>,
-    /// TESTING ONLY: inject object-store faults, e.g. error_rate=0.05,latency_ms=50,
-    /// lost_response_rate=0.05,ops=put+get (see docs/operations.md)
-    #[arg(long, env = "SKIFF_STORE_FAULTS")]
-    store_faults: Option<String>,
     /// Flush a window this long after its first batch [default: 250]
     #[arg(long, env = "SKIFF_FLUSH_INTERVAL_MS")]
     flush_interval_ms: Option<u64>,
@@ -95,12 +75,37 @@ pub struct AgentFlags {
     group_consumer_heartbeat_interval_ms: Option<u64>,
 }
 
+/// Where the objects are, for every role that reads or writes them.
 #[derive(Args, Debug, Default)]
-pub struct DevArgs {
-    /// Where the metastore keeps its Raft log and snapshots [default: ./skiff-data]
-    #[arg(long, env = "SKIFF_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Time between compactor passes (retention, garbage collection), like Kafka's
+pub struct StoreFlags {
+    /// file:///path, memory:// or s3://bucket/prefix [dev default: file://<data-dir>/objects]
+    #[arg(long, env = "SKIFF_OBJECT_STORE")]
+    object_store: Option<String>,
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 for MinIO [default: AWS]
+    #[arg(long, env = "SKIFF_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// The bucket's region [default: AWS_REGION, else us-east-1]
+    #[arg(long, env = "SKIFF_S3_REGION")]
+    s3_region: Option<String>,
+    /// Path-style S3 requests (endpoint/bucket/key), as MinIO wants [default: false]
+    #[arg(long, env = "SKIFF_S3_PATH_STYLE")]
+    s3_path_style: Option<bool>,
+    /// Deadline of one object-store request; a request past it is retried [default: 10000]
+    #[arg(long, env = "SKIFF_STORE_REQUEST_TIMEOUT_MS")]
+    store_request_timeout_ms: Option<u64>,
+    /// Tries after the first for a failed object-store request [default: 3]
+    #[arg(long, env = "SKIFF_STORE_MAX_RETRIES")]
+    store_max_retries: Option<u32>,
+    /// TESTING ONLY: inject object-store faults, e.g. error_rate=0.05,latency_ms=50,
+    /// lost_response_rate=0.05,ops=put+get (see docs/operations.md)
+    #[arg(long, env = "SKIFF_STORE_FAULTS")]
+    store_faults: Option<String>,
+}
+
+/// What a compactor does and how often, in `skiff dev` and `skiff compactor` alike.
+#[derive(Args, Debug, Default)]
+pub struct CompactorFlags {
+    /// Time between compactor passes (retention, merging, garbage collection), like Kafka's
     /// log.retention.check.interval.ms [default: 300000]
     #[arg(long, env = "SKIFF_COMPACTOR_INTERVAL_MS")]
     compactor_interval_ms: Option<u64>,
@@ -108,6 +113,13 @@ pub struct DevArgs {
     /// [default: 300000]
     #[arg(long, env = "SKIFF_COMPACTOR_GRACE_MS")]
     compactor_grace_ms: Option<u64>,
+    /// Size merged segments grow to; runs of batches under half of it are merged
+    /// [default: 134217728]
+    #[arg(long, env = "SKIFF_SEGMENT_BYTES")]
+    segment_bytes: Option<u64>,
+    /// How long a compactor's claim on a partition lasts if it dies holding it [default: 300000]
+    #[arg(long, env = "SKIFF_COMPACTOR_LEASE_MS")]
+    compactor_lease_ms: Option<u64>,
     /// Retention of topics without their own retention.ms (Kafka's log.retention.ms); -1 keeps
     /// forever [default: 604800000]
     #[arg(long, env = "SKIFF_RETENTION_MS")]
@@ -116,6 +128,15 @@ pub struct DevArgs {
     /// (log.retention.bytes); -1 for no limit [default: -1]
     #[arg(long, env = "SKIFF_RETENTION_BYTES")]
     retention_bytes: Option<i64>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct DevArgs {
+    /// Where the metastore keeps its Raft log and snapshots [default: ./skiff-data]
+    #[arg(long, env = "SKIFF_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    compactor: CompactorFlags,
     #[command(flatten)]
     agent: AgentFlags,
 }
@@ -130,6 +151,23 @@ pub struct AgentArgs {
     agent: AgentFlags,
 }
 
+#[derive(Args, Debug, Default)]
+pub struct CompactorArgs {
+    /// TOML file with any of these settings (keys as the flags, with underscores)
+    #[arg(long, env = "SKIFF_CONFIG")]
+    config: Option<PathBuf>,
+    /// The metastore nodes' RPC addresses, comma-separated host:port
+    #[arg(long, env = "SKIFF_METASTORE", value_delimiter = ',')]
+    metastore: Vec<String>,
+    /// Address of the Prometheus /metrics endpoint [default: 127.0.0.1:9645]
+    #[arg(long, env = "SKIFF_METRICS")]
+    metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    store: StoreFlags,
+    #[command(flatten)]
+    compactor: CompactorFlags,
+}
+
 /// Settings as a TOML file holds them: one file format for every role; each role refuses the
 /// keys that are not its own.
 #[derive(Deserialize, Debug, Default)]
@@ -138,6 +176,8 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     compactor_interval_ms: Option<u64>,
     compactor_grace_ms: Option<u64>,
+    segment_bytes: Option<u64>,
+    compactor_lease_ms: Option<u64>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
     metastore: Option<Vec<String>>,
@@ -218,23 +258,7 @@ impl DevSettings {
             .canonicalize()
             .with_context(|| format!("resolving data dir {}", data_dir.display()))?;
         let default_store = format!("file://{}", data_dir.join("objects").display());
-        let mut compactor = skiff_compactor::CompactorConfig::default();
-        let ms = std::time::Duration::from_millis;
-        if let Some(v) = args.compactor_interval_ms.or(file.compactor_interval_ms) {
-            if v < 10 {
-                bail!("compactor-interval-ms must be at least 10");
-            }
-            compactor.interval = ms(v);
-        }
-        if let Some(v) = args.compactor_grace_ms.or(file.compactor_grace_ms) {
-            compactor.grace = ms(v);
-        }
-        if let Some(v) = args.retention_ms.or(file.retention_ms) {
-            compactor.default_retention_ms = v;
-        }
-        if let Some(v) = args.retention_bytes.or(file.retention_bytes) {
-            compactor.default_retention_bytes = v;
-        }
+        let compactor = resolve_compactor(args.compactor, &file)?;
         let agent = AgentSettings::resolve(args.agent, file, Some(default_store))?;
         Ok(Self {
             data_dir,
@@ -269,38 +293,16 @@ impl AgentSettings {
         file: FileSettings,
         default_store: Option<String>,
     ) -> anyhow::Result<Self> {
+        let file = &file;
         let listen = args
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
-        let advertise = match args.advertise.or(file.advertise) {
+        let advertise = match args.advertise.or(file.advertise.clone()) {
             Some(a) => parse_host_port(&a)?,
             None => (listen.ip().to_string(), listen.port()),
         };
-        let Some(url) = args.object_store.or(file.object_store).or(default_store) else {
-            bail!("--object-store: agents share one object store; say which (file:///path, s3://bucket/prefix)");
-        };
-        let mut object_store = skiff_store::StoreSettings::new(url);
-        object_store.s3 = skiff_store::S3Settings {
-            endpoint: args.s3_endpoint.or(file.s3_endpoint),
-            region: args.s3_region.or(file.s3_region),
-            path_style: args.s3_path_style.or(file.s3_path_style).unwrap_or(false),
-        };
-        if let Some(ms) = args
-            .store_request_timeout_ms
-            .or(file.store_request_timeout_ms)
-        {
-            if ms < 100 {
-                bail!("store-request-timeout-ms must be at least 100");
-            }
-            object_store.retry.attempt_timeout = std::time::Duration::from_millis(ms);
-        }
-        if let Some(n) = args.store_max_retries.or(file.store_max_retries) {
-            object_store.retry.max_retries = n;
-        }
-        if let Some(spec) = args.store_faults.or(file.store_faults) {
-            object_store.faults = Some(spec.parse()?);
-        }
+        let object_store = resolve_store(args.store, file, default_store)?;
         let mut prices = skiff_store::RequestPrices::default();
         if let Some(p) = args
             .s3_price_write_per_1000
@@ -388,6 +390,120 @@ impl AgentSettings {
             agent,
         })
     }
+}
+
+#[derive(Debug)]
+pub struct CompactorSettings {
+    pub metastore: Vec<String>,
+    pub metrics: SocketAddr,
+    pub object_store: skiff_store::StoreSettings,
+    pub compactor: skiff_compactor::CompactorConfig,
+}
+
+impl CompactorSettings {
+    pub fn resolve(args: CompactorArgs) -> anyhow::Result<Self> {
+        let file = read_file(args.config.as_deref())?;
+        if file.data_dir.is_some() {
+            bail!("`data_dir` is a setting of `skiff dev`; a compactor keeps no data");
+        }
+        let metastore = if args.metastore.is_empty() {
+            file.metastore.clone().unwrap_or_default()
+        } else {
+            args.metastore
+        };
+        if metastore.is_empty() {
+            bail!("--metastore: give the metastore nodes' addresses (host:port,...)");
+        }
+        let Some(_) = args
+            .store
+            .object_store
+            .as_ref()
+            .or(file.object_store.as_ref())
+        else {
+            bail!(
+                "--object-store: the store the agents write to (file:///path, s3://bucket/prefix)"
+            );
+        };
+        Ok(Self {
+            metastore,
+            metrics: args
+                .metrics
+                .or(file.metrics)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9645))),
+            object_store: resolve_store(args.store, &file, None)?,
+            compactor: resolve_compactor(args.compactor, &file)?,
+        })
+    }
+}
+
+fn resolve_compactor(
+    args: CompactorFlags,
+    file: &FileSettings,
+) -> anyhow::Result<skiff_compactor::CompactorConfig> {
+    let mut compactor = skiff_compactor::CompactorConfig::default();
+    let ms = std::time::Duration::from_millis;
+    if let Some(v) = args.compactor_interval_ms.or(file.compactor_interval_ms) {
+        if v < 10 {
+            bail!("compactor-interval-ms must be at least 10");
+        }
+        compactor.interval = ms(v);
+    }
+    if let Some(v) = args.compactor_grace_ms.or(file.compactor_grace_ms) {
+        compactor.grace = ms(v);
+    }
+    if let Some(v) = args.segment_bytes.or(file.segment_bytes) {
+        if v < 1024 {
+            bail!("segment-bytes must be at least 1024");
+        }
+        compactor.merge.target_bytes = v;
+        compactor.merge.job_bytes = v.saturating_mul(2);
+    }
+    if let Some(v) = args.compactor_lease_ms.or(file.compactor_lease_ms) {
+        compactor.merge.lease_ttl = ms(v.max(1));
+    }
+    if let Some(v) = args.retention_ms.or(file.retention_ms) {
+        compactor.default_retention_ms = v;
+    }
+    if let Some(v) = args.retention_bytes.or(file.retention_bytes) {
+        compactor.default_retention_bytes = v;
+    }
+    Ok(compactor)
+}
+
+fn resolve_store(
+    args: StoreFlags,
+    file: &FileSettings,
+    default_store: Option<String>,
+) -> anyhow::Result<skiff_store::StoreSettings> {
+    let Some(url) = args
+        .object_store
+        .or(file.object_store.clone())
+        .or(default_store)
+    else {
+        bail!("--object-store: agents share one object store; say which (file:///path, s3://bucket/prefix)");
+    };
+    let mut object_store = skiff_store::StoreSettings::new(url);
+    object_store.s3 = skiff_store::S3Settings {
+        endpoint: args.s3_endpoint.or(file.s3_endpoint.clone()),
+        region: args.s3_region.or(file.s3_region.clone()),
+        path_style: args.s3_path_style.or(file.s3_path_style).unwrap_or(false),
+    };
+    if let Some(ms) = args
+        .store_request_timeout_ms
+        .or(file.store_request_timeout_ms)
+    {
+        if ms < 100 {
+            bail!("store-request-timeout-ms must be at least 100");
+        }
+        object_store.retry.attempt_timeout = std::time::Duration::from_millis(ms);
+    }
+    if let Some(n) = args.store_max_retries.or(file.store_max_retries) {
+        object_store.retry.max_retries = n;
+    }
+    if let Some(spec) = args.store_faults.or(file.store_faults.clone()) {
+        object_store.faults = Some(spec.parse()?);
+    }
+    Ok(object_store)
 }
 
 #[derive(Args, Debug)]

@@ -22,6 +22,8 @@ use skiff_metastore::client::{MetastoreClient, MetastoreError};
 use skiff_metastore::types::ObjectId;
 use tracing::{info, warn};
 
+use crate::object_path;
+
 /// Objects asked about per metastore read during the orphan sweep.
 const KNOWN_BATCH: usize = 1000;
 
@@ -51,11 +53,6 @@ pub struct Collector {
     /// When each unreferenced object was first seen so. In memory only: a restarted compactor
     /// waits a full grace period again, which errs on the safe side.
     first_seen: HashMap<ObjectId, Instant>,
-}
-
-fn object_path(id: ObjectId) -> Path {
-    // The agent's naming (skiff_agent::storage::object_path); the format is in docs/format.md.
-    Path::from(format!("objects/{id}.skiff"))
 }
 
 fn object_id(path: &Path) -> Option<ObjectId> {

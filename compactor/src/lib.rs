@@ -1,23 +1,33 @@
-//! The compactor: what keeps a Skiff cluster's storage bounded. Each pass
+//! The compactor: what keeps a Skiff cluster's storage bounded and its reads cheap. Each pass
 //!
 //! 1. runs retention: one `EnforceRetention` command trims every partition past its
 //!    `retention.ms` / `retention.bytes` (time travels in the command, so replicas agree);
-//! 2. collects garbage ([`gc`]): objects the index no longer points at, and objects uploaded but
+//! 2. merges small ingestion objects into per-partition segments ([`merge`]);
+//! 3. collects garbage ([`gc`]): objects the index no longer points at, and objects uploaded but
 //!    never committed, are deleted once a grace period has passed, so fetches in flight finish
 //!    and commits in flight land first.
 //!
-//! Merging small objects, key compaction and Parquet export are still to come (issue 6).
+//! Any number of compactors may run: each unit of work is leased in the metastore first
+//! (retention and garbage collection as one unit, merging per partition), and every change is a
+//! metastore command that applies only to the state it was planned from.
 
 pub mod gc;
+pub mod merge;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use object_store::path::Path;
 use object_store::ObjectStore;
-use skiff_metastore::client::MetastoreClient;
-use skiff_metastore::types::EnforceRetention;
+use skiff_metastore::client::{MetastoreClient, MetastoreError};
+use skiff_metastore::types::{AcquireLeases, EnforceRetention, ObjectId};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+pub use merge::{MergeConfig, MergeReport};
+
+/// The lease on retention and garbage collection, which one compactor at a time runs.
+const HOUSEKEEPING_LEASE: &str = "housekeeping";
 
 #[derive(Clone, Debug)]
 pub struct CompactorConfig {
@@ -29,6 +39,7 @@ pub struct CompactorConfig {
     pub default_retention_ms: i64,
     /// Kafka's `log.retention.bytes` default: -1, no limit.
     pub default_retention_bytes: i64,
+    pub merge: MergeConfig,
 }
 
 impl Default for CompactorConfig {
@@ -38,6 +49,7 @@ impl Default for CompactorConfig {
             grace: Duration::from_secs(300),
             default_retention_ms: 7 * 24 * 3600 * 1000,
             default_retention_bytes: -1,
+            merge: MergeConfig::default(),
         }
     }
 }
@@ -48,10 +60,27 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Where an object lives in the store: the agent's naming (`skiff_agent::storage::object_path`),
+/// specified in docs/format.md.
+pub(crate) fn object_path(id: ObjectId) -> Path {
+    Path::from(format!("objects/{id}.skiff"))
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Whether this compactor held the housekeeping lease (retention and garbage collection).
+    pub housekeeping: bool,
+    pub gc: gc::PassReport,
+    pub merge: MergeReport,
+}
+
 pub struct Compactor {
     metastore: Arc<dyn MetastoreClient>,
     config: CompactorConfig,
+    holder: String,
     gc: gc::Collector,
+    merger: merge::Merger,
 }
 
 impl Compactor {
@@ -60,21 +89,34 @@ impl Compactor {
         store: Arc<dyn ObjectStore>,
         config: CompactorConfig,
     ) -> Self {
-        let gc = gc::Collector::new(metastore.clone(), store, config.grace);
+        // Unique per process: a restarted compactor does not inherit leases it cannot vouch for.
+        let holder = format!("compactor-{}", ulid::Ulid::new());
+        let gc = gc::Collector::new(metastore.clone(), store.clone(), config.grace);
+        let merger = merge::Merger::new(
+            metastore.clone(),
+            store,
+            config.merge.clone(),
+            holder.clone(),
+        );
         Self {
             metastore,
             config,
+            holder,
             gc,
+            merger,
         }
     }
 
     /// Passes every `interval` until `shutdown`; a failed pass is logged and the next one tries
     /// again (everything a pass does is safe to repeat).
     pub async fn run(mut self, shutdown: CancellationToken) {
-        info!(interval = ?self.config.interval, grace = ?self.config.grace, "compactor started");
+        info!(holder = %self.holder, interval = ?self.config.interval, grace = ?self.config.grace, target_bytes = self.config.merge.target_bytes, "compactor started");
         loop {
-            if let Err(e) = self.pass().await {
-                warn!(error = %e, "compactor pass failed; trying again next pass");
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                result = self.pass() => if let Err(e) = result {
+                    warn!(error = %e, "compactor pass failed; trying again next pass");
+                },
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -83,23 +125,60 @@ impl Compactor {
         }
     }
 
-    /// One pass: retention, then garbage collection.
-    pub async fn pass(
-        &mut self,
-    ) -> Result<gc::PassReport, skiff_metastore::client::MetastoreError> {
-        let trimmed = self
-            .metastore
-            .enforce_retention(EnforceRetention {
-                now_ms: now_ms(),
-                default_retention_ms: self.config.default_retention_ms,
-                default_retention_bytes: self.config.default_retention_bytes,
-            })
-            .await?;
-        for t in &trimmed {
-            info!(topic_id = %t.tp.topic_id, partition = t.tp.partition, log_start_offset = t.log_start_offset, "retention moved the log start");
+    /// One pass: retention, merging, then garbage collection.
+    pub async fn pass(&mut self) -> Result<PassReport, PassError> {
+        let mut report = PassReport {
+            housekeeping: self.lease_housekeeping().await?,
+            ..PassReport::default()
+        };
+        if report.housekeeping {
+            let trimmed = self
+                .metastore
+                .enforce_retention(EnforceRetention {
+                    now_ms: now_ms(),
+                    default_retention_ms: self.config.default_retention_ms,
+                    default_retention_bytes: self.config.default_retention_bytes,
+                })
+                .await?;
+            for t in &trimmed {
+                info!(topic_id = %t.tp.topic_id, partition = t.tp.partition, log_start_offset = t.log_start_offset, "retention moved the log start");
+            }
+            report.gc.partitions_trimmed = trimmed.len();
         }
-        let mut report = self.gc.pass().await?;
-        report.partitions_trimmed = trimmed.len();
+        report.merge = self.merger.pass().await?;
+        if report.housekeeping {
+            let trimmed = report.gc.partitions_trimmed;
+            report.gc = self.gc.pass().await?;
+            report.gc.partitions_trimmed = trimmed;
+        }
         Ok(report)
     }
+
+    /// Takes (or renews) the housekeeping lease for a little over two passes, so that it stays
+    /// with one compactor while that one is alive.
+    async fn lease_housekeeping(&self) -> Result<bool, MetastoreError> {
+        let ttl = self.config.interval.saturating_mul(2) + Duration::from_secs(10);
+        let granted = self
+            .metastore
+            .acquire_leases(AcquireLeases {
+                holder: self.holder.clone(),
+                keys: vec![HOUSEKEEPING_LEASE.to_owned()],
+                ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+                now_ms: now_ms(),
+            })
+            .await?;
+        let held = granted.first().copied().unwrap_or(false);
+        if !held {
+            debug!("another compactor holds the housekeeping lease");
+        }
+        Ok(held)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("metastore: {0}")]
+    Metastore(#[from] MetastoreError),
+    #[error("merging: {0}")]
+    Merge(#[from] merge::MergeError),
 }

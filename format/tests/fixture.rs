@@ -9,7 +9,11 @@ use skiff_format::encode::BatchBuilder;
 use skiff_format::object::{decode_object, ObjectBuilder};
 use skiff_format::records::records;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/object-v1.bin");
+/// Found at run time: a test binary may be reused by another checkout sharing the target dir.
+fn fixture() -> std::path::PathBuf {
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").unwrap();
+    std::path::Path::new(&root).join("tests/data/object-v1.bin")
+}
 const OBJECT_ID: u128 = 0x0197_0000_0000_0000_0000_0000_0000_0001;
 
 fn batch(bytes: Bytes) -> Batch {
@@ -46,9 +50,9 @@ fn build() -> Vec<u8> {
 fn v1_fixture_is_stable() {
     let built = build();
     if std::env::var_os("SKIFF_BLESS").is_some() {
-        std::fs::write(FIXTURE, &built).unwrap();
+        std::fs::write(fixture(), &built).unwrap();
     }
-    let pinned = std::fs::read(FIXTURE).unwrap();
+    let pinned = std::fs::read(fixture()).unwrap();
     assert!(
         built == pinned,
         "the builder no longer writes the pinned v1 bytes"

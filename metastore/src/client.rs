@@ -4,11 +4,13 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::types::{
+    AcquireLeases, EnforceRetention, ObjectId, ReplaceBatches, Trimmed, UnreferencedObject,
+};
+use crate::types::{
     AgentHeartbeat, BatchAppend, CommitObject, CommitOffsets, CommittedOffset, CreateTopic,
     GroupPartition, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
     PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
-use crate::types::{EnforceRetention, ObjectId, Trimmed, UnreferencedObject};
 
 /// Failures at the client boundary, sorted by what the caller should do about them.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,12 @@ pub trait MetastoreClient: Send + Sync + 'static {
     async fn unreferenced_objects(&self) -> Result<Vec<UnreferencedObject>>;
     /// Whether the metastore knows each object (committed and not forgotten).
     async fn objects_known(&self, objects: Vec<ObjectId>) -> Result<Vec<bool>>;
+    /// Swaps a run of a partition's batches for their rewritten copies, atomically;
+    /// [`MetaError::RewriteConflict`] if the run changed since it was read.
+    async fn replace_batches(&self, req: ReplaceBatches) -> Result<()>;
+    /// Takes or renews leases on compactor work; whether each key is now held by the holder.
+    async fn acquire_leases(&self, req: AcquireLeases) -> Result<Vec<bool>>;
+    async fn release_leases(&self, holder: &str, keys: Vec<String>) -> Result<Vec<bool>>;
 
     /// All live topics, by name.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;
@@ -183,6 +191,20 @@ pub(crate) mod answer {
     pub fn objects_forgotten(resp: CommandResponse) -> Result<Vec<ObjectId>> {
         match resp {
             CommandResponse::ObjectsForgotten(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn replaced(resp: CommandResponse) -> Result<()> {
+        match resp {
+            CommandResponse::Replaced(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn leases(resp: CommandResponse) -> Result<Vec<bool>> {
+        match resp {
+            CommandResponse::Leases(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

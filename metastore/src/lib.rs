@@ -15,5 +15,7 @@ pub mod types;
 
 #[cfg(test)]
 mod retention_tests;
+#[cfg(test)]
+mod rewrite_tests;
 
 pub use local::{LocalMetastore, LocalMetastoreOptions, NodeError, OpenError};

@@ -24,12 +24,14 @@ use crate::raft::{
 };
 use crate::state_machine::StateMachine;
 use crate::types::{
+    AcquireLeases, EnforceRetention, ObjectId, ReplaceBatches, Trimmed, UnreferencedObject,
+};
+use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
     CommitOffsets, CommittedOffset, CreateTopic, GroupPartition, IndexAnswer, IndexRead,
     IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
     TopicMeta, TopicPartition,
 };
-use crate::types::{EnforceRetention, ObjectId, Trimmed, UnreferencedObject};
 
 /// The node id of the embedded metastore. Fixed, because the journal records votes by node id.
 pub const LOCAL_NODE_ID: NodeId = 1;
@@ -492,6 +494,22 @@ impl MetastoreClient for LocalMetastore {
 
     async fn objects_known(&self, objects: Vec<ObjectId>) -> Result<Vec<bool>> {
         self.read(|s| s.objects_known(&objects)).await
+    }
+
+    async fn replace_batches(&self, req: ReplaceBatches) -> Result<()> {
+        answer::replaced(self.write(Command::ReplaceBatches(req)).await?)
+    }
+
+    async fn acquire_leases(&self, req: AcquireLeases) -> Result<Vec<bool>> {
+        answer::leases(self.write(Command::AcquireLeases(req)).await?)
+    }
+
+    async fn release_leases(&self, holder: &str, keys: Vec<String>) -> Result<Vec<bool>> {
+        let cmd = Command::ReleaseLeases {
+            holder: holder.to_owned(),
+            keys,
+        };
+        answer::leases(self.write(cmd).await?)
     }
 
     async fn topics(&self) -> Result<Vec<TopicMeta>> {

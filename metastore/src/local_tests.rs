@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::*;
 use crate::raft::log_store::JOURNAL_FILE;
-use crate::types::{CommitBatch, CommitOffsets, CommittedOffset, GroupPartition, ObjectId};
+use crate::types::{
+    AcquireLeases, CommitBatch, CommitOffsets, CommittedOffset, GroupPartition, ObjectId,
+};
 
 const TOPIC: Uuid = Uuid::from_u128(0xfeed);
 
@@ -87,8 +89,21 @@ async fn populate(ms: &LocalMetastore) -> i64 {
         .await
         .unwrap();
     assert_eq!(committed, vec![Ok(())]);
+    let leased = ms
+        .acquire_leases(AcquireLeases {
+            holder: "compactor-a".into(),
+            keys: vec![FIXTURE_LEASE.into()],
+            ttl_ms: i64::MAX / 2,
+            now_ms: 3,
+        })
+        .await
+        .unwrap();
+    assert_eq!(leased, vec![true]);
     pid
 }
+
+/// Held for ever by "compactor-a" in fixtures from v4 on.
+const FIXTURE_LEASE: &str = "rewrite/orders/0";
 
 fn group_partition(partition: i32) -> GroupPartition {
     GroupPartition {
@@ -309,12 +324,15 @@ async fn commits_watch_moves_and_shutdown_refuses() {
 }
 
 /// Data directories written by each on-disk format (v1: journal and snapshot in JSON; v2:
-/// postcard), so that a format change that cannot read one fails here rather than on someone's
-/// upgrade.
-const FIXTURE_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-dir-v1");
-const FIXTURE_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-dir-v2");
-/// Journal v2, snapshot v3 (consumer groups' offsets).
-const FIXTURE_V3: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data-dir-v3");
+/// postcard; v3: consumer groups' offsets, journal still v2; v4: compactor leases), so that a
+/// format change that cannot read one fails here rather than on someone's upgrade. Found at run
+/// time: a test binary may be reused by another checkout sharing the target directory.
+fn fixture(version: u32) -> std::path::PathBuf {
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    Path::new(&root).join(format!("tests/fixtures/data-dir-v{version}"))
+}
+/// The version `write_fixture` writes.
+const FIXTURE_CURRENT: u32 = 4;
 const FIXTURE_FILES: [&str; 2] = [JOURNAL_FILE, crate::raft::snapshot::SNAPSHOT_FILE];
 
 fn fixture_options() -> LocalMetastoreOptions {
@@ -341,35 +359,38 @@ async fn write_fixture() {
         .await
         .unwrap();
     ms.shutdown().await;
-    assert!(
-        !Path::new(FIXTURE_V3).exists(),
-        "a fixture is never overwritten"
-    );
-    std::fs::create_dir_all(FIXTURE_V3).unwrap();
+    let target = fixture(FIXTURE_CURRENT);
+    assert!(!target.exists(), "a fixture is never overwritten");
+    std::fs::create_dir_all(&target).unwrap();
     for f in FIXTURE_FILES {
-        std::fs::copy(dir.path().join(f), Path::new(FIXTURE_V3).join(f)).unwrap();
+        std::fs::copy(dir.path().join(f), target.join(f)).unwrap();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_the_v1_fixture() {
-    reads_fixture(FIXTURE_V1).await;
+    reads_fixture(1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_the_v2_fixture() {
-    reads_fixture(FIXTURE_V2).await;
+    reads_fixture(2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_the_v3_fixture() {
-    reads_fixture(FIXTURE_V3).await;
+    reads_fixture(3).await;
 }
 
-async fn reads_fixture(fixture: &str) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v4_fixture() {
+    reads_fixture(4).await;
+}
+
+async fn reads_fixture(version: u32) {
     let dir = tempfile::tempdir().unwrap();
     for f in FIXTURE_FILES {
-        std::fs::copy(Path::new(fixture).join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(fixture(version).join(f), dir.path().join(f)).unwrap();
     }
     let ms = LocalMetastore::open_with(dir.path(), fixture_options())
         .await
@@ -380,12 +401,26 @@ async fn reads_fixture(fixture: &str) {
     assert_eq!(offsets[0].high_watermark, 30);
     assert_eq!(offsets[1].high_watermark, 10);
     assert_eq!(slices[0].batches.len(), 10);
-    let groups = if fixture == FIXTURE_V3 {
+    let groups = if version >= 3 {
         vec![(group_partition(1), committed_offset(7))]
     } else {
         vec![]
     };
     assert_eq!(ms.group_offsets("readers").await.unwrap(), groups);
+    let someone_else = ms
+        .acquire_leases(AcquireLeases {
+            holder: "compactor-b".into(),
+            keys: vec![FIXTURE_LEASE.into()],
+            ttl_ms: 1,
+            now_ms: 4,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        someone_else,
+        vec![version < 4],
+        "the lease survives from v4 on"
+    );
     check_continues(&ms, 0).await;
     // A trigger is ignored while a snapshot is being built, so ask until one covers everything.
     let mut covered = false;
@@ -408,7 +443,7 @@ async fn reads_fixture(fixture: &str) {
 
     // Opened once, the journal was rewritten and a snapshot taken, both in the current version
     // (byte 8 is the low byte of the version); they read back to the same state.
-    for (f, version) in FIXTURE_FILES.iter().zip([2, 3]) {
+    for (f, version) in FIXTURE_FILES.iter().zip([2, 4]) {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
         assert_eq!(bytes[8], version, "{f} is version {}", bytes[8]);
     }

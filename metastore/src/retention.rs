@@ -141,7 +141,11 @@ impl PartitionState {
             _ => offset,
         };
         self.index = self.index.split_off(&keep_from);
-        // The running maximum starts again from what is left.
+        self.rebuild_timestamp_highs();
+    }
+
+    /// Starts the running maximum of timestamps again from the index as it now is.
+    pub(super) fn rebuild_timestamp_highs(&mut self) {
         self.timestamp_highs.clear();
         for b in self.index.values() {
             if self

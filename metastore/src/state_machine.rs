@@ -47,6 +47,45 @@ pub struct StateMachine {
     /// only what must survive it is here.
     #[serde(default)]
     groups: BTreeMap<String, BTreeMap<GroupPartition, CommittedOffset>>,
+    /// Compactors' claims on units of work, by key (snapshot version 4 on).
+    #[serde(default)]
+    leases: BTreeMap<String, Lease>,
+}
+
+/// Who holds a unit of compactor work, and until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Lease {
+    holder: String,
+    expires_ms: i64,
+}
+
+/// The state as snapshot version 3 held it, before compactor leases.
+#[derive(Deserialize)]
+pub(crate) struct StateMachineV3 {
+    topics_by_name: BTreeMap<String, TopicId>,
+    topics: BTreeMap<TopicId, TopicState>,
+    objects: BTreeMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+    agents: BTreeMap<String, AgentInfo>,
+    broker_ids: BTreeMap<String, i32>,
+    agents_epoch: i64,
+    groups: BTreeMap<String, BTreeMap<GroupPartition, CommittedOffset>>,
+}
+
+impl From<StateMachineV3> for StateMachine {
+    fn from(v: StateMachineV3) -> Self {
+        Self {
+            topics_by_name: v.topics_by_name,
+            topics: v.topics,
+            objects: v.objects,
+            next_producer_id: v.next_producer_id,
+            agents: v.agents,
+            broker_ids: v.broker_ids,
+            agents_epoch: v.agents_epoch,
+            groups: v.groups,
+            leases: BTreeMap::new(),
+        }
+    }
 }
 
 /// The state as snapshot version 2 held it, before consumer groups: postcard names fields by
@@ -73,6 +112,7 @@ impl From<StateMachineV2> for StateMachine {
             broker_ids: v.broker_ids,
             agents_epoch: v.agents_epoch,
             groups: BTreeMap::new(),
+            leases: BTreeMap::new(),
         }
     }
 }
@@ -154,6 +194,11 @@ impl StateMachine {
             }
             Command::ForgetObjects { objects } => {
                 CommandResponse::ObjectsForgotten(self.forget_objects(objects))
+            }
+            Command::ReplaceBatches(req) => CommandResponse::Replaced(self.replace_batches(req)),
+            Command::AcquireLeases(req) => CommandResponse::Leases(self.acquire_leases(req)),
+            Command::ReleaseLeases { holder, keys } => {
+                CommandResponse::Leases(self.release_leases(holder, keys))
             }
             Command::DeleteOffsets { group, partitions } => {
                 CommandResponse::OffsetsDeleted(match self.groups.get_mut(group) {
@@ -610,6 +655,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
 
 #[path = "retention.rs"]
 mod retention;
+
+#[path = "rewrite.rs"]
+mod rewrite;
 
 #[cfg(test)]
 #[path = "state_machine_tests.rs"]

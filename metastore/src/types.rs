@@ -127,6 +127,47 @@ pub enum Command {
     ForgetObjects {
         objects: Vec<ObjectId>,
     },
+    ReplaceBatches(ReplaceBatches),
+    AcquireLeases(AcquireLeases),
+    /// Gives up the `holder`'s leases on `keys` before they expire, so another compactor can
+    /// take the work at once.
+    ReleaseLeases {
+        holder: String,
+        keys: Vec<String>,
+    },
+}
+
+/// The compactor's rewrite of a run of one partition's batches into a new object: a merged
+/// segment (the same batches, byte for byte, elsewhere) or what key compaction kept of them.
+///
+/// Applied only if the run is still exactly as the compactor read it: every index entry with a
+/// base offset in `replaced`'s span is one of `replaced`, pointing at the same object. Otherwise
+/// (retention trimmed it, another compactor rewrote it first) the rewrite is refused with
+/// [`MetaError::RewriteConflict`] and the new object, never referenced, is garbage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaceBatches {
+    pub tp: TopicPartition,
+    /// The new object, already durable in the store.
+    pub object: ObjectId,
+    pub size: u64,
+    /// The entries replaced, by base offset, with the object each was read from. Ascending.
+    pub replaced: Vec<(i64, ObjectId)>,
+    /// The new entries, all in `object`, ascending and within the offsets of the replaced run:
+    /// a merge keeps every batch's offsets; compaction may leave out batches (offset gaps, as in
+    /// Kafka) but never moves one.
+    pub batches: Vec<BatchLocation>,
+    pub now_ms: i64,
+}
+
+/// Takes (or renews) leases on units of compactor work, so that several compactors share it
+/// without doing the same twice. A key is granted if nobody holds it, its lease expired by
+/// `now_ms`, or `holder` already holds it. All or nothing per key, independently.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcquireLeases {
+    pub holder: String,
+    pub keys: Vec<String>,
+    pub ttl_ms: i64,
+    pub now_ms: i64,
 }
 
 /// One retention pass over every topic, at `now_ms`. Topics without their own `retention.ms`
@@ -180,6 +221,10 @@ pub enum CommandResponse {
     Retained(Vec<Trimmed>),
     /// The objects forgotten (those of the request that no index entry pointed at).
     ObjectsForgotten(Vec<ObjectId>),
+    Replaced(Result<(), MetaError>),
+    /// For each key of an [`AcquireLeases`] or a release, whether the holder now holds it (or,
+    /// for a release, held it until then).
+    Leases(Vec<bool>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,6 +298,10 @@ pub enum MetaError {
     // New variants go last: committed answers are stored, naming a variant by its position.
     #[error("group id not found")]
     GroupIdNotFound,
+    /// A [`ReplaceBatches`] whose run changed since the compactor read it, or that does not
+    /// describe the same offsets.
+    #[error("the batches to rewrite changed or do not match")]
+    RewriteConflict,
 }
 
 /// A partition as consumer groups name it: by topic name, as OffsetCommit and OffsetFetch do.

@@ -60,6 +60,8 @@ pub fn meta_error(e: &MetaError) -> i16 {
         MetaError::InvalidProducerEpoch => INVALID_PRODUCER_EPOCH,
         MetaError::UnknownProducerId => UNKNOWN_PRODUCER_ID,
         MetaError::GroupIdNotFound => GROUP_ID_NOT_FOUND,
+        // Only the compactor sends rewrites; no client request can meet this.
+        MetaError::RewriteConflict => UNKNOWN_SERVER_ERROR,
     }
 }
 

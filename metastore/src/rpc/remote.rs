@@ -23,12 +23,14 @@ use super::{CommitsQuery, Read, ReadAnswer, COMMITS_PATH, READ_PATH, WRITE_PATH}
 use crate::client::{answer, MetastoreClient, MetastoreError, Result};
 use crate::local::NodeError;
 use crate::types::{
+    AcquireLeases, EnforceRetention, ObjectId, ReplaceBatches, Trimmed, UnreferencedObject,
+};
+use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
     CommitOffsets, CommittedOffset, CreateTopic, GroupPartition, IndexAnswer, IndexRead,
     IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
     TopicMeta, TopicPartition,
 };
-use crate::types::{EnforceRetention, ObjectId, Trimmed, UnreferencedObject};
 
 #[derive(Clone, Debug)]
 pub struct RemoteOptions {
@@ -390,6 +392,22 @@ impl MetastoreClient for RemoteMetastore {
             ReadAnswer::ObjectsKnown(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
+    }
+
+    async fn replace_batches(&self, req: ReplaceBatches) -> Result<()> {
+        answer::replaced(self.write(Command::ReplaceBatches(req)).await?)
+    }
+
+    async fn acquire_leases(&self, req: AcquireLeases) -> Result<Vec<bool>> {
+        answer::leases(self.write(Command::AcquireLeases(req)).await?)
+    }
+
+    async fn release_leases(&self, holder: &str, keys: Vec<String>) -> Result<Vec<bool>> {
+        let cmd = Command::ReleaseLeases {
+            holder: holder.to_owned(),
+            keys,
+        };
+        answer::leases(self.write(cmd).await?)
     }
 
     async fn topics(&self) -> Result<Vec<TopicMeta>> {

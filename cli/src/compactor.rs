@@ -1,0 +1,45 @@
+//! `skiff compactor`: retention, merging and garbage collection for a cluster, as its own
+//! process. Any number may run against one metastore: they share the work through leases.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use skiff_agent::metrics::{self, Metrics};
+use skiff_metastore::rpc::remote::{RemoteMetastore, RemoteOptions};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::serve::wait_for_signal;
+use crate::settings::CompactorSettings;
+
+pub async fn run(settings: CompactorSettings) -> anyhow::Result<()> {
+    let metastore = RemoteMetastore::new(settings.metastore.clone(), RemoteOptions::default())
+        .map_err(anyhow::Error::msg)
+        .context("metastore client")?;
+    // The agent's metrics count the compactor's object-store requests and their cost alike.
+    let metrics = Metrics::new();
+    let store = skiff_agent::storage::open(&settings.object_store, metrics.clone())
+        .await
+        .context("opening the object store")?;
+    let shutdown = CancellationToken::new();
+    let metrics_task = {
+        let shutdown = shutdown.clone();
+        let addr = settings.metrics;
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, metrics, shutdown).await {
+                warn!(%addr, error = %e, "metrics endpoint failed");
+            }
+        })
+    };
+    let compactor =
+        skiff_compactor::Compactor::new(Arc::new(metastore), store, settings.compactor.clone());
+    let task = tokio::spawn(compactor.run(shutdown.clone()));
+    info!(metastore = ?settings.metastore, object_store = %settings.object_store.url, "skiff compactor started");
+    println!("skiff compactor ready");
+    wait_for_signal().await;
+    info!("shutting down");
+    shutdown.cancel();
+    let _ = task.await;
+    let _ = metrics_task.await;
+    Ok(())
+}

@@ -1,0 +1,502 @@
+//! Merging: a partition's batches, spread over many small ingestion objects (each flush writes
+//! one object for every partition it holds), are copied into per-partition segment objects, and
+//! the metastore swaps the index entries over in one command. A fetch of a long range then reads
+//! a few large objects instead of one object per flush.
+//!
+//! - **What merges.** A partition's index is cut into *runs*: consecutive batches in the same
+//!   object. A run under half the target size is *small*. Consecutive small runs are packed,
+//!   in offset order, into groups of at most the target size; each group of two runs or more
+//!   becomes one segment. A segment that ends up small is merged again with what follows it,
+//!   until it passes half the target, and then stays as it is.
+//! - **Offsets never change.** Each batch is copied byte for byte, checksum verified; only its
+//!   object and position change. Consumers read exactly what they read before.
+//! - **One read per source object.** A job takes groups of many partitions that share ingestion
+//!   objects, and reads each object's wanted ranges at once (coalesced into one GET where they
+//!   are close), instead of once per partition.
+//! - **Crash safety.** A segment is written before its swap is proposed; the swap applies only if
+//!   the run is still exactly as read ([`ReplaceBatches`]). A compactor killed between the two
+//!   leaves an object nobody committed: an orphan, deleted after the grace period. The replaced
+//!   objects become unreferenced and are deleted after the grace period too, so a fetch that read
+//!   the old entries still finds their bytes.
+//! - **Several compactors.** A job leases its partitions in the metastore first; partitions
+//!   leased by another compactor are left to it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use object_store::{ObjectStore, PutPayload};
+use skiff_format::{Batch, ObjectBuilder};
+use skiff_metastore::client::{MetastoreClient, MetastoreError};
+use skiff_metastore::types::{
+    AcquireLeases, BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicPartition,
+};
+use tracing::{debug, info, warn};
+
+use crate::object_path;
+
+/// Index entries read per metastore call while planning.
+const PAGE_BYTES: u64 = 256 << 20;
+/// Source objects read at once.
+const PARALLEL_READS: usize = 8;
+
+#[derive(Clone, Debug)]
+pub struct MergeConfig {
+    /// The size segments grow to; a run of half of it is left alone.
+    pub target_bytes: u64,
+    /// Bytes of batches one job holds in memory at once (at least one group's).
+    pub job_bytes: u64,
+    /// How long a job's leases on its partitions last; a compactor that dies holding them
+    /// delays its partitions' merging by at most this.
+    pub lease_ttl: Duration,
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        Self {
+            target_bytes: 128 << 20,
+            job_bytes: 256 << 20,
+            lease_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("metastore: {0}")]
+    Metastore(#[from] MetastoreError),
+}
+
+/// What one merge pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MergeReport {
+    pub segments_written: usize,
+    pub batches_moved: usize,
+    pub bytes_rewritten: u64,
+    /// Source objects read (each with one or a few ranged GETs).
+    pub objects_read: usize,
+    /// Rewrites refused because the run changed meanwhile (retention, another compactor).
+    pub conflicts: usize,
+    /// Bytes planned for merging but not merged this pass: leased elsewhere, or failed.
+    pub backlog_bytes: u64,
+}
+
+/// Batches of one partition to become one segment, in offset order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub tp: TopicPartition,
+    pub batches: Vec<BatchLocation>,
+    pub bytes: u64,
+}
+
+/// Consecutive batches of one partition in one object.
+struct Run {
+    batches: Vec<BatchLocation>,
+    bytes: u64,
+}
+
+/// Plans one partition's merges from its index entries, fed in offset order.
+pub struct Planner {
+    tp: TopicPartition,
+    target: u64,
+    run: Option<Run>,
+    /// The small runs packed so far into the group being built.
+    open: Vec<Run>,
+    open_bytes: u64,
+    groups: Vec<Group>,
+}
+
+impl Planner {
+    pub fn new(tp: TopicPartition, target_bytes: u64) -> Self {
+        Self {
+            tp,
+            target: target_bytes.max(1),
+            run: None,
+            open: Vec::new(),
+            open_bytes: 0,
+            groups: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, batch: BatchLocation) {
+        match &mut self.run {
+            Some(run) if run.batches.last().is_some_and(|b| b.object == batch.object) => {
+                run.bytes += u64::from(batch.len);
+                run.batches.push(batch);
+            }
+            _ => {
+                if let Some(done) = self.run.take() {
+                    self.end_run(done);
+                }
+                self.run = Some(Run {
+                    bytes: u64::from(batch.len),
+                    batches: vec![batch],
+                });
+            }
+        }
+    }
+
+    fn end_run(&mut self, run: Run) {
+        if run.bytes >= self.target / 2 {
+            // Large enough to stay: whatever was packed before it cannot reach past it.
+            self.close();
+            return;
+        }
+        if self.open_bytes + run.bytes > self.target {
+            self.close();
+        }
+        self.open_bytes += run.bytes;
+        self.open.push(run);
+    }
+
+    /// Ends the group being built; it is worth a segment only if it joins two runs or more.
+    fn close(&mut self) {
+        let runs = std::mem::take(&mut self.open);
+        let bytes = std::mem::replace(&mut self.open_bytes, 0);
+        if runs.len() >= 2 {
+            self.groups.push(Group {
+                tp: self.tp,
+                batches: runs.into_iter().flat_map(|r| r.batches).collect(),
+                bytes,
+            });
+        }
+    }
+
+    /// The groups to merge, and the offset the next pass should read this partition's index
+    /// from: the start of the last group, which may still grow, or `None` when the index ends
+    /// with a run large enough to stay.
+    pub fn finish(mut self) -> (Vec<Group>, Option<i64>) {
+        if let Some(done) = self.run.take() {
+            self.end_run(done);
+        }
+        let resume = self
+            .open
+            .first()
+            .and_then(|r| r.batches.first())
+            .map(|b| b.base_offset);
+        self.close();
+        (self.groups, resume)
+    }
+}
+
+pub struct Merger {
+    metastore: Arc<dyn MetastoreClient>,
+    store: Arc<dyn ObjectStore>,
+    config: MergeConfig,
+    holder: String,
+    /// Per partition, where planning starts next pass: everything before is in runs large
+    /// enough to stay. In memory only; a restarted compactor reads each index once in full.
+    resume: HashMap<TopicPartition, i64>,
+}
+
+impl Merger {
+    pub fn new(
+        metastore: Arc<dyn MetastoreClient>,
+        store: Arc<dyn ObjectStore>,
+        config: MergeConfig,
+        holder: String,
+    ) -> Self {
+        Self {
+            metastore,
+            store,
+            config,
+            holder,
+            resume: HashMap::new(),
+        }
+    }
+
+    pub async fn pass(&mut self) -> Result<MergeReport, MergeError> {
+        let mut report = MergeReport::default();
+        let groups = self.plan().await?;
+        for job in jobs(groups, self.config.job_bytes) {
+            self.run_job(job, &mut report).await?;
+        }
+        if report.segments_written > 0 || report.conflicts > 0 {
+            info!(?report, "merged small objects into segments");
+        }
+        Ok(report)
+    }
+
+    /// Every partition's groups, oldest source objects first.
+    async fn plan(&mut self) -> Result<Vec<Group>, MergeError> {
+        let mut groups = Vec::new();
+        let mut seen = HashMap::new();
+        for topic in self.metastore.topics().await? {
+            for partition in 0..topic.partitions {
+                let tp = TopicPartition {
+                    topic_id: topic.topic_id,
+                    partition,
+                };
+                let from = self.resume.get(&tp).copied().unwrap_or(0);
+                match self.plan_partition(tp, from).await {
+                    Ok((mut g, resume)) => {
+                        groups.append(&mut g);
+                        seen.insert(tp, resume);
+                    }
+                    // Deleted meanwhile.
+                    Err(MetastoreError::Rejected(MetaError::UnknownTopicOrPartition)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        // Partitions of deleted topics are forgotten.
+        self.resume = seen;
+        groups.sort_by_key(|g| g.batches.first().map(|b| b.object));
+        Ok(groups)
+    }
+
+    async fn plan_partition(
+        &self,
+        tp: TopicPartition,
+        from: i64,
+    ) -> Result<(Vec<Group>, i64), MetastoreError> {
+        let offsets = self.metastore.offsets(tp).await?;
+        let mut offset = from.max(offsets.log_start_offset);
+        let mut planner = Planner::new(tp, self.config.target_bytes);
+        while offset < offsets.high_watermark {
+            let slice = match self.metastore.read_index(tp, offset, PAGE_BYTES).await {
+                Ok(s) => s,
+                // Trimmed meanwhile: the next pass starts from the new log start.
+                Err(MetastoreError::Rejected(MetaError::OffsetOutOfRange)) => break,
+                Err(e) => return Err(e),
+            };
+            let Some(last) = slice.batches.last().map(|b| b.last_offset) else {
+                break;
+            };
+            for b in slice.batches {
+                planner.push(b);
+            }
+            offset = last.saturating_add(1);
+        }
+        let (groups, resume) = planner.finish();
+        Ok((groups, resume.unwrap_or(offset)))
+    }
+
+    async fn run_job(
+        &mut self,
+        job: Vec<Group>,
+        report: &mut MergeReport,
+    ) -> Result<(), MergeError> {
+        let keys: Vec<String> = {
+            let mut tps: Vec<TopicPartition> = job.iter().map(|g| g.tp).collect();
+            tps.sort();
+            tps.dedup();
+            tps.iter().map(lease_key).collect()
+        };
+        let granted = self
+            .metastore
+            .acquire_leases(AcquireLeases {
+                holder: self.holder.clone(),
+                keys: keys.clone(),
+                ttl_ms: i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX),
+                now_ms: crate::now_ms(),
+            })
+            .await?;
+        let held: Vec<String> = keys
+            .iter()
+            .zip(&granted)
+            .filter(|(_, g)| **g)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let (mine, theirs): (Vec<Group>, Vec<Group>) = job
+            .into_iter()
+            .partition(|g| held.contains(&lease_key(&g.tp)));
+        for g in &theirs {
+            // Another compactor has it; plan it again next pass in case it gave up.
+            self.rewind(g);
+            report.backlog_bytes += g.bytes;
+        }
+        if !mine.is_empty() {
+            let result = self.merge_groups(mine, report).await;
+            if let Err(e) = self.metastore.release_leases(&self.holder, held).await {
+                debug!(error = %e, "releasing merge leases failed; they expire");
+            }
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Reads the batches of `groups` (each source object once), writes one segment per group and
+    /// swaps each in.
+    async fn merge_groups(
+        &mut self,
+        groups: Vec<Group>,
+        report: &mut MergeReport,
+    ) -> Result<(), MergeError> {
+        let mut wanted: BTreeMap<ObjectId, Vec<Range<u64>>> = BTreeMap::new();
+        for b in groups.iter().flat_map(|g| &g.batches) {
+            wanted
+                .entry(b.object)
+                .or_default()
+                .push(b.position..b.position.saturating_add(u64::from(b.len)));
+        }
+        report.objects_read += wanted.len();
+        let store = self.store.clone();
+        let reads = wanted.into_iter().map(|(object, mut ranges)| {
+            ranges.sort_by_key(|r| r.start);
+            let store = store.clone();
+            async move {
+                let got = store.get_ranges(&object_path(object), &ranges).await;
+                (object, ranges, got)
+            }
+        });
+        let mut chunks: HashMap<(ObjectId, u64), Bytes> = HashMap::new();
+        let mut unreadable = Vec::new();
+        let mut reads = stream::iter(reads).buffer_unordered(PARALLEL_READS);
+        while let Some((object, ranges, got)) = reads.next().await {
+            match got {
+                Ok(parts) => {
+                    for (range, bytes) in ranges.into_iter().zip(parts) {
+                        chunks.insert((object, range.start), bytes);
+                    }
+                }
+                Err(e) => {
+                    warn!(%object, error = %e, "reading a source object failed; its groups wait for the next pass");
+                    unreadable.push(object);
+                }
+            }
+        }
+        drop(reads);
+        for group in groups {
+            if group.batches.iter().any(|b| unreadable.contains(&b.object)) {
+                self.rewind(&group);
+                report.backlog_bytes += group.bytes;
+                continue;
+            }
+            match self.write_segment(&group, &chunks).await {
+                Ok(true) => {
+                    report.segments_written += 1;
+                    report.batches_moved += group.batches.len();
+                    report.bytes_rewritten += group.bytes;
+                }
+                Ok(false) => {
+                    report.conflicts += 1;
+                    self.rewind(&group);
+                }
+                Err(e) => {
+                    warn!(topic_id = %group.tp.topic_id, partition = group.tp.partition, error = %e, "merging failed; trying again next pass");
+                    self.rewind(&group);
+                    report.backlog_bytes += group.bytes;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one group's segment and swaps it in: `Ok(false)` if the run changed meanwhile.
+    async fn write_segment(
+        &self,
+        group: &Group,
+        chunks: &HashMap<(ObjectId, u64), Bytes>,
+    ) -> Result<bool, SegmentError> {
+        let id = ObjectId(ulid::Ulid::new());
+        let mut builder = ObjectBuilder::new(id.0 .0);
+        let mut moved = Vec::with_capacity(group.batches.len());
+        for b in &group.batches {
+            let bytes = chunks
+                .get(&(b.object, b.position))
+                .filter(|c| c.len() == b.len as usize)
+                .cloned()
+                .ok_or(SegmentError::Missing {
+                    object: b.object,
+                    position: b.position,
+                })?;
+            // The checksum is verified before a byte is copied: a merge never spreads corruption.
+            let batch = Batch::parse(bytes, usize::MAX).map_err(|e| SegmentError::Corrupt {
+                object: b.object,
+                position: b.position,
+                reason: e.to_string(),
+            })?;
+            let position = builder.push(*group.tp.topic_id.as_bytes(), group.tp.partition, &batch);
+            moved.push(BatchLocation {
+                object: id,
+                position,
+                ..*b
+            });
+        }
+        let size = builder.len();
+        let (parts, _) = builder.finish();
+        self.store
+            .put(&object_path(id), PutPayload::from_iter(parts))
+            .await
+            .map_err(SegmentError::Put)?;
+        let swap = ReplaceBatches {
+            tp: group.tp,
+            object: id,
+            size,
+            replaced: group
+                .batches
+                .iter()
+                .map(|b| (b.base_offset, b.object))
+                .collect(),
+            batches: moved,
+            now_ms: crate::now_ms(),
+        };
+        match self.metastore.replace_batches(swap).await {
+            Ok(()) => {
+                debug!(segment = %id, topic_id = %group.tp.topic_id, partition = group.tp.partition, batches = group.batches.len(), bytes = group.bytes, "segment swapped in");
+                Ok(true)
+            }
+            Err(MetastoreError::Rejected(MetaError::RewriteConflict)) => {
+                info!(segment = %id, topic_id = %group.tp.topic_id, partition = group.tp.partition, "the run changed before its merge landed; the segment is left as garbage");
+                Ok(false)
+            }
+            Err(e) => Err(SegmentError::Metastore(e)),
+        }
+    }
+
+    /// Makes the next pass plan `group`'s partition from the group's start again.
+    fn rewind(&mut self, group: &Group) {
+        if let Some(first) = group.batches.first() {
+            let r = self.resume.entry(group.tp).or_insert(first.base_offset);
+            *r = (*r).min(first.base_offset);
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SegmentError {
+    #[error("batch at {position} of object {object} was not read")]
+    Missing { object: ObjectId, position: u64 },
+    #[error("batch at {position} of object {object} is corrupt: {reason}")]
+    Corrupt {
+        object: ObjectId,
+        position: u64,
+        reason: String,
+    },
+    #[error("writing the segment: {0}")]
+    Put(object_store::Error),
+    #[error("swapping the segment in: {0}")]
+    Metastore(MetastoreError),
+}
+
+/// The lease that one compactor holds on a partition while it rewrites it.
+pub fn lease_key(tp: &TopicPartition) -> String {
+    format!("rewrite/{}/{}", tp.topic_id, tp.partition)
+}
+
+/// Packs groups, in order, into jobs of at most `job_bytes` (a larger group is a job alone).
+fn jobs(groups: Vec<Group>, job_bytes: u64) -> Vec<Vec<Group>> {
+    let mut jobs: Vec<Vec<Group>> = Vec::new();
+    let mut bytes = 0u64;
+    for g in groups {
+        match jobs.last_mut() {
+            Some(job) if bytes + g.bytes <= job_bytes => {
+                bytes += g.bytes;
+                job.push(g);
+            }
+            _ => {
+                bytes = g.bytes;
+                jobs.push(vec![g]);
+            }
+        }
+    }
+    jobs
+}
+
+#[cfg(test)]
+#[path = "merge_tests.rs"]
+mod tests;

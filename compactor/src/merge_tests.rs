@@ -1,0 +1,99 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn tp() -> TopicPartition {
+    TopicPartition {
+        topic_id: skiff_metastore::types::TopicId::from_u128(1),
+        partition: 0,
+    }
+}
+
+/// Batches of `len` bytes and 10 offsets each, the n-th in object `objects[n]`.
+fn batches(objects: &[u128], len: u32) -> Vec<BatchLocation> {
+    objects
+        .iter()
+        .zip(0i64..)
+        .map(|(&o, n)| BatchLocation {
+            base_offset: n * 10,
+            last_offset: n * 10 + 9,
+            object: ObjectId(ulid::Ulid(o)),
+            position: 32,
+            len,
+            first_timestamp: 0,
+            max_timestamp: 0,
+        })
+        .collect()
+}
+
+fn plan(target: u64, batches: Vec<BatchLocation>) -> (Vec<Vec<i64>>, Option<i64>) {
+    let mut planner = Planner::new(tp(), target);
+    for b in batches {
+        planner.push(b);
+    }
+    let (groups, resume) = planner.finish();
+    let bases = groups
+        .iter()
+        .map(|g| g.batches.iter().map(|b| b.base_offset).collect())
+        .collect();
+    (bases, resume)
+}
+
+#[test]
+fn small_runs_are_packed_up_to_the_target() {
+    // Ten objects of 100 bytes each; target 350: groups of three (300), then 3, 3, and the last one
+    // alone, which waits for company.
+    let (groups, resume) = plan(350, batches(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 100));
+    assert_eq!(
+        groups,
+        [vec![0, 10, 20], vec![30, 40, 50], vec![60, 70, 80]]
+    );
+    assert_eq!(resume, Some(90));
+}
+
+#[test]
+fn batches_of_one_object_form_one_run() {
+    // Objects 1,1,2,2,3: three runs of 200, 200 and 100 bytes with a target of 1000.
+    let (groups, resume) = plan(1000, batches(&[1, 1, 2, 2, 3], 100));
+    assert_eq!(groups, [vec![0, 10, 20, 30, 40]]);
+    // The group may still grow: the next pass starts from it.
+    assert_eq!(resume, Some(0));
+}
+
+#[test]
+fn large_runs_stay_and_split_what_is_around_them() {
+    // Target 400: object 9 holds a 300-byte run (over half), which stays.
+    let (groups, resume) = plan(400, batches(&[1, 2, 9, 9, 9, 3, 4], 100));
+    assert_eq!(groups, [vec![0, 10], vec![50, 60]]);
+    assert_eq!(resume, Some(50));
+    // An index that ends in a large run leaves nothing to resume from.
+    let (groups, resume) = plan(400, batches(&[1, 2, 9, 9, 9], 100));
+    assert_eq!(groups, [vec![0, 10]]);
+    assert_eq!(resume, None);
+}
+
+#[test]
+fn a_single_small_run_is_not_rewritten() {
+    let (groups, resume) = plan(1000, batches(&[1, 1, 1], 100));
+    assert!(groups.is_empty());
+    assert_eq!(resume, Some(0));
+}
+
+#[test]
+fn jobs_hold_groups_up_to_their_budget() {
+    let group = |bytes| Group {
+        tp: tp(),
+        batches: Vec::new(),
+        bytes,
+    };
+    let sizes = |jobs: Vec<Vec<Group>>| -> Vec<Vec<u64>> {
+        jobs.iter()
+            .map(|j| j.iter().map(|g| g.bytes).collect())
+            .collect()
+    };
+    let packed = jobs(
+        vec![group(60), group(30), group(20), group(500), group(10)],
+        100,
+    );
+    assert_eq!(sizes(packed), [vec![60, 30], vec![20], vec![500], vec![10]]);
+}

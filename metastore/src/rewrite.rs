@@ -1,0 +1,109 @@
+//! What the compactor changes in place: rewritten runs of batches (merged segments, compacted
+//! logs) and the leases that keep several compactors off the same work. A child module of the
+//! state machine, as deterministic as `apply`.
+
+use super::{Lease, ObjectEntry, StateMachine};
+use crate::types::{AcquireLeases, MetaError, ReplaceBatches};
+
+impl StateMachine {
+    /// Swaps a run of index entries for the rewritten ones, in one step: a reader sees either
+    /// the old run or the new one, and both hold the same records at the same offsets.
+    pub(super) fn replace_batches(&mut self, req: &ReplaceBatches) -> Result<(), MetaError> {
+        if self.objects.contains_key(&req.object) {
+            // A retry of a rewrite that applied: the object is only ever named by one.
+            return Ok(());
+        }
+        let part = self.partition_mut(req.tp)?;
+        let (Some(&(first, _)), Some(&(last_base, _))) =
+            (req.replaced.first(), req.replaced.last())
+        else {
+            return Err(MetaError::RewriteConflict);
+        };
+        // The run must be exactly as read: the same entries, no more, no fewer.
+        let current: Vec<_> = part.index.range(first..=last_base).collect();
+        let unchanged = current.len() == req.replaced.len()
+            && current
+                .iter()
+                .zip(&req.replaced)
+                .all(|((&base, b), &(want_base, want_object))| {
+                    base == want_base && b.object == want_object
+                });
+        if !unchanged {
+            return Err(MetaError::RewriteConflict);
+        }
+        let last = current.last().map_or(last_base, |(_, b)| b.last_offset);
+        // The new entries: inside the run, in order, not overlapping, all in the new object.
+        let mut next = first;
+        for b in &req.batches {
+            if b.object != req.object
+                || b.base_offset < next
+                || b.last_offset < b.base_offset
+                || b.last_offset > last
+            {
+                return Err(MetaError::RewriteConflict);
+            }
+            next = b.last_offset + 1;
+        }
+        for &(base, _) in &req.replaced {
+            part.index.remove(&base);
+        }
+        for b in &req.batches {
+            part.index.insert(b.base_offset, *b);
+        }
+        part.rebuild_timestamp_highs();
+        self.objects.insert(
+            req.object,
+            ObjectEntry {
+                size: req.size,
+                created_ms: req.now_ms,
+                answer: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn acquire_leases(&mut self, req: &AcquireLeases) -> Vec<bool> {
+        self.leases.retain(|_, l| l.expires_ms > req.now_ms);
+        let expires_ms = req.now_ms.saturating_add(req.ttl_ms.max(0));
+        req.keys
+            .iter()
+            .map(|key| match self.leases.get_mut(key) {
+                Some(l) if l.holder != req.holder => false,
+                Some(l) => {
+                    l.expires_ms = l.expires_ms.max(expires_ms);
+                    true
+                }
+                None => {
+                    self.leases.insert(
+                        key.clone(),
+                        Lease {
+                            holder: req.holder.clone(),
+                            expires_ms,
+                        },
+                    );
+                    true
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn release_leases(&mut self, holder: &str, keys: &[String]) -> Vec<bool> {
+        keys.iter()
+            .map(|key| {
+                let held = self.leases.get(key).is_some_and(|l| l.holder == holder);
+                if held {
+                    self.leases.remove(key);
+                }
+                held
+            })
+            .collect()
+    }
+
+    /// Who holds each lease and until when (for tests and for operators).
+    pub fn leases(&self) -> Vec<(String, String, i64)> {
+        self.leases
+            .iter()
+            .map(|(k, l)| (k.clone(), l.holder.clone(), l.expires_ms))
+            .collect()
+    }
+}
