@@ -437,6 +437,30 @@ class RemoteAgent(Broker):
         ]
 
 
+class CompactorProcess(Broker):
+    """`skiff compactor` against a quorum. It serves no Kafka: `bootstrap` is its /metrics address,
+    which its ready line names."""
+
+    ready_re = re.compile(r"^skiff compactor ready: metrics=(\S+)$")
+
+    def __init__(self, workdir: Path, metastore: str, store, name: str, extra_args=()):
+        super().__init__(workdir, tuple(extra_args), name, store=store)
+        self.metastore = metastore
+        self.bootstrap = f"127.0.0.1:{self.metrics_port}"
+
+    def args(self) -> list[str]:
+        return [
+            str(skiff_bin()),
+            "compactor",
+            "--metastore",
+            self.metastore,
+            "--metrics",
+            self.bootstrap,
+            *self.store.args(),
+            *self.extra_args,
+        ]
+
+
 class Quorum:
     """A metastore quorum and its agents, all processes of this test."""
 
@@ -460,6 +484,12 @@ class Quorum:
             self.agents.append(agent)
             factory.brokers.append(agent)
             agent.start()
+
+    def compactor(self, *extra_args: str, name: str = "compactor") -> CompactorProcess:
+        """Starts a `skiff compactor` on this quorum's metastore and store."""
+        c = CompactorProcess(self.factory.base / name, self.metastore, self.store, name, extra_args)
+        self.factory.brokers.append(c)
+        return c.start()
 
     def start_empty_node(self, node_id: int) -> MetastoreNode:
         """A new node with an empty data dir and no initial members: it waits to be added."""

@@ -35,7 +35,7 @@ pub async fn run(settings: CompactorSettings) -> anyhow::Result<()> {
         skiff_compactor::Compactor::new(Arc::new(metastore), store, settings.compactor.clone());
     let task = tokio::spawn(compactor.run(shutdown.clone()));
     info!(metastore = ?settings.metastore, object_store = %settings.object_store.url, "skiff compactor started");
-    println!("skiff compactor ready");
+    println!("skiff compactor ready: metrics={}", settings.metrics);
     wait_for_signal().await;
     info!("shutting down");
     shutdown.cancel();

@@ -113,8 +113,8 @@ pub struct CompactorFlags {
     /// [default: 300000]
     #[arg(long, env = "SKIFF_COMPACTOR_GRACE_MS")]
     compactor_grace_ms: Option<u64>,
-    /// Size merged segments grow to; runs of batches under half of it are merged
-    /// [default: 134217728]
+    /// Size merged segments grow to; runs of batches under half of it are merged. 0 turns
+    /// merging off [default: 134217728]
     #[arg(long, env = "SKIFF_SEGMENT_BYTES")]
     segment_bytes: Option<u64>,
     /// How long a compactor's claim on a partition lasts if it dies holding it [default: 300000]
@@ -452,8 +452,8 @@ fn resolve_compactor(
         compactor.grace = ms(v);
     }
     if let Some(v) = args.segment_bytes.or(file.segment_bytes) {
-        if v < 1024 {
-            bail!("segment-bytes must be at least 1024");
+        if v != 0 && v < 1024 {
+            bail!("segment-bytes must be 0 (no merging) or at least 1024");
         }
         compactor.merge.target_bytes = v;
         compactor.merge.job_bytes = v.saturating_mul(2);

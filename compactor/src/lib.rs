@@ -107,31 +107,48 @@ impl Compactor {
         }
     }
 
-    /// Passes every `interval` until `shutdown`; a failed pass is logged and the next one tries
-    /// again (everything a pass does is safe to repeat).
+    /// Passes every `interval` until `shutdown`, the first one `interval` after the start (as
+    /// Kafka's log cleaner waits before its first run, so that a restarting cluster settles
+    /// first). A failed pass is logged and the next one tries again: everything a pass does is
+    /// safe to repeat.
     pub async fn run(mut self, shutdown: CancellationToken) {
         info!(holder = %self.holder, interval = ?self.config.interval, grace = ?self.config.grace, target_bytes = self.config.merge.target_bytes, "compactor started");
         loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.config.interval) => {}
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 result = self.pass() => if let Err(e) = result {
                     warn!(error = %e, "compactor pass failed; trying again next pass");
                 },
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.config.interval) => {}
-            }
         }
     }
 
     /// One pass: retention, merging, then garbage collection.
     pub async fn pass(&mut self) -> Result<PassReport, PassError> {
+        let housekeeping = self.lease(HOUSEKEEPING_LEASE).await?;
+        let result = self.pass_with(housekeeping).await;
+        if housekeeping {
+            if let Err(e) = self
+                .metastore
+                .release_leases(&self.holder, vec![HOUSEKEEPING_LEASE.to_owned()])
+                .await
+            {
+                debug!(error = %e, "releasing the housekeeping lease failed; it expires");
+            }
+        }
+        result
+    }
+
+    async fn pass_with(&mut self, housekeeping: bool) -> Result<PassReport, PassError> {
         let mut report = PassReport {
-            housekeeping: self.lease_housekeeping().await?,
+            housekeeping,
             ..PassReport::default()
         };
-        if report.housekeeping {
+        if housekeeping {
             let trimmed = self
                 .metastore
                 .enforce_retention(EnforceRetention {
@@ -146,7 +163,7 @@ impl Compactor {
             report.gc.partitions_trimmed = trimmed.len();
         }
         report.merge = self.merger.pass().await?;
-        if report.housekeeping {
+        if housekeeping {
             let trimmed = report.gc.partitions_trimmed;
             report.gc = self.gc.pass().await?;
             report.gc.partitions_trimmed = trimmed;
@@ -154,22 +171,21 @@ impl Compactor {
         Ok(report)
     }
 
-    /// Takes (or renews) the housekeeping lease for a little over two passes, so that it stays
-    /// with one compactor while that one is alive.
-    async fn lease_housekeeping(&self) -> Result<bool, MetastoreError> {
-        let ttl = self.config.interval.saturating_mul(2) + Duration::from_secs(10);
+    /// Takes a lease for the length of one pass at most: held only while the work is under
+    /// way, and released after, so a compactor that dies blocks the work for one lease period.
+    async fn lease(&self, key: &str) -> Result<bool, MetastoreError> {
         let granted = self
             .metastore
             .acquire_leases(AcquireLeases {
                 holder: self.holder.clone(),
-                keys: vec![HOUSEKEEPING_LEASE.to_owned()],
-                ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+                keys: vec![key.to_owned()],
+                ttl_ms: i64::try_from(self.config.merge.lease_ttl.as_millis()).unwrap_or(i64::MAX),
                 now_ms: now_ms(),
             })
             .await?;
         let held = granted.first().copied().unwrap_or(false);
         if !held {
-            debug!("another compactor holds the housekeeping lease");
+            debug!(key, "another compactor holds the lease");
         }
         Ok(held)
     }

@@ -45,7 +45,7 @@ const PARALLEL_READS: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct MergeConfig {
-    /// The size segments grow to; a run of half of it is left alone.
+    /// The size segments grow to; a run of half of it is left alone. 0 turns merging off.
     pub target_bytes: u64,
     /// Bytes of batches one job holds in memory at once (at least one group's).
     pub job_bytes: u64,
@@ -210,6 +210,9 @@ impl Merger {
 
     pub async fn pass(&mut self) -> Result<MergeReport, MergeError> {
         let mut report = MergeReport::default();
+        if self.config.target_bytes == 0 {
+            return Ok(report);
+        }
         let groups = self.plan().await?;
         for job in jobs(groups, self.config.job_bytes) {
             self.run_job(job, &mut report).await?;

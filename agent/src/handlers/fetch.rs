@@ -6,12 +6,13 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use skiff_metastore::types::{
     BatchLocation, IndexAnswer, IndexRead, PartitionOffsets, TopicMeta, TopicPartition,
 };
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::context::Agent;
 use crate::protocol::codes;
 
 /// One requested partition, resolved.
+#[derive(Clone)]
 struct Want {
     topic: usize,
     partition: i32,
@@ -83,7 +84,7 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
 
     // Plan from the index; wait for commits until enough bytes are there or time is up; only then
     // read the objects.
-    let plans = loop {
+    let mut plans = loop {
         commits.borrow_and_update();
         let plans = plan(agent, &wants, response_max).await;
         let bytes: u64 = plans
@@ -113,7 +114,34 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
         .collect();
     // One read for every partition, so partitions that sit side by side in an object share a GET.
     let lists: Vec<&[BatchLocation]> = plans.iter().map(|p| p.batches.as_slice()).collect();
-    let mut read = agent.reader.read_many(&lists).await.into_iter();
+    let mut reads: Vec<_> = agent.reader.read_many(&lists).await;
+    // A cached slice may name objects the compactor has merged away and deleted since: forget
+    // those slices and plan their partitions again from the index, once.
+    let stale: Vec<usize> = (0..plans.len())
+        .filter(|&i| plans[i].cached.is_some() && matches!(reads.get(i), Some(Err(_))))
+        .collect();
+    if !stale.is_empty() {
+        info!(
+            partitions = stale.len(),
+            "cached index entries named objects no longer readable (merged away?); reading the index again"
+        );
+        for &i in &stale {
+            if let Some((tp, offset)) = plans[i].cached {
+                agent.index_cache.invalidate(tp, offset);
+            }
+        }
+        let again: Vec<Want> = stale.iter().map(|&i| wants[i].clone()).collect();
+        let replanned = plan(agent, &again, response_max).await;
+        let lists: Vec<&[BatchLocation]> = replanned.iter().map(|p| p.batches.as_slice()).collect();
+        let reread = agent.reader.read_many(&lists).await;
+        for ((i, p), r) in stale.into_iter().zip(replanned).zip(reread) {
+            plans[i] = p;
+            if let Some(slot) = reads.get_mut(i) {
+                *slot = r;
+            }
+        }
+    }
+    let mut read = reads.into_iter();
     for (want, plan) in wants.iter().zip(&plans) {
         let records = read.next();
         let mut data = PartitionData::default()
@@ -138,7 +166,6 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
                 Some(Err(e)) => {
                     warn!(partition = want.partition, error = %e, "fetch read failed");
                     if let Some((tp, offset)) = plan.cached {
-                        // Perhaps merged and deleted by the compactor: ask the metastore next time.
                         agent.index_cache.invalidate(tp, offset);
                     }
                     data = data.with_error_code(codes::KAFKA_STORAGE_ERROR);
