@@ -2,8 +2,9 @@
 //!
 //! 1. runs retention: one `EnforceRetention` command trims every partition past its
 //!    `retention.ms` / `retention.bytes` (time travels in the command, so replicas agree);
-//! 2. merges small ingestion objects into per-partition segments ([`merge`]);
-//! 3. collects garbage ([`gc`]): objects the index no longer points at, and objects uploaded but
+//! 2. compacts the partitions of topics with `cleanup.policy=compact` ([`compaction`]);
+//! 3. merges small ingestion objects into per-partition segments ([`merge`]);
+//! 4. collects garbage ([`gc`]): objects the index no longer points at, and objects uploaded but
 //!    never committed, are deleted once a grace period has passed, so fetches in flight finish
 //!    and commits in flight land first.
 //!
@@ -11,8 +12,10 @@
 //! (retention and garbage collection as one unit, merging per partition), and every change is a
 //! metastore command that applies only to the state it was planned from.
 
+pub mod compaction;
 pub mod gc;
 pub mod merge;
+mod read;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -73,6 +76,7 @@ pub struct PassReport {
     pub housekeeping: bool,
     pub gc: gc::PassReport,
     pub merge: MergeReport,
+    pub compaction: compaction::CompactionReport,
 }
 
 pub struct Compactor {
@@ -81,6 +85,7 @@ pub struct Compactor {
     holder: String,
     gc: gc::Collector,
     merger: merge::Merger,
+    compaction: compaction::Compactor,
 }
 
 impl Compactor {
@@ -94,8 +99,23 @@ impl Compactor {
         let gc = gc::Collector::new(metastore.clone(), store.clone(), config.grace);
         let merger = merge::Merger::new(
             metastore.clone(),
-            store,
+            store.clone(),
             config.merge.clone(),
+            holder.clone(),
+        );
+        let defaults = compaction::CompactionConfig::default();
+        let compaction = compaction::Compactor::new(
+            metastore.clone(),
+            store,
+            compaction::CompactionConfig {
+                read_bytes: config.merge.job_bytes.max(1),
+                segment_bytes: match config.merge.target_bytes {
+                    0 => defaults.segment_bytes,
+                    n => n,
+                },
+                lease_ttl: config.merge.lease_ttl,
+                ..defaults
+            },
             holder.clone(),
         );
         Self {
@@ -104,6 +124,7 @@ impl Compactor {
             holder,
             gc,
             merger,
+            compaction,
         }
     }
 
@@ -127,7 +148,7 @@ impl Compactor {
         }
     }
 
-    /// One pass: retention, merging, then garbage collection.
+    /// One pass: retention, compaction, merging, then garbage collection.
     pub async fn pass(&mut self) -> Result<PassReport, PassError> {
         let housekeeping = self.lease(HOUSEKEEPING_LEASE).await?;
         let result = self.pass_with(housekeeping).await;
@@ -162,6 +183,7 @@ impl Compactor {
             }
             report.gc.partitions_trimmed = trimmed.len();
         }
+        report.compaction = self.compaction.pass(now_ms()).await?;
         report.merge = self.merger.pass().await?;
         if housekeeping {
             let trimmed = report.gc.partitions_trimmed;
@@ -197,4 +219,6 @@ pub enum PassError {
     Metastore(#[from] MetastoreError),
     #[error("merging: {0}")]
     Merge(#[from] merge::MergeError),
+    #[error("compacting: {0}")]
+    Compaction(#[from] compaction::CompactionError),
 }

@@ -21,13 +21,11 @@
 //! - **Several compactors.** A job leases its partitions in the metastore first; partitions
 //!   leased by another compactor are left to it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
 use object_store::{ObjectStore, PutPayload};
 use skiff_format::{Batch, ObjectBuilder};
 use skiff_metastore::client::{MetastoreClient, MetastoreError};
@@ -40,8 +38,6 @@ use crate::object_path;
 
 /// Index entries read per metastore call while planning.
 const PAGE_BYTES: u64 = 256 << 20;
-/// Source objects read at once.
-const PARALLEL_READS: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct MergeConfig {
@@ -329,40 +325,12 @@ impl Merger {
         groups: Vec<Group>,
         report: &mut MergeReport,
     ) -> Result<(), MergeError> {
-        let mut wanted: BTreeMap<ObjectId, Vec<Range<u64>>> = BTreeMap::new();
-        for b in groups.iter().flat_map(|g| &g.batches) {
-            wanted
-                .entry(b.object)
-                .or_default()
-                .push(b.position..b.position.saturating_add(u64::from(b.len)));
-        }
-        report.objects_read += wanted.len();
-        let store = self.store.clone();
-        let reads = wanted.into_iter().map(|(object, mut ranges)| {
-            ranges.sort_by_key(|r| r.start);
-            let store = store.clone();
-            async move {
-                let got = store.get_ranges(&object_path(object), &ranges).await;
-                (object, ranges, got)
-            }
-        });
-        let mut chunks: HashMap<(ObjectId, u64), Bytes> = HashMap::new();
-        let mut unreadable = Vec::new();
-        let mut reads = stream::iter(reads).buffer_unordered(PARALLEL_READS);
-        while let Some((object, ranges, got)) = reads.next().await {
-            match got {
-                Ok(parts) => {
-                    for (range, bytes) in ranges.into_iter().zip(parts) {
-                        chunks.insert((object, range.start), bytes);
-                    }
-                }
-                Err(e) => {
-                    warn!(%object, error = %e, "reading a source object failed; its groups wait for the next pass");
-                    unreadable.push(object);
-                }
-            }
-        }
-        drop(reads);
+        let (chunks, unreadable) = crate::read::batches(
+            &self.store,
+            groups.iter().flat_map(|g| &g.batches),
+            &mut report.objects_read,
+        )
+        .await;
         for group in groups {
             if group.batches.iter().any(|b| unreadable.contains(&b.object)) {
                 self.rewind(&group);
@@ -408,7 +376,7 @@ impl Merger {
                     position: b.position,
                 })?;
             // The checksum is verified before a byte is copied: a merge never spreads corruption.
-            let batch = Batch::parse(bytes, usize::MAX).map_err(|e| SegmentError::Corrupt {
+            let batch = Batch::parse_stored(bytes).map_err(|e| SegmentError::Corrupt {
                 object: b.object,
                 position: b.position,
                 reason: e.to_string(),

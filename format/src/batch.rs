@@ -224,6 +224,22 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Validates `bytes` as exactly one batch read back from the store: as [`Batch::parse`], except
+    /// that a compacted batch may hold fewer records than offsets.
+    pub fn parse_stored(bytes: Bytes) -> Result<Self, BatchError> {
+        let len = bytes.len();
+        let batch = validate_as(&bytes, usize::MAX, Origin::Stored)?;
+        if let Some(extra) = len.checked_sub(batch.total_len()).filter(|&n| n > 0) {
+            return Err(Corruption::TrailingBytes(extra).into());
+        }
+        Ok(Batch {
+            header: batch,
+            bytes,
+        })
+    }
+}
+
 /// Splits the concatenated batches of one produce partition, validating each (see the module
 /// docs). The iterator stops after the first error.
 pub fn batches(records: Bytes, max_batch_bytes: usize) -> BatchIter {
@@ -267,6 +283,24 @@ impl std::iter::FusedIterator for BatchIter {}
 
 /// Validates the batch at the start of `buf`, which may be followed by others.
 fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchError> {
+    validate_as(buf, max_batch_bytes, Origin::Produced)
+}
+
+/// Where a batch comes from, which decides how its record count must match its offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// From a producer: one record per offset, `record_count == last_offset_delta + 1`.
+    Produced,
+    /// From the store: log compaction may have left out records (never all of them), so
+    /// `1 <= record_count <= last_offset_delta + 1`.
+    Stored,
+}
+
+fn validate_as(
+    buf: &[u8],
+    max_batch_bytes: usize,
+    origin: Origin,
+) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;
     let total = header.total_len();
     if total > max_batch_bytes {
@@ -287,9 +321,13 @@ fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchErro
         }
         .into());
     }
-    if header.record_count < 1
-        || i64::from(header.record_count) != i64::from(header.last_offset_delta) + 1
-    {
+    let span = i64::from(header.last_offset_delta) + 1;
+    let count = i64::from(header.record_count);
+    let fits = match origin {
+        Origin::Produced => count == span,
+        Origin::Stored => count <= span,
+    };
+    if count < 1 || !fits {
         return Err(BatchError::InvalidRecord {
             record_count: header.record_count,
             last_offset_delta: header.last_offset_delta,

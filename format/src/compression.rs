@@ -306,6 +306,79 @@ fn read_capped<R: Read>(
     }
 }
 
+/// Why a records section could not be compressed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompressError {
+    #[error("unknown compression codec {0}")]
+    UnknownCodec(u8),
+    #[error("{codec} compression failed: {reason}")]
+    Failed { codec: &'static str, reason: String },
+}
+
+/// The xerial block size snappy-java writes (32 KiB): each block is compressed on its own.
+const XERIAL_BLOCK: usize = 32 * 1024;
+
+/// Compresses a records section with `codec`, in the framing Kafka's clients read:
+///
+/// - gzip: one gzip member (flate2, default level);
+/// - snappy: xerial framing (version 1, compatible 1, 32 KiB blocks), as the Java client writes
+///   it; librdkafka reads it too;
+/// - lz4: one LZ4 frame (lz4_flex);
+/// - zstd: one zstd frame at ruzstd's fastest level (about zstd's level 1; the compactor cares
+///   for keeping the codec, not for the ratio).
+///
+/// Used only by the compactor, which re-encodes batches whose records it dropped.
+pub fn compress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, CompressError> {
+    use std::io::Write;
+    let failed = |codec: &'static str| {
+        move |e: std::io::Error| CompressError::Failed {
+            codec,
+            reason: e.to_string(),
+        }
+    };
+    match codec {
+        Compression::None => Ok(data.to_vec()),
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(data).map_err(failed("gzip"))?;
+            enc.finish().map_err(failed("gzip"))
+        }
+        Compression::Snappy => {
+            let mut out = Vec::with_capacity(XERIAL_HEADER_LEN + data.len() / 2);
+            out.extend_from_slice(&XERIAL_MAGIC);
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut enc = snap::raw::Encoder::new();
+            for block in data.chunks(XERIAL_BLOCK) {
+                let packed = enc.compress_vec(block).map_err(|e| CompressError::Failed {
+                    codec: "snappy",
+                    reason: e.to_string(),
+                })?;
+                let len = i32::try_from(packed.len()).map_err(|_| CompressError::Failed {
+                    codec: "snappy",
+                    reason: "block too large".into(),
+                })?;
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(&packed);
+            }
+            Ok(out)
+        }
+        Compression::Lz4 => {
+            let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            enc.write_all(data).map_err(failed("lz4"))?;
+            enc.finish().map_err(|e| CompressError::Failed {
+                codec: "lz4",
+                reason: e.to_string(),
+            })
+        }
+        Compression::Zstd => Ok(ruzstd::encoding::compress_to_vec(
+            data,
+            ruzstd::encoding::CompressionLevel::Fastest,
+        )),
+        Compression::Unknown(code) => Err(CompressError::UnknownCodec(code)),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 #[path = "compression_tests.rs"]

@@ -11,10 +11,11 @@ pub mod compression;
 pub mod encode;
 pub mod object;
 pub mod records;
+pub mod rewrite;
 pub mod varint;
 
 pub use batch::{batches, set_base_offset, Batch, BatchError, BatchHeader, BatchIter, Compression};
-pub use compression::{decompress, DecompressError};
+pub use compression::{compress, decompress, CompressError, DecompressError};
 pub use object::{
     decode_footer, decode_object, decode_trailer, FooterLocation, ObjectBuilder, ObjectEntry,
     ObjectError, ObjectHeader,
@@ -23,3 +24,4 @@ pub use records::{
     first_offset_at_or_after, max_timestamp, records, records_with_limit, Record, RecordError,
     RecordHeader,
 };
+pub use rewrite::{retain, Retained, RewriteError};

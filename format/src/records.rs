@@ -286,4 +286,4 @@ impl Cursor {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 #[path = "records_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -82,7 +82,7 @@ fn log_append_time_uses_max_timestamp() {
 
 /// `bytes`, an uncompressed batch, with its records compressed by `codec` and its attributes,
 /// length and CRC set to match: what a producer sends.
-fn compressed(codec: Codec, bytes: &[u8]) -> Batch {
+pub(crate) fn compressed(codec: Codec, bytes: &[u8]) -> Batch {
     let mut v = bytes[..BATCH_HEADER_LEN].to_vec();
     v.extend_from_slice(&codec.compress(&bytes[BATCH_HEADER_LEN..]));
     let len = (v.len() - 12) as i32;

@@ -1,0 +1,567 @@
+//! Log compaction (`cleanup.policy=compact`): the latest record of each key stays, the records
+//! it supersedes go, and tombstones (a key with a null value) go once `delete.retention.ms` has
+//! passed since their timestamp. Offsets never move; a rewritten batch keeps its base and last
+//! offset, so a partition has gaps where records went, as in Kafka.
+//!
+//! One partition at a time, over its *cleanable* range: from the log start up to the first batch
+//! younger than `min.compaction.lag.ms` (Kafka's "first uncleanable offset"; there is no active
+//! segment here, and no open transaction, since Skiff has no transactions yet). A partition is
+//! compacted when the part of that range written since its last compaction (the *dirty* part)
+//! is at least `min.cleanable.dirty.ratio` of it, when its oldest dirty batch is older than
+//! `max.compaction.lag.ms`, or when a kept tombstone comes due.
+//!
+//! Two reads of the range: the first builds the map from each key to its latest offset in the
+//! range, the second rewrites. A range that fits in one read budget is read once. Batches are
+//! rewritten into per-partition segments, each swapped in by one [`ReplaceBatches`] for the run
+//! of batches it replaces, so that a crash leaves every run either as it was or compacted.
+//!
+//! What is kept as it is: batches in which no record goes (their bytes are copied), control
+//! batches, and records without a key (Kafka refuses them on compacted topics; if one got in, it
+//! is not the compactor's to drop).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::{ObjectStore, PutPayload};
+use skiff_format::{Batch, ObjectBuilder, Retained};
+use skiff_metastore::client::{MetastoreClient, MetastoreError};
+use skiff_metastore::types::{
+    AcquireLeases, BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicMeta, TopicPartition,
+};
+use tracing::{debug, info, warn};
+
+use crate::merge::lease_key;
+use crate::object_path;
+
+/// Index entries read per metastore call.
+const PAGE_BYTES: u64 = 256 << 20;
+
+#[derive(Clone, Debug)]
+pub struct CompactionConfig {
+    /// Bytes of batches held in memory at once; a larger range is read twice.
+    pub read_bytes: u64,
+    /// Rewritten segments are cut at this size.
+    pub segment_bytes: u64,
+    /// The most one batch may decompress to; a batch beyond it is kept as it is.
+    pub max_decompressed: usize,
+    pub lease_ttl: std::time::Duration,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            read_bytes: 256 << 20,
+            segment_bytes: 128 << 20,
+            max_decompressed: skiff_format::records::MAX_DECOMPRESSED_RECORDS,
+            lease_ttl: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// A compacted topic's settings, Kafka's names and defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Policy {
+    pub min_cleanable_dirty_ratio: f64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub delete_retention_ms: i64,
+}
+
+impl Policy {
+    /// `None` unless the topic's `cleanup.policy` includes `compact`. Values that do not parse
+    /// count as unset (CreateTopics checks them; one bad old value must not stop the rest).
+    pub fn of(meta: &TopicMeta) -> Option<Self> {
+        let compact = meta
+            .configs
+            .get("cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"));
+        if !compact {
+            return None;
+        }
+        let int = |key: &str, default: i64| {
+            meta.configs
+                .get(key)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(default)
+        };
+        Some(Self {
+            min_cleanable_dirty_ratio: meta
+                .configs
+                .get("min.cleanable.dirty.ratio")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: int("min.compaction.lag.ms", 0).max(0),
+            max_compaction_lag_ms: int("max.compaction.lag.ms", i64::MAX).max(0),
+            delete_retention_ms: int("delete.retention.ms", 86_400_000).max(0),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompactionError {
+    #[error("metastore: {0}")]
+    Metastore(#[from] MetastoreError),
+}
+
+/// What one compaction pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    pub partitions_compacted: usize,
+    pub records_removed: u64,
+    pub tombstones_removed: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub segments_written: usize,
+    pub conflicts: usize,
+    /// Dirty bytes of compacted partitions not compacted this pass (not due yet, leased elsewhere,
+    /// or failed): the compaction backlog.
+    pub dirty_bytes: u64,
+}
+
+/// The latest record of one key in the range.
+#[derive(Clone, Copy, Debug)]
+struct Latest {
+    offset: i64,
+    tombstone: bool,
+    timestamp: i64,
+}
+
+/// Where compaction stands for one partition, in memory: a restarted compactor counts the whole
+/// log as dirty once.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    /// Every offset below was in a compacted range.
+    cleaned_to: i64,
+    /// When the earliest tombstone kept by the last compaction comes due.
+    tombstone_due_ms: Option<i64>,
+}
+
+pub struct Compactor {
+    metastore: Arc<dyn MetastoreClient>,
+    store: Arc<dyn ObjectStore>,
+    config: CompactionConfig,
+    holder: String,
+    progress: HashMap<TopicPartition, Progress>,
+}
+
+impl Compactor {
+    pub fn new(
+        metastore: Arc<dyn MetastoreClient>,
+        store: Arc<dyn ObjectStore>,
+        config: CompactionConfig,
+        holder: String,
+    ) -> Self {
+        Self {
+            metastore,
+            store,
+            config,
+            holder,
+            progress: HashMap::new(),
+        }
+    }
+
+    pub async fn pass(&mut self, now_ms: i64) -> Result<CompactionReport, CompactionError> {
+        let mut report = CompactionReport::default();
+        let mut live = HashMap::new();
+        for topic in self.metastore.topics().await? {
+            let Some(policy) = Policy::of(&topic) else {
+                continue;
+            };
+            for partition in 0..topic.partitions {
+                let tp = TopicPartition {
+                    topic_id: topic.topic_id,
+                    partition,
+                };
+                match self.partition(tp, policy, now_ms, &mut report).await {
+                    Ok(()) => {}
+                    Err(CompactionError::Metastore(MetastoreError::Rejected(
+                        MetaError::UnknownTopicOrPartition | MetaError::OffsetOutOfRange,
+                    ))) => {}
+                    Err(e) => return Err(e),
+                }
+                live.insert(tp, self.progress.get(&tp).copied().unwrap_or_default());
+            }
+        }
+        self.progress = live;
+        if report.partitions_compacted > 0 || report.conflicts > 0 {
+            info!(?report, "compacted");
+        }
+        Ok(report)
+    }
+
+    async fn partition(
+        &mut self,
+        tp: TopicPartition,
+        policy: Policy,
+        now_ms: i64,
+        report: &mut CompactionReport,
+    ) -> Result<(), CompactionError> {
+        let offsets = self.metastore.offsets(tp).await?;
+        let index = self
+            .index(tp, offsets.log_start_offset, offsets.high_watermark)
+            .await?;
+        // The cleanable range ends before the first batch younger than the minimum lag.
+        let young = now_ms.saturating_sub(policy.min_compaction_lag_ms);
+        let end = index
+            .iter()
+            .position(|b| b.max_timestamp > young)
+            .unwrap_or(index.len());
+        let range = &index[..end];
+        let Some(range_end) = range.last().map(|b| b.last_offset + 1) else {
+            return Ok(());
+        };
+        let progress = self.progress.get(&tp).copied().unwrap_or_default();
+        let total: u64 = range.iter().map(|b| u64::from(b.len)).sum();
+        let dirty_batches: Vec<&BatchLocation> = range
+            .iter()
+            .filter(|b| b.base_offset >= progress.cleaned_to)
+            .collect();
+        let dirty: u64 = dirty_batches.iter().map(|b| u64::from(b.len)).sum();
+        let oldest_dirty = dirty_batches.iter().map(|b| b.max_timestamp).min();
+        let ratio_due =
+            total > 0 && dirty as f64 / total as f64 >= policy.min_cleanable_dirty_ratio;
+        let lag_due =
+            oldest_dirty.is_some_and(|t| now_ms.saturating_sub(t) >= policy.max_compaction_lag_ms);
+        let tombstones_due = progress.tombstone_due_ms.is_some_and(|t| now_ms >= t);
+        if !((dirty > 0 && (ratio_due || lag_due)) || tombstones_due) {
+            report.dirty_bytes += dirty;
+            return Ok(());
+        }
+        let granted = self
+            .metastore
+            .acquire_leases(AcquireLeases {
+                holder: self.holder.clone(),
+                keys: vec![lease_key(&tp)],
+                ttl_ms: i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX),
+                now_ms,
+            })
+            .await?;
+        if granted.first() != Some(&true) {
+            report.dirty_bytes += dirty;
+            return Ok(());
+        }
+        let result = self.compact(tp, range, policy, now_ms, report).await;
+        if let Err(e) = self
+            .metastore
+            .release_leases(&self.holder, vec![lease_key(&tp)])
+            .await
+        {
+            debug!(error = %e, "releasing a compaction lease failed; it expires");
+        }
+        match result {
+            Ok(tombstone_due_ms) => {
+                report.partitions_compacted += 1;
+                self.progress.insert(
+                    tp,
+                    Progress {
+                        cleaned_to: range_end,
+                        tombstone_due_ms,
+                    },
+                );
+            }
+            Err(e) => {
+                warn!(topic_id = %tp.topic_id, partition = tp.partition, error = %e, "compaction failed; trying again next pass");
+                report.dirty_bytes += dirty;
+            }
+        }
+        Ok(())
+    }
+
+    async fn index(
+        &self,
+        tp: TopicPartition,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<BatchLocation>, MetastoreError> {
+        let mut out = Vec::new();
+        let mut offset = from;
+        while offset < to {
+            let slice = self.metastore.read_index(tp, offset, PAGE_BYTES).await?;
+            let Some(last) = slice.batches.last().map(|b| b.last_offset) else {
+                break;
+            };
+            out.extend(slice.batches);
+            offset = last.saturating_add(1);
+        }
+        Ok(out)
+    }
+
+    /// Compacts `range`; answers when the earliest kept tombstone comes due, if any.
+    async fn compact(
+        &self,
+        tp: TopicPartition,
+        range: &[BatchLocation],
+        policy: Policy,
+        now_ms: i64,
+        report: &mut CompactionReport,
+    ) -> Result<Option<i64>, RunError> {
+        let chunks = chunks(range, self.config.read_bytes);
+        // Read once when the range fits in one chunk; else once to map, once to rewrite.
+        let mut kept_bytes = None;
+        let mut latest: HashMap<Bytes, Latest> = HashMap::new();
+        let mut keyed_records = 0u64;
+        for chunk in &chunks {
+            let bytes = self.read(chunk, report).await?;
+            for b in chunk.iter() {
+                let batch = batch_at(&bytes, b)?;
+                if batch.header.is_control() {
+                    continue;
+                }
+                for record in skiff_format::records_with_limit(&batch, self.config.max_decompressed)
+                    .map_err(|e| RunError::Corrupt(b.object, e.to_string()))?
+                {
+                    let record = record.map_err(|e| RunError::Corrupt(b.object, e.to_string()))?;
+                    let Some(key) = record.key else { continue };
+                    keyed_records += 1;
+                    let now = Latest {
+                        offset: b.base_offset + i64::from(record.offset_delta),
+                        tombstone: record.value.is_none(),
+                        timestamp: record.timestamp,
+                    };
+                    match latest.get_mut(key.as_ref()) {
+                        Some(l) => *l = now,
+                        // A copy: a slice would keep the whole decompressed buffer alive.
+                        None => {
+                            latest.insert(Bytes::copy_from_slice(&key), now);
+                        }
+                    }
+                }
+            }
+            if chunks.len() == 1 {
+                kept_bytes = Some(bytes);
+            }
+        }
+        let tombstone_horizon = now_ms.saturating_sub(policy.delete_retention_ms);
+        let expired_tombstones = latest
+            .values()
+            .filter(|l| l.tombstone && l.timestamp < tombstone_horizon)
+            .count() as u64;
+        let superseded = keyed_records - latest.len() as u64;
+        let next_due = latest
+            .values()
+            .filter(|l| l.tombstone && l.timestamp >= tombstone_horizon)
+            .map(|l| l.timestamp.saturating_add(policy.delete_retention_ms))
+            .min();
+        if superseded == 0 && expired_tombstones == 0 {
+            return Ok(next_due);
+        }
+
+        let mut out = Output::new(tp, self.config.segment_bytes);
+        for chunk in &chunks {
+            let bytes = match kept_bytes.take() {
+                Some(b) => b,
+                None => self.read(chunk, report).await?,
+            };
+            for b in chunk.iter() {
+                let batch = batch_at(&bytes, b)?;
+                let retained = if batch.header.is_control() {
+                    Retained::All
+                } else {
+                    skiff_format::retain(&batch, self.config.max_decompressed, |r| {
+                        let Some(key) = &r.key else { return true };
+                        let offset = b.base_offset + i64::from(r.offset_delta);
+                        match latest.get(key.as_ref()) {
+                            Some(l) if l.offset == offset => {
+                                !(l.tombstone && l.timestamp < tombstone_horizon)
+                            }
+                            _ => false,
+                        }
+                    })
+                    .map_err(|e| RunError::Corrupt(b.object, e.to_string()))?
+                };
+                let kept = match retained {
+                    Retained::All => Some(batch),
+                    Retained::Nothing => None,
+                    Retained::Some(bytes) => Some(
+                        Batch::parse_stored(bytes)
+                            .map_err(|e| RunError::Corrupt(b.object, e.to_string()))?,
+                    ),
+                };
+                out.push(b, kept);
+                if out.full() {
+                    self.swap(out.take(), report).await?;
+                }
+            }
+        }
+        self.swap(out.take(), report).await?;
+        report.records_removed += superseded;
+        report.tombstones_removed += expired_tombstones;
+        info!(topic_id = %tp.topic_id, partition = tp.partition, superseded, expired_tombstones, keys = latest.len(), "partition compacted");
+        Ok(next_due)
+    }
+
+    async fn read(
+        &self,
+        chunk: &[BatchLocation],
+        report: &mut CompactionReport,
+    ) -> Result<HashMap<(ObjectId, u64), Bytes>, RunError> {
+        let mut objects = 0;
+        let (bytes, unreadable) = crate::read::batches(&self.store, chunk, &mut objects).await;
+        if let Some(object) = unreadable.first() {
+            return Err(RunError::Unreadable(*object));
+        }
+        report.bytes_read += chunk.iter().map(|b| u64::from(b.len)).sum::<u64>();
+        Ok(bytes)
+    }
+
+    /// Writes one run's segment (unless nothing of the run is left) and swaps it in.
+    async fn swap(&self, run: Option<Run>, report: &mut CompactionReport) -> Result<(), RunError> {
+        let Some(run) = run else { return Ok(()) };
+        let id = run.id;
+        let (size, batches) = match run.builder {
+            Some(builder) => {
+                let size = builder.len();
+                let (parts, _) = builder.finish();
+                self.store
+                    .put(&object_path(id), PutPayload::from_iter(parts))
+                    .await
+                    .map_err(RunError::Put)?;
+                report.segments_written += 1;
+                report.bytes_written += size;
+                (size, run.kept)
+            }
+            // Every batch of the run went: an object that is never written, so that the swap is
+            // still named (and a retry of it recognised).
+            None => (0, Vec::new()),
+        };
+        let swap = ReplaceBatches {
+            tp: run.tp,
+            object: id,
+            size,
+            replaced: run.replaced,
+            batches,
+            now_ms: crate::now_ms(),
+        };
+        match self.metastore.replace_batches(swap).await {
+            Ok(()) => Ok(()),
+            Err(MetastoreError::Rejected(MetaError::RewriteConflict)) => {
+                report.conflicts += 1;
+                Err(RunError::Conflict)
+            }
+            Err(e) => Err(RunError::Metastore(e)),
+        }
+    }
+}
+
+/// The batches of one segment being written, and the entries they replace.
+struct Run {
+    tp: TopicPartition,
+    id: ObjectId,
+    /// `None` until a batch is kept.
+    builder: Option<ObjectBuilder>,
+    replaced: Vec<(i64, ObjectId)>,
+    kept: Vec<BatchLocation>,
+}
+
+struct Output {
+    tp: TopicPartition,
+    segment_bytes: u64,
+    run: Option<Run>,
+}
+
+impl Output {
+    fn new(tp: TopicPartition, segment_bytes: u64) -> Self {
+        Self {
+            tp,
+            segment_bytes,
+            run: None,
+        }
+    }
+
+    fn push(&mut self, old: &BatchLocation, kept: Option<Batch>) {
+        let tp = self.tp;
+        let run = self.run.get_or_insert_with(|| Run {
+            tp,
+            id: ObjectId(ulid::Ulid::new()),
+            builder: None,
+            replaced: Vec::new(),
+            kept: Vec::new(),
+        });
+        run.replaced.push((old.base_offset, old.object));
+        if let Some(batch) = kept {
+            let id = run.id;
+            let builder = run
+                .builder
+                .get_or_insert_with(|| ObjectBuilder::new(id.0 .0));
+            let position = builder.push(*tp.topic_id.as_bytes(), tp.partition, &batch);
+            let h = &batch.header;
+            run.kept.push(BatchLocation {
+                base_offset: old.base_offset,
+                last_offset: old.last_offset,
+                object: id,
+                position,
+                len: u32::try_from(batch.bytes.len()).unwrap_or(u32::MAX),
+                // The timestamp of the record at the base offset, which may have gone: then
+                // "unknown", so that ListOffsets reads the records instead of answering the
+                // base offset, which no record holds any more.
+                first_timestamp: if batch.bytes.len() == old.len as usize {
+                    old.first_timestamp
+                } else {
+                    i64::MIN
+                },
+                max_timestamp: h.max_timestamp,
+            });
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.run
+            .as_ref()
+            .and_then(|r| r.builder.as_ref())
+            .is_some_and(|b| b.len() >= self.segment_bytes)
+    }
+
+    fn take(&mut self) -> Option<Run> {
+        self.run.take()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("object {0} could not be read")]
+    Unreadable(ObjectId),
+    #[error("a batch of object {0} is corrupt: {1}")]
+    Corrupt(ObjectId, String),
+    #[error("batch at {position} of object {object} was not read")]
+    Missing { object: ObjectId, position: u64 },
+    #[error("writing a segment: {0}")]
+    Put(object_store::Error),
+    #[error("the partition changed during compaction; next pass")]
+    Conflict,
+    #[error("swapping a segment in: {0}")]
+    Metastore(MetastoreError),
+}
+
+fn batch_at(bytes: &HashMap<(ObjectId, u64), Bytes>, b: &BatchLocation) -> Result<Batch, RunError> {
+    let raw = bytes
+        .get(&(b.object, b.position))
+        .filter(|c| c.len() == b.len as usize)
+        .cloned()
+        .ok_or(RunError::Missing {
+            object: b.object,
+            position: b.position,
+        })?;
+    Batch::parse_stored(raw).map_err(|e| RunError::Corrupt(b.object, e.to_string()))
+}
+
+/// `range` cut into consecutive pieces of at most `budget` bytes (a larger batch alone).
+fn chunks(range: &[BatchLocation], budget: u64) -> Vec<&[BatchLocation]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, b) in range.iter().enumerate() {
+        let len = u64::from(b.len);
+        if i > start && bytes + len > budget {
+            out.push(&range[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += len;
+    }
+    if start < range.len() {
+        out.push(&range[start..]);
+    }
+    out
+}

@@ -1,0 +1,239 @@
+//! Log compaction against a real (single-node) metastore and an in-memory store: many updates of
+//! a few keys, in batches of every codec, with tombstones, become the latest record of each key at
+//! its original offset.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use skiff_compactor::compaction::{CompactionConfig, Compactor};
+use skiff_format::batch::{Compression, BATCH_HEADER_LEN};
+use skiff_format::encode::{update_crc, BatchBuilder};
+use skiff_format::{Batch, ObjectBuilder};
+use skiff_metastore::client::MetastoreClient;
+use skiff_metastore::types::{
+    CommitBatch, CommitObject, CreateTopic, ObjectId, TopicId, TopicPartition,
+};
+use skiff_metastore::LocalMetastore;
+
+fn path(id: ObjectId) -> Path {
+    Path::from(format!("objects/{id}.skiff"))
+}
+
+fn tp() -> TopicPartition {
+    TopicPartition {
+        topic_id: TopicId::from_u128(5),
+        partition: 0,
+    }
+}
+
+const CODECS: [(Compression, i16); 5] = [
+    (Compression::None, 0),
+    (Compression::Gzip, 1),
+    (Compression::Snappy, 2),
+    (Compression::Lz4, 3),
+    (Compression::Zstd, 4),
+];
+
+/// `builder`'s batch with its records compressed by `codec`, as a producer sends it.
+fn with_codec(bytes: Bytes, codec: (Compression, i16)) -> Bytes {
+    if codec.1 == 0 {
+        return bytes;
+    }
+    let mut v = bytes[..BATCH_HEADER_LEN].to_vec();
+    v.extend_from_slice(&skiff_format::compress(codec.0, &bytes[BATCH_HEADER_LEN..]).unwrap());
+    let len = (v.len() - 12) as i32;
+    v[8..12].copy_from_slice(&len.to_be_bytes());
+    let attributes = i16::from_be_bytes([v[21], v[22]]) | codec.1;
+    v[21..23].copy_from_slice(&attributes.to_be_bytes());
+    update_crc(&mut v);
+    Bytes::from(v)
+}
+
+struct Record {
+    key: String,
+    value: Option<String>,
+    timestamp: i64,
+}
+
+/// Commits each batch as its own object.
+async fn commit(meta: &LocalMetastore, store: &InMemory, batches: Vec<Bytes>) {
+    for bytes in batches {
+        let batch = Batch::parse(bytes, 1 << 20).unwrap();
+        let id = ObjectId(ulid::Ulid::new());
+        let mut builder = ObjectBuilder::new(id.0 .0);
+        let position = builder.push(*tp().topic_id.as_bytes(), 0, &batch);
+        let h = batch.header;
+        let size = builder.len();
+        let (parts, _) = builder.finish();
+        store
+            .put(&path(id), PutPayload::from_iter(parts))
+            .await
+            .unwrap();
+        meta.commit_object(CommitObject {
+            object: id,
+            size,
+            batches: vec![CommitBatch {
+                tp: tp(),
+                position,
+                len: batch.bytes.len() as u32,
+                last_offset_delta: h.last_offset_delta,
+                record_count: h.record_count,
+                first_timestamp: h.base_timestamp,
+                max_timestamp: h.max_timestamp,
+                producer_id: -1,
+                producer_epoch: -1,
+                base_sequence: -1,
+            }],
+            now_ms: 0,
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// Every record a consumer would read: (offset, key, value, timestamp, headers).
+type Seen = (
+    i64,
+    Option<Bytes>,
+    Option<Bytes>,
+    i64,
+    Vec<(Bytes, Option<Bytes>)>,
+);
+
+async fn read_all(meta: &LocalMetastore, store: &InMemory) -> Vec<Seen> {
+    let mut out = Vec::new();
+    for b in meta.read_index(tp(), 0, u64::MAX).await.unwrap().batches {
+        let bytes = store
+            .get_range(&path(b.object), b.position..b.position + u64::from(b.len))
+            .await
+            .unwrap();
+        let batch = Batch::parse_stored(bytes).unwrap();
+        assert_eq!(
+            batch.header.last_offset(),
+            b.last_offset - b.base_offset + batch.header.base_offset
+        );
+        for r in skiff_format::records(&batch).unwrap() {
+            let r = r.unwrap();
+            out.push((
+                b.base_offset + i64::from(r.offset_delta),
+                r.key,
+                r.value,
+                r.timestamp,
+                r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn keeps_the_latest_record_of_each_key_at_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(LocalMetastore::open(dir.path()).await.unwrap());
+    let store = Arc::new(InMemory::new());
+    let configs: BTreeMap<String, String> = [
+        ("cleanup.policy", "compact"),
+        ("delete.retention.ms", "60000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    meta.create_topic(CreateTopic {
+        name: "c".into(),
+        topic_id: tp().topic_id,
+        partitions: 1,
+        configs,
+        now_ms: 0,
+    })
+    .await
+    .unwrap();
+
+    // 1,000 updates of 20 keys in batches of 10, each batch with the next codec. Keys 0 and 1 end
+    // with a tombstone: key 0's is old (past delete.retention.ms), key 1's is recent.
+    let now = skiff_compactor::now_ms();
+    let mut records = Vec::new();
+    for i in 0..1000 {
+        records.push(Record {
+            key: format!("key-{}", i % 20),
+            value: Some(format!("value {i}")),
+            timestamp: now - 3_600_000 + i,
+        });
+    }
+    records.push(Record {
+        key: "key-0".into(),
+        value: None,
+        timestamp: now - 120_000,
+    });
+    records.push(Record {
+        key: "key-1".into(),
+        value: None,
+        timestamp: now - 1_000,
+    });
+    let mut batches = Vec::new();
+    for (n, chunk) in records.chunks(10).enumerate() {
+        let mut b = BatchBuilder::new(chunk[0].timestamp);
+        for r in chunk {
+            b = b.record_with_headers(
+                r.timestamp,
+                Some(r.key.as_bytes()),
+                r.value.as_deref().map(str::as_bytes),
+                &[(b"h", Some(b"x")), (b"h", Some(r.key.as_bytes()))],
+            );
+        }
+        batches.push(with_codec(b.build(), CODECS[n % CODECS.len()]));
+    }
+    commit(&meta, &store, batches).await;
+    let before = read_all(&meta, &store).await;
+    assert_eq!(before.len(), 1002);
+
+    let mut compactor = Compactor::new(
+        meta.clone(),
+        store.clone(),
+        CompactionConfig {
+            read_bytes: 4096, // several chunks: the range is read twice
+            segment_bytes: 8192,
+            ..CompactionConfig::default()
+        },
+        "test".into(),
+    );
+    let report = compactor.pass(now).await.unwrap();
+    assert_eq!(report.partitions_compacted, 1, "{report:?}");
+
+    // What should be left: the last record of each key, except key 0 (expired tombstone).
+    let mut last: HashMap<Option<Bytes>, Seen> = HashMap::new();
+    for s in &before {
+        last.insert(s.1.clone(), s.clone());
+    }
+    let mut want: Vec<Seen> = last
+        .into_values()
+        .filter(|s| s.1.as_deref() != Some(b"key-0"))
+        .collect();
+    want.sort_by_key(|s| s.0);
+    let after = read_all(&meta, &store).await;
+    assert_eq!(after, want);
+    assert_eq!(after.len(), 19);
+    // Key 1's tombstone is still there, at offset 1001.
+    assert_eq!(after.last().unwrap().0, 1001);
+    assert_eq!(after.last().unwrap().2, None);
+    assert_eq!(report.records_removed, 1002 - 20);
+    assert_eq!(report.tombstones_removed, 1);
+    // The offsets still span what they did.
+    let offsets = meta.offsets(tp()).await.unwrap();
+    assert_eq!(offsets.high_watermark, 1002);
+
+    // Nothing new: the next pass rewrites nothing.
+    let report = compactor.pass(now).await.unwrap();
+    assert_eq!(report.partitions_compacted, 0, "{report:?}");
+    // Once key 1's tombstone is due, it goes.
+    let report = compactor.pass(now + 120_000).await.unwrap();
+    assert_eq!(report.tombstones_removed, 1, "{report:?}");
+    let after = read_all(&meta, &store).await;
+    assert_eq!(after.len(), 18);
+    assert!(after.iter().all(|s| s.2.is_some()));
+    meta.shutdown().await;
+}
