@@ -16,4 +16,5 @@ pub mod server;
 pub mod storage;
 #[cfg(test)]
 mod test_support;
+pub mod topic_config;
 pub mod topics;

@@ -94,7 +94,17 @@ impl Metrics {
     }
 
     pub fn with_prices(prices: skiff_store::RequestPrices) -> Arc<Self> {
+        Self::with_others(prices, |_| {})
+    }
+
+    /// [`Metrics::with_prices`], with more metrics (a compactor's, running alongside) registered
+    /// under the same prefix and served on the same endpoint.
+    pub fn with_others(
+        prices: skiff_store::RequestPrices,
+        others: impl FnOnce(&mut Registry),
+    ) -> Arc<Self> {
         let mut registry = Registry::with_prefix("skiff");
+        others(&mut registry);
         let m = Self {
             produce_requests: Counter::default(),
             produce_latency: latency(),

@@ -17,7 +17,10 @@ pub async fn run(settings: CompactorSettings) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)
         .context("metastore client")?;
     // The agent's metrics count the compactor's object-store requests and their cost alike.
-    let metrics = Metrics::new();
+    let compactor_metrics = Arc::new(skiff_compactor::metrics::CompactorMetrics::default());
+    let metrics = Metrics::with_others(skiff_store::RequestPrices::default(), |r| {
+        compactor_metrics.register(r)
+    });
     let store = skiff_agent::storage::open(&settings.object_store, metrics.clone())
         .await
         .context("opening the object store")?;
@@ -32,7 +35,8 @@ pub async fn run(settings: CompactorSettings) -> anyhow::Result<()> {
         })
     };
     let compactor =
-        skiff_compactor::Compactor::new(Arc::new(metastore), store, settings.compactor.clone());
+        skiff_compactor::Compactor::new(Arc::new(metastore), store, settings.compactor.clone())
+            .with_metrics(compactor_metrics);
     let task = tokio::spawn(compactor.run(shutdown.clone()));
     info!(metastore = ?settings.metastore, object_store = %settings.object_store.url, "skiff compactor started");
     println!("skiff compactor ready: metrics={}", settings.metrics);

@@ -27,7 +27,11 @@ pub async fn run_agent(
     compactor: Option<skiff_compactor::CompactorConfig>,
     role: &str,
 ) -> anyhow::Result<()> {
-    let metrics = Metrics::with_prices(settings.prices);
+    let compactor_metrics = Arc::new(skiff_compactor::metrics::CompactorMetrics::default());
+    let metrics = match &compactor {
+        Some(_) => Metrics::with_others(settings.prices, |r| compactor_metrics.register(r)),
+        None => Metrics::with_prices(settings.prices),
+    };
     let store = skiff_agent::storage::open(&settings.object_store, metrics.clone())
         .await
         .context("opening the object store")?;
@@ -68,7 +72,8 @@ pub async fn run_agent(
 
     let shutdown = CancellationToken::new();
     let compactor = compactor.map(|config| {
-        let compactor = skiff_compactor::Compactor::new(metastore.clone(), store.clone(), config);
+        let compactor = skiff_compactor::Compactor::new(metastore.clone(), store.clone(), config)
+            .with_metrics(compactor_metrics);
         tokio::spawn(compactor.run(shutdown.clone()))
     });
     let heartbeats = membership.spawn(metastore, clock_for_heartbeats, shutdown.clone());

@@ -4,8 +4,9 @@
 //! offset, so a partition has gaps where records went, as in Kafka.
 //!
 //! One partition at a time, over its *cleanable* range: from the log start up to the first batch
-//! younger than `min.compaction.lag.ms` (Kafka's "first uncleanable offset"; there is no active
-//! segment here, and no open transaction, since Skiff has no transactions yet). A partition is
+//! younger than `min.compaction.lag.ms` (Kafka's "first uncleanable offset"; there is no open
+//! transaction, since Skiff has no transactions yet), and never the partition's last batch, which
+//! plays the part of Kafka's active segment. A partition is
 //! compacted when the part of that range written since its last compaction (the *dirty* part)
 //! is at least `min.cleanable.dirty.ratio` of it, when its oldest dirty batch is older than
 //! `max.compaction.lag.ms`, or when a kept tombstone comes due.
@@ -202,12 +203,16 @@ impl Compactor {
         let index = self
             .index(tp, offsets.log_start_offset, offsets.high_watermark)
             .await?;
-        // The cleanable range ends before the first batch younger than the minimum lag.
+        // The cleanable range ends before the first batch younger than the minimum lag, and
+        // never takes in the last batch: like Kafka's active segment, it stays whole, so that
+        // the log always ends with a record at the high watermark minus one and a consumer
+        // reading to the end reaches the high watermark.
         let young = now_ms.saturating_sub(policy.min_compaction_lag_ms);
         let end = index
             .iter()
             .position(|b| b.max_timestamp > young)
-            .unwrap_or(index.len());
+            .unwrap_or(index.len())
+            .min(index.len().saturating_sub(1));
         let range = &index[..end];
         let Some(range_end) = range.last().map(|b| b.last_offset + 1) else {
             return Ok(());

@@ -15,6 +15,7 @@
 pub mod compaction;
 pub mod gc;
 pub mod merge;
+pub mod metrics;
 mod read;
 
 use std::sync::Arc;
@@ -86,6 +87,7 @@ pub struct Compactor {
     gc: gc::Collector,
     merger: merge::Merger,
     compaction: compaction::Compactor,
+    metrics: Arc<metrics::CompactorMetrics>,
 }
 
 impl Compactor {
@@ -125,7 +127,14 @@ impl Compactor {
             gc,
             merger,
             compaction,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Reports to `metrics` (registered by the caller in the registry it serves).
+    pub fn with_metrics(mut self, metrics: Arc<metrics::CompactorMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Passes every `interval` until `shutdown`, the first one `interval` after the start (as
@@ -142,6 +151,7 @@ impl Compactor {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 result = self.pass() => if let Err(e) = result {
+                    self.metrics.pass_failures.inc();
                     warn!(error = %e, "compactor pass failed; trying again next pass");
                 },
             }
@@ -150,8 +160,12 @@ impl Compactor {
 
     /// One pass: retention, compaction, merging, then garbage collection.
     pub async fn pass(&mut self) -> Result<PassReport, PassError> {
+        let started = std::time::Instant::now();
         let housekeeping = self.lease(HOUSEKEEPING_LEASE).await?;
         let result = self.pass_with(housekeeping).await;
+        if let Ok(report) = &result {
+            self.metrics.record(report, started.elapsed().as_secs_f64());
+        }
         if housekeeping {
             if let Err(e) = self
                 .metastore

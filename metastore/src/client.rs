@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::types::{
-    AcquireLeases, EnforceRetention, ObjectId, ReplaceBatches, Trimmed, UnreferencedObject,
+    AcquireLeases, AlterTopicConfigs, EnforceRetention, ObjectId, ReplaceBatches, Trimmed,
+    UnreferencedObject,
 };
 use crate::types::{
     AgentHeartbeat, BatchAppend, CommitObject, CommitOffsets, CommittedOffset, CreateTopic,
@@ -80,6 +81,8 @@ pub trait MetastoreClient: Send + Sync + 'static {
     /// Takes or renews leases on compactor work; whether each key is now held by the holder.
     async fn acquire_leases(&self, req: AcquireLeases) -> Result<Vec<bool>>;
     async fn release_leases(&self, holder: &str, keys: Vec<String>) -> Result<Vec<bool>>;
+    /// IncrementalAlterConfigs / AlterConfigs on a topic: the topic afterwards.
+    async fn alter_topic_configs(&self, req: AlterTopicConfigs) -> Result<TopicMeta>;
 
     /// All live topics, by name.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;
@@ -198,6 +201,13 @@ pub(crate) mod answer {
     pub fn replaced(resp: CommandResponse) -> Result<()> {
         match resp {
             CommandResponse::Replaced(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn configs_altered(resp: CommandResponse) -> Result<TopicMeta> {
+        match resp {
+            CommandResponse::ConfigsAltered(r) => Ok(r?),
             other => Err(unexpected(&other)),
         }
     }

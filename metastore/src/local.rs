@@ -24,7 +24,8 @@ use crate::raft::{
 };
 use crate::state_machine::StateMachine;
 use crate::types::{
-    AcquireLeases, EnforceRetention, ObjectId, ReplaceBatches, Trimmed, UnreferencedObject,
+    AcquireLeases, AlterTopicConfigs, EnforceRetention, ObjectId, ReplaceBatches, Trimmed,
+    UnreferencedObject,
 };
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
@@ -510,6 +511,10 @@ impl MetastoreClient for LocalMetastore {
             keys,
         };
         answer::leases(self.write(cmd).await?)
+    }
+
+    async fn alter_topic_configs(&self, req: AlterTopicConfigs) -> Result<TopicMeta> {
+        answer::configs_altered(self.write(Command::AlterTopicConfigs(req)).await?)
     }
 
     async fn topics(&self) -> Result<Vec<TopicMeta>> {

@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    AgentHeartbeat, AgentInfo, BatchAppend, BatchLocation, Command, CommandResponse, CommitBatch,
-    CommitObject, CommitOffsets, CommittedOffset, CreateTopic, GroupPartition, IndexAnswer,
-    IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError, ObjectId, PartitionOffsets,
-    ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
+    AgentHeartbeat, AgentInfo, AlterTopicConfigs, BatchAppend, BatchLocation, Command,
+    CommandResponse, CommitBatch, CommitObject, CommitOffsets, CommittedOffset, ConfigOp,
+    CreateTopic, GroupPartition, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents,
+    MetaError, ObjectId, PartitionOffsets, ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
 };
 
 /// Kafka's limit: longer names do not fit in the file names Kafka derives from them.
@@ -200,6 +200,9 @@ impl StateMachine {
             Command::ReleaseLeases { holder, keys } => {
                 CommandResponse::Leases(self.release_leases(holder, keys))
             }
+            Command::AlterTopicConfigs(req) => {
+                CommandResponse::ConfigsAltered(self.alter_topic_configs(req))
+            }
             Command::DeleteOffsets { group, partitions } => {
                 CommandResponse::OffsetsDeleted(match self.groups.get_mut(group) {
                     Some(offsets) => {
@@ -349,6 +352,50 @@ impl StateMachine {
             },
         );
         Ok(meta)
+    }
+
+    fn alter_topic_configs(&mut self, req: &AlterTopicConfigs) -> Result<TopicMeta, MetaError> {
+        let topic = self
+            .topics_by_name
+            .get(&req.name)
+            .and_then(|id| self.topics.get_mut(id))
+            .ok_or(MetaError::UnknownTopicOrPartition)?;
+        let configs = &mut topic.meta.configs;
+        if req.replace {
+            configs.clear();
+        }
+        for op in &req.ops {
+            match op {
+                ConfigOp::Set { name, value } => {
+                    configs.insert(name.clone(), value.clone());
+                }
+                ConfigOp::Delete { name } => {
+                    configs.remove(name);
+                }
+                ConfigOp::Append { name, value } => {
+                    let mut items = list(configs.get(name));
+                    for item in list(Some(value)) {
+                        if !items.contains(&item) {
+                            items.push(item);
+                        }
+                    }
+                    configs.insert(name.clone(), items.join(","));
+                }
+                ConfigOp::Subtract { name, value } => {
+                    let gone = list(Some(value));
+                    let items: Vec<String> = list(configs.get(name))
+                        .into_iter()
+                        .filter(|i| !gone.contains(i))
+                        .collect();
+                    if items.is_empty() {
+                        configs.remove(name);
+                    } else {
+                        configs.insert(name.clone(), items.join(","));
+                    }
+                }
+            }
+        }
+        Ok(topic.meta.clone())
     }
 
     fn delete_topic(&mut self, name: &str) -> Result<TopicMeta, MetaError> {
@@ -628,6 +675,19 @@ impl PartitionState {
         });
         appended
     }
+}
+
+/// The items of a list config such as `cleanup.policy`, trimmed, empty ones dropped.
+fn list(value: Option<&String>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Kafka's sequence arithmetic: sequences live in `0..=i32::MAX` and wrap to 0.

@@ -638,3 +638,64 @@ fn group_offsets_are_kept_per_partition_and_dropped_with_their_topic() {
         CommandResponse::GroupDeleted(Err(MetaError::GroupIdNotFound))
     );
 }
+
+#[test]
+fn configs_are_set_deleted_appended_subtracted_and_replaced() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 1).unwrap();
+    let alter = |sm: &mut StateMachine, replace: bool, ops: Vec<ConfigOp>| match sm.apply(
+        &Command::AlterTopicConfigs(AlterTopicConfigs {
+            name: "t".into(),
+            replace,
+            ops,
+        }),
+    ) {
+        CommandResponse::ConfigsAltered(r) => r.map(|m| m.configs),
+        other => panic!("{other:?}"),
+    };
+    let set = |name: &str, value: &str| ConfigOp::Set {
+        name: name.into(),
+        value: value.into(),
+    };
+    let configs = alter(
+        &mut sm,
+        false,
+        vec![
+            set("retention.ms", "1000"),
+            set("cleanup.policy", "delete"),
+            ConfigOp::Append {
+                name: "cleanup.policy".into(),
+                value: "compact,delete".into(),
+            },
+        ],
+    )
+    .unwrap();
+    assert_eq!(configs["cleanup.policy"], "delete,compact");
+    let configs = alter(
+        &mut sm,
+        false,
+        vec![
+            ConfigOp::Subtract {
+                name: "cleanup.policy".into(),
+                value: "delete".into(),
+            },
+            ConfigOp::Delete {
+                name: "retention.ms".into(),
+            },
+        ],
+    )
+    .unwrap();
+    assert_eq!(configs.len(), 1);
+    assert_eq!(configs["cleanup.policy"], "compact");
+    let configs = alter(&mut sm, true, vec![set("segment.bytes", "1048576")]).unwrap();
+    assert_eq!(configs.keys().collect::<Vec<_>>(), ["segment.bytes"]);
+    assert_eq!(sm.topic_by_name("t").unwrap().configs, configs);
+    sm.apply(&Command::DeleteTopic {
+        name: "t".into(),
+        now_ms: 0,
+    });
+    assert_eq!(
+        alter(&mut sm, false, vec![]),
+        Err(MetaError::UnknownTopicOrPartition)
+    );
+}

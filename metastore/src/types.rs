@@ -135,6 +135,40 @@ pub enum Command {
         holder: String,
         keys: Vec<String>,
     },
+    AlterTopicConfigs(AlterTopicConfigs),
+}
+
+/// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on one topic. The agent validates
+/// names and values; apply only edits the map, in order, so every replica gets the same result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterTopicConfigs {
+    pub name: String,
+    /// AlterConfigs: the topic's overrides become exactly the `Set` operations.
+    pub replace: bool,
+    pub ops: Vec<ConfigOp>,
+}
+
+/// One operation of IncrementalAlterConfigs, Kafka's `AlterConfigOp` types 0 to 3.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigOp {
+    Set {
+        name: String,
+        value: String,
+    },
+    /// Back to the default.
+    Delete {
+        name: String,
+    },
+    /// Adds items to a list config (`cleanup.policy`), skipping those present.
+    Append {
+        name: String,
+        value: String,
+    },
+    /// Removes items from a list config; an empty list is deleted.
+    Subtract {
+        name: String,
+        value: String,
+    },
 }
 
 /// The compactor's rewrite of a run of one partition's batches into a new object: a merged
@@ -225,6 +259,8 @@ pub enum CommandResponse {
     /// For each key of an [`AcquireLeases`] or a release, whether the holder now holds it (or,
     /// for a release, held it until then).
     Leases(Vec<bool>),
+    /// The topic after an [`AlterTopicConfigs`].
+    ConfigsAltered(Result<TopicMeta, MetaError>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

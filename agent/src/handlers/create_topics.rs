@@ -38,6 +38,14 @@ pub async fn handle(
             .iter()
             .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
             .collect();
+        if let Err(e) = crate::topic_config::validate_all(&configs) {
+            results.push(
+                result
+                    .with_error_code(codes::INVALID_CONFIG)
+                    .with_error_message(Some(str_bytes(e.0))),
+            );
+            continue;
+        }
         if req.validate_only {
             let error = if partitions < 1 {
                 codes::INVALID_PARTITIONS

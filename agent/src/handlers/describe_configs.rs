@@ -15,20 +15,8 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Topic configs every topic has, with the values in force when the topic does not override them.
-fn topic_defaults(agent: &Agent) -> Vec<(&'static str, String)> {
-    vec![
-        ("cleanup.policy", "delete".into()),
-        ("compression.type", "producer".into()),
-        (
-            "max.message.bytes",
-            agent.config.max_message_bytes.to_string(),
-        ),
-        ("message.timestamp.type", "CreateTime".into()),
-        ("min.insync.replicas", "1".into()),
-        ("retention.bytes", "-1".into()),
-        ("retention.ms", "604800000".into()),
-        ("segment.bytes", "1073741824".into()),
-    ]
+fn topic_defaults(agent: &Agent) -> impl Iterator<Item = (&'static str, String)> {
+    crate::topic_config::defaults(agent.config.max_message_bytes)
 }
 
 pub async fn handle(agent: &Agent, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
@@ -52,7 +40,6 @@ pub async fn handle(agent: &Agent, req: DescribeConfigsRequest) -> DescribeConfi
             RESOURCE_TOPIC => match agent.topic_named(&r.resource_name).await {
                 Ok(Some(topic)) => {
                     let mut configs: Vec<_> = topic_defaults(agent)
-                        .into_iter()
                         .filter(|(name, _)| !topic.configs.contains_key(*name) && wanted(name))
                         .map(|(name, value)| entry(name, value, SOURCE_DEFAULT))
                         .collect();

@@ -1,6 +1,7 @@
 //! One module per Kafka API. A handler decodes nothing itself: it gets the decoded request, calls
 //! the metastore client, the batcher or the reader with domain types, and builds the response.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group;
 pub mod create_topics;
@@ -207,6 +208,18 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
                 delete_records::handle(&agent, req).await
+            })
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                alter_configs::incremental(&agent, req).await
+            })
+        }
+        ApiKey::AlterConfigs => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                alter_configs::replace(&agent, req).await
             })
         }
         ApiKey::DescribeConfigs => {

@@ -169,6 +169,14 @@ const API_SCHEMAS: &[ApiSchema] = &[
     api(ApiKey::DeleteTopics, 1, 6, 4, DELETE_TOPICS),
     api(ApiKey::InitProducerId, 0, 5, 2, INIT_PRODUCER_ID),
     api(ApiKey::DescribeConfigs, 1, 4, 4, DESCRIBE_CONFIGS),
+    api(ApiKey::AlterConfigs, 0, 2, 2, ALTER_CONFIGS),
+    api(
+        ApiKey::IncrementalAlterConfigs,
+        0,
+        1,
+        1,
+        INCREMENTAL_ALTER_CONFIGS,
+    ),
     api(ApiKey::FindCoordinator, 0, 6, 3, FIND_COORDINATOR),
     api(ApiKey::OffsetCommit, 2, 9, 8, OFFSET_COMMIT),
     api(ApiKey::OffsetFetch, 1, 9, 6, OFFSET_FETCH),
@@ -338,6 +346,35 @@ const DESCRIBE_CONFIGS_RESOURCE: &[Field] = &[
     f(Int8, 0, N),                // resource_type
     f(Str, 0, N),                 // resource_name
     f(NullableArray(&Str), 0, N), // configuration_keys
+];
+
+const ALTER_CONFIGS: &[Field] = &[
+    f(Array(&Struct(ALTER_CONFIGS_RESOURCE)), 0, N), // resources
+    f(Bool, 0, N),                                   // validate_only
+];
+const ALTER_CONFIGS_RESOURCE: &[Field] = &[
+    f(Int8, 0, N),                                 // resource_type
+    f(Str, 0, N),                                  // resource_name
+    f(Array(&Struct(ALTER_CONFIGS_CONFIG)), 0, N), // configs
+];
+const ALTER_CONFIGS_CONFIG: &[Field] = &[
+    f(Str, 0, N),         // name
+    f(NullableStr, 0, N), // value
+];
+
+const INCREMENTAL_ALTER_CONFIGS: &[Field] = &[
+    f(Array(&Struct(INCREMENTAL_ALTER_CONFIGS_RESOURCE)), 0, N), // resources
+    f(Bool, 0, N),                                               // validate_only
+];
+const INCREMENTAL_ALTER_CONFIGS_RESOURCE: &[Field] = &[
+    f(Int8, 0, N),                                             // resource_type
+    f(Str, 0, N),                                              // resource_name
+    f(Array(&Struct(INCREMENTAL_ALTER_CONFIGS_CONFIG)), 0, N), // configs
+];
+const INCREMENTAL_ALTER_CONFIGS_CONFIG: &[Field] = &[
+    f(Str, 0, N),         // name
+    f(Int8, 0, N),        // config_operation
+    f(NullableStr, 0, N), // value
 ];
 
 const OFFSET_COMMIT: &[Field] = &[

@@ -1,6 +1,9 @@
 use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::alter_configs_request::{
+    AlterConfigsRequest, AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
 use kafka_protocol::messages::consumer_group_heartbeat_request::{
@@ -23,6 +26,10 @@ use kafka_protocol::messages::fetch_request::{
 };
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource as IncrementalResource, AlterableConfig as IncrementalConfig,
+    IncrementalAlterConfigsRequest,
+};
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
 use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
@@ -602,6 +609,52 @@ fn delete_records(v: i16) -> Bytes {
     encode(req, v)
 }
 
+fn alter_configs(v: i16, nulls: bool) -> Bytes {
+    let config = |n: &'static str, value: Option<&'static str>| {
+        AlterableConfig::default()
+            .with_name(s(n))
+            .with_value(value.map(s))
+            .with_unknown_tagged_fields(tags())
+    };
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("topic"))
+        .with_configs(vec![
+            config("retention.ms", Some("1000")),
+            config("cleanup.policy", if nulls { None } else { Some("compact") }),
+        ])
+        .with_unknown_tagged_fields(tags());
+    let req = AlterConfigsRequest::default()
+        .with_resources(vec![resource.clone(), resource])
+        .with_validate_only(true)
+        .with_unknown_tagged_fields(tags());
+    encode(req, v)
+}
+
+fn incremental_alter_configs(v: i16, nulls: bool) -> Bytes {
+    let config = |n: &'static str, op: i8, value: Option<&'static str>| {
+        IncrementalConfig::default()
+            .with_name(s(n))
+            .with_config_operation(op)
+            .with_value(value.map(s))
+            .with_unknown_tagged_fields(tags())
+    };
+    let resource = IncrementalResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("topic"))
+        .with_configs(vec![
+            config("retention.ms", 0, Some("1000")),
+            config("cleanup.policy", 2, Some("compact")),
+            config("segment.ms", 1, if nulls { None } else { Some("") }),
+        ])
+        .with_unknown_tagged_fields(tags());
+    let req = IncrementalAlterConfigsRequest::default()
+        .with_resources(vec![resource.clone(), resource])
+        .with_validate_only(false)
+        .with_unknown_tagged_fields(tags());
+    encode(req, v)
+}
+
 /// Requests of `api` at `version`, built and encoded by kafka-protocol: a full one with non-empty
 /// nested arrays and every optional field set, then ones with nulls where the version allows.
 fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
@@ -627,6 +680,11 @@ fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
         ApiKey::DeleteGroups => vec![delete_groups(v)],
         ApiKey::OffsetDelete => vec![offset_delete(v)],
         ApiKey::DeleteRecords => vec![delete_records(v)],
+        ApiKey::AlterConfigs => vec![alter_configs(v, false), alter_configs(v, true)],
+        ApiKey::IncrementalAlterConfigs => vec![
+            incremental_alter_configs(v, false),
+            incremental_alter_configs(v, true),
+        ],
         ApiKey::ConsumerGroupHeartbeat => vec![
             consumer_group_heartbeat(v, false),
             consumer_group_heartbeat(v, true),
@@ -659,6 +717,8 @@ fn kafka_versions(api: ApiKey) -> VersionRange {
         ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
         ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
         ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
+        ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
+        ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
         ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
         ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
         other => panic!("no request type for {other:?}"),
@@ -694,6 +754,8 @@ fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Result<usize, String> {
         ApiKey::DeleteGroups => len::<DeleteGroupsRequest>(v, body),
         ApiKey::OffsetDelete => len::<OffsetDeleteRequest>(v, body),
         ApiKey::DeleteRecords => len::<DeleteRecordsRequest>(v, body),
+        ApiKey::AlterConfigs => len::<AlterConfigsRequest>(v, body),
+        ApiKey::IncrementalAlterConfigs => len::<IncrementalAlterConfigsRequest>(v, body),
         ApiKey::ConsumerGroupHeartbeat => len::<ConsumerGroupHeartbeatRequest>(v, body),
         ApiKey::ConsumerGroupDescribe => len::<ConsumerGroupDescribeRequest>(v, body),
         other => panic!("no request type for {other:?}"),

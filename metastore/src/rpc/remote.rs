@@ -23,7 +23,8 @@ use super::{CommitsQuery, Read, ReadAnswer, COMMITS_PATH, READ_PATH, WRITE_PATH}
 use crate::client::{answer, MetastoreClient, MetastoreError, Result};
 use crate::local::NodeError;
 use crate::types::{
-    AcquireLeases, EnforceRetention, ObjectId, ReplaceBatches, Trimmed, UnreferencedObject,
+    AcquireLeases, AlterTopicConfigs, EnforceRetention, ObjectId, ReplaceBatches, Trimmed,
+    UnreferencedObject,
 };
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
@@ -408,6 +409,10 @@ impl MetastoreClient for RemoteMetastore {
             keys,
         };
         answer::leases(self.write(cmd).await?)
+    }
+
+    async fn alter_topic_configs(&self, req: AlterTopicConfigs) -> Result<TopicMeta> {
+        answer::configs_altered(self.write(Command::AlterTopicConfigs(req)).await?)
     }
 
     async fn topics(&self) -> Result<Vec<TopicMeta>> {

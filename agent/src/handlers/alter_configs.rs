@@ -1,0 +1,172 @@
+//! IncrementalAlterConfigs and AlterConfigs for topics. Broker configs are static in Skiff (flags
+//! and files), so broker resources are refused.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResult;
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+use skiff_metastore::types::{AlterTopicConfigs, ConfigOp};
+
+use super::str_bytes;
+use crate::context::Agent;
+use crate::protocol::codes;
+use crate::topic_config;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+
+/// The error code and message of one resource.
+type Outcome = (i16, Option<String>);
+
+pub async fn incremental(
+    agent: &Agent,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let ops: Result<Vec<ConfigOp>, String> = r
+            .configs
+            .iter()
+            .map(|c| {
+                let name = c.name.to_string();
+                let value = c.value.as_ref().map(|v| v.to_string());
+                match (c.config_operation, value) {
+                    (0, Some(value)) => Ok(ConfigOp::Set { name, value }),
+                    (1, _) => Ok(ConfigOp::Delete { name }),
+                    (2, Some(value)) => Ok(ConfigOp::Append { name, value }),
+                    (3, Some(value)) => Ok(ConfigOp::Subtract { name, value }),
+                    (0 | 2 | 3, None) => Err(format!("Null value not supported for config {name}")),
+                    (op, _) => Err(format!("Unknown config operation {op} for config {name}")),
+                }
+            })
+            .collect();
+        let (code, message) = match ops {
+            Err(m) => (codes::INVALID_CONFIG, Some(m)),
+            Ok(ops) => {
+                alter(
+                    agent,
+                    r.resource_type,
+                    r.resource_name.as_str(),
+                    false,
+                    ops,
+                    req.validate_only,
+                )
+                .await
+            }
+        };
+        responses.push(
+            IncrementalResult::default()
+                .with_error_code(code)
+                .with_error_message(message.map(str_bytes))
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name),
+        );
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The older AlterConfigs: the topic's overrides become exactly the configs given.
+pub async fn replace(agent: &Agent, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let ops: Result<Vec<ConfigOp>, String> = r
+            .configs
+            .iter()
+            .map(|c| match &c.value {
+                Some(v) => Ok(ConfigOp::Set {
+                    name: c.name.to_string(),
+                    value: v.to_string(),
+                }),
+                None => Err(format!(
+                    "Null value not supported for config {}",
+                    c.name.as_str()
+                )),
+            })
+            .collect();
+        let (code, message) = match ops {
+            Err(m) => (codes::INVALID_CONFIG, Some(m)),
+            Ok(ops) => {
+                alter(
+                    agent,
+                    r.resource_type,
+                    r.resource_name.as_str(),
+                    true,
+                    ops,
+                    req.validate_only,
+                )
+                .await
+            }
+        };
+        responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message.map(str_bytes))
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name),
+        );
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+async fn alter(
+    agent: &Agent,
+    resource_type: i8,
+    name: &str,
+    replace: bool,
+    ops: Vec<ConfigOp>,
+    validate_only: bool,
+) -> Outcome {
+    match resource_type {
+        RESOURCE_TOPIC => {}
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => {
+            return (
+                codes::INVALID_REQUEST,
+                Some(
+                    "broker configs are static in Skiff: set them with flags or the config file"
+                        .into(),
+                ),
+            )
+        }
+        other => {
+            return (
+                codes::INVALID_REQUEST,
+                Some(format!("unsupported resource type {other}")),
+            )
+        }
+    }
+    let topic = match agent.topic_named(name).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return (codes::UNKNOWN_TOPIC_OR_PARTITION, None),
+        Err(e) => return (codes::metastore_error(&e), Some(e.to_string())),
+    };
+    let current = if replace {
+        BTreeMap::new()
+    } else {
+        topic.configs.clone()
+    };
+    let ops = topic_config::with_list_defaults(&current, ops);
+    if let Err(e) = topic_config::validate_ops(&current, &ops) {
+        return (codes::INVALID_CONFIG, Some(e.0));
+    }
+    if validate_only {
+        return (codes::NONE, None);
+    }
+    let altered = agent
+        .metastore
+        .alter_topic_configs(AlterTopicConfigs {
+            name: name.to_owned(),
+            replace,
+            ops,
+        })
+        .await;
+    agent.topics.forget();
+    match altered {
+        Ok(_) => (codes::NONE, None),
+        Err(e) => (codes::metastore_error(&e), Some(e.to_string())),
+    }
+}

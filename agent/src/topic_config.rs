@@ -1,0 +1,366 @@
+//! Topic configs: the names Kafka knows, what values each takes, and what a topic gets when it
+//! does not say. CreateTopics, IncrementalAlterConfigs and AlterConfigs check names and values
+//! here, so a typo is an INVALID_CONFIG error at once instead of a setting silently ignored.
+//!
+//! Kafka's names are all accepted, including those that mean nothing without local logs
+//! (`segment.ms`, `flush.messages`, …): tools set them, and refusing them would break tools.
+//! Those Skiff acts on are listed in docs/operations.md.
+
+use std::collections::BTreeMap;
+
+use skiff_metastore::types::ConfigOp;
+
+/// A config's kind: how its value is checked.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// An integer in `min..=max`.
+    Long(i64, i64),
+    /// A number in `min..=max`.
+    Double(f64, f64),
+    Bool,
+    /// One of these.
+    Choice(&'static [&'static str]),
+    /// A comma-separated list of these (at least one).
+    List(&'static [&'static str]),
+    /// Anything (replica lists, versions).
+    Text,
+}
+
+const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
+const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+const LONG: Kind = Kind::Long(i64::MIN, i64::MAX);
+
+/// Every topic config Kafka defines (and Skiff's own), with its kind and its default. A default
+/// of `None` is one the agent fills in from its own settings.
+const CONFIGS: &[(&str, Kind, Option<&str>)] = &[
+    (
+        "cleanup.policy",
+        Kind::List(CLEANUP_POLICIES),
+        Some("delete"),
+    ),
+    (
+        "compression.type",
+        Kind::Choice(COMPRESSION_TYPES),
+        Some("producer"),
+    ),
+    ("compression.gzip.level", Kind::Long(-1, 9), Some("-1")),
+    ("compression.lz4.level", Kind::Long(1, 17), Some("9")),
+    (
+        "compression.zstd.level",
+        Kind::Long(-131_072, 22),
+        Some("3"),
+    ),
+    (
+        "delete.retention.ms",
+        Kind::Long(0, i64::MAX),
+        Some("86400000"),
+    ),
+    (
+        "file.delete.delay.ms",
+        Kind::Long(0, i64::MAX),
+        Some("60000"),
+    ),
+    (
+        "flush.messages",
+        Kind::Long(1, i64::MAX),
+        Some("9223372036854775807"),
+    ),
+    (
+        "flush.ms",
+        Kind::Long(0, i64::MAX),
+        Some("9223372036854775807"),
+    ),
+    (
+        "follower.replication.throttled.replicas",
+        Kind::Text,
+        Some(""),
+    ),
+    (
+        "index.interval.bytes",
+        Kind::Long(0, i64::MAX),
+        Some("4096"),
+    ),
+    (
+        "leader.replication.throttled.replicas",
+        Kind::Text,
+        Some(""),
+    ),
+    (
+        "local.retention.bytes",
+        Kind::Long(-2, i64::MAX),
+        Some("-2"),
+    ),
+    ("local.retention.ms", Kind::Long(-2, i64::MAX), Some("-2")),
+    (
+        "max.compaction.lag.ms",
+        Kind::Long(1, i64::MAX),
+        Some("9223372036854775807"),
+    ),
+    ("max.message.bytes", Kind::Long(0, i32::MAX as i64), None),
+    ("message.downconversion.enable", Kind::Bool, Some("true")),
+    ("message.format.version", Kind::Text, Some("3.0-IV1")),
+    (
+        "message.timestamp.after.max.ms",
+        Kind::Long(0, i64::MAX),
+        Some("9223372036854775807"),
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        Kind::Long(0, i64::MAX),
+        Some("9223372036854775807"),
+    ),
+    (
+        "message.timestamp.difference.max.ms",
+        Kind::Long(0, i64::MAX),
+        Some("9223372036854775807"),
+    ),
+    (
+        "message.timestamp.type",
+        Kind::Choice(&["CreateTime", "LogAppendTime"]),
+        Some("CreateTime"),
+    ),
+    (
+        "min.cleanable.dirty.ratio",
+        Kind::Double(0.0, 1.0),
+        Some("0.5"),
+    ),
+    ("min.compaction.lag.ms", Kind::Long(0, i64::MAX), Some("0")),
+    (
+        "min.insync.replicas",
+        Kind::Long(1, i32::MAX as i64),
+        Some("1"),
+    ),
+    ("preallocate", Kind::Bool, Some("false")),
+    ("remote.log.copy.disable", Kind::Bool, Some("false")),
+    ("remote.log.delete.on.disable", Kind::Bool, Some("false")),
+    ("remote.storage.enable", Kind::Bool, Some("false")),
+    ("retention.bytes", LONG, Some("-1")),
+    ("retention.ms", Kind::Long(-1, i64::MAX), Some("604800000")),
+    (
+        "segment.bytes",
+        Kind::Long(14, i32::MAX as i64),
+        Some("1073741824"),
+    ),
+    (
+        "segment.index.bytes",
+        Kind::Long(4, i32::MAX as i64),
+        Some("10485760"),
+    ),
+    ("segment.jitter.ms", Kind::Long(0, i64::MAX), Some("0")),
+    ("segment.ms", Kind::Long(1, i64::MAX), Some("604800000")),
+    ("unclean.leader.election.enable", Kind::Bool, Some("false")),
+    // Skiff's own: export the topic to Parquet (docs/operations.md).
+    ("skiff.parquet.enable", Kind::Bool, Some("false")),
+];
+
+/// Why a config was refused; the message goes to the client with INVALID_CONFIG.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn kind(name: &str) -> Result<Kind, ConfigError> {
+    CONFIGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, k, _)| *k)
+        .ok_or_else(|| ConfigError(format!("Unknown topic config name: {name}")))
+}
+
+/// Checks one config's name and value.
+pub fn validate(name: &str, value: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| {
+        ConfigError(format!(
+            "Invalid value {value} for configuration {name}: {why}"
+        ))
+    };
+    match kind(name)? {
+        Kind::Long(min, max) => {
+            let v: i64 = value.trim().parse().map_err(|_| bad("not a number"))?;
+            if !(min..=max).contains(&v) {
+                return Err(bad(&format!("must be between {min} and {max}")));
+            }
+        }
+        Kind::Double(min, max) => {
+            let v: f64 = value.trim().parse().map_err(|_| bad("not a number"))?;
+            if !(min..=max).contains(&v) {
+                return Err(bad(&format!("must be between {min} and {max}")));
+            }
+        }
+        Kind::Bool => {
+            if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
+                return Err(bad("must be true or false"));
+            }
+        }
+        Kind::Choice(choices) => {
+            if !choices.contains(&value.trim()) {
+                return Err(bad(&format!("must be one of {}", choices.join(", "))));
+            }
+        }
+        Kind::List(items) => {
+            let given: Vec<&str> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if given.is_empty() || given.iter().any(|g| !items.contains(g)) {
+                return Err(bad(&format!("must be a list of {}", items.join(", "))));
+            }
+        }
+        Kind::Text => {}
+    }
+    Ok(())
+}
+
+/// Checks every config of a CreateTopics or AlterConfigs request.
+pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    configs.iter().try_for_each(|(n, v)| validate(n, v))
+}
+
+/// Checks IncrementalAlterConfigs operations against the topic's `current` overrides: each name,
+/// and each value the topic would end up with.
+pub fn validate_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[ConfigOp],
+) -> Result<(), ConfigError> {
+    let mut after = current.clone();
+    for op in ops {
+        match op {
+            ConfigOp::Set { name, value } => {
+                validate(name, value)?;
+                after.insert(name.clone(), value.clone());
+            }
+            ConfigOp::Delete { name } => {
+                kind(name)?;
+                after.remove(name);
+            }
+            ConfigOp::Append { name, value } | ConfigOp::Subtract { name, value } => {
+                if !matches!(kind(name)?, Kind::List(_)) {
+                    return Err(ConfigError(format!(
+                        "Config value append or subtract is not allowed for config {name}, which is not a list"
+                    )));
+                }
+                validate(name, value)?;
+                let mut items: Vec<String> = after
+                    .get(name)
+                    .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+                    .unwrap_or_default();
+                let given = value.split(',').map(|s| s.trim().to_owned());
+                if matches!(op, ConfigOp::Append { .. }) {
+                    items.extend(given);
+                } else {
+                    let gone: Vec<String> = given.collect();
+                    items.retain(|i| !gone.contains(i));
+                }
+                if items.is_empty() {
+                    after.remove(name);
+                } else {
+                    after.insert(name.clone(), items.join(","));
+                }
+            }
+        }
+    }
+    validate_all(&after)
+}
+
+/// Kafka appends to (and subtracts from) a list config's default when the topic does not set
+/// it: `delete` plus `compact` is `delete,compact`. This makes that explicit for the metastore,
+/// which knows no defaults: a `Set` of the default goes before the first such operation.
+pub fn with_list_defaults(current: &BTreeMap<String, String>, ops: Vec<ConfigOp>) -> Vec<ConfigOp> {
+    let mut set: std::collections::BTreeSet<String> = current.keys().cloned().collect();
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        match &op {
+            ConfigOp::Set { name, .. } => {
+                set.insert(name.clone());
+            }
+            ConfigOp::Delete { name } => {
+                set.remove(name);
+            }
+            ConfigOp::Append { name, .. } | ConfigOp::Subtract { name, .. } => {
+                if !set.contains(name) {
+                    if let Some((_, _, Some(default))) = CONFIGS.iter().find(|(n, _, _)| n == name)
+                    {
+                        out.push(ConfigOp::Set {
+                            name: name.clone(),
+                            value: (*default).to_owned(),
+                        });
+                    }
+                    set.insert(name.clone());
+                }
+            }
+        }
+        out.push(op);
+    }
+    out
+}
+
+/// The default of every config, for DescribeConfigs. `max_message_bytes` is the agent's.
+pub fn defaults(max_message_bytes: usize) -> impl Iterator<Item = (&'static str, String)> {
+    CONFIGS.iter().map(move |(name, _, default)| {
+        let value = match default {
+            Some(v) => (*v).to_owned(),
+            None => max_message_bytes.to_string(),
+        };
+        (*name, value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_values_are_checked() {
+        assert!(validate("retention.ms", "2000").is_ok());
+        assert!(validate("retention.ms", "-1").is_ok());
+        assert!(validate("retention.ms", "-2").is_err());
+        assert!(validate("retention.ms", "soon").is_err());
+        assert!(validate("retention.msx", "1").is_err());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("cleanup.policy", "compact,shred").is_err());
+        assert!(validate("cleanup.policy", "").is_err());
+        assert!(validate("min.cleanable.dirty.ratio", "0.01").is_ok());
+        assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate("skiff.parquet.enable", "TRUE").is_ok());
+        assert!(validate("message.timestamp.type", "LogAppendTime").is_ok());
+    }
+
+    #[test]
+    fn list_operations_start_from_the_default() {
+        let ops = with_list_defaults(
+            &BTreeMap::new(),
+            vec![ConfigOp::Append {
+                name: "cleanup.policy".into(),
+                value: "compact".into(),
+            }],
+        );
+        assert_eq!(
+            ops[0],
+            ConfigOp::Set {
+                name: "cleanup.policy".into(),
+                value: "delete".into()
+            }
+        );
+        assert_eq!(ops.len(), 2);
+    }
+
+    #[test]
+    fn operations_are_checked_on_the_result() {
+        let current: BTreeMap<String, String> =
+            [("cleanup.policy".to_owned(), "delete".to_owned())].into();
+        let append = ConfigOp::Append {
+            name: "cleanup.policy".into(),
+            value: "compact".into(),
+        };
+        assert!(validate_ops(&current, &[append]).is_ok());
+        let append_to_number = ConfigOp::Append {
+            name: "retention.ms".into(),
+            value: "5".into(),
+        };
+        assert!(validate_ops(&current, &[append_to_number]).is_err());
+        let delete_unknown = ConfigOp::Delete {
+            name: "nope".into(),
+        };
+        assert!(validate_ops(&current, &[delete_unknown]).is_err());
+    }
+}
