@@ -149,8 +149,9 @@ const CONFIGS: &[(&str, Kind, Option<&str>)] = &[
     ("segment.jitter.ms", Kind::Long(0, i64::MAX), Some("0")),
     ("segment.ms", Kind::Long(1, i64::MAX), Some("604800000")),
     ("unclean.leader.election.enable", Kind::Bool, Some("false")),
-    // Skiff's own: export the topic to Parquet (docs/operations.md).
+    // Skiff's own: export the topic to Parquet, projecting JSON values (docs/operations.md).
     ("skiff.parquet.enable", Kind::Bool, Some("false")),
+    ("skiff.parquet.json.schema", Kind::Text, Some("")),
 ];
 
 /// Why a config was refused; the message goes to the client with INVALID_CONFIG.

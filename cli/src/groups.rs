@@ -9,15 +9,13 @@
 //!   committed offset, and ListOffsets (latest) at each partition's leader for the lag.
 
 mod assignment;
-mod shape;
-mod wire;
+use crate::kafka::wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Subcommand;
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
@@ -65,14 +63,7 @@ const NOT_COORDINATOR: i16 = 16;
 const UNSUPPORTED_VERSION: i16 = 35;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 
-/// "GroupIdNotFound (69): The group id does not exist."
-fn kafka_error(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        Some(ResponseError::Unknown(_)) => format!("error code {code}"),
-        Some(e) => format!("{e:?} ({code}): {e}"),
-        None => "no error".to_owned(),
-    }
-}
+use crate::kafka::error_name as kafka_error;
 
 /// A coordinator that moved, or is not ready yet: describing the group again may work.
 #[derive(Debug)]

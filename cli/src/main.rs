@@ -3,7 +3,9 @@
 mod agent;
 mod compactor;
 mod dev;
+mod export;
 mod groups;
+mod kafka;
 mod metastore;
 mod s3;
 mod serve;
@@ -40,6 +42,9 @@ enum Command {
     /// kafka-consumer-groups): list them, or describe their members, offsets and lag.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// Export a topic to files for analytics engines (`skiff export parquet`).
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Prepare an S3 bucket for Skiff (`skiff s3 init`).
     #[command(subcommand)]
     S3(s3::S3Command),
@@ -83,6 +88,10 @@ fn main() -> anyhow::Result<()> {
         // Blocking sockets, one request at a time: no need for the runtime. Errors are one
         // line (no backtrace even with RUST_BACKTRACE set: they are about the cluster).
         Command::S3(cmd) => runtime.block_on(s3::run(cmd)),
+        Command::Export(cmd) => runtime.block_on(export::run(cmd)).or_else(|e| {
+            eprintln!("skiff export: {e:#}");
+            std::process::exit(1)
+        }),
         Command::Groups(cmd) => groups::run(cmd).or_else(|e| {
             eprintln!("skiff groups: {e:#}");
             std::process::exit(1)

@@ -120,6 +120,10 @@ pub struct CompactorFlags {
     /// How long a compactor's claim on a partition lasts if it dies holding it [default: 300000]
     #[arg(long, env = "SKIFF_COMPACTOR_LEASE_MS")]
     compactor_lease_ms: Option<u64>,
+    /// Where in the object store topics with skiff.parquet.enable=true are exported
+    /// [default: parquet]
+    #[arg(long, env = "SKIFF_PARQUET_PREFIX")]
+    parquet_prefix: Option<String>,
     /// Retention of topics without their own retention.ms (Kafka's log.retention.ms); -1 keeps
     /// forever [default: 604800000]
     #[arg(long, env = "SKIFF_RETENTION_MS")]
@@ -178,6 +182,7 @@ struct FileSettings {
     compactor_grace_ms: Option<u64>,
     segment_bytes: Option<u64>,
     compactor_lease_ms: Option<u64>,
+    parquet_prefix: Option<String>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
     metastore: Option<Vec<String>>,
@@ -457,6 +462,13 @@ fn resolve_compactor(
         }
         compactor.merge.target_bytes = v;
         compactor.merge.job_bytes = v.saturating_mul(2);
+    }
+    if let Some(v) = args.parquet_prefix.or(file.parquet_prefix.clone()) {
+        let v = v.trim_matches('/').to_owned();
+        if v.is_empty() || v == "objects" || v.starts_with("objects/") {
+            bail!("parquet-prefix must be a non-empty path outside objects/");
+        }
+        compactor.export.prefix = v;
     }
     if let Some(v) = args.compactor_lease_ms.or(file.compactor_lease_ms) {
         compactor.merge.lease_ttl = ms(v.max(1));

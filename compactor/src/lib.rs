@@ -4,7 +4,8 @@
 //!    `retention.ms` / `retention.bytes` (time travels in the command, so replicas agree);
 //! 2. compacts the partitions of topics with `cleanup.policy=compact` ([`compaction`]);
 //! 3. merges small ingestion objects into per-partition segments ([`merge`]);
-//! 4. collects garbage ([`gc`]): objects the index no longer points at, and objects uploaded but
+//! 4. exports topics with `skiff.parquet.enable=true` to Parquet ([`export`]);
+//! 5. collects garbage ([`gc`]): objects the index no longer points at, and objects uploaded but
 //!    never committed, are deleted once a grace period has passed, so fetches in flight finish
 //!    and commits in flight land first.
 //!
@@ -13,6 +14,7 @@
 //! metastore command that applies only to the state it was planned from.
 
 pub mod compaction;
+pub mod export;
 pub mod gc;
 pub mod merge;
 pub mod metrics;
@@ -44,6 +46,7 @@ pub struct CompactorConfig {
     /// Kafka's `log.retention.bytes` default: -1, no limit.
     pub default_retention_bytes: i64,
     pub merge: MergeConfig,
+    pub export: export::ExportConfig,
 }
 
 impl Default for CompactorConfig {
@@ -54,6 +57,7 @@ impl Default for CompactorConfig {
             default_retention_ms: 7 * 24 * 3600 * 1000,
             default_retention_bytes: -1,
             merge: MergeConfig::default(),
+            export: export::ExportConfig::default(),
         }
     }
 }
@@ -78,6 +82,7 @@ pub struct PassReport {
     pub gc: gc::PassReport,
     pub merge: MergeReport,
     pub compaction: compaction::CompactionReport,
+    pub export: export::ExportReport,
 }
 
 pub struct Compactor {
@@ -87,6 +92,7 @@ pub struct Compactor {
     gc: gc::Collector,
     merger: merge::Merger,
     compaction: compaction::Compactor,
+    exporter: export::Exporter,
     metrics: Arc<metrics::CompactorMetrics>,
 }
 
@@ -106,6 +112,15 @@ impl Compactor {
             holder.clone(),
         );
         let defaults = compaction::CompactionConfig::default();
+        let exporter = export::Exporter::new(
+            metastore.clone(),
+            store.clone(),
+            export::ExportConfig {
+                lease_ttl: config.merge.lease_ttl,
+                ..config.export.clone()
+            },
+            holder.clone(),
+        );
         let compaction = compaction::Compactor::new(
             metastore.clone(),
             store,
@@ -127,6 +142,7 @@ impl Compactor {
             gc,
             merger,
             compaction,
+            exporter,
             metrics: Arc::default(),
         }
     }
@@ -158,7 +174,7 @@ impl Compactor {
         }
     }
 
-    /// One pass: retention, compaction, merging, then garbage collection.
+    /// One pass: retention, compaction, merging, export, then garbage collection.
     pub async fn pass(&mut self) -> Result<PassReport, PassError> {
         let started = std::time::Instant::now();
         let housekeeping = self.lease(HOUSEKEEPING_LEASE).await?;
@@ -199,6 +215,7 @@ impl Compactor {
         }
         report.compaction = self.compaction.pass(now_ms()).await?;
         report.merge = self.merger.pass().await?;
+        report.export = self.exporter.pass().await?;
         if housekeeping {
             let trimmed = report.gc.partitions_trimmed;
             report.gc = self.gc.pass().await?;
@@ -235,4 +252,6 @@ pub enum PassError {
     Merge(#[from] merge::MergeError),
     #[error("compacting: {0}")]
     Compaction(#[from] compaction::CompactionError),
+    #[error("exporting: {0}")]
+    Export(#[from] export::ExportError),
 }

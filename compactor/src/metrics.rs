@@ -34,6 +34,11 @@ pub struct CompactorMetrics {
     pub compaction_dirty_bytes: Gauge,
     /// Garbage seen but inside its grace period at the last pass.
     pub garbage_waiting: Gauge,
+    pub parquet_files_written: Counter,
+    pub parquet_records_exported: Counter,
+    /// Offsets committed but not yet exported, over every exporting partition, after the last
+    /// pass.
+    pub parquet_export_lag: Gauge,
     /// Seconds the last pass took.
     pub last_pass_seconds: Gauge<f64, AtomicU64>,
 }
@@ -98,6 +103,21 @@ impl CompactorMetrics {
             self.garbage_waiting.clone(),
         );
         r.register(
+            "parquet_files_written",
+            "Parquet files written by the export",
+            self.parquet_files_written.clone(),
+        );
+        r.register(
+            "parquet_records_exported",
+            "Records exported to Parquet",
+            self.parquet_records_exported.clone(),
+        );
+        r.register(
+            "parquet_export_lag_records",
+            "Records committed but not yet exported to Parquet, over every exporting partition",
+            self.parquet_export_lag.clone(),
+        );
+        r.register(
             "last_pass_seconds",
             "Duration of the last pass",
             self.last_pass_seconds.clone(),
@@ -140,6 +160,12 @@ impl CompactorMetrics {
             self.garbage_waiting
                 .set(i64::try_from(report.gc.waiting).unwrap_or(i64::MAX));
         }
+        self.parquet_files_written
+            .inc_by(report.export.files_written as u64);
+        self.parquet_records_exported
+            .inc_by(report.export.records_exported);
+        self.parquet_export_lag
+            .set(i64::try_from(report.export.lag_records).unwrap_or(i64::MAX));
         self.last_pass_seconds.set(seconds);
     }
 }

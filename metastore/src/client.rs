@@ -83,6 +83,11 @@ pub trait MetastoreClient: Send + Sync + 'static {
     async fn release_leases(&self, holder: &str, keys: Vec<String>) -> Result<Vec<bool>>;
     /// IncrementalAlterConfigs / AlterConfigs on a topic: the topic afterwards.
     async fn alter_topic_configs(&self, req: AlterTopicConfigs) -> Result<TopicMeta>;
+    /// Moves a partition's export progress from `from` to `to`;
+    /// [`MetaError::RewriteConflict`] if it was not at `from`.
+    async fn advance_export(&self, tp: TopicPartition, from: Option<i64>, to: i64) -> Result<()>;
+    /// Each partition's export progress (exclusive), `None` if it never exported.
+    async fn export_progress(&self, tps: Vec<TopicPartition>) -> Result<Vec<Option<i64>>>;
 
     /// All live topics, by name.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;
@@ -208,6 +213,13 @@ pub(crate) mod answer {
     pub fn configs_altered(resp: CommandResponse) -> Result<TopicMeta> {
         match resp {
             CommandResponse::ConfigsAltered(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn export_advanced(resp: CommandResponse) -> Result<()> {
+        match resp {
+            CommandResponse::ExportAdvanced(r) => Ok(r?),
             other => Err(unexpected(&other)),
         }
     }

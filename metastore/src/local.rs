@@ -517,6 +517,14 @@ impl MetastoreClient for LocalMetastore {
         answer::configs_altered(self.write(Command::AlterTopicConfigs(req)).await?)
     }
 
+    async fn advance_export(&self, tp: TopicPartition, from: Option<i64>, to: i64) -> Result<()> {
+        answer::export_advanced(self.write(Command::AdvanceExport { tp, from, to }).await?)
+    }
+
+    async fn export_progress(&self, tps: Vec<TopicPartition>) -> Result<Vec<Option<i64>>> {
+        self.read(|s| s.export_progress(&tps)).await
+    }
+
     async fn topics(&self) -> Result<Vec<TopicMeta>> {
         self.read(StateMachine::topics).await
     }

@@ -99,6 +99,7 @@ async fn populate(ms: &LocalMetastore) -> i64 {
         .await
         .unwrap();
     assert_eq!(leased, vec![true]);
+    ms.advance_export(tp(1), None, 5).await.unwrap();
     pid
 }
 

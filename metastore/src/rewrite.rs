@@ -3,7 +3,7 @@
 //! state machine, as deterministic as `apply`.
 
 use super::{Lease, ObjectEntry, StateMachine};
-use crate::types::{AcquireLeases, MetaError, ReplaceBatches};
+use crate::types::{AcquireLeases, MetaError, ReplaceBatches, TopicPartition};
 
 impl StateMachine {
     /// Swaps a run of index entries for the rewritten ones, in one step: a reader sees either
@@ -97,6 +97,30 @@ impl StateMachine {
                 held
             })
             .collect()
+    }
+
+    pub(super) fn advance_export(
+        &mut self,
+        tp: TopicPartition,
+        from: Option<i64>,
+        to: i64,
+    ) -> Result<(), MetaError> {
+        self.partition(tp)?;
+        let current = self.exports.get(&tp).copied();
+        if current == Some(to) {
+            // A retry of an advance that applied.
+            return Ok(());
+        }
+        if current != from || from.is_some_and(|f| to < f) {
+            return Err(MetaError::RewriteConflict);
+        }
+        self.exports.insert(tp, to);
+        Ok(())
+    }
+
+    /// How far each partition's export has got, if it ever started.
+    pub fn export_progress(&self, tps: &[TopicPartition]) -> Vec<Option<i64>> {
+        tps.iter().map(|tp| self.exports.get(tp).copied()).collect()
     }
 
     /// Who holds each lease and until when (for tests and for operators).

@@ -229,3 +229,32 @@ fn leases_go_to_one_holder_until_they_expire_or_are_released() {
     assert_eq!(released, CommandResponse::Leases(vec![true, false]));
     assert_eq!(leases(&mut sm, "a", &["p0"], 191), [true]);
 }
+
+#[test]
+fn export_progress_moves_by_compare_and_set() {
+    let mut sm = five_batches();
+    let advance = |sm: &mut StateMachine, from, to| match sm.apply(&Command::AdvanceExport {
+        tp: tp(),
+        from,
+        to,
+    }) {
+        CommandResponse::ExportAdvanced(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(sm.export_progress(&[tp()]), [None]);
+    advance(&mut sm, None, 20).unwrap();
+    // A retry of the same advance is fine; a stale or backward one is not.
+    advance(&mut sm, None, 20).unwrap();
+    assert_eq!(advance(&mut sm, None, 30), Err(MetaError::RewriteConflict));
+    assert_eq!(
+        advance(&mut sm, Some(10), 30),
+        Err(MetaError::RewriteConflict)
+    );
+    advance(&mut sm, Some(20), 50).unwrap();
+    assert_eq!(sm.export_progress(&[tp()]), [Some(50)]);
+    sm.apply(&Command::DeleteTopic {
+        name: "t".into(),
+        now_ms: 0,
+    });
+    assert_eq!(sm.export_progress(&[tp()]), [None]);
+}

@@ -50,6 +50,9 @@ pub struct StateMachine {
     /// Compactors' claims on units of work, by key (snapshot version 4 on).
     #[serde(default)]
     leases: BTreeMap<String, Lease>,
+    /// How far each partition's Parquet export has got (exclusive), for topics that export.
+    #[serde(default)]
+    exports: BTreeMap<TopicPartition, i64>,
 }
 
 /// Who holds a unit of compactor work, and until when.
@@ -84,6 +87,7 @@ impl From<StateMachineV3> for StateMachine {
             agents_epoch: v.agents_epoch,
             groups: v.groups,
             leases: BTreeMap::new(),
+            exports: BTreeMap::new(),
         }
     }
 }
@@ -113,6 +117,7 @@ impl From<StateMachineV2> for StateMachine {
             agents_epoch: v.agents_epoch,
             groups: BTreeMap::new(),
             leases: BTreeMap::new(),
+            exports: BTreeMap::new(),
         }
     }
 }
@@ -202,6 +207,9 @@ impl StateMachine {
             }
             Command::AlterTopicConfigs(req) => {
                 CommandResponse::ConfigsAltered(self.alter_topic_configs(req))
+            }
+            Command::AdvanceExport { tp, from, to } => {
+                CommandResponse::ExportAdvanced(self.advance_export(*tp, *from, *to))
             }
             Command::DeleteOffsets { group, partitions } => {
                 CommandResponse::OffsetsDeleted(match self.groups.get_mut(group) {
@@ -407,6 +415,7 @@ impl StateMachine {
             .topics
             .remove(&id)
             .ok_or(MetaError::UnknownTopicOrPartition)?;
+        self.exports.retain(|tp, _| tp.topic_id != id);
         // Kafka drops a deleted topic's committed offsets, so a topic created again under the
         // same name starts with none.
         self.groups.retain(|_, offsets| {

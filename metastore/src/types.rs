@@ -136,6 +136,13 @@ pub enum Command {
         keys: Vec<String>,
     },
     AlterTopicConfigs(AlterTopicConfigs),
+    /// Records that a partition's Parquet export reached `to` (exclusive), if it stood at `from`
+    /// (`None`: never exported). Compare-and-set, so two exporters never both advance.
+    AdvanceExport {
+        tp: TopicPartition,
+        from: Option<i64>,
+        to: i64,
+    },
 }
 
 /// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on one topic. The agent validates
@@ -261,6 +268,8 @@ pub enum CommandResponse {
     Leases(Vec<bool>),
     /// The topic after an [`AlterTopicConfigs`].
     ConfigsAltered(Result<TopicMeta, MetaError>),
+    /// [`MetaError::RewriteConflict`] if the export did not stand where the command said.
+    ExportAdvanced(Result<(), MetaError>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

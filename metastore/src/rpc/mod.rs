@@ -49,6 +49,7 @@ pub enum Read {
     // New variants go last: RPC bodies name a variant by its position.
     UnreferencedObjects,
     ObjectsKnown(Vec<ObjectId>),
+    ExportProgress(Vec<TopicPartition>),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -63,6 +64,7 @@ pub enum ReadAnswer {
     Groups(Vec<String>),
     UnreferencedObjects(Vec<UnreferencedObject>),
     ObjectsKnown(Vec<bool>),
+    ExportProgress(Vec<Option<i64>>),
 }
 
 /// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after

@@ -415,6 +415,17 @@ impl MetastoreClient for RemoteMetastore {
         answer::configs_altered(self.write(Command::AlterTopicConfigs(req)).await?)
     }
 
+    async fn advance_export(&self, tp: TopicPartition, from: Option<i64>, to: i64) -> Result<()> {
+        answer::export_advanced(self.write(Command::AdvanceExport { tp, from, to }).await?)
+    }
+
+    async fn export_progress(&self, tps: Vec<TopicPartition>) -> Result<Vec<Option<i64>>> {
+        match self.read(Read::ExportProgress(tps)).await? {
+            ReadAnswer::ExportProgress(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     async fn topics(&self) -> Result<Vec<TopicMeta>> {
         match self.read(Read::Topics).await? {
             ReadAnswer::Topics(t) => Ok(t),

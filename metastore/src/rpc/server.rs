@@ -139,6 +139,7 @@ async fn read(State(node): State<Node>, body: Bytes) -> Response {
             Read::Groups => ReadAnswer::Groups(s.groups()),
             Read::UnreferencedObjects => ReadAnswer::UnreferencedObjects(s.unreferenced_objects()),
             Read::ObjectsKnown(ids) => ReadAnswer::ObjectsKnown(s.objects_known(&ids)),
+            Read::ExportProgress(tps) => ReadAnswer::ExportProgress(s.export_progress(&tps)),
         })
         .await;
     binary(&answer)

@@ -3,7 +3,7 @@
 //! kafka-protocol 0.18 sizes every array with `Vec::with_capacity(count)`, the count read off the
 //! wire, so a few bytes claiming 2^31 elements would abort the CLI on allocation. The agent guards
 //! the requests it decodes (`skiff_agent::protocol::guard`); this is the same idea for the few
-//! responses `skiff groups` decodes, at the one version of each it asks for. The body is walked
+//! responses `skiff groups` and `skiff export` decode, at the one version of each it asks for. The body is walked
 //! by a copy of the response's schema, each element of an array read in turn, so a count the
 //! bytes cannot hold ends in an error, and a count that passes is at most the body's length.
 //!
@@ -12,7 +12,7 @@
 //! has a known tagged field at these versions, so all of them are skipped by their size.
 
 use kafka_protocol::messages::{
-    ConsumerGroupDescribeResponse, DescribeGroupsResponse, FindCoordinatorResponse,
+    ConsumerGroupDescribeResponse, DescribeGroupsResponse, FetchResponse, FindCoordinatorResponse,
     ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetFetchResponse,
 };
 
@@ -108,6 +108,13 @@ const LIST_OFFSETS_PARTITION: &[Ty] = &[I32, I16, I64, I64, I32];
 impl Shape for ListOffsetsResponse {
     const VERSION: i16 = 6;
     const FIELDS: &'static [Ty] = &[I32, Arr(&[Str, Arr(LIST_OFFSETS_PARTITION)])];
+}
+
+// Fetch v12: topics by name; aborted transactions (nullable), records (nullable bytes).
+const FETCH_PARTITION: &[Ty] = &[I32, I16, I64, I64, I64, Arr(&[I64, I64]), I32, Bytes];
+impl Shape for FetchResponse {
+    const VERSION: i16 = 12;
+    const FIELDS: &'static [Ty] = &[I32, I16, I32, Arr(&[Str, Arr(FETCH_PARTITION)])];
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -264,6 +271,31 @@ mod tests {
 
     fn tagged<T>(with: impl FnOnce(Bytes) -> T) -> T {
         with(Bytes::from_static(b"tagged value"))
+    }
+
+    #[test]
+    fn fetch() {
+        use kafka_protocol::messages::fetch_response::{
+            AbortedTransaction, FetchableTopicResponse, PartitionData,
+        };
+        let partition = |records: Option<Bytes>, aborted| {
+            PartitionData::default()
+                .with_partition_index(2)
+                .with_high_watermark(10)
+                .with_aborted_transactions(aborted)
+                .with_records(records)
+        };
+        let r = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+            .with_topic(TopicName(s("t")))
+            .with_partitions(vec![
+                partition(Some(Bytes::from_static(b"batches")), None),
+                partition(
+                    None,
+                    Some(vec![AbortedTransaction::default()
+                        .with_producer_id(kafka_protocol::messages::ProducerId(4))]),
+                ),
+            ])]);
+        check(&tagged(|b| r.with_unknown_tagged_field(3, b)));
     }
 
     #[test]

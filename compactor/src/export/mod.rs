@@ -1,0 +1,347 @@
+//! Parquet export for analytics engines: topics with `skiff.parquet.enable=true` are written, as
+//! the compactor passes, to Parquet files under a Hive-style layout
+//! (`<prefix>/topic=<name>/date=<YYYY-MM-DD>/part-<partition>-<first offset>.parquet`) that
+//! DuckDB, Spark, Trino or pyarrow read as one table partitioned by topic and date.
+//!
+//! - **Progress lives in the metastore.** Each partition's export offset moves forward with a
+//!   compare-and-set command after the files of a chunk are written. A compactor that dies in
+//!   between exports the chunk again from the same first offset; the file names depend only on
+//!   that offset and the date, so the second export replaces the first instead of duplicating it.
+//! - **One chunk, one file per date.** A chunk is the batches from the export offset up to the
+//!   high watermark (at most [`ExportConfig::chunk_bytes`] at a time); its records go to the file
+//!   of their UTC date, so a chunk spanning midnight writes two files.
+//! - **A JSON value can be projected** to typed columns with the topic config
+//!   `skiff.parquet.json.schema` (`name:type,…`, see [`projection`]).
+
+pub mod file;
+pub mod projection;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use skiff_format::Batch;
+use skiff_metastore::client::{MetastoreClient, MetastoreError};
+use skiff_metastore::types::{AcquireLeases, BatchLocation, MetaError, TopicMeta, TopicPartition};
+use tracing::{debug, info, warn};
+
+pub use file::{ExportRecord, FileBuilder};
+pub use projection::Projection;
+
+/// Index entries read per metastore call.
+const PAGE_BYTES: u64 = 64 << 20;
+
+#[derive(Clone, Debug)]
+pub struct ExportConfig {
+    /// Where files go in the store: the prefix of the Hive layout.
+    pub prefix: String,
+    /// Batch bytes read per chunk (and so, roughly, per file).
+    pub chunk_bytes: u64,
+    pub lease_ttl: std::time::Duration,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "parquet".into(),
+            chunk_bytes: 128 << 20,
+            lease_ttl: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    pub files_written: usize,
+    pub records_exported: u64,
+    /// Offsets committed but not exported yet, over every exported partition, after the pass.
+    pub lag_records: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("metastore: {0}")]
+    Metastore(#[from] MetastoreError),
+    #[error("reading object {0}")]
+    Unreadable(skiff_metastore::types::ObjectId),
+    #[error("a batch of object {0} is corrupt: {1}")]
+    Corrupt(skiff_metastore::types::ObjectId, String),
+    #[error("{0}")]
+    File(#[from] file::FileError),
+    #[error("writing {path}: {source}")]
+    Put {
+        path: String,
+        source: object_store::Error,
+    },
+}
+
+/// Whether a topic exports, and how it projects its values.
+pub fn topic_projection(meta: &TopicMeta) -> Option<Projection> {
+    let on = meta
+        .configs
+        .get("skiff.parquet.enable")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if !on {
+        return None;
+    }
+    match meta.configs.get("skiff.parquet.json.schema") {
+        None => Some(Projection::default()),
+        Some(spec) => match spec.parse() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                warn!(topic = %meta.name, error = %e, "exporting without the JSON projection");
+                Some(Projection::default())
+            }
+        },
+    }
+}
+
+/// Decodes `batch` (at `location`) into export records from `from` on.
+pub fn records_of(
+    batch: &Batch,
+    base_offset: i64,
+    partition: i32,
+    from: i64,
+    out: &mut Vec<ExportRecord>,
+) -> Result<(), String> {
+    if batch.header.is_control() {
+        return Ok(());
+    }
+    for r in skiff_format::records(batch).map_err(|e| e.to_string())? {
+        let r = r.map_err(|e| e.to_string())?;
+        let offset = base_offset + i64::from(r.offset_delta);
+        if offset < from {
+            continue;
+        }
+        out.push(ExportRecord {
+            partition,
+            offset,
+            timestamp: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers: r
+                .headers
+                .into_iter()
+                .map(|h| (String::from_utf8_lossy(&h.key).into_owned(), h.value))
+                .collect(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `records` (one partition, in offset order, exported from chunk offset `first`) as one
+/// file per UTC date under `prefix`. Answers the files written.
+pub async fn write_files(
+    sink: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    topic: &str,
+    partition: i32,
+    first: i64,
+    records: Vec<ExportRecord>,
+    projection: &Projection,
+) -> Result<usize, ExportError> {
+    let mut by_date: BTreeMap<String, FileBuilder> = BTreeMap::new();
+    for r in records {
+        by_date
+            .entry(file::utc_date(r.timestamp))
+            .or_default()
+            .push(r, projection);
+    }
+    let files = by_date.len();
+    for (date, builder) in by_date {
+        let path = file::file_path(prefix, topic, &date, partition, first);
+        let bytes = builder.finish(projection)?;
+        sink.put(&Path::from(path.as_str()), PutPayload::from(bytes))
+            .await
+            .map_err(|source| ExportError::Put { path, source })?;
+    }
+    Ok(files)
+}
+
+pub struct Exporter {
+    metastore: Arc<dyn MetastoreClient>,
+    store: Arc<dyn ObjectStore>,
+    config: ExportConfig,
+    holder: String,
+}
+
+impl Exporter {
+    pub fn new(
+        metastore: Arc<dyn MetastoreClient>,
+        store: Arc<dyn ObjectStore>,
+        config: ExportConfig,
+        holder: String,
+    ) -> Self {
+        Self {
+            metastore,
+            store,
+            config,
+            holder,
+        }
+    }
+
+    pub async fn pass(&mut self) -> Result<ExportReport, ExportError> {
+        let mut report = ExportReport::default();
+        for topic in self.metastore.topics().await? {
+            let Some(projection) = topic_projection(&topic) else {
+                continue;
+            };
+            let tps: Vec<TopicPartition> = (0..topic.partitions)
+                .map(|partition| TopicPartition {
+                    topic_id: topic.topic_id,
+                    partition,
+                })
+                .collect();
+            let progress = self.metastore.export_progress(tps.clone()).await?;
+            for (tp, at) in tps.into_iter().zip(progress) {
+                match self
+                    .partition(&topic, tp, at, &projection, &mut report)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(ExportError::Metastore(MetastoreError::Rejected(
+                        MetaError::UnknownTopicOrPartition,
+                    ))) => {}
+                    Err(e) => {
+                        warn!(topic = %topic.name, partition = tp.partition, error = %e, "export failed; trying again next pass")
+                    }
+                }
+            }
+        }
+        if report.files_written > 0 {
+            info!(?report, "exported to parquet");
+        }
+        Ok(report)
+    }
+
+    async fn partition(
+        &self,
+        topic: &TopicMeta,
+        tp: TopicPartition,
+        at: Option<i64>,
+        projection: &Projection,
+        report: &mut ExportReport,
+    ) -> Result<(), ExportError> {
+        let offsets = self.metastore.offsets(tp).await?;
+        // Retention may have trimmed what was never exported: that part is gone.
+        let start = at.unwrap_or(0).max(offsets.log_start_offset);
+        if start >= offsets.high_watermark {
+            return Ok(());
+        }
+        let key = format!("export/{}/{}", tp.topic_id, tp.partition);
+        let granted = self
+            .metastore
+            .acquire_leases(AcquireLeases {
+                holder: self.holder.clone(),
+                keys: vec![key.clone()],
+                ttl_ms: i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX),
+                now_ms: crate::now_ms(),
+            })
+            .await?;
+        if granted.first() != Some(&true) {
+            report.lag_records += (offsets.high_watermark - start).max(0) as u64;
+            return Ok(());
+        }
+        let result = self
+            .export_chunks(
+                topic,
+                tp,
+                at,
+                start,
+                offsets.high_watermark,
+                projection,
+                report,
+            )
+            .await;
+        if let Err(e) = self.metastore.release_leases(&self.holder, vec![key]).await {
+            debug!(error = %e, "releasing an export lease failed; it expires");
+        }
+        let reached = result?;
+        report.lag_records += (offsets.high_watermark - reached).max(0) as u64;
+        Ok(())
+    }
+
+    /// Exports `start..end` chunk by chunk; answers how far it got.
+    #[allow(clippy::too_many_arguments)]
+    async fn export_chunks(
+        &self,
+        topic: &TopicMeta,
+        tp: TopicPartition,
+        mut at: Option<i64>,
+        mut start: i64,
+        end: i64,
+        projection: &Projection,
+        report: &mut ExportReport,
+    ) -> Result<i64, ExportError> {
+        while start < end {
+            let batches = self.chunk(tp, start, end).await?;
+            let Some(next) = batches.last().map(|b| b.last_offset + 1) else {
+                break;
+            };
+            let mut objects = 0;
+            let (bytes, unreadable) =
+                crate::read::batches(&self.store, &batches, &mut objects).await;
+            if let Some(o) = unreadable.first() {
+                return Err(ExportError::Unreadable(*o));
+            }
+            let mut records = Vec::new();
+            for b in &batches {
+                let raw = bytes
+                    .get(&(b.object, b.position))
+                    .cloned()
+                    .ok_or(ExportError::Unreadable(b.object))?;
+                let batch = Batch::parse_stored(raw)
+                    .map_err(|e| ExportError::Corrupt(b.object, e.to_string()))?;
+                records_of(&batch, b.base_offset, tp.partition, start, &mut records)
+                    .map_err(|e| ExportError::Corrupt(b.object, e))?;
+            }
+            let count = records.len() as u64;
+            report.files_written += write_files(
+                &self.store,
+                &self.config.prefix,
+                &topic.name,
+                tp.partition,
+                start,
+                records,
+                projection,
+            )
+            .await?;
+            self.metastore.advance_export(tp, at, next).await?;
+            report.records_exported += count;
+            at = Some(next);
+            start = next;
+        }
+        Ok(start)
+    }
+
+    /// The batches from `start`, up to the chunk budget, below `end`.
+    async fn chunk(
+        &self,
+        tp: TopicPartition,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<BatchLocation>, MetastoreError> {
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        let mut offset = start;
+        while offset < end && bytes < self.config.chunk_bytes {
+            let slice = self
+                .metastore
+                .read_index(tp, offset, PAGE_BYTES.min(self.config.chunk_bytes))
+                .await?;
+            let Some(last) = slice.batches.last().map(|b| b.last_offset) else {
+                break;
+            };
+            for b in slice.batches {
+                if b.base_offset >= end || bytes >= self.config.chunk_bytes && !out.is_empty() {
+                    return Ok(out);
+                }
+                bytes += u64::from(b.len);
+                out.push(b);
+            }
+            offset = last + 1;
+        }
+        Ok(out)
+    }
+}
