@@ -3,7 +3,7 @@
 - `skiff export parquet` of a topic (3 partitions, records on two UTC dates, keys, null values,
   repeated headers, JSON values) writes a Hive-style tree (topic=…/date=…/) whose rows are
   exactly the records, offsets and timestamps a consumer reads, with the JSON fields projected
-  to typed columns;
+  to typed columns; DuckDB reads the same tree; on a terminal the command draws a progress bar;
 - a topic with skiff.parquet.enable=true is exported by the compactor as it is written, and the
   export lag on /metrics falls to zero.
 """
@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 from pathlib import Path
 
@@ -100,6 +102,17 @@ def test_export_command_writes_what_a_consumer_reads(broker_factory, topic, tmp_
     rows, table = exported(out, topic)
     assert rows == want, "the exported rows are the consumed records"
 
+    # DuckDB reads the tree as one table, partitioned by topic and date.
+    import duckdb
+
+    by_date = duckdb.sql(
+        f"select date, count(*), sum(n), min(\"offset\"), max(\"offset\") "
+        f"from read_parquet('{out}/**/*.parquet', hive_partitioning = true) group by date order by date"
+    ).fetchall()
+    assert [(str(d), c) for d, c, *_ in by_date] == [("2026-11-30", 600), ("2026-12-01", 600)]
+    live = [r for r in want if r[4] is not None]
+    assert sum(s for _, _, s, _, _ in by_date) == sum(json.loads(r[4])["n"] for r in live)
+
     # The projection: typed columns, null where the value is null.
     cols = table.to_pydict()
     assert str(table.schema.field("n").type) == "int64"
@@ -110,6 +123,35 @@ def test_export_command_writes_what_a_consumer_reads(broker_factory, topic, tmp_
         else:
             v = json.loads(value)
             assert (n, name, ok) == (v["n"], v["name"], v["ok"])
+
+
+@pytest.mark.timeout(120)
+def test_export_draws_a_progress_bar_on_a_terminal(broker_factory, topic, tmp_path):
+    broker = broker_factory.start()
+    clients.create_topic(broker.bootstrap, topic, 1)
+    produce(broker.bootstrap, topic, 1, 200)
+    # stderr on a pseudo-terminal: the bar is drawn there; stdout (a pipe) gets the summary.
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(skiff_bin()), "export", "parquet", "--bootstrap", broker.bootstrap, "--topic", topic,
+         "--to", f"file://{tmp_path}/x"],
+        stdout=subprocess.PIPE, stderr=follower, text=True,
+    )
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    out, _ = proc.communicate(timeout=60)
+    os.close(leader)
+    assert proc.returncode == 0
+    assert "exported 200 records" in out
+    assert b"records" in drawn and b"200" in drawn, drawn[-500:]
 
 
 @pytest.mark.timeout(60)
