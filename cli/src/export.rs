@@ -17,7 +17,6 @@ use kafka_protocol::messages::{
     BrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use object_store::ObjectStore;
 use skiff_compactor::export::{records_of, write_files, ExportRecord, Projection};
 use skiff_format::batch::BatchHeader;
 use skiff_format::Batch;
@@ -91,51 +90,34 @@ pub async fn run(cmd: ExportCommand) -> anyhow::Result<()> {
     let mut files = 0usize;
     for (&partition, &(low, high)) in &ranges {
         let mut offset = low;
-        let mut chunk_first = low;
-        let mut chunk: Vec<ExportRecord> = Vec::new();
-        while offset < high {
-            let records = fetch(&mut client, &args.bootstrap, &args.topic, partition, offset)?;
-            let Some(next) = records.next else {
-                bail!("partition {partition}: nothing readable at offset {offset}, below the end {high}");
-            };
-            for r in records.records {
-                if r.offset >= high {
-                    break;
+        // The records not written yet, and the offset their file is named after.
+        let mut pending: Vec<ExportRecord> = Vec::new();
+        let mut first = low;
+        loop {
+            let done = offset >= high;
+            if !done {
+                let records = fetch(&mut client, &args.bootstrap, &args.topic, partition, offset)?;
+                let Some(next) = records.next else {
+                    bail!("partition {partition}: nothing readable at offset {offset}, below the end {high}");
+                };
+                pending.extend(records.records.into_iter().filter(|r| r.offset < high));
+                offset = next;
+                if let Some(bar) = &bar {
+                    bar.set_position(exported + pending.len() as u64);
                 }
-                chunk.push(r);
             }
-            if let Some(bar) = &bar {
-                bar.set_position((exported as i64 + chunk.len() as i64).max(0) as u64);
-            }
-            offset = next;
-            if chunk.len() >= args.records_per_file {
-                let rest = chunk.split_off(args.records_per_file);
+            while pending.len() >= args.records_per_file || (done && !pending.is_empty()) {
+                let rest = pending.split_off(pending.len().min(args.records_per_file));
                 let next_first = rest.first().map_or(offset, |r| r.offset);
-                exported += chunk.len() as u64;
-                files += write(
-                    &sink,
-                    &args.topic,
-                    partition,
-                    chunk_first,
-                    chunk,
-                    &projection,
-                )
-                .await?;
-                chunk = rest;
-                chunk_first = next_first;
+                let file = std::mem::replace(&mut pending, rest);
+                exported += file.len() as u64;
+                files += write_files(&sink, "", &args.topic, partition, first, file, &projection)
+                    .await?;
+                first = next_first;
             }
-        }
-        if !chunk.is_empty() {
-            exported += chunk.len() as u64;
-            files += write(
-                &sink,
-                &args.topic,
-                partition,
-                chunk_first,
-                chunk,
-                &projection,
-            )
-            .await?;
+            if done {
+                break;
+            }
         }
     }
     if let Some(bar) = bar {
@@ -148,17 +130,6 @@ pub async fn run(cmd: ExportCommand) -> anyhow::Result<()> {
         args.to
     );
     Ok(())
-}
-
-async fn write(
-    sink: &Arc<dyn ObjectStore>,
-    topic: &str,
-    partition: i32,
-    first: i64,
-    records: Vec<ExportRecord>,
-    projection: &Projection,
-) -> anyhow::Result<usize> {
-    Ok(write_files(sink, "", topic, partition, first, records, projection).await?)
 }
 
 fn progress_bar(total: i64, off: bool) -> Option<indicatif::ProgressBar> {

@@ -21,19 +21,18 @@
 //! is not the compactor's to drop).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::{ObjectStore, PutPayload};
 use skiff_format::{Batch, ObjectBuilder, Retained};
-use skiff_metastore::client::{MetastoreClient, MetastoreError};
+use skiff_metastore::client::MetastoreError;
 use skiff_metastore::types::{
-    AcquireLeases, BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicMeta, TopicPartition,
+    BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicMeta, TopicPartition,
 };
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use crate::merge::lease_key;
-use crate::object_path;
+use crate::lease::rewrite_key;
+use crate::{object_path, Shared};
 
 /// Index entries read per metastore call.
 const PAGE_BYTES: u64 = 256 << 20;
@@ -46,7 +45,6 @@ pub struct CompactionConfig {
     pub segment_bytes: u64,
     /// The most one batch may decompress to; a batch beyond it is kept as it is.
     pub max_decompressed: usize,
-    pub lease_ttl: std::time::Duration,
 }
 
 impl Default for CompactionConfig {
@@ -55,7 +53,6 @@ impl Default for CompactionConfig {
             read_bytes: 256 << 20,
             segment_bytes: 128 << 20,
             max_decompressed: skiff_format::records::MAX_DECOMPRESSED_RECORDS,
-            lease_ttl: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -140,25 +137,16 @@ struct Progress {
 }
 
 pub struct Compactor {
-    metastore: Arc<dyn MetastoreClient>,
-    store: Arc<dyn ObjectStore>,
+    shared: Shared,
     config: CompactionConfig,
-    holder: String,
     progress: HashMap<TopicPartition, Progress>,
 }
 
 impl Compactor {
-    pub fn new(
-        metastore: Arc<dyn MetastoreClient>,
-        store: Arc<dyn ObjectStore>,
-        config: CompactionConfig,
-        holder: String,
-    ) -> Self {
+    pub fn new(shared: Shared, config: CompactionConfig) -> Self {
         Self {
-            metastore,
-            store,
+            shared,
             config,
-            holder,
             progress: HashMap::new(),
         }
     }
@@ -166,7 +154,7 @@ impl Compactor {
     pub async fn pass(&mut self, now_ms: i64) -> Result<CompactionReport, CompactionError> {
         let mut report = CompactionReport::default();
         let mut live = HashMap::new();
-        for topic in self.metastore.topics().await? {
+        for topic in self.shared.metastore.topics().await? {
             let Some(policy) = Policy::of(&topic) else {
                 continue;
             };
@@ -199,7 +187,7 @@ impl Compactor {
         now_ms: i64,
         report: &mut CompactionReport,
     ) -> Result<(), CompactionError> {
-        let offsets = self.metastore.offsets(tp).await?;
+        let offsets = self.shared.metastore.offsets(tp).await?;
         let index = self
             .index(tp, offsets.log_start_offset, offsets.high_watermark)
             .await?;
@@ -234,27 +222,12 @@ impl Compactor {
             report.dirty_bytes += dirty;
             return Ok(());
         }
-        let granted = self
-            .metastore
-            .acquire_leases(AcquireLeases {
-                holder: self.holder.clone(),
-                keys: vec![lease_key(&tp)],
-                ttl_ms: i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX),
-                now_ms,
-            })
-            .await?;
-        if granted.first() != Some(&true) {
+        if !self.shared.leases.acquire_one(rewrite_key(&tp)).await? {
             report.dirty_bytes += dirty;
             return Ok(());
         }
         let result = self.compact(tp, range, policy, now_ms, report).await;
-        if let Err(e) = self
-            .metastore
-            .release_leases(&self.holder, vec![lease_key(&tp)])
-            .await
-        {
-            debug!(error = %e, "releasing a compaction lease failed; it expires");
-        }
+        self.shared.leases.release(vec![rewrite_key(&tp)]).await;
         match result {
             Ok(tombstone_due_ms) => {
                 report.partitions_compacted += 1;
@@ -283,7 +256,11 @@ impl Compactor {
         let mut out = Vec::new();
         let mut offset = from;
         while offset < to {
-            let slice = self.metastore.read_index(tp, offset, PAGE_BYTES).await?;
+            let slice = self
+                .shared
+                .metastore
+                .read_index(tp, offset, PAGE_BYTES)
+                .await?;
             let Some(last) = slice.batches.last().map(|b| b.last_offset) else {
                 break;
             };
@@ -403,7 +380,8 @@ impl Compactor {
         report: &mut CompactionReport,
     ) -> Result<HashMap<(ObjectId, u64), Bytes>, RunError> {
         let mut objects = 0;
-        let (bytes, unreadable) = crate::read::batches(&self.store, chunk, &mut objects).await;
+        let (bytes, unreadable) =
+            crate::read::batches(&self.shared.store, chunk, &mut objects).await;
         if let Some(object) = unreadable.first() {
             return Err(RunError::Unreadable(*object));
         }
@@ -419,7 +397,8 @@ impl Compactor {
             Some(builder) => {
                 let size = builder.len();
                 let (parts, _) = builder.finish();
-                self.store
+                self.shared
+                    .store
                     .put(&object_path(id), PutPayload::from_iter(parts))
                     .await
                     .map_err(RunError::Put)?;
@@ -439,7 +418,7 @@ impl Compactor {
             batches,
             now_ms: crate::now_ms(),
         };
-        match self.metastore.replace_batches(swap).await {
+        match self.shared.metastore.replace_batches(swap).await {
             Ok(()) => Ok(()),
             Err(MetastoreError::Rejected(MetaError::RewriteConflict)) => {
                 report.conflicts += 1;
@@ -529,8 +508,8 @@ enum RunError {
     Unreadable(ObjectId),
     #[error("a batch of object {0} is corrupt: {1}")]
     Corrupt(ObjectId, String),
-    #[error("batch at {position} of object {object} was not read")]
-    Missing { object: ObjectId, position: u64 },
+    #[error("{0}")]
+    Batch(#[from] crate::read::StoredBatchError),
     #[error("writing a segment: {0}")]
     Put(object_store::Error),
     #[error("the partition changed during compaction; next pass")]
@@ -540,15 +519,7 @@ enum RunError {
 }
 
 fn batch_at(bytes: &HashMap<(ObjectId, u64), Bytes>, b: &BatchLocation) -> Result<Batch, RunError> {
-    let raw = bytes
-        .get(&(b.object, b.position))
-        .filter(|c| c.len() == b.len as usize)
-        .cloned()
-        .ok_or(RunError::Missing {
-            object: b.object,
-            position: b.position,
-        })?;
-    Batch::parse_stored(raw).map_err(|e| RunError::Corrupt(b.object, e.to_string()))
+    Ok(crate::read::stored_batch(bytes, b)?)
 }
 
 /// `range` cut into consecutive pieces of at most `budget` bytes (a larger batch alone).

@@ -16,6 +16,7 @@
 pub mod compaction;
 pub mod export;
 pub mod gc;
+pub mod lease;
 pub mod merge;
 pub mod metrics;
 mod read;
@@ -26,14 +27,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use object_store::path::Path;
 use object_store::ObjectStore;
 use skiff_metastore::client::{MetastoreClient, MetastoreError};
-use skiff_metastore::types::{AcquireLeases, EnforceRetention, ObjectId};
+use skiff_metastore::types::{EnforceRetention, ObjectId};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 pub use merge::{MergeConfig, MergeReport};
-
-/// The lease on retention and garbage collection, which one compactor at a time runs.
-const HOUSEKEEPING_LEASE: &str = "housekeeping";
 
 #[derive(Clone, Debug)]
 pub struct CompactorConfig {
@@ -74,6 +72,30 @@ pub(crate) fn object_path(id: ObjectId) -> Path {
     Path::from(format!("objects/{id}.skiff"))
 }
 
+/// What every part of a compactor works with: the metastore, the store and its leases.
+#[derive(Clone)]
+pub struct Shared {
+    pub metastore: Arc<dyn MetastoreClient>,
+    pub store: Arc<dyn ObjectStore>,
+    pub leases: lease::Leases,
+}
+
+impl Shared {
+    /// A context whose leases are taken as `holder`, for `lease_ttl`.
+    pub fn new(
+        metastore: Arc<dyn MetastoreClient>,
+        store: Arc<dyn ObjectStore>,
+        holder: String,
+        lease_ttl: Duration,
+    ) -> Self {
+        Self {
+            leases: lease::Leases::new(metastore.clone(), holder, lease_ttl),
+            metastore,
+            store,
+        }
+    }
+}
+
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PassReport {
@@ -86,9 +108,8 @@ pub struct PassReport {
 }
 
 pub struct Compactor {
-    metastore: Arc<dyn MetastoreClient>,
+    shared: Shared,
     config: CompactorConfig,
-    holder: String,
     gc: gc::Collector,
     merger: merge::Merger,
     compaction: compaction::Compactor,
@@ -104,41 +125,25 @@ impl Compactor {
     ) -> Self {
         // Unique per process: a restarted compactor does not inherit leases it cannot vouch for.
         let holder = format!("compactor-{}", ulid::Ulid::new());
-        let gc = gc::Collector::new(metastore.clone(), store.clone(), config.grace);
-        let merger = merge::Merger::new(
-            metastore.clone(),
-            store.clone(),
-            config.merge.clone(),
-            holder.clone(),
-        );
+        let shared = Shared::new(metastore, store, holder, config.merge.lease_ttl);
+        let gc = gc::Collector::new(shared.metastore.clone(), shared.store.clone(), config.grace);
+        let merger = merge::Merger::new(shared.clone(), config.merge.clone());
+        let exporter = export::Exporter::new(shared.clone(), config.export.clone());
         let defaults = compaction::CompactionConfig::default();
-        let exporter = export::Exporter::new(
-            metastore.clone(),
-            store.clone(),
-            export::ExportConfig {
-                lease_ttl: config.merge.lease_ttl,
-                ..config.export.clone()
-            },
-            holder.clone(),
-        );
         let compaction = compaction::Compactor::new(
-            metastore.clone(),
-            store,
+            shared.clone(),
             compaction::CompactionConfig {
                 read_bytes: config.merge.job_bytes.max(1),
                 segment_bytes: match config.merge.target_bytes {
                     0 => defaults.segment_bytes,
                     n => n,
                 },
-                lease_ttl: config.merge.lease_ttl,
                 ..defaults
             },
-            holder.clone(),
         );
         Self {
-            metastore,
+            shared,
             config,
-            holder,
             gc,
             merger,
             compaction,
@@ -158,7 +163,7 @@ impl Compactor {
     /// first). A failed pass is logged and the next one tries again: everything a pass does is
     /// safe to repeat.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        info!(holder = %self.holder, interval = ?self.config.interval, grace = ?self.config.grace, target_bytes = self.config.merge.target_bytes, "compactor started");
+        info!(holder = %self.shared.leases.holder(), interval = ?self.config.interval, grace = ?self.config.grace, target_bytes = self.config.merge.target_bytes, "compactor started");
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -177,19 +182,22 @@ impl Compactor {
     /// One pass: retention, compaction, merging, export, then garbage collection.
     pub async fn pass(&mut self) -> Result<PassReport, PassError> {
         let started = std::time::Instant::now();
-        let housekeeping = self.lease(HOUSEKEEPING_LEASE).await?;
+        // Held for one pass at most, and given back after: a compactor that dies holding it
+        // blocks housekeeping for one lease period.
+        let housekeeping = self
+            .shared
+            .leases
+            .acquire_one(lease::HOUSEKEEPING.to_owned())
+            .await?;
         let result = self.pass_with(housekeeping).await;
         if let Ok(report) = &result {
             self.metrics.record(report, started.elapsed().as_secs_f64());
         }
         if housekeeping {
-            if let Err(e) = self
-                .metastore
-                .release_leases(&self.holder, vec![HOUSEKEEPING_LEASE.to_owned()])
-                .await
-            {
-                debug!(error = %e, "releasing the housekeeping lease failed; it expires");
-            }
+            self.shared
+                .leases
+                .release(vec![lease::HOUSEKEEPING.to_owned()])
+                .await;
         }
         result
     }
@@ -201,6 +209,7 @@ impl Compactor {
         };
         if housekeeping {
             let trimmed = self
+                .shared
                 .metastore
                 .enforce_retention(EnforceRetention {
                     now_ms: now_ms(),
@@ -222,25 +231,6 @@ impl Compactor {
             report.gc.partitions_trimmed = trimmed;
         }
         Ok(report)
-    }
-
-    /// Takes a lease for the length of one pass at most: held only while the work is under
-    /// way, and released after, so a compactor that dies blocks the work for one lease period.
-    async fn lease(&self, key: &str) -> Result<bool, MetastoreError> {
-        let granted = self
-            .metastore
-            .acquire_leases(AcquireLeases {
-                holder: self.holder.clone(),
-                keys: vec![key.to_owned()],
-                ttl_ms: i64::try_from(self.config.merge.lease_ttl.as_millis()).unwrap_or(i64::MAX),
-                now_ms: now_ms(),
-            })
-            .await?;
-        let held = granted.first().copied().unwrap_or(false);
-        if !held {
-            debug!(key, "another compactor holds the lease");
-        }
-        Ok(held)
     }
 }
 

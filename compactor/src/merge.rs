@@ -22,19 +22,17 @@
 //!   leased by another compactor are left to it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::{ObjectStore, PutPayload};
-use skiff_format::{Batch, ObjectBuilder};
-use skiff_metastore::client::{MetastoreClient, MetastoreError};
-use skiff_metastore::types::{
-    AcquireLeases, BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicPartition,
-};
+use object_store::PutPayload;
+use skiff_format::ObjectBuilder;
+use skiff_metastore::client::MetastoreError;
+use skiff_metastore::types::{BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicPartition};
 use tracing::{debug, info, warn};
 
-use crate::object_path;
+use crate::lease::rewrite_key;
+use crate::{object_path, Shared};
 
 /// Index entries read per metastore call while planning.
 const PAGE_BYTES: u64 = 256 << 20;
@@ -45,8 +43,8 @@ pub struct MergeConfig {
     pub target_bytes: u64,
     /// Bytes of batches one job holds in memory at once (at least one group's).
     pub job_bytes: u64,
-    /// How long a job's leases on its partitions last; a compactor that dies holding them
-    /// delays its partitions' merging by at most this.
+    /// How long a compactor's leases last (on a partition it merges, compacts or exports, and
+    /// on housekeeping); one that dies holding them delays that work by at most this.
     pub lease_ttl: Duration,
 }
 
@@ -179,27 +177,18 @@ impl Planner {
 }
 
 pub struct Merger {
-    metastore: Arc<dyn MetastoreClient>,
-    store: Arc<dyn ObjectStore>,
+    shared: Shared,
     config: MergeConfig,
-    holder: String,
     /// Per partition, where planning starts next pass: everything before is in runs large
     /// enough to stay. In memory only; a restarted compactor reads each index once in full.
     resume: HashMap<TopicPartition, i64>,
 }
 
 impl Merger {
-    pub fn new(
-        metastore: Arc<dyn MetastoreClient>,
-        store: Arc<dyn ObjectStore>,
-        config: MergeConfig,
-        holder: String,
-    ) -> Self {
+    pub fn new(shared: Shared, config: MergeConfig) -> Self {
         Self {
-            metastore,
-            store,
+            shared,
             config,
-            holder,
             resume: HashMap::new(),
         }
     }
@@ -223,7 +212,7 @@ impl Merger {
     async fn plan(&mut self) -> Result<Vec<Group>, MergeError> {
         let mut groups = Vec::new();
         let mut seen = HashMap::new();
-        for topic in self.metastore.topics().await? {
+        for topic in self.shared.metastore.topics().await? {
             for partition in 0..topic.partitions {
                 let tp = TopicPartition {
                     topic_id: topic.topic_id,
@@ -252,11 +241,16 @@ impl Merger {
         tp: TopicPartition,
         from: i64,
     ) -> Result<(Vec<Group>, i64), MetastoreError> {
-        let offsets = self.metastore.offsets(tp).await?;
+        let offsets = self.shared.metastore.offsets(tp).await?;
         let mut offset = from.max(offsets.log_start_offset);
         let mut planner = Planner::new(tp, self.config.target_bytes);
         while offset < offsets.high_watermark {
-            let slice = match self.metastore.read_index(tp, offset, PAGE_BYTES).await {
+            let slice = match self
+                .shared
+                .metastore
+                .read_index(tp, offset, PAGE_BYTES)
+                .await
+            {
                 Ok(s) => s,
                 // Trimmed meanwhile: the next pass starts from the new log start.
                 Err(MetastoreError::Rejected(MetaError::OffsetOutOfRange)) => break,
@@ -283,26 +277,12 @@ impl Merger {
             let mut tps: Vec<TopicPartition> = job.iter().map(|g| g.tp).collect();
             tps.sort();
             tps.dedup();
-            tps.iter().map(lease_key).collect()
+            tps.iter().map(rewrite_key).collect()
         };
-        let granted = self
-            .metastore
-            .acquire_leases(AcquireLeases {
-                holder: self.holder.clone(),
-                keys: keys.clone(),
-                ttl_ms: i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX),
-                now_ms: crate::now_ms(),
-            })
-            .await?;
-        let held: Vec<String> = keys
-            .iter()
-            .zip(&granted)
-            .filter(|(_, g)| **g)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let held = self.shared.leases.acquire(keys).await?;
         let (mine, theirs): (Vec<Group>, Vec<Group>) = job
             .into_iter()
-            .partition(|g| held.contains(&lease_key(&g.tp)));
+            .partition(|g| held.contains(&rewrite_key(&g.tp)));
         for g in &theirs {
             // Another compactor has it; plan it again next pass in case it gave up.
             self.rewind(g);
@@ -310,9 +290,7 @@ impl Merger {
         }
         if !mine.is_empty() {
             let result = self.merge_groups(mine, report).await;
-            if let Err(e) = self.metastore.release_leases(&self.holder, held).await {
-                debug!(error = %e, "releasing merge leases failed; they expire");
-            }
+            self.shared.leases.release(held).await;
             result?;
         }
         Ok(())
@@ -326,7 +304,7 @@ impl Merger {
         report: &mut MergeReport,
     ) -> Result<(), MergeError> {
         let (chunks, unreadable) = crate::read::batches(
-            &self.store,
+            &self.shared.store,
             groups.iter().flat_map(|g| &g.batches),
             &mut report.objects_read,
         )
@@ -367,20 +345,7 @@ impl Merger {
         let mut builder = ObjectBuilder::new(id.0 .0);
         let mut moved = Vec::with_capacity(group.batches.len());
         for b in &group.batches {
-            let bytes = chunks
-                .get(&(b.object, b.position))
-                .filter(|c| c.len() == b.len as usize)
-                .cloned()
-                .ok_or(SegmentError::Missing {
-                    object: b.object,
-                    position: b.position,
-                })?;
-            // The checksum is verified before a byte is copied: a merge never spreads corruption.
-            let batch = Batch::parse_stored(bytes).map_err(|e| SegmentError::Corrupt {
-                object: b.object,
-                position: b.position,
-                reason: e.to_string(),
-            })?;
+            let batch = crate::read::stored_batch(chunks, b)?;
             let position = builder.push(*group.tp.topic_id.as_bytes(), group.tp.partition, &batch);
             moved.push(BatchLocation {
                 object: id,
@@ -390,7 +355,8 @@ impl Merger {
         }
         let size = builder.len();
         let (parts, _) = builder.finish();
-        self.store
+        self.shared
+            .store
             .put(&object_path(id), PutPayload::from_iter(parts))
             .await
             .map_err(SegmentError::Put)?;
@@ -406,7 +372,7 @@ impl Merger {
             batches: moved,
             now_ms: crate::now_ms(),
         };
-        match self.metastore.replace_batches(swap).await {
+        match self.shared.metastore.replace_batches(swap).await {
             Ok(()) => {
                 debug!(segment = %id, topic_id = %group.tp.topic_id, partition = group.tp.partition, batches = group.batches.len(), bytes = group.bytes, "segment swapped in");
                 Ok(true)
@@ -430,23 +396,12 @@ impl Merger {
 
 #[derive(Debug, thiserror::Error)]
 enum SegmentError {
-    #[error("batch at {position} of object {object} was not read")]
-    Missing { object: ObjectId, position: u64 },
-    #[error("batch at {position} of object {object} is corrupt: {reason}")]
-    Corrupt {
-        object: ObjectId,
-        position: u64,
-        reason: String,
-    },
+    #[error("{0}")]
+    Batch(#[from] crate::read::StoredBatchError),
     #[error("writing the segment: {0}")]
     Put(object_store::Error),
     #[error("swapping the segment in: {0}")]
     Metastore(MetastoreError),
-}
-
-/// The lease that one compactor holds on a partition while it rewrites it.
-pub fn lease_key(tp: &TopicPartition) -> String {
-    format!("rewrite/{}/{}", tp.topic_id, tp.partition)
 }
 
 /// Packs groups, in order, into jobs of at most `job_bytes` (a larger group is a job alone).

@@ -8,10 +8,45 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use object_store::ObjectStore;
+use skiff_format::Batch;
 use skiff_metastore::types::{BatchLocation, ObjectId};
 use tracing::warn;
 
 use crate::object_path;
+
+/// Why a batch could not be taken from what [`batches`] read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredBatchError {
+    #[error("batch at {position} of object {object} was not read")]
+    Missing { object: ObjectId, position: u64 },
+    #[error("batch at {position} of object {object} is corrupt: {reason}")]
+    Corrupt {
+        object: ObjectId,
+        position: u64,
+        reason: String,
+    },
+}
+
+/// The batch at `b` among the bytes [`batches`] read, its checksum verified: a rewrite never
+/// spreads corruption.
+pub(crate) fn stored_batch(
+    read: &HashMap<(ObjectId, u64), Bytes>,
+    b: &BatchLocation,
+) -> Result<Batch, StoredBatchError> {
+    let raw = read
+        .get(&(b.object, b.position))
+        .filter(|c| c.len() == b.len as usize)
+        .cloned()
+        .ok_or(StoredBatchError::Missing {
+            object: b.object,
+            position: b.position,
+        })?;
+    Batch::parse_stored(raw).map_err(|e| StoredBatchError::Corrupt {
+        object: b.object,
+        position: b.position,
+        reason: e.to_string(),
+    })
+}
 
 /// Objects read at once.
 const PARALLEL_READS: usize = 8;

@@ -5,12 +5,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
 use skiff_compactor::compaction::{CompactionConfig, Compactor};
+use skiff_compactor::Shared;
 use skiff_format::batch::{Compression, BATCH_HEADER_LEN};
 use skiff_format::encode::{update_crc, BatchBuilder};
 use skiff_format::{Batch, ObjectBuilder};
@@ -208,15 +210,19 @@ async fn keeps_the_latest_record_of_each_key_at_its_offset() {
     let before = read_all(&meta, &store).await;
     assert_eq!(before.len(), 1010);
 
-    let mut compactor = Compactor::new(
+    let shared = Shared::new(
         meta.clone(),
         store.clone(),
+        "test".into(),
+        Duration::from_secs(60),
+    );
+    let mut compactor = Compactor::new(
+        shared,
         CompactionConfig {
             read_bytes: 4096, // several chunks: the range is read twice
             segment_bytes: 8192,
             ..CompactionConfig::default()
         },
-        "test".into(),
     );
     let report = compactor.pass(now).await.unwrap();
     assert_eq!(report.partitions_compacted, 1, "{report:?}");

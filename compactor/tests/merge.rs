@@ -11,8 +11,9 @@ use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
-use skiff_compactor::merge::{lease_key, MergeConfig, Merger};
-use skiff_compactor::{Compactor, CompactorConfig};
+use skiff_compactor::lease::rewrite_key;
+use skiff_compactor::merge::{MergeConfig, Merger};
+use skiff_compactor::{Compactor, CompactorConfig, Shared};
 use skiff_format::encode::BatchBuilder;
 use skiff_format::{Batch, ObjectBuilder};
 use skiff_metastore::client::MetastoreClient;
@@ -112,6 +113,15 @@ async fn dump(meta: &LocalMetastore, store: &InMemory, partition: i32) -> Vec<(i
     out
 }
 
+fn shared(meta: &Arc<LocalMetastore>, store: &Arc<InMemory>) -> Shared {
+    Shared::new(
+        meta.clone(),
+        store.clone(),
+        "me".into(),
+        Duration::from_secs(60),
+    )
+}
+
 fn config(target_bytes: u64) -> CompactorConfig {
     CompactorConfig {
         grace: Duration::ZERO,
@@ -189,26 +199,21 @@ async fn a_partition_leased_by_another_compactor_is_left_to_it() {
     let granted = meta
         .acquire_leases(AcquireLeases {
             holder: "someone else".into(),
-            keys: vec![lease_key(&tp(1))],
+            keys: vec![rewrite_key(&tp(1))],
             ttl_ms: 60_000,
             now_ms: skiff_compactor::now_ms(),
         })
         .await
         .unwrap();
     assert_eq!(granted, [true]);
-    let mut merger = Merger::new(
-        meta.clone(),
-        store.clone(),
-        config(1 << 20).merge,
-        "me".into(),
-    );
+    let mut merger = Merger::new(shared(&meta, &store), config(1 << 20).merge);
     let report = merger.pass().await.unwrap();
     assert_eq!(report.segments_written, 1, "{report:?}");
     assert!(report.backlog_bytes > 0);
     assert_eq!(objects(&index(&meta, 0).await), 1);
     assert_eq!(objects(&index(&meta, 1).await), 10);
     // Released: the next pass merges it.
-    meta.release_leases("someone else", vec![lease_key(&tp(1))])
+    meta.release_leases("someone else", vec![rewrite_key(&tp(1))])
         .await
         .unwrap();
     let report = merger.pass().await.unwrap();
@@ -236,12 +241,7 @@ async fn a_corrupt_source_batch_is_never_copied() {
         .put(&path(victim.object), PutPayload::from(bytes))
         .await
         .unwrap();
-    let mut merger = Merger::new(
-        meta.clone(),
-        store.clone(),
-        config(1 << 20).merge,
-        "me".into(),
-    );
+    let mut merger = Merger::new(shared(&meta, &store), config(1 << 20).merge);
     let report = merger.pass().await.unwrap();
     // Partition 1 merged; partition 0 left as it was.
     assert_eq!(report.segments_written, 1, "{report:?}");

@@ -22,9 +22,11 @@ use std::sync::Arc;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
 use skiff_format::Batch;
-use skiff_metastore::client::{MetastoreClient, MetastoreError};
-use skiff_metastore::types::{AcquireLeases, BatchLocation, MetaError, TopicMeta, TopicPartition};
-use tracing::{debug, info, warn};
+use skiff_metastore::client::MetastoreError;
+use skiff_metastore::types::{BatchLocation, MetaError, TopicMeta, TopicPartition};
+use tracing::{info, warn};
+
+use crate::Shared;
 
 pub use file::{ExportRecord, FileBuilder};
 pub use projection::Projection;
@@ -38,7 +40,6 @@ pub struct ExportConfig {
     pub prefix: String,
     /// Batch bytes read per chunk (and so, roughly, per file).
     pub chunk_bytes: u64,
-    pub lease_ttl: std::time::Duration,
 }
 
 impl Default for ExportConfig {
@@ -46,7 +47,6 @@ impl Default for ExportConfig {
         Self {
             prefix: "parquet".into(),
             chunk_bytes: 128 << 20,
-            lease_ttl: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -69,6 +69,8 @@ pub enum ExportError {
     Corrupt(skiff_metastore::types::ObjectId, String),
     #[error("{0}")]
     File(#[from] file::FileError),
+    #[error("{0}")]
+    Batch(#[from] crate::read::StoredBatchError),
     #[error("writing {path}: {source}")]
     Put {
         path: String,
@@ -160,30 +162,18 @@ pub async fn write_files(
 }
 
 pub struct Exporter {
-    metastore: Arc<dyn MetastoreClient>,
-    store: Arc<dyn ObjectStore>,
+    shared: Shared,
     config: ExportConfig,
-    holder: String,
 }
 
 impl Exporter {
-    pub fn new(
-        metastore: Arc<dyn MetastoreClient>,
-        store: Arc<dyn ObjectStore>,
-        config: ExportConfig,
-        holder: String,
-    ) -> Self {
-        Self {
-            metastore,
-            store,
-            config,
-            holder,
-        }
+    pub fn new(shared: Shared, config: ExportConfig) -> Self {
+        Self { shared, config }
     }
 
     pub async fn pass(&mut self) -> Result<ExportReport, ExportError> {
         let mut report = ExportReport::default();
-        for topic in self.metastore.topics().await? {
+        for topic in self.shared.metastore.topics().await? {
             let Some(projection) = topic_projection(&topic) else {
                 continue;
             };
@@ -193,7 +183,7 @@ impl Exporter {
                     partition,
                 })
                 .collect();
-            let progress = self.metastore.export_progress(tps.clone()).await?;
+            let progress = self.shared.metastore.export_progress(tps.clone()).await?;
             for (tp, at) in tps.into_iter().zip(progress) {
                 match self
                     .partition(&topic, tp, at, &projection, &mut report)
@@ -223,23 +213,14 @@ impl Exporter {
         projection: &Projection,
         report: &mut ExportReport,
     ) -> Result<(), ExportError> {
-        let offsets = self.metastore.offsets(tp).await?;
+        let offsets = self.shared.metastore.offsets(tp).await?;
         // Retention may have trimmed what was never exported: that part is gone.
         let start = at.unwrap_or(0).max(offsets.log_start_offset);
         if start >= offsets.high_watermark {
             return Ok(());
         }
-        let key = format!("export/{}/{}", tp.topic_id, tp.partition);
-        let granted = self
-            .metastore
-            .acquire_leases(AcquireLeases {
-                holder: self.holder.clone(),
-                keys: vec![key.clone()],
-                ttl_ms: i64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(i64::MAX),
-                now_ms: crate::now_ms(),
-            })
-            .await?;
-        if granted.first() != Some(&true) {
+        let key = crate::lease::export_key(&tp);
+        if !self.shared.leases.acquire_one(key.clone()).await? {
             report.lag_records += (offsets.high_watermark - start).max(0) as u64;
             return Ok(());
         }
@@ -254,9 +235,7 @@ impl Exporter {
                 report,
             )
             .await;
-        if let Err(e) = self.metastore.release_leases(&self.holder, vec![key]).await {
-            debug!(error = %e, "releasing an export lease failed; it expires");
-        }
+        self.shared.leases.release(vec![key]).await;
         let reached = result?;
         report.lag_records += (offsets.high_watermark - reached).max(0) as u64;
         Ok(())
@@ -281,24 +260,19 @@ impl Exporter {
             };
             let mut objects = 0;
             let (bytes, unreadable) =
-                crate::read::batches(&self.store, &batches, &mut objects).await;
+                crate::read::batches(&self.shared.store, &batches, &mut objects).await;
             if let Some(o) = unreadable.first() {
                 return Err(ExportError::Unreadable(*o));
             }
             let mut records = Vec::new();
             for b in &batches {
-                let raw = bytes
-                    .get(&(b.object, b.position))
-                    .cloned()
-                    .ok_or(ExportError::Unreadable(b.object))?;
-                let batch = Batch::parse_stored(raw)
-                    .map_err(|e| ExportError::Corrupt(b.object, e.to_string()))?;
+                let batch = crate::read::stored_batch(&bytes, b)?;
                 records_of(&batch, b.base_offset, tp.partition, start, &mut records)
                     .map_err(|e| ExportError::Corrupt(b.object, e))?;
             }
             let count = records.len() as u64;
             report.files_written += write_files(
-                &self.store,
+                &self.shared.store,
                 &self.config.prefix,
                 &topic.name,
                 tp.partition,
@@ -307,7 +281,7 @@ impl Exporter {
                 projection,
             )
             .await?;
-            self.metastore.advance_export(tp, at, next).await?;
+            self.shared.metastore.advance_export(tp, at, next).await?;
             report.records_exported += count;
             at = Some(next);
             start = next;
@@ -327,6 +301,7 @@ impl Exporter {
         let mut offset = start;
         while offset < end && bytes < self.config.chunk_bytes {
             let slice = self
+                .shared
                 .metastore
                 .read_index(tp, offset, PAGE_BYTES.min(self.config.chunk_bytes))
                 .await?;
