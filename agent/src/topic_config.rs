@@ -24,6 +24,8 @@ enum Kind {
     List(&'static [&'static str]),
     /// Anything (replica lists, versions).
     Text,
+    /// A Parquet export's JSON projection, `name:type,…` (`skiff_format::projection`).
+    Projection,
 }
 
 const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
@@ -151,7 +153,7 @@ const CONFIGS: &[(&str, Kind, Option<&str>)] = &[
     ("unclean.leader.election.enable", Kind::Bool, Some("false")),
     // Skiff's own: export the topic to Parquet, projecting JSON values (docs/operations.md).
     ("skiff.parquet.enable", Kind::Bool, Some("false")),
-    ("skiff.parquet.json.schema", Kind::Text, Some("")),
+    ("skiff.parquet.json.schema", Kind::Projection, Some("")),
 ];
 
 /// Why a config was refused; the message goes to the client with INVALID_CONFIG.
@@ -208,6 +210,11 @@ pub fn validate(name: &str, value: &str) -> Result<(), ConfigError> {
             }
         }
         Kind::Text => {}
+        Kind::Projection => {
+            value
+                .parse::<skiff_format::projection::Projection>()
+                .map_err(|e| ConfigError(format!("Invalid value for configuration {name}: {e}")))?;
+        }
     }
     Ok(())
 }
@@ -253,10 +260,13 @@ pub fn validate_ops(
                     items.retain(|i| !gone.contains(i));
                 }
                 if items.is_empty() {
-                    after.remove(name);
-                } else {
-                    after.insert(name.clone(), items.join(","));
+                    // Kafka refuses an empty cleanup.policy too; dropping the override instead
+                    // would silently bring back the default (`delete`) on a compact-only topic.
+                    return Err(ConfigError(format!(
+                        "Invalid value for configuration {name}: subtracting would leave it empty"
+                    )));
                 }
+                after.insert(name.clone(), items.join(","));
             }
         }
     }
@@ -324,6 +334,9 @@ mod tests {
         assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(validate("skiff.parquet.enable", "TRUE").is_ok());
         assert!(validate("message.timestamp.type", "LogAppendTime").is_ok());
+        assert!(validate("skiff.parquet.json.schema", "n:int64,name:string").is_ok());
+        assert!(validate("skiff.parquet.json.schema", "offset:int64").is_err());
+        assert!(validate("skiff.parquet.json.schema", "n:uuid").is_err());
     }
 
     #[test]
@@ -359,6 +372,11 @@ mod tests {
             value: "5".into(),
         };
         assert!(validate_ops(&current, &[append_to_number]).is_err());
+        let empty = ConfigOp::Subtract {
+            name: "cleanup.policy".into(),
+            value: "delete".into(),
+        };
+        assert!(validate_ops(&current, &[empty]).is_err());
         let delete_unknown = ConfigOp::Delete {
             name: "nope".into(),
         };

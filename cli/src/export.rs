@@ -44,9 +44,13 @@ pub struct ParquetArgs {
     /// timestamp_ms)
     #[arg(long)]
     json_schema: Option<String>,
-    /// Records per file (each partition's records are cut into chunks of this many)
+    /// Records per file at most (each partition's records are cut into chunks of this many, or
+    /// of --bytes-per-file, whichever comes first)
     #[arg(long, default_value_t = 1_000_000)]
     records_per_file: usize,
+    /// Key and value bytes per file at most, and so about the memory the export holds
+    #[arg(long, default_value_t = 256 << 20)]
+    bytes_per_file: u64,
     /// S3-compatible endpoint for an s3:// destination
     #[arg(long, env = "SKIFF_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
@@ -92,6 +96,7 @@ pub async fn run(cmd: ExportCommand) -> anyhow::Result<()> {
         let mut offset = low;
         // The records not written yet, and the offset their file is named after.
         let mut pending: Vec<ExportRecord> = Vec::new();
+        let mut pending_bytes = 0u64;
         let mut first = low;
         loop {
             let done = offset >= high;
@@ -100,14 +105,31 @@ pub async fn run(cmd: ExportCommand) -> anyhow::Result<()> {
                 let Some(next) = records.next else {
                     bail!("partition {partition}: nothing readable at offset {offset}, below the end {high}");
                 };
-                pending.extend(records.records.into_iter().filter(|r| r.offset < high));
+                for r in records.records.into_iter().filter(|r| r.offset < high) {
+                    pending_bytes += record_bytes(&r);
+                    pending.push(r);
+                }
                 offset = next;
                 if let Some(bar) = &bar {
                     bar.set_position(exported + pending.len() as u64);
                 }
             }
-            while pending.len() >= args.records_per_file || (done && !pending.is_empty()) {
-                let rest = pending.split_off(pending.len().min(args.records_per_file));
+            while pending.len() >= args.records_per_file
+                || pending_bytes >= args.bytes_per_file
+                || (done && !pending.is_empty())
+            {
+                // The most records that fit both limits (at least one).
+                let mut take = 0;
+                let mut bytes = 0;
+                for r in pending.iter().take(args.records_per_file) {
+                    if take > 0 && bytes + record_bytes(r) > args.bytes_per_file {
+                        break;
+                    }
+                    bytes += record_bytes(r);
+                    take += 1;
+                }
+                pending_bytes -= bytes;
+                let rest = pending.split_off(take);
                 let next_first = rest.first().map_or(offset, |r| r.offset);
                 let file = std::mem::replace(&mut pending, rest);
                 exported += file.len() as u64;
@@ -130,6 +152,11 @@ pub async fn run(cmd: ExportCommand) -> anyhow::Result<()> {
         args.to
     );
     Ok(())
+}
+
+fn record_bytes(r: &ExportRecord) -> u64 {
+    let len = |b: &Option<Bytes>| b.as_ref().map_or(0, |b| b.len() as u64);
+    len(&r.key) + len(&r.value)
 }
 
 fn progress_bar(total: i64, off: bool) -> Option<indicatif::ProgressBar> {

@@ -20,7 +20,7 @@
 //! batches, and records without a key (Kafka refuses them on compacted topics; if one got in, it
 //! is not the compactor's to drop).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use object_store::{ObjectStore, PutPayload};
@@ -45,6 +45,10 @@ pub struct CompactionConfig {
     pub segment_bytes: u64,
     /// The most one batch may decompress to; a batch beyond it is kept as it is.
     pub max_decompressed: usize,
+    /// Distinct keys one compaction maps at most (the map holds a copy of each); a longer range
+    /// is compacted in rounds, the first as far as this many keys reach. Kafka bounds its cleaner
+    /// the same way (`log.cleaner.dedupe.buffer.size`).
+    pub max_keys: usize,
 }
 
 impl Default for CompactionConfig {
@@ -53,6 +57,7 @@ impl Default for CompactionConfig {
             read_bytes: 256 << 20,
             segment_bytes: 128 << 20,
             max_decompressed: skiff_format::records::MAX_DECOMPRESSED_RECORDS,
+            max_keys: 4_000_000,
         }
     }
 }
@@ -118,21 +123,26 @@ pub struct CompactionReport {
     pub dirty_bytes: u64,
 }
 
-/// The latest record of one key in the range.
-#[derive(Clone, Copy, Debug)]
-struct Latest {
-    offset: i64,
-    tombstone: bool,
-    timestamp: i64,
+/// What one compaction did, for the partition's progress.
+struct Compacted {
+    /// Offsets below this were in the compacted range (less than the cleanable range when the
+    /// key budget cut it short).
+    mapped_to: i64,
+    /// The tombstones kept, with when each was first seen.
+    tombstones_seen: HashMap<i64, i64>,
 }
 
 /// Where compaction stands for one partition, in memory: a restarted compactor counts the whole
-/// log as dirty once.
-#[derive(Clone, Copy, Debug, Default)]
+/// log as dirty once, and starts every tombstone's `delete.retention.ms` again.
+#[derive(Clone, Debug, Default)]
 struct Progress {
     /// Every offset below was in a compacted range.
     cleaned_to: i64,
-    /// When the earliest tombstone kept by the last compaction comes due.
+    /// When a compaction first kept each tombstone (by offset), as Kafka's cleaner stamps a
+    /// delete horizon on the batch the first time it cleans one (KIP-534): the tombstone goes
+    /// `delete.retention.ms` after that, whatever its own timestamp says.
+    tombstones_seen: HashMap<i64, i64>,
+    /// When the earliest of those comes due.
     tombstone_due_ms: Option<i64>,
 }
 
@@ -163,14 +173,27 @@ impl Compactor {
                     topic_id: topic.topic_id,
                     partition,
                 };
-                match self.partition(tp, policy, now_ms, &mut report).await {
+                // A topic that also exports is compacted only as far as it is exported, so that
+                // the export sees every record.
+                let exported = if crate::export::topic_projection(&topic).is_some() {
+                    let progress = self.shared.metastore.export_progress(vec![tp]).await?;
+                    Some(progress.first().copied().flatten().unwrap_or(0))
+                } else {
+                    None
+                };
+                match self
+                    .partition(tp, policy, exported, now_ms, &mut report)
+                    .await
+                {
                     Ok(()) => {}
                     Err(CompactionError::Metastore(MetastoreError::Rejected(
                         MetaError::UnknownTopicOrPartition | MetaError::OffsetOutOfRange,
                     ))) => {}
                     Err(e) => return Err(e),
                 }
-                live.insert(tp, self.progress.get(&tp).copied().unwrap_or_default());
+                if let Some(p) = self.progress.remove(&tp) {
+                    live.insert(tp, p);
+                }
             }
         }
         self.progress = live;
@@ -184,6 +207,7 @@ impl Compactor {
         &mut self,
         tp: TopicPartition,
         policy: Policy,
+        exported: Option<i64>,
         now_ms: i64,
         report: &mut CompactionReport,
     ) -> Result<(), CompactionError> {
@@ -198,14 +222,14 @@ impl Compactor {
         let young = now_ms.saturating_sub(policy.min_compaction_lag_ms);
         let end = index
             .iter()
-            .position(|b| b.max_timestamp > young)
+            .position(|b| b.max_timestamp > young || exported.is_some_and(|e| b.last_offset >= e))
             .unwrap_or(index.len())
             .min(index.len().saturating_sub(1));
         let range = &index[..end];
         let Some(range_end) = range.last().map(|b| b.last_offset + 1) else {
             return Ok(());
         };
-        let progress = self.progress.get(&tp).copied().unwrap_or_default();
+        let progress = self.progress.get(&tp).cloned().unwrap_or_default();
         let total: u64 = range.iter().map(|b| u64::from(b.len)).sum();
         let dirty_batches: Vec<&BatchLocation> = range
             .iter()
@@ -226,15 +250,32 @@ impl Compactor {
             report.dirty_bytes += dirty;
             return Ok(());
         }
-        let result = self.compact(tp, range, policy, now_ms, report).await;
+        let result = self
+            .compact(
+                tp,
+                range,
+                progress.cleaned_to,
+                policy,
+                &progress.tombstones_seen,
+                now_ms,
+                report,
+            )
+            .await;
         self.shared.leases.release(vec![rewrite_key(&tp)]).await;
         match result {
-            Ok(tombstone_due_ms) => {
+            Ok(done) => {
                 report.partitions_compacted += 1;
+                let tombstone_due_ms = done
+                    .tombstones_seen
+                    .values()
+                    .map(|seen| seen.saturating_add(policy.delete_retention_ms))
+                    .min();
                 self.progress.insert(
                     tp,
                     Progress {
-                        cleaned_to: range_end,
+                        // A round cut short by the key budget leaves the rest dirty.
+                        cleaned_to: done.mapped_to.min(range_end),
+                        tombstones_seen: done.tombstones_seen,
                         tombstone_due_ms,
                     },
                 );
@@ -270,108 +311,135 @@ impl Compactor {
         Ok(out)
     }
 
-    /// Compacts `range`; answers when the earliest kept tombstone comes due, if any.
+    /// Compacts `range`, whose batches from `dirty_from` on were written since its last
+    /// compaction, as Kafka's cleaner does: the map of latest offsets is built over the dirty
+    /// part only (the rest holds one record per key already), as far as the key budget reaches,
+    /// and everything up to there is rewritten with it.
+    #[allow(clippy::too_many_arguments)]
     async fn compact(
         &self,
         tp: TopicPartition,
         range: &[BatchLocation],
+        dirty_from: i64,
         policy: Policy,
+        seen_before: &HashMap<i64, i64>,
         now_ms: i64,
         report: &mut CompactionReport,
-    ) -> Result<Option<i64>, RunError> {
-        let chunks = chunks(range, self.config.read_bytes);
-        // Read once when the range fits in one chunk; else once to map, once to rewrite.
-        let mut kept_bytes = None;
-        let mut latest: HashMap<Bytes, Latest> = HashMap::new();
-        let mut keyed_records = 0u64;
-        for chunk in &chunks {
+    ) -> Result<Compacted, RunError> {
+        let dirty_start = range
+            .iter()
+            .position(|b| b.base_offset >= dirty_from)
+            .unwrap_or(range.len());
+        let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        // Batches whose records do not decode (the produce path checks headers only): kept
+        // whole, their keys unknown.
+        let mut opaque: HashSet<i64> = HashSet::new();
+        let mut mapped = 0usize;
+        'map: for chunk in chunks(&range[dirty_start..], self.config.read_bytes) {
             let bytes = self.read(chunk, report).await?;
             for b in chunk.iter() {
+                if latest.len() >= self.config.max_keys {
+                    break 'map;
+                }
+                mapped += 1;
                 let batch = batch_at(&bytes, b)?;
                 if batch.header.is_control() {
                     continue;
                 }
-                for record in skiff_format::records_with_limit(&batch, self.config.max_decompressed)
-                    .map_err(|e| RunError::Corrupt(b.object, e.to_string()))?
-                {
-                    let record = record.map_err(|e| RunError::Corrupt(b.object, e.to_string()))?;
+                let decoded =
+                    skiff_format::records_with_limit(&batch, self.config.max_decompressed)
+                        .map_err(|e| e.to_string())
+                        .and_then(|records| {
+                            records
+                                .map(|r| r.map_err(|e| e.to_string()))
+                                .collect::<Result<Vec<_>, _>>()
+                        });
+                let records = match decoded {
+                    Ok(records) => records,
+                    Err(e) => {
+                        warn!(topic_id = %tp.topic_id, partition = tp.partition, base_offset = b.base_offset, error = %e, "records that do not decode: the batch is kept whole");
+                        opaque.insert(b.base_offset);
+                        continue;
+                    }
+                };
+                for record in records {
                     let Some(key) = record.key else { continue };
-                    keyed_records += 1;
-                    let now = Latest {
-                        offset: b.base_offset + i64::from(record.offset_delta),
-                        tombstone: record.value.is_none(),
-                        timestamp: record.timestamp,
-                    };
+                    let offset = b.base_offset + i64::from(record.offset_delta);
                     match latest.get_mut(key.as_ref()) {
-                        Some(l) => *l = now,
+                        Some(l) => *l = offset,
                         // A copy: a slice would keep the whole decompressed buffer alive.
                         None => {
-                            latest.insert(Bytes::copy_from_slice(&key), now);
+                            latest.insert(Bytes::copy_from_slice(&key), offset);
                         }
                     }
                 }
             }
-            if chunks.len() == 1 {
-                kept_bytes = Some(bytes);
-            }
         }
-        let tombstone_horizon = now_ms.saturating_sub(policy.delete_retention_ms);
-        let expired_tombstones = latest
-            .values()
-            .filter(|l| l.tombstone && l.timestamp < tombstone_horizon)
-            .count() as u64;
-        let superseded = keyed_records - latest.len() as u64;
-        let next_due = latest
-            .values()
-            .filter(|l| l.tombstone && l.timestamp >= tombstone_horizon)
-            .map(|l| l.timestamp.saturating_add(policy.delete_retention_ms))
-            .min();
-        if superseded == 0 && expired_tombstones == 0 {
-            return Ok(next_due);
-        }
+        let range = &range[..dirty_start + mapped];
+        let mapped_to = range.last().map_or(dirty_from, |b| b.last_offset + 1);
 
         let mut out = Output::new(tp, self.config.segment_bytes);
-        for chunk in &chunks {
-            let bytes = match kept_bytes.take() {
-                Some(b) => b,
-                None => self.read(chunk, report).await?,
-            };
+        let mut removed = 0u64;
+        let mut tombstones_removed = 0u64;
+        let mut tombstones_seen = HashMap::new();
+        for chunk in chunks(range, self.config.read_bytes) {
+            let bytes = self.read(chunk, report).await?;
             for b in chunk.iter() {
                 let batch = batch_at(&bytes, b)?;
-                let retained = if batch.header.is_control() {
+                // Counted per batch, kept only if the batch is rewritten.
+                let (mut gone, mut tombstones_gone) = (0u64, 0u64);
+                let mut seen = Vec::new();
+                let retained = if batch.header.is_control() || opaque.contains(&b.base_offset) {
                     Retained::All
                 } else {
-                    skiff_format::retain(&batch, self.config.max_decompressed, |r| {
+                    let kept = skiff_format::retain(&batch, self.config.max_decompressed, |r| {
                         let Some(key) = &r.key else { return true };
                         let offset = b.base_offset + i64::from(r.offset_delta);
-                        match latest.get(key.as_ref()) {
-                            Some(l) if l.offset == offset => {
-                                !(l.tombstone && l.timestamp < tombstone_horizon)
-                            }
-                            _ => false,
+                        // A key the dirty part does not hold again is the latest where it is.
+                        if latest.get(key.as_ref()).is_some_and(|&l| l != offset) {
+                            gone += 1;
+                            return false;
                         }
-                    })
-                    .map_err(|e| RunError::Corrupt(b.object, e.to_string()))?
+                        if r.value.is_none() {
+                            let first_seen = seen_before.get(&offset).copied().unwrap_or(now_ms);
+                            if now_ms.saturating_sub(first_seen) >= policy.delete_retention_ms {
+                                gone += 1;
+                                tombstones_gone += 1;
+                                return false;
+                            }
+                            seen.push((offset, first_seen));
+                        }
+                        true
+                    });
+                    match kept {
+                        Ok(kept) => kept,
+                        Err(e) => {
+                            warn!(topic_id = %tp.topic_id, partition = tp.partition, base_offset = b.base_offset, error = %e, "records that do not decode: the batch is kept whole");
+                            (gone, tombstones_gone) = (0, 0);
+                            seen.clear();
+                            Retained::All
+                        }
+                    }
                 };
-                let kept = match retained {
-                    Retained::All => Some(batch),
-                    Retained::Nothing => None,
-                    Retained::Some(bytes) => Some(
-                        Batch::parse_stored(bytes)
-                            .map_err(|e| RunError::Corrupt(b.object, e.to_string()))?,
-                    ),
-                };
-                out.push(b, kept);
+                removed += gone;
+                tombstones_removed += tombstones_gone;
+                tombstones_seen.extend(seen);
+                out.push(b, retained, batch)?;
                 if out.full() {
                     self.swap(out.take(), report).await?;
                 }
             }
         }
         self.swap(out.take(), report).await?;
-        report.records_removed += superseded;
-        report.tombstones_removed += expired_tombstones;
-        info!(topic_id = %tp.topic_id, partition = tp.partition, superseded, expired_tombstones, keys = latest.len(), "partition compacted");
-        Ok(next_due)
+        report.records_removed += removed;
+        report.tombstones_removed += tombstones_removed;
+        if removed > 0 {
+            info!(topic_id = %tp.topic_id, partition = tp.partition, removed, tombstones_removed, dirty_keys = latest.len(), "partition compacted");
+        }
+        Ok(Compacted {
+            mapped_to,
+            tombstones_seen,
+        })
     }
 
     async fn read(
@@ -391,7 +459,9 @@ impl Compactor {
 
     /// Writes one run's segment (unless nothing of the run is left) and swaps it in.
     async fn swap(&self, run: Option<Run>, report: &mut CompactionReport) -> Result<(), RunError> {
-        let Some(run) = run else { return Ok(()) };
+        let Some(run) = run.filter(|r| r.changed) else {
+            return Ok(());
+        };
         let id = run.id;
         let (size, batches) = match run.builder {
             Some(builder) => {
@@ -435,6 +505,8 @@ struct Run {
     id: ObjectId,
     /// `None` until a batch is kept.
     builder: Option<ObjectBuilder>,
+    /// Whether any batch of the run lost records: a run without change is not rewritten.
+    changed: bool,
     replaced: Vec<(i64, ObjectId)>,
     kept: Vec<BatchLocation>,
 }
@@ -454,15 +526,34 @@ impl Output {
         }
     }
 
-    fn push(&mut self, old: &BatchLocation, kept: Option<Batch>) {
+    /// Adds what was kept of the batch at `old` (`retained` of `batch`) to the run.
+    fn push(
+        &mut self,
+        old: &BatchLocation,
+        retained: Retained,
+        batch: Batch,
+    ) -> Result<(), RunError> {
+        let (kept, unchanged) = match retained {
+            Retained::All => (Some(batch), true),
+            Retained::Nothing => (None, false),
+            Retained::Some(bytes) => (
+                Some(
+                    Batch::parse_stored(bytes)
+                        .map_err(|e| RunError::Corrupt(old.object, e.to_string()))?,
+                ),
+                false,
+            ),
+        };
         let tp = self.tp;
         let run = self.run.get_or_insert_with(|| Run {
             tp,
             id: ObjectId(ulid::Ulid::new()),
             builder: None,
+            changed: false,
             replaced: Vec::new(),
             kept: Vec::new(),
         });
+        run.changed |= !unchanged;
         run.replaced.push((old.base_offset, old.object));
         if let Some(batch) = kept {
             let id = run.id;
@@ -470,7 +561,6 @@ impl Output {
                 .builder
                 .get_or_insert_with(|| ObjectBuilder::new(id.0 .0));
             let position = builder.push(*tp.topic_id.as_bytes(), tp.partition, &batch);
-            let h = &batch.header;
             run.kept.push(BatchLocation {
                 base_offset: old.base_offset,
                 last_offset: old.last_offset,
@@ -480,14 +570,15 @@ impl Output {
                 // The timestamp of the record at the base offset, which may have gone: then
                 // "unknown", so that ListOffsets reads the records instead of answering the
                 // base offset, which no record holds any more.
-                first_timestamp: if batch.bytes.len() == old.len as usize {
+                first_timestamp: if unchanged {
                     old.first_timestamp
                 } else {
                     i64::MIN
                 },
-                max_timestamp: h.max_timestamp,
+                max_timestamp: batch.header.max_timestamp,
             });
         }
+        Ok(())
     }
 
     fn full(&self) -> bool {

@@ -2,9 +2,10 @@
 //!
 //! 1. runs retention: one `EnforceRetention` command trims every partition past its
 //!    `retention.ms` / `retention.bytes` (time travels in the command, so replicas agree);
-//! 2. compacts the partitions of topics with `cleanup.policy=compact` ([`compaction`]);
-//! 3. merges small ingestion objects into per-partition segments ([`merge`]);
-//! 4. exports topics with `skiff.parquet.enable=true` to Parquet ([`export`]);
+//! 2. exports topics with `skiff.parquet.enable=true` to Parquet ([`export`]);
+//! 3. compacts the partitions of topics with `cleanup.policy=compact` ([`compaction`]), those
+//!    that export only as far as they are exported;
+//! 4. merges small ingestion objects into per-partition segments ([`merge`]);
 //! 5. collects garbage ([`gc`]): objects the index no longer points at, and objects uploaded but
 //!    never committed, are deleted once a grace period has passed, so fetches in flight finish
 //!    and commits in flight land first.
@@ -179,7 +180,7 @@ impl Compactor {
         }
     }
 
-    /// One pass: retention, compaction, merging, export, then garbage collection.
+    /// One pass: retention, export, compaction, merging, then garbage collection.
     pub async fn pass(&mut self) -> Result<PassReport, PassError> {
         let started = std::time::Instant::now();
         // Held for one pass at most, and given back after: a compactor that dies holding it
@@ -222,9 +223,11 @@ impl Compactor {
             }
             report.gc.partitions_trimmed = trimmed.len();
         }
+        // Export before compaction: compaction of an exported topic stops where its export
+        // stands, so whatever this pass exports is compactable in the same pass.
+        report.export = self.exporter.pass().await?;
         report.compaction = self.compaction.pass(now_ms()).await?;
         report.merge = self.merger.pass().await?;
-        report.export = self.exporter.pass().await?;
         if housekeeping {
             let trimmed = report.gc.partitions_trimmed;
             report.gc = self.gc.pass().await?;

@@ -34,6 +34,12 @@ use tracing::{debug, info, warn};
 use crate::lease::rewrite_key;
 use crate::{object_path, Shared};
 
+/// The group still growing at the end of a partition is merged only once it joins this many
+/// runs (or half the target): merging it with every new flush would rewrite the same small
+/// segment pass after pass; waiting for a few runs divides that rewriting by as many, for at
+/// most as many extra objects at the tail.
+const MIN_TAIL_RUNS: usize = 4;
+
 /// Index entries read per metastore call while planning.
 const PAGE_BYTES: u64 = 256 << 20;
 
@@ -146,11 +152,16 @@ impl Planner {
         self.open.push(run);
     }
 
-    /// Ends the group being built; it is worth a segment only if it joins two runs or more.
+    /// Ends the group being built; it is worth a segment only if it joins `min_runs` runs or
+    /// more.
     fn close(&mut self) {
+        self.close_if(2);
+    }
+
+    fn close_if(&mut self, min_runs: usize) {
         let runs = std::mem::take(&mut self.open);
         let bytes = std::mem::replace(&mut self.open_bytes, 0);
-        if runs.len() >= 2 {
+        if runs.len() >= min_runs.max(2) || (runs.len() >= 2 && bytes >= self.target / 2) {
             self.groups.push(Group {
                 tp: self.tp,
                 batches: runs.into_iter().flat_map(|r| r.batches).collect(),
@@ -171,7 +182,7 @@ impl Planner {
             .first()
             .and_then(|r| r.batches.first())
             .map(|b| b.base_offset);
-        self.close();
+        self.close_if(MIN_TAIL_RUNS);
         (self.groups, resume)
     }
 }

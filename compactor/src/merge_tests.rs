@@ -53,21 +53,32 @@ fn small_runs_are_packed_up_to_the_target() {
 
 #[test]
 fn batches_of_one_object_form_one_run() {
-    // Objects 1,1,2,2,3: three runs of 200, 200 and 100 bytes with a target of 1000.
-    let (groups, resume) = plan(1000, batches(&[1, 1, 2, 2, 3], 100));
-    assert_eq!(groups, [vec![0, 10, 20, 30, 40]]);
+    // Objects 1,1,2,2,3,4: four runs of 200, 200, 100 and 100 bytes with a target of 1000.
+    let (groups, resume) = plan(1000, batches(&[1, 1, 2, 2, 3, 4], 100));
+    assert_eq!(groups, [vec![0, 10, 20, 30, 40, 50]]);
     // The group may still grow: the next pass starts from it.
     assert_eq!(resume, Some(0));
 }
 
 #[test]
+fn the_tail_waits_for_a_few_runs() {
+    // Three small runs at the end of the log: not yet worth rewriting.
+    let (groups, resume) = plan(1000, batches(&[1, 2, 3], 100));
+    assert!(groups.is_empty());
+    assert_eq!(resume, Some(0));
+    // Unless they already make half a segment.
+    let (groups, _) = plan(1000, batches(&[1, 1, 1, 2, 2, 2], 100));
+    assert_eq!(groups, [vec![0, 10, 20, 30, 40, 50]]);
+}
+
+#[test]
 fn large_runs_stay_and_split_what_is_around_them() {
-    // Target 400: object 9 holds a 300-byte run (over half), which stays.
-    let (groups, resume) = plan(400, batches(&[1, 2, 9, 9, 9, 3, 4], 100));
-    assert_eq!(groups, [vec![0, 10], vec![50, 60]]);
-    assert_eq!(resume, Some(50));
+    // Target 400: object 9 holds a 250-byte run (over half), which stays.
+    let (groups, resume) = plan(400, batches(&[1, 2, 9, 9, 9, 9, 9, 3, 4, 5, 6], 50));
+    assert_eq!(groups, [vec![0, 10], vec![70, 80, 90, 100]]);
+    assert_eq!(resume, Some(70));
     // An index that ends in a large run leaves nothing to resume from.
-    let (groups, resume) = plan(400, batches(&[1, 2, 9, 9, 9], 100));
+    let (groups, resume) = plan(400, batches(&[1, 2, 9, 9, 9, 9, 9], 50));
     assert_eq!(groups, [vec![0, 10]]);
     assert_eq!(resume, None);
 }

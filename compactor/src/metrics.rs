@@ -36,6 +36,7 @@ pub struct CompactorMetrics {
     pub garbage_waiting: Gauge,
     pub parquet_files_written: Counter,
     pub parquet_records_exported: Counter,
+    pub parquet_batches_skipped: Counter,
     /// Offsets committed but not yet exported, over every exporting partition, after the last
     /// pass.
     pub parquet_export_lag: Gauge,
@@ -113,6 +114,11 @@ impl CompactorMetrics {
             self.parquet_records_exported.clone(),
         );
         r.register(
+            "parquet_batches_skipped",
+            "Batches left out of the export because their records do not decode",
+            self.parquet_batches_skipped.clone(),
+        );
+        r.register(
             "parquet_export_lag_records",
             "Records committed but not yet exported to Parquet, over every exporting partition",
             self.parquet_export_lag.clone(),
@@ -164,6 +170,8 @@ impl CompactorMetrics {
             .inc_by(report.export.files_written as u64);
         self.parquet_records_exported
             .inc_by(report.export.records_exported);
+        self.parquet_batches_skipped
+            .inc_by(report.export.batches_skipped);
         self.parquet_export_lag
             .set(i64::try_from(report.export.lag_records).unwrap_or(i64::MAX));
         self.last_pass_seconds.set(seconds);

@@ -156,7 +156,7 @@ async fn keeps_the_latest_record_of_each_key_at_its_offset() {
     .unwrap();
 
     // 1,000 updates of 20 keys in batches of 10, each batch with the next codec. Keys 0 and 1 end
-    // with a tombstone: key 0's is old (past delete.retention.ms), key 1's is recent.
+    // with a tombstone (one with an old timestamp, one recent: it makes no difference).
     let now = skiff_compactor::now_ms();
     let mut records = Vec::new();
     for i in 0..1000 {
@@ -227,39 +227,242 @@ async fn keeps_the_latest_record_of_each_key_at_its_offset() {
     let report = compactor.pass(now).await.unwrap();
     assert_eq!(report.partitions_compacted, 1, "{report:?}");
 
-    // What should be left: the last record of each key, except key 0 (expired tombstone).
+    // What should be left: the last record of each key, tombstones included (they stay for
+    // delete.retention.ms after the compaction that first kept them, whatever their own
+    // timestamp), and the last batch whole.
     let mut last: HashMap<Option<Bytes>, Seen> = HashMap::new();
     for s in &before {
         last.insert(s.1.clone(), s.clone());
     }
     let mut want: Vec<Seen> = last
         .into_values()
-        .filter(|s| s.1.as_deref() != Some(b"key-0") && s.1.as_deref() != Some(b"tail"))
+        .filter(|s| s.1.as_deref() != Some(b"tail"))
         .collect();
-    // The last batch, whole.
     want.extend(before.iter().filter(|s| s.0 >= 1002).cloned());
     want.sort_by_key(|s| s.0);
     let after = read_all(&meta, &store).await;
     assert_eq!(after, want);
-    assert_eq!(after.len(), 19 + 8);
-    // Key 1's tombstone is still there, at offset 1001.
-    assert_eq!(after[18].0, 1001);
-    assert_eq!(after[18].2, None);
+    assert_eq!(after.len(), 20 + 8);
+    // Both tombstones are there, at offsets 1000 and 1001.
+    assert_eq!((after[18].0, after[19].0), (1000, 1001));
+    assert_eq!((after[18].2.as_ref(), after[19].2.as_ref()), (None, None));
     assert_eq!(report.records_removed, 1002 - 20);
-    assert_eq!(report.tombstones_removed, 1);
+    assert_eq!(report.tombstones_removed, 0);
     // The offsets still span what they did.
     let offsets = meta.offsets(tp()).await.unwrap();
     assert_eq!(offsets.high_watermark, 1010);
     assert_eq!(after.last().unwrap().0, 1009);
 
-    // Nothing new: the next pass rewrites nothing.
-    let report = compactor.pass(now).await.unwrap();
+    // Nothing new and no tombstone due: the next pass rewrites nothing.
+    let report = compactor.pass(now + 59_000).await.unwrap();
     assert_eq!(report.partitions_compacted, 0, "{report:?}");
-    // Once key 1's tombstone is due, it goes.
-    let report = compactor.pass(now + 120_000).await.unwrap();
-    assert_eq!(report.tombstones_removed, 1, "{report:?}");
+    // delete.retention.ms (60 s) after that first compaction, both tombstones go.
+    let report = compactor.pass(now + 60_000).await.unwrap();
+    assert_eq!(report.tombstones_removed, 2, "{report:?}");
     let after = read_all(&meta, &store).await;
     assert_eq!(after.len(), 18 + 8);
     assert!(after.iter().all(|s| s.2.is_some()));
+    meta.shutdown().await;
+}
+
+/// A topic "c" (1 partition) with `cleanup.policy=compact` and `configs`.
+async fn compacted_topic(
+    configs: &[(&str, &str)],
+) -> (tempfile::TempDir, Arc<LocalMetastore>, Arc<InMemory>) {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(LocalMetastore::open(dir.path()).await.unwrap());
+    let store = Arc::new(InMemory::new());
+    let mut all: BTreeMap<String, String> = configs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    all.insert("cleanup.policy".into(), "compact".into());
+    meta.create_topic(CreateTopic {
+        name: "c".into(),
+        topic_id: tp().topic_id,
+        partitions: 1,
+        configs: all,
+        now_ms: 0,
+    })
+    .await
+    .unwrap();
+    (dir, meta, store)
+}
+
+/// One batch of `key=value` records.
+fn batch_of(records: &[(&str, &str)], ts: i64) -> Bytes {
+    let mut b = BatchBuilder::new(ts);
+    for (k, v) in records {
+        b = b.record(ts, Some(k.as_bytes()), Some(v.as_bytes()));
+    }
+    b.build()
+}
+
+fn compactor(
+    meta: &Arc<LocalMetastore>,
+    store: &Arc<InMemory>,
+    config: CompactionConfig,
+) -> Compactor {
+    let shared = Shared::new(
+        meta.clone(),
+        store.clone(),
+        "test".into(),
+        Duration::from_secs(60),
+    );
+    Compactor::new(shared, config)
+}
+
+/// (offset, key, value) of every record, reading only batches that decode.
+async fn keys_and_values(meta: &LocalMetastore, store: &InMemory) -> Vec<(i64, String, String)> {
+    let mut out = Vec::new();
+    for b in meta.read_index(tp(), 0, u64::MAX).await.unwrap().batches {
+        let bytes = store
+            .get_range(&path(b.object), b.position..b.position + u64::from(b.len))
+            .await
+            .unwrap();
+        let batch = Batch::parse_stored(bytes).unwrap();
+        let Ok(records) = skiff_format::records(&batch) else {
+            continue;
+        };
+        for r in records.flatten() {
+            let text =
+                |v: Option<Bytes>| String::from_utf8(v.unwrap_or_default().to_vec()).unwrap();
+            out.push((
+                b.base_offset + i64::from(r.offset_delta),
+                text(r.key),
+                text(r.value),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_batch_whose_records_do_not_decode_is_kept_whole() {
+    let (_dir, meta, store) = compacted_topic(&[]).await;
+    let now = skiff_compactor::now_ms();
+    // A valid header and CRC over records that are garbage: the produce path accepts it.
+    let mut bad = batch_of(&[("k", "x")], now).to_vec();
+    let records_at = BATCH_HEADER_LEN;
+    bad[records_at] = 0x7f; // a record length far past the end
+    update_crc(&mut bad);
+    let bad = Bytes::from(bad);
+    commit(
+        &meta,
+        &store,
+        vec![
+            batch_of(&[("a", "1"), ("b", "1")], now),
+            bad.clone(),
+            batch_of(&[("a", "2")], now),
+            batch_of(&[("tail", "t")], now),
+        ],
+    )
+    .await;
+    let report = compactor(&meta, &store, CompactionConfig::default())
+        .pass(now)
+        .await
+        .unwrap();
+    assert_eq!(report.partitions_compacted, 1, "{report:?}");
+    assert_eq!(report.records_removed, 1, "a=1 superseded by a=2");
+    let got = keys_and_values(&meta, &store).await;
+    assert_eq!(
+        got,
+        [
+            (1, "b".into(), "1".into()),
+            (3, "a".into(), "2".into()),
+            (4, "tail".into(), "t".into())
+        ]
+    );
+    // The undecodable batch is still at offset 2, byte for byte.
+    let index = meta.read_index(tp(), 2, 1).await.unwrap().batches;
+    let stored = store
+        .get_range(
+            &path(index[0].object),
+            index[0].position..index[0].position + u64::from(index[0].len),
+        )
+        .await
+        .unwrap();
+    assert_eq!(index[0].base_offset, 2);
+    assert_eq!(
+        stored[8..],
+        bad[8..],
+        "the same bytes (the base offset field aside)"
+    );
+    meta.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_key_budget_compacts_in_rounds_from_the_dirty_part() {
+    let (_dir, meta, store) = compacted_topic(&[("min.cleanable.dirty.ratio", "0.01")]).await;
+    let now = skiff_compactor::now_ms();
+    // Keys k0..k9, each written twice (20 one-record batches), then a tail.
+    let mut batches = Vec::new();
+    for round in 0..2 {
+        for k in 0..10 {
+            batches.push(batch_of(&[(&format!("k{k}"), &format!("{round}"))], now));
+        }
+    }
+    batches.push(batch_of(&[("tail", "t")], now));
+    commit(&meta, &store, batches).await;
+    let mut c = compactor(
+        &meta,
+        &store,
+        CompactionConfig {
+            max_keys: 4,
+            ..CompactionConfig::default()
+        },
+    );
+    let mut passes = 0;
+    while keys_and_values(&meta, &store).await.len() > 11 {
+        let report = c.pass(now).await.unwrap();
+        assert!(report.partitions_compacted <= 1);
+        passes += 1;
+        assert!(passes <= 10, "compaction does not progress");
+    }
+    // Several rounds, each mapping at most 4 keys of the dirty part.
+    assert!(passes >= 3, "{passes} passes");
+    let got = keys_and_values(&meta, &store).await;
+    let want: Vec<(i64, String, String)> = (0..10)
+        .map(|k| (10 + k, format!("k{k}"), "1".to_string()))
+        .chain([(20, "tail".to_string(), "t".to_string())])
+        .collect();
+    assert_eq!(got, want);
+    meta.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_exported_topic_is_compacted_only_as_far_as_it_is_exported() {
+    let (_dir, meta, store) = compacted_topic(&[
+        ("skiff.parquet.enable", "true"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ])
+    .await;
+    let now = skiff_compactor::now_ms();
+    commit(
+        &meta,
+        &store,
+        vec![
+            batch_of(&[("a", "1")], now),
+            batch_of(&[("a", "2")], now),
+            batch_of(&[("a", "3")], now),
+            batch_of(&[("tail", "t")], now),
+        ],
+    )
+    .await;
+    // Nothing exported yet: nothing compacted.
+    let mut c = compactor(&meta, &store, CompactionConfig::default());
+    let report = c.pass(now).await.unwrap();
+    assert_eq!(report.records_removed, 0, "{report:?}");
+    // Exported up to offset 2 (exclusive): a=1 goes; a=2 stays, the latest of what is
+    // exported, though a=3 supersedes it.
+    meta.advance_export(tp(), None, 2).await.unwrap();
+    let report = c.pass(now).await.unwrap();
+    assert_eq!(report.records_removed, 1, "{report:?}");
+    let got = keys_and_values(&meta, &store).await;
+    assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
+    meta.advance_export(tp(), Some(2), 3).await.unwrap();
+    c.pass(now).await.unwrap();
+    let got = keys_and_values(&meta, &store).await;
+    assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 3]);
     meta.shutdown().await;
 }

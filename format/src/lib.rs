@@ -10,6 +10,7 @@ pub mod batch;
 pub mod compression;
 pub mod encode;
 pub mod object;
+pub mod projection;
 pub mod records;
 pub mod rewrite;
 pub mod varint;

@@ -19,6 +19,12 @@ impl StateMachine {
         else {
             return Err(MetaError::RewriteConflict);
         };
+        // Commands come from the network: a descending run would make the range below panic on
+        // every replica, at every replay of the log.
+        let ascending = req.replaced.windows(2).all(|w| w[0].0 < w[1].0);
+        if !ascending || first > last_base {
+            return Err(MetaError::RewriteConflict);
+        }
         // The run must be exactly as read: the same entries, no more, no fewer.
         let current: Vec<_> = part.index.range(first..=last_base).collect();
         let unchanged = current.len() == req.replaced.len()
@@ -42,7 +48,7 @@ impl StateMachine {
             {
                 return Err(MetaError::RewriteConflict);
             }
-            next = b.last_offset + 1;
+            next = b.last_offset.saturating_add(1);
         }
         for &(base, _) in &req.replaced {
             part.index.remove(&base);

@@ -159,6 +159,12 @@ fn a_rewrite_of_a_run_that_changed_is_refused_and_changes_nothing() {
     });
     assert_eq!(replace(&mut sm, &req), Err(MetaError::RewriteConflict));
 
+    // A descending run is refused, not a panic on every replica.
+    let mut sm = five_batches();
+    let mut req = merge(&sm, &[10, 20]);
+    req.replaced.reverse();
+    assert_eq!(replace(&mut sm, &req), Err(MetaError::RewriteConflict));
+
     // A run that leaves out an entry in its span would drop it from the index.
     let mut sm = five_batches();
     let mut req = merge(&sm, &[0, 20]);

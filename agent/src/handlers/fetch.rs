@@ -131,7 +131,13 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
             }
         }
         let again: Vec<Want> = stale.iter().map(|&i| wants[i].clone()).collect();
-        let replanned = plan(agent, &again, response_max).await;
+        // What the other partitions took stays taken: the response keeps to fetch.max.bytes.
+        let taken: u64 = (0..plans.len())
+            .filter(|i| !stale.contains(i))
+            .flat_map(|i| &plans[i].batches)
+            .map(|b| u64::from(b.len))
+            .sum();
+        let replanned = plan(agent, &again, response_max.saturating_sub(taken).max(1)).await;
         let lists: Vec<&[BatchLocation]> = replanned.iter().map(|p| p.batches.as_slice()).collect();
         let reread = agent.reader.read_many(&lists).await;
         for ((i, p), r) in stale.into_iter().zip(replanned).zip(reread) {

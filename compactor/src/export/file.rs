@@ -1,14 +1,18 @@
 //! One Parquet file of exported records: columns `partition`, `offset`, `timestamp`, `key`,
 //! `value`, `headers` (a list of key/value structs, in order, repeated keys kept), then the
 //! projected JSON fields. Snappy-compressed pages, row groups of at most [`ROW_GROUP_ROWS`].
+//!
+//! Byte and string columns are arrow's `Large` kinds (64-bit offsets): a file's values may add
+//! up to more than 2 GiB, where 32-bit offsets would overflow. In Parquet they are the same
+//! BYTE_ARRAY columns; readers see binary and string.
 
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    BooleanBuilder, Float64Builder, Int64Builder, LargeStringBuilder, TimestampMillisecondBuilder,
 };
 use arrow_array::{
-    ArrayRef, BinaryArray, Int32Array, Int64Array, ListArray, RecordBatch, StringArray,
+    ArrayRef, Int32Array, Int64Array, LargeBinaryArray, LargeStringArray, ListArray, RecordBatch,
     StructArray, TimestampMillisecondArray,
 };
 use arrow_buffer::OffsetBuffer;
@@ -18,7 +22,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::projection::{Cell, ColumnType, Projection};
+use super::projection::{project, Cell, ColumnType, Projection};
 
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
@@ -43,20 +47,10 @@ pub enum FileError {
     ColumnName(String),
 }
 
-/// The columns every export has.
-const FIXED: [&str; 6] = [
-    "partition",
-    "offset",
-    "timestamp",
-    "key",
-    "value",
-    "headers",
-];
-
 fn header_fields() -> Fields {
     Fields::from(vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("value", DataType::Binary, true),
+        Field::new("key", DataType::LargeUtf8, false),
+        Field::new("value", DataType::LargeBinary, true),
     ])
 }
 
@@ -70,8 +64,8 @@ pub fn schema(projection: &Projection) -> Result<Schema, FileError> {
         Field::new("partition", DataType::Int32, false),
         Field::new("offset", DataType::Int64, false),
         Field::new("timestamp", timestamp_type(), false),
-        Field::new("key", DataType::Binary, true),
-        Field::new("value", DataType::Binary, true),
+        Field::new("key", DataType::LargeBinary, true),
+        Field::new("value", DataType::LargeBinary, true),
         Field::new(
             "headers",
             DataType::List(Arc::new(Field::new(
@@ -83,11 +77,11 @@ pub fn schema(projection: &Projection) -> Result<Schema, FileError> {
         ),
     ];
     for c in &projection.columns {
-        if FIXED.contains(&c.name.as_str()) {
+        if skiff_format::projection::RESERVED.contains(&c.name.as_str()) {
             return Err(FileError::ColumnName(c.name.clone()));
         }
         let ty = match c.ty {
-            ColumnType::String => DataType::Utf8,
+            ColumnType::String => DataType::LargeUtf8,
             ColumnType::Int64 => DataType::Int64,
             ColumnType::Float64 => DataType::Float64,
             ColumnType::Bool => DataType::Boolean,
@@ -143,7 +137,7 @@ impl FileBuilder {
 
     pub fn push(&mut self, r: ExportRecord, projection: &Projection) {
         if !projection.is_empty() {
-            self.projected.push(projection.project(r.value.as_deref()));
+            self.projected.push(project(projection, r.value.as_deref()));
         }
         self.partitions.push(r.partition);
         self.offsets.push(r.offset);
@@ -162,12 +156,12 @@ impl FileBuilder {
     pub fn finish(self, projection: &Projection) -> Result<Bytes, FileError> {
         let schema = Arc::new(schema(projection)?);
         let binary = |v: &[Option<Bytes>]| -> ArrayRef {
-            Arc::new(v.iter().map(|b| b.as_deref()).collect::<BinaryArray>())
+            Arc::new(v.iter().map(|b| b.as_deref()).collect::<LargeBinaryArray>())
         };
         let headers = StructArray::try_new(
             header_fields(),
             vec![
-                Arc::new(StringArray::from_iter_values(&self.header_keys)) as ArrayRef,
+                Arc::new(LargeStringArray::from_iter_values(&self.header_keys)) as ArrayRef,
                 binary(&self.header_values),
             ],
             None,
@@ -193,7 +187,7 @@ impl FileBuilder {
                 .map(|row| row.get(i).unwrap_or(&Cell::Null));
             let array: ArrayRef = match c.ty {
                 ColumnType::String => {
-                    let mut b = StringBuilder::new();
+                    let mut b = LargeStringBuilder::new();
                     for cell in cells {
                         match cell {
                             Cell::String(s) => b.append_value(s),

@@ -46,7 +46,9 @@ impl Default for ExportConfig {
     fn default() -> Self {
         Self {
             prefix: "parquet".into(),
-            chunk_bytes: 128 << 20,
+            // Compressed bytes: the records of a chunk are held decompressed while its files
+            // are built, several times this with compressible data.
+            chunk_bytes: 32 << 20,
         }
     }
 }
@@ -57,6 +59,8 @@ pub struct ExportReport {
     pub records_exported: u64,
     /// Offsets committed but not exported yet, over every exported partition, after the pass.
     pub lag_records: u64,
+    /// Batches left out because their records do not decode.
+    pub batches_skipped: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +69,6 @@ pub enum ExportError {
     Metastore(#[from] MetastoreError),
     #[error("reading object {0}")]
     Unreadable(skiff_metastore::types::ObjectId),
-    #[error("a batch of object {0} is corrupt: {1}")]
-    Corrupt(skiff_metastore::types::ObjectId, String),
     #[error("{0}")]
     File(#[from] file::FileError),
     #[error("{0}")]
@@ -177,18 +179,12 @@ impl Exporter {
             let Some(projection) = topic_projection(&topic) else {
                 continue;
             };
-            let tps: Vec<TopicPartition> = (0..topic.partitions)
-                .map(|partition| TopicPartition {
+            for partition in 0..topic.partitions {
+                let tp = TopicPartition {
                     topic_id: topic.topic_id,
                     partition,
-                })
-                .collect();
-            let progress = self.shared.metastore.export_progress(tps.clone()).await?;
-            for (tp, at) in tps.into_iter().zip(progress) {
-                match self
-                    .partition(&topic, tp, at, &projection, &mut report)
-                    .await
-                {
+                };
+                match self.partition(&topic, tp, &projection, &mut report).await {
                     Ok(()) => {}
                     Err(ExportError::Metastore(MetastoreError::Rejected(
                         MetaError::UnknownTopicOrPartition,
@@ -209,36 +205,57 @@ impl Exporter {
         &self,
         topic: &TopicMeta,
         tp: TopicPartition,
-        at: Option<i64>,
         projection: &Projection,
         report: &mut ExportReport,
     ) -> Result<(), ExportError> {
+        let key = crate::lease::export_key(&tp);
+        if !self.shared.leases.acquire_one(key.clone()).await? {
+            // Another compactor exports it; its lag is on its report.
+            return Ok(());
+        }
+        // Progress is read under the lease: read before it, it could be another exporter's
+        // stale view, and a chunk from a stale start would overwrite newer files.
+        let result = self
+            .export_partition(topic, tp, &key, projection, report)
+            .await;
+        self.shared.leases.release(vec![key]).await;
+        result
+    }
+
+    async fn export_partition(
+        &self,
+        topic: &TopicMeta,
+        tp: TopicPartition,
+        key: &str,
+        projection: &Projection,
+        report: &mut ExportReport,
+    ) -> Result<(), ExportError> {
+        let at = self.progress(tp).await?;
         let offsets = self.shared.metastore.offsets(tp).await?;
         // Retention may have trimmed what was never exported: that part is gone.
         let start = at.unwrap_or(0).max(offsets.log_start_offset);
         if start >= offsets.high_watermark {
             return Ok(());
         }
-        let key = crate::lease::export_key(&tp);
-        if !self.shared.leases.acquire_one(key.clone()).await? {
-            report.lag_records += (offsets.high_watermark - start).max(0) as u64;
-            return Ok(());
-        }
         let result = self
             .export_chunks(
                 topic,
                 tp,
-                at,
+                (key, at),
                 start,
                 offsets.high_watermark,
                 projection,
                 report,
             )
             .await;
-        self.shared.leases.release(vec![key]).await;
         let reached = result?;
         report.lag_records += (offsets.high_watermark - reached).max(0) as u64;
         Ok(())
+    }
+
+    async fn progress(&self, tp: TopicPartition) -> Result<Option<i64>, MetastoreError> {
+        let progress = self.shared.metastore.export_progress(vec![tp]).await?;
+        Ok(progress.first().copied().flatten())
     }
 
     /// Exports `start..end` chunk by chunk; answers how far it got.
@@ -247,13 +264,21 @@ impl Exporter {
         &self,
         topic: &TopicMeta,
         tp: TopicPartition,
-        mut at: Option<i64>,
+        (key, mut at): (&str, Option<i64>),
         mut start: i64,
         end: i64,
         projection: &Projection,
         report: &mut ExportReport,
     ) -> Result<i64, ExportError> {
         while start < end {
+            // Renew the lease for this chunk, and stop if it was lost or the progress moved
+            // (another exporter after a lapse): files must only be written from the progress.
+            if !self.shared.leases.acquire_one(key.to_owned()).await?
+                || self.progress(tp).await? != at
+            {
+                warn!(topic = %topic.name, partition = tp.partition, "export lease lost; stopping");
+                break;
+            }
             let batches = self.chunk(tp, start, end).await?;
             let Some(next) = batches.last().map(|b| b.last_offset + 1) else {
                 break;
@@ -267,8 +292,15 @@ impl Exporter {
             let mut records = Vec::new();
             for b in &batches {
                 let batch = crate::read::stored_batch(&bytes, b)?;
-                records_of(&batch, b.base_offset, tp.partition, start, &mut records)
-                    .map_err(|e| ExportError::Corrupt(b.object, e))?;
+                let before = records.len();
+                if let Err(e) = records_of(&batch, b.base_offset, tp.partition, start, &mut records)
+                {
+                    // The produce path checks batch headers only, so a producer can store
+                    // records that do not decode. They cannot be exported; the rest can.
+                    records.truncate(before);
+                    report.batches_skipped += 1;
+                    warn!(topic = %topic.name, partition = tp.partition, base_offset = b.base_offset, error = %e, "a batch whose records do not decode is left out of the export");
+                }
             }
             let count = records.len() as u64;
             report.files_written += write_files(
