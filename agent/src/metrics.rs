@@ -1,6 +1,5 @@
 //! Prometheus metrics, and the `/metrics` endpoint that serves them.
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -283,9 +282,10 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` until `shutdown` fires.
+/// Serves `GET /metrics` on `listener` until `shutdown` fires. The caller binds first, so that
+/// once a process says it is ready its metrics answer too.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -304,7 +304,6 @@ pub async fn serve(
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

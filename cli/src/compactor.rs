@@ -25,11 +25,15 @@ pub async fn run(settings: CompactorSettings) -> anyhow::Result<()> {
         .await
         .context("opening the object store")?;
     let shutdown = CancellationToken::new();
+    // Bound before the ready line, so that whoever waits for it finds /metrics answering.
+    let metrics_listener = tokio::net::TcpListener::bind(settings.metrics)
+        .await
+        .with_context(|| format!("binding the metrics endpoint {}", settings.metrics))?;
     let metrics_task = {
         let shutdown = shutdown.clone();
         let addr = settings.metrics;
         tokio::spawn(async move {
-            if let Err(e) = metrics::serve(addr, metrics, shutdown).await {
+            if let Err(e) = metrics::serve(metrics_listener, metrics, shutdown).await {
                 warn!(%addr, error = %e, "metrics endpoint failed");
             }
         })
