@@ -135,3 +135,26 @@ def test_killing_a_compactor_mid_merge_loses_and_duplicates_nothing(broker_facto
     # The agent's index cache named the deleted objects: it went back to the index.
     assert dump(agent.bootstrap, topic, partitions, **small) == before
     assert "reading the index again" in agent.log_text()
+
+
+@pytest.mark.timeout(300)
+def test_two_compactors_share_the_work_without_conflicts(broker_factory, topic):
+    q = broker_factory.quorum(nodes=1, agents=1, agent_args=FLUSH)
+    agent = q.agents[0]
+    partitions = 8
+    clients.create_topic(agent.bootstrap, topic, partitions)
+    produce_chunks(agent.bootstrap, topic, partitions, chunks=30, per_chunk=10)
+    before = dump(agent.bootstrap, topic, partitions)
+
+    fast = ("--compactor-interval-ms", "200", "--compactor-grace-ms", "1000")
+    a = q.compactor(*fast, name="compactor-a")
+    b = q.compactor(*fast, name="compactor-b")
+    wait_for(
+        lambda: len(q.store.objects()) == partitions, 90, interval=0.5, message="one object per partition"
+    )
+    assert dump(agent.bootstrap, topic, partitions) == before
+    # Leases kept them off each other's partitions: no rewrite was refused.
+    conflicts = sum(c.metric("skiff_compactor_rewrite_conflicts_total") for c in (a, b))
+    assert conflicts == 0
+    written = sum(c.metric("skiff_compactor_segments_written_total", kind="merge") for c in (a, b))
+    assert written >= partitions

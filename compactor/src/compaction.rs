@@ -211,21 +211,7 @@ impl Compactor {
         now_ms: i64,
         report: &mut CompactionReport,
     ) -> Result<(), CompactionError> {
-        let offsets = self.shared.metastore.offsets(tp).await?;
-        let index = self
-            .index(tp, offsets.log_start_offset, offsets.high_watermark)
-            .await?;
-        // The cleanable range ends before the first batch younger than the minimum lag, and
-        // never takes in the last batch: like Kafka's active segment, it stays whole, so that
-        // the log always ends with a record at the high watermark minus one and a consumer
-        // reading to the end reaches the high watermark.
-        let young = now_ms.saturating_sub(policy.min_compaction_lag_ms);
-        let end = index
-            .iter()
-            .position(|b| b.max_timestamp > young || exported.is_some_and(|e| b.last_offset >= e))
-            .unwrap_or(index.len())
-            .min(index.len().saturating_sub(1));
-        let range = &index[..end];
+        let range = self.cleanable(tp, policy, exported, now_ms).await?;
         let Some(range_end) = range.last().map(|b| b.last_offset + 1) else {
             return Ok(());
         };
@@ -250,10 +236,14 @@ impl Compactor {
             report.dirty_bytes += dirty;
             return Ok(());
         }
+        // Read again under the lease: another compactor may have rewritten the partition and
+        // let go of it since, and a plan from before would only end in a refused swap.
+        let range = self.cleanable(tp, policy, exported, now_ms).await?;
+        let range_end = range.last().map_or(range_end, |b| b.last_offset + 1);
         let result = self
             .compact(
                 tp,
-                range,
+                &range,
                 progress.cleaned_to,
                 policy,
                 &progress.tombstones_seen,
@@ -286,6 +276,32 @@ impl Compactor {
             }
         }
         Ok(())
+    }
+
+    /// The partition's cleanable range: from the log start to before the first batch younger
+    /// than the minimum lag (or not yet exported, for a topic that exports), and never the
+    /// last batch: like Kafka's active segment, it stays whole, so that the log always ends with
+    /// a record at the high watermark minus one and a consumer reading to the end reaches the
+    /// high watermark.
+    async fn cleanable(
+        &self,
+        tp: TopicPartition,
+        policy: Policy,
+        exported: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Vec<BatchLocation>, MetastoreError> {
+        let offsets = self.shared.metastore.offsets(tp).await?;
+        let mut index = self
+            .index(tp, offsets.log_start_offset, offsets.high_watermark)
+            .await?;
+        let young = now_ms.saturating_sub(policy.min_compaction_lag_ms);
+        let end = index
+            .iter()
+            .position(|b| b.max_timestamp > young || exported.is_some_and(|e| b.last_offset >= e))
+            .unwrap_or(index.len())
+            .min(index.len().saturating_sub(1));
+        index.truncate(end);
+        Ok(index)
     }
 
     async fn index(

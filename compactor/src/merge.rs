@@ -299,6 +299,17 @@ impl Merger {
             self.rewind(g);
             report.backlog_bytes += g.bytes;
         }
+        // The plan was made before the leases: another compactor may have rewritten a run and
+        // let go of it since. Checked now, such a run costs a read, not a segment for nothing.
+        let mut current = Vec::with_capacity(mine.len());
+        for g in mine {
+            if self.still_current(&g).await? {
+                current.push(g);
+            } else {
+                self.rewind(&g);
+            }
+        }
+        let mine = current;
         if !mine.is_empty() {
             let result = self.merge_groups(mine, report).await;
             self.shared.leases.release(held).await;
@@ -394,6 +405,34 @@ impl Merger {
             }
             Err(e) => Err(SegmentError::Metastore(e)),
         }
+    }
+
+    /// Whether the index still holds `group`'s batches where the plan found them.
+    async fn still_current(&self, group: &Group) -> Result<bool, MetastoreError> {
+        let Some(first) = group.batches.first() else {
+            return Ok(false);
+        };
+        let slice = match self
+            .shared
+            .metastore
+            .read_index(group.tp, first.base_offset, group.bytes)
+            .await
+        {
+            Ok(slice) => slice,
+            Err(MetastoreError::Rejected(
+                MetaError::OffsetOutOfRange | MetaError::UnknownTopicOrPartition,
+            )) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        Ok(slice.batches.len() >= group.batches.len()
+            && slice
+                .batches
+                .iter()
+                .zip(&group.batches)
+                .all(|(now, planned)| {
+                    (now.base_offset, now.object, now.position)
+                        == (planned.base_offset, planned.object, planned.position)
+                }))
     }
 
     /// Makes the next pass plan `group`'s partition from the group's start again.
