@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use skiff_agent::metrics::{self, Metrics};
+use skiff_agent::metrics::Metrics;
 use skiff_metastore::rpc::remote::{RemoteMetastore, RemoteOptions};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::serve::wait_for_signal;
+use crate::serve::{metrics_endpoint, wait_for_signal};
 use crate::settings::CompactorSettings;
 
 pub async fn run(settings: CompactorSettings) -> anyhow::Result<()> {
@@ -25,19 +25,7 @@ pub async fn run(settings: CompactorSettings) -> anyhow::Result<()> {
         .await
         .context("opening the object store")?;
     let shutdown = CancellationToken::new();
-    // Bound before the ready line, so that whoever waits for it finds /metrics answering.
-    let metrics_listener = tokio::net::TcpListener::bind(settings.metrics)
-        .await
-        .with_context(|| format!("binding the metrics endpoint {}", settings.metrics))?;
-    let metrics_task = {
-        let shutdown = shutdown.clone();
-        let addr = settings.metrics;
-        tokio::spawn(async move {
-            if let Err(e) = metrics::serve(metrics_listener, metrics, shutdown).await {
-                warn!(%addr, error = %e, "metrics endpoint failed");
-            }
-        })
-    };
+    let metrics_task = metrics_endpoint(settings.metrics, metrics, shutdown.clone()).await?;
     let compactor =
         skiff_compactor::Compactor::new(Arc::new(metastore), store, settings.compactor.clone())
             .with_metrics(compactor_metrics);

@@ -82,19 +82,7 @@ pub async fn run_agent(
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
-    // Bound before the ready line, so that whoever waits for it finds /metrics answering.
-    let metrics_listener = tokio::net::TcpListener::bind(settings.metrics)
-        .await
-        .with_context(|| format!("binding the metrics endpoint {}", settings.metrics))?;
-    let metrics_task = {
-        let shutdown = shutdown.clone();
-        let addr = settings.metrics;
-        tokio::spawn(async move {
-            if let Err(e) = metrics::serve(metrics_listener, metrics, shutdown).await {
-                warn!(%addr, error = %e, "metrics endpoint failed");
-            }
-        })
-    };
+    let metrics_task = metrics_endpoint(settings.metrics, metrics, shutdown.clone()).await?;
     info!(
         listen = %settings.listen,
         object_store = %settings.object_store.url,
@@ -130,6 +118,23 @@ pub async fn run_agent(
         let _ = c.await;
     }
     Ok(())
+}
+
+/// Binds the `/metrics` endpoint at once, before the caller's ready line (so that whoever waits
+/// for that line finds the endpoint answering), and serves it until `shutdown`.
+pub async fn metrics_endpoint(
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+    Ok(tokio::spawn(async move {
+        if let Err(e) = metrics::serve(listener, metrics, shutdown).await {
+            warn!(%addr, error = %e, "metrics endpoint failed");
+        }
+    }))
 }
 
 /// The first heartbeat, before clients are let in, so Metadata lists this agent under the broker

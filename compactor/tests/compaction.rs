@@ -3,28 +3,23 @@
 //! its original offset.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::memory::InMemory;
-use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload};
+use object_store::ObjectStore;
 use skiff_compactor::compaction::{CompactionConfig, Compactor};
 use skiff_compactor::Shared;
 use skiff_format::batch::{Compression, BATCH_HEADER_LEN};
 use skiff_format::encode::{update_crc, BatchBuilder};
-use skiff_format::{Batch, ObjectBuilder};
+use skiff_format::Batch;
 use skiff_metastore::client::MetastoreClient;
-use skiff_metastore::types::{
-    CommitBatch, CommitObject, CreateTopic, ObjectId, TopicId, TopicPartition,
-};
+use skiff_metastore::types::{CreateTopic, TopicId, TopicPartition};
 use skiff_metastore::LocalMetastore;
-
-fn path(id: ObjectId) -> Path {
-    Path::from(format!("objects/{id}.skiff"))
-}
 
 fn tp() -> TopicPartition {
     TopicPartition {
@@ -64,38 +59,7 @@ struct Record {
 
 /// Commits each batch as its own object.
 async fn commit(meta: &LocalMetastore, store: &InMemory, batches: Vec<Bytes>) {
-    for bytes in batches {
-        let batch = Batch::parse(bytes, 1 << 20).unwrap();
-        let id = ObjectId(ulid::Ulid::new());
-        let mut builder = ObjectBuilder::new(id.0 .0);
-        let position = builder.push(*tp().topic_id.as_bytes(), 0, &batch);
-        let h = batch.header;
-        let size = builder.len();
-        let (parts, _) = builder.finish();
-        store
-            .put(&path(id), PutPayload::from_iter(parts))
-            .await
-            .unwrap();
-        meta.commit_object(CommitObject {
-            object: id,
-            size,
-            batches: vec![CommitBatch {
-                tp: tp(),
-                position,
-                len: batch.bytes.len() as u32,
-                last_offset_delta: h.last_offset_delta,
-                record_count: h.record_count,
-                first_timestamp: h.base_timestamp,
-                max_timestamp: h.max_timestamp,
-                producer_id: -1,
-                producer_epoch: -1,
-                base_sequence: -1,
-            }],
-            now_ms: 0,
-        })
-        .await
-        .unwrap();
-    }
+    common::commit_each(meta, store, tp(), batches).await;
 }
 
 /// Every record a consumer would read: (offset, key, value, timestamp, headers).
@@ -111,7 +75,10 @@ async fn read_all(meta: &LocalMetastore, store: &InMemory) -> Vec<Seen> {
     let mut out = Vec::new();
     for b in meta.read_index(tp(), 0, u64::MAX).await.unwrap().batches {
         let bytes = store
-            .get_range(&path(b.object), b.position..b.position + u64::from(b.len))
+            .get_range(
+                &common::path(b.object),
+                b.position..b.position + u64::from(b.len),
+            )
             .await
             .unwrap();
         let batch = Batch::parse_stored(bytes).unwrap();
@@ -317,7 +284,10 @@ async fn keys_and_values(meta: &LocalMetastore, store: &InMemory) -> Vec<(i64, S
     let mut out = Vec::new();
     for b in meta.read_index(tp(), 0, u64::MAX).await.unwrap().batches {
         let bytes = store
-            .get_range(&path(b.object), b.position..b.position + u64::from(b.len))
+            .get_range(
+                &common::path(b.object),
+                b.position..b.position + u64::from(b.len),
+            )
             .await
             .unwrap();
         let batch = Batch::parse_stored(bytes).unwrap();
@@ -377,7 +347,7 @@ async fn a_batch_whose_records_do_not_decode_is_kept_whole() {
     let index = meta.read_index(tp(), 2, 1).await.unwrap().batches;
     let stored = store
         .get_range(
-            &path(index[0].object),
+            &common::path(index[0].object),
             index[0].position..index[0].position + u64::from(index[0].len),
         )
         .await

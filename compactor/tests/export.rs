@@ -3,6 +3,8 @@
 //! same files again, so nothing is duplicated; progress then moves on.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,16 +13,13 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload};
+use object_store::ObjectStore;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use skiff_compactor::export::{write_files, ExportConfig, ExportRecord, Exporter, Projection};
 use skiff_compactor::Shared;
 use skiff_format::encode::BatchBuilder;
-use skiff_format::{Batch, ObjectBuilder};
 use skiff_metastore::client::MetastoreClient;
-use skiff_metastore::types::{
-    CommitBatch, CommitObject, CreateTopic, ObjectId, TopicId, TopicPartition,
-};
+use skiff_metastore::types::{CreateTopic, TopicId, TopicPartition};
 use skiff_metastore::LocalMetastore;
 
 fn tp() -> TopicPartition {
@@ -39,38 +38,7 @@ async fn commit(meta: &LocalMetastore, store: &InMemory, first: usize, count: us
             Some(format!("v{i}").as_bytes()),
         );
     }
-    let batch = Batch::parse(b.build(), 1 << 20).unwrap();
-    let id = ObjectId(ulid::Ulid::new());
-    let mut builder = ObjectBuilder::new(id.0 .0);
-    let position = builder.push(*tp().topic_id.as_bytes(), 0, &batch);
-    let size = builder.len();
-    let (parts, _) = builder.finish();
-    store
-        .put(
-            &Path::from(format!("objects/{id}.skiff")),
-            PutPayload::from_iter(parts),
-        )
-        .await
-        .unwrap();
-    meta.commit_object(CommitObject {
-        object: id,
-        size,
-        batches: vec![CommitBatch {
-            tp: tp(),
-            position,
-            len: batch.bytes.len() as u32,
-            last_offset_delta: batch.header.last_offset_delta,
-            record_count: batch.header.record_count,
-            first_timestamp: ts,
-            max_timestamp: ts,
-            producer_id: -1,
-            producer_epoch: -1,
-            base_sequence: -1,
-        }],
-        now_ms: 0,
-    })
-    .await
-    .unwrap();
+    common::commit_each(meta, store, tp(), vec![b.build()]).await;
 }
 
 /// Every exported row's offset, from every file under `parquet/`.
