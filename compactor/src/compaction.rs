@@ -23,7 +23,6 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use object_store::{ObjectStore, PutPayload};
 use skiff_format::{Batch, ObjectBuilder, Retained};
 use skiff_metastore::client::MetastoreError;
 use skiff_metastore::types::{
@@ -32,7 +31,7 @@ use skiff_metastore::types::{
 use tracing::{info, warn};
 
 use crate::lease::rewrite_key;
-use crate::{object_path, Shared};
+use crate::Shared;
 
 /// Index entries read per metastore call.
 const PAGE_BYTES: u64 = 256 << 20;
@@ -351,8 +350,15 @@ impl Compactor {
         // whole, their keys unknown.
         let mut opaque: HashSet<i64> = HashSet::new();
         let mut mapped = 0usize;
-        'map: for chunk in chunks(&range[dirty_start..], self.config.read_bytes) {
+        let dirty_chunks = chunks(&range[dirty_start..], self.config.read_bytes);
+        // A dirty part that fits one read stays in memory for the rewrite: read once, not twice.
+        let mut kept: HashMap<(ObjectId, u64), Bytes> = HashMap::new();
+        let keep = dirty_chunks.len() == 1;
+        'map: for chunk in dirty_chunks {
             let bytes = self.read(chunk, report).await?;
+            if keep {
+                kept.clone_from(&bytes);
+            }
             for b in chunk.iter() {
                 if latest.len() >= self.config.max_keys {
                     break 'map;
@@ -399,7 +405,22 @@ impl Compactor {
         let mut tombstones_removed = 0u64;
         let mut tombstones_seen = HashMap::new();
         for chunk in chunks(range, self.config.read_bytes) {
-            let bytes = self.read(chunk, report).await?;
+            let missing: Vec<BatchLocation> = chunk
+                .iter()
+                .filter(|b| !kept.contains_key(&(b.object, b.position)))
+                .copied()
+                .collect();
+            let mut bytes = if missing.is_empty() {
+                HashMap::new()
+            } else {
+                self.read(&missing, report).await?
+            };
+            for b in chunk.iter() {
+                let key = (b.object, b.position);
+                if let (false, Some(c)) = (bytes.contains_key(&key), kept.get(&key)) {
+                    bytes.insert(key, c.clone());
+                }
+            }
             for b in chunk.iter() {
                 let batch = batch_at(&bytes, b)?;
                 // Counted per batch, kept only if the batch is rewritten.
@@ -481,11 +502,7 @@ impl Compactor {
         let id = run.id;
         let (size, batches) = match run.builder {
             Some(builder) => {
-                let size = builder.len();
-                let (parts, _) = builder.finish();
-                self.shared
-                    .store
-                    .put(&object_path(id), PutPayload::from_iter(parts))
+                let size = crate::put_segment(&self.shared.store, id, builder)
                     .await
                     .map_err(RunError::Put)?;
                 report.segments_written += 1;

@@ -97,6 +97,20 @@ impl Shared {
     }
 }
 
+/// Writes a segment the compactor built: one PUT of its parts. Answers its size.
+pub(crate) async fn put_segment(
+    store: &Arc<dyn ObjectStore>,
+    id: ObjectId,
+    builder: skiff_format::ObjectBuilder,
+) -> object_store::Result<u64> {
+    let size = builder.len();
+    let (parts, _) = builder.finish();
+    store
+        .put(&object_path(id), object_store::PutPayload::from_iter(parts))
+        .await?;
+    Ok(size)
+}
+
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PassReport {

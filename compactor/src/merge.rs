@@ -25,14 +25,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::PutPayload;
 use skiff_format::ObjectBuilder;
 use skiff_metastore::client::MetastoreError;
 use skiff_metastore::types::{BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicPartition};
 use tracing::{debug, info, warn};
 
 use crate::lease::rewrite_key;
-use crate::{object_path, Shared};
+use crate::Shared;
 
 /// The group still growing at the end of a partition is merged only once it joins this many
 /// runs (or half the target): merging it with every new flush would rewrite the same small
@@ -375,11 +374,7 @@ impl Merger {
                 ..*b
             });
         }
-        let size = builder.len();
-        let (parts, _) = builder.finish();
-        self.shared
-            .store
-            .put(&object_path(id), PutPayload::from_iter(parts))
+        let size = crate::put_segment(&self.shared.store, id, builder)
             .await
             .map_err(SegmentError::Put)?;
         let swap = ReplaceBatches {
