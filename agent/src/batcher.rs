@@ -23,6 +23,12 @@ use crate::config::AgentConfig;
 use crate::metrics::Metrics;
 use crate::storage::object_path;
 
+/// A window is flushed once it holds this many batches, whatever their bytes: its commit names
+/// every batch (about 30 bytes each), and one commit must stay well within the metastore's
+/// largest command (`skiff_metastore::limits::MAX_COMMAND_BYTES`, 4 MiB), however small the
+/// batches and however large `flush_bytes`.
+const MAX_BATCHES_PER_FLUSH: usize = 65_536;
+
 /// One batch to append, already validated.
 pub struct Entry {
     pub tp: TopicPartition,
@@ -132,6 +138,7 @@ impl Batcher {
 struct Window {
     opened: tokio::time::Instant,
     bytes: usize,
+    batches: usize,
     appends: Vec<Append>,
 }
 
@@ -167,11 +174,13 @@ impl WindowLoop {
                     let w = window.get_or_insert_with(|| Window {
                         opened: tokio::time::Instant::now(),
                         bytes: 0,
+                        batches: 0,
                         appends: Vec::new(),
                     });
                     w.bytes += append.entries.iter().map(|e| e.batch.bytes.len()).sum::<usize>();
+                    w.batches += append.entries.len();
                     w.appends.push(append);
-                    if w.bytes >= self.flush_bytes {
+                    if w.bytes >= self.flush_bytes || w.batches >= MAX_BATCHES_PER_FLUSH {
                         if let Some(w) = window.take() {
                             self.flush(w).await;
                         }

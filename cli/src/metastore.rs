@@ -1,6 +1,7 @@
 //! `skiff metastore`: one node of the metastore quorum, and the admin calls that manage it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -34,6 +35,9 @@ pub enum AdminCommand {
         /// The new node's RPC address
         #[arg(long)]
         addr: String,
+        /// Give up (and leave the membership as it was) if the node has not caught up by then
+        #[arg(long, default_value_t = skiff_metastore::rpc::DEFAULT_CATCH_UP_SECS)]
+        timeout_secs: u64,
     },
     /// Remove a node from the voters
     RemoveNode {
@@ -102,6 +106,35 @@ pub async fn run_node(settings: MetastoreSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line on how far node `id` has caught up, as the leader sees it; `None` while that
+/// cannot be told (no leader known, the leader unreachable).
+async fn catch_up_line(admin: &Admin, at: &str, id: u64) -> Option<String> {
+    let here = admin.status(at).await.ok()?;
+    let leader = here.leader?;
+    let status = if leader == here.id {
+        here
+    } else {
+        let addr = here.voters.get(&leader)?;
+        admin.status(addr).await.ok()?
+    };
+    let last = status.last_log_index.unwrap_or(0);
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    Some(
+        match (status.snapshot_sent.get(&id), status.replication.get(&id)) {
+            (Some(sent), _) => format!(
+                "node {id}: receiving a snapshot, {:.1} of {:.1} MiB",
+                mib(*sent),
+                mib(status.snapshot_bytes)
+            ),
+            (None, Some(Some(matched))) => {
+                format!("node {id}: holds the log to {matched} of {last}")
+            }
+            (None, Some(None)) => format!("node {id}: being reached"),
+            (None, None) => format!("node {id}: joining"),
+        },
+    )
+}
+
 pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
     let admin = Admin::new();
     match cmd {
@@ -109,9 +142,34 @@ pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
             admin.init(&at, parse_members(&members)?).await?;
             println!("initialised");
         }
-        AdminCommand::AddNode { at, id, addr } => {
-            admin.add_node(&at, id, addr).await?;
-            println!("node {id} added");
+        AdminCommand::AddNode {
+            at,
+            id,
+            addr,
+            timeout_secs,
+        } => {
+            let timeout = Duration::from_secs(timeout_secs);
+            let adding = admin.add_node(&at, id, addr, timeout);
+            tokio::pin!(adding);
+            let mut shown = String::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    done = &mut adding => {
+                        done?;
+                        break;
+                    }
+                    _ = tick.tick() => {
+                        if let Some(line) = catch_up_line(&admin, &at, id).await {
+                            if line != shown {
+                                println!("{line}");
+                                shown = line;
+                            }
+                        }
+                    }
+                }
+            }
+            println!("node {id} added: caught up and promoted to voter");
         }
         AdminCommand::RemoveNode { at, id } => {
             admin.remove_node(&at, id).await?;

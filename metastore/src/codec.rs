@@ -32,6 +32,14 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(postcard::to_stdvec(value)?)
 }
 
+/// The length of `value`'s encoding, without allocating it.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, CodecError> {
+    Ok(postcard::serialize_with_flavor(
+        value,
+        postcard::ser_flavors::Size::default(),
+    )?)
+}
+
 /// Decodes one value that must fill `bytes` exactly: trailing bytes mean a framing bug or
 /// corruption, not something to ignore.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod limits;
 pub mod local;
 pub mod raft;
 pub mod rpc;

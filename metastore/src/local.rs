@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
-use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, ChangeMembers, Config, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
 use crate::client::{answer, MetastoreClient, MetastoreError, Result};
 use crate::raft::journal::JournalError;
 use crate::raft::log_store::JournalWriter;
+use crate::raft::network::SnapshotProgress;
 use crate::raft::snapshot::SnapshotError;
 use crate::raft::{
     LogStore, LogStoreOptions, Network, NodeId, Raft, SharedState, StateMachineStore,
@@ -33,6 +34,10 @@ use crate::types::{
     IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
     TopicMeta, TopicPartition,
 };
+
+/// A learner counts as caught up once it holds the log up to its own addition and is at most
+/// this many entries behind the leader (a busy cluster never stops appending).
+const CATCH_UP_LAG: u64 = 1_000;
 
 /// The node id of the embedded metastore. Fixed, because the journal records votes by node id.
 pub const LOCAL_NODE_ID: NodeId = 1;
@@ -69,6 +74,12 @@ pub enum NodeError {
     /// May or may not have applied.
     #[error("metastore outcome unknown: {0}")]
     OutcomeUnknown(String),
+    /// Certainly not applied, and never will be: over [`crate::limits::MAX_COMMAND_BYTES`].
+    #[error("metastore command too large")]
+    TooLarge,
+    /// A membership change that could not complete; the membership is as it was.
+    #[error("{0}")]
+    Membership(String),
 }
 
 impl From<NodeError> for MetastoreError {
@@ -78,6 +89,8 @@ impl From<NodeError> for MetastoreError {
                 MetastoreError::Unavailable(e.to_string())
             }
             NodeError::OutcomeUnknown(m) => MetastoreError::OutcomeUnknown(m),
+            NodeError::TooLarge => MetastoreError::Rejected(MetaError::CommandTooLarge),
+            NodeError::Membership(m) => MetastoreError::Unavailable(m),
         }
     }
 }
@@ -99,6 +112,9 @@ pub struct LocalMetastoreOptions {
     pub snapshot_every: u64,
     /// Entries kept in the journal behind a snapshot.
     pub logs_to_keep: u64,
+    /// How long a peer may take to store one snapshot chunk, and to install the snapshot after
+    /// the last one (which reads the whole state).
+    pub snapshot_install_timeout: Duration,
     pub log_store: LogStoreOptions,
 }
 
@@ -111,6 +127,7 @@ impl Default for LocalMetastoreOptions {
             startup_timeout: Duration::from_secs(30),
             snapshot_every: 2000,
             logs_to_keep: 500,
+            snapshot_install_timeout: Duration::from_secs(120),
             log_store: LogStoreOptions::default(),
         }
     }
@@ -126,6 +143,7 @@ pub struct LocalMetastore {
     write_timeout: Duration,
     shut_down: AtomicBool,
     journal: Arc<Mutex<Option<JournalWriter>>>,
+    snapshot_progress: SnapshotProgress,
 }
 
 impl LocalMetastore {
@@ -151,6 +169,11 @@ impl LocalMetastore {
             // Purging in batches saves journal records; never wait longer than a fraction of
             // the snapshot interval to purge.
             purge_batch_size: (options.snapshot_every / 4).clamp(1, 64),
+            // Bounds that keep every request under the body limit (see `crate::limits`).
+            snapshot_max_chunk_size: crate::limits::SNAPSHOT_CHUNK_BYTES as u64,
+            max_payload_entries: 300,
+            install_snapshot_timeout: u64::try_from(options.snapshot_install_timeout.as_millis())
+                .unwrap_or(u64::MAX),
             ..Default::default()
         }
         .validate()
@@ -169,8 +192,9 @@ impl LocalMetastore {
         let state = sm_store.state();
         let commits = sm_store.commits();
 
+        let snapshot_progress = SnapshotProgress::default();
         let network = if options.clustered {
-            Network::http()
+            Network::http(snapshot_progress.clone())
         } else {
             Network::Single
         };
@@ -193,6 +217,7 @@ impl LocalMetastore {
             write_timeout: options.write_timeout,
             shut_down: AtomicBool::new(false),
             journal,
+            snapshot_progress,
         };
         if !ms.clustered {
             if let Err(e) = ms.start(options.startup_timeout).await {
@@ -217,33 +242,81 @@ impl LocalMetastore {
         }
     }
 
-    /// Adds a node as a voter: first as a learner that catches up (from a snapshot if the log
-    /// it needs is purged), then into the membership. Leader only.
-    pub async fn add_node(&self, id: NodeId, addr: String) -> Result<(), NodeError> {
-        self.raft
-            .add_learner(id, BasicNode::new(addr), true)
+    /// Adds a node as a voter: first as a learner, which catches up (from a snapshot if the log
+    /// it needs is purged), then, once it has, into the voters. A voter that cannot catch up
+    /// would count towards the quorum while unable to vote for anything, so a learner still
+    /// behind after `timeout` is removed again and the membership stays as it was. Leader only;
+    /// adding a voter again changes nothing.
+    pub async fn add_node(
+        &self,
+        id: NodeId,
+        addr: String,
+        timeout: Duration,
+    ) -> Result<(), NodeError> {
+        if self.voters().contains(&id) {
+            return Ok(());
+        }
+        let added = self
+            .raft
+            .add_learner(id, BasicNode::new(addr), false)
             .await
             .map_err(|e| self.membership_error(e))?;
+        let since = added.log_id.index;
+        tracing::info!(
+            node = id,
+            since,
+            "learner added; waiting for it to catch up"
+        );
+        let caught_up = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| learner_caught_up(m, id, since), "learner caught up")
+            .await;
+        if caught_up.is_err() {
+            let behind = describe_catch_up(&self.raft.metrics().borrow(), id);
+            let removed = self
+                .raft
+                .change_membership(ChangeMembers::RemoveNodes([id].into()), false)
+                .await;
+            let outcome = match removed {
+                Ok(_) => "it was removed again and the membership is as before".to_owned(),
+                Err(e) => format!("removing it again failed ({e}): it is still a learner"),
+            };
+            return Err(NodeError::Membership(format!(
+                "node {id} did not catch up within {timeout:?} ({behind}); {outcome}"
+            )));
+        }
         let mut voters = self.voters();
         voters.insert(id);
         self.raft
             .change_membership(voters, false)
             .await
             .map_err(|e| self.membership_error(e))?;
+        tracing::info!(node = id, "learner caught up and promoted to voter");
         Ok(())
     }
 
-    /// Removes a node from the voters (and from the cluster). Leader only.
+    /// Removes a node from the voters or the learners (and so from the cluster). Leader only.
     pub async fn remove_node(&self, id: NodeId) -> Result<(), NodeError> {
-        let mut voters = self.voters();
-        if !voters.remove(&id) {
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let membership = membership.membership();
+        let change = if membership.voter_ids().any(|v| v == id) {
+            ChangeMembers::ReplaceAllVoters(membership.voter_ids().filter(|v| *v != id).collect())
+        } else if membership.learner_ids().any(|l| l == id) {
+            ChangeMembers::RemoveNodes([id].into())
+        } else {
             return Ok(());
-        }
+        };
         self.raft
-            .change_membership(voters, false)
+            .change_membership(change, false)
             .await
             .map_err(|e| self.membership_error(e))?;
         Ok(())
+    }
+
+    /// On a leader: bytes of a snapshot each peer has stored, while one is on its way.
+    pub fn snapshot_progress(&self) -> std::collections::BTreeMap<NodeId, u64> {
+        self.snapshot_progress.get()
     }
 
     fn voters(&self) -> std::collections::BTreeSet<NodeId> {
@@ -350,6 +423,10 @@ impl LocalMetastore {
         if self.shut_down.load(Ordering::SeqCst) {
             return Err(NodeError::Unavailable("metastore is shut down".into()));
         }
+        if crate::limits::check_command(&cmd).is_err() {
+            // Clients check before sending; only one that does not can get here.
+            return Err(NodeError::TooLarge);
+        }
         let res = tokio::time::timeout(self.write_timeout, self.raft.client_write(cmd))
             .await
             .map_err(|_| {
@@ -367,6 +444,7 @@ impl LocalMetastore {
     }
 
     async fn write(&self, cmd: Command) -> Result<CommandResponse> {
+        crate::limits::check_command(&cmd)?;
         Ok(self.write_command(cmd).await?)
     }
 
@@ -415,6 +493,31 @@ impl LocalMetastore {
     /// The Raft handle, for metrics and for tests that force snapshots.
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+}
+
+/// Whether the leader's metrics show `id` holding the log up to `since` and close behind.
+fn learner_caught_up(m: &RaftMetrics<NodeId, BasicNode>, id: NodeId, since: u64) -> bool {
+    let matched = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&id))
+        .and_then(|l| l.map(|l| l.index));
+    matched.is_some_and(|i| {
+        i >= since && m.last_log_index.unwrap_or(0).saturating_sub(i) <= CATCH_UP_LAG
+    })
+}
+
+fn describe_catch_up(m: &RaftMetrics<NodeId, BasicNode>, id: NodeId) -> String {
+    let matched = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&id))
+        .and_then(|l| l.map(|l| l.index));
+    match (matched, m.last_log_index) {
+        (Some(i), Some(last)) => format!("it holds the log to {i} of {last}"),
+        (None, Some(last)) => format!("it holds none of the log to {last}"),
+        (_, None) => "this node no longer leads".to_owned(),
     }
 }
 

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::types::TopicId;
+
 use super::{PartitionState, StateMachine};
 use crate::types::{
     EnforceRetention, MetaError, ObjectId, PartitionOffsets, TopicMeta, TopicPartition, Trimmed,
@@ -58,7 +60,11 @@ impl StateMachine {
 
     pub(super) fn enforce_retention(&mut self, pass: &EnforceRetention) -> Vec<Trimmed> {
         let mut trimmed = Vec::new();
-        for topic in self.topics.values_mut() {
+        let ids: Vec<TopicId> = self.topics.keys().copied().collect();
+        for id in &ids {
+            let Some(topic) = self.topics.get_mut(id) else {
+                continue;
+            };
             let policy = Policy::of(&topic.meta, pass);
             if !policy.delete {
                 continue;
@@ -140,7 +146,11 @@ impl PartitionState {
             Some((&base, b)) if b.last_offset >= offset => base,
             _ => offset,
         };
-        self.index = self.index.split_off(&keep_from);
+        let (_, kept_first, mut rest) = self.index.split_lookup(&keep_from);
+        if let Some(b) = kept_first {
+            rest.insert(keep_from, b);
+        }
+        self.index = rest;
         self.rebuild_timestamp_highs();
     }
 
@@ -153,7 +163,8 @@ impl PartitionState {
                 .last()
                 .is_none_or(|&(ts, _)| b.max_timestamp > ts)
             {
-                self.timestamp_highs.push((b.max_timestamp, b.base_offset));
+                self.timestamp_highs
+                    .push_back((b.max_timestamp, b.base_offset));
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use imbl::{OrdMap, Vector};
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
@@ -28,12 +29,18 @@ const PRODUCER_BATCHES_KEPT: usize = 5;
 
 /// The whole replicated state. Serialized as is into snapshots, so changing a field means a new
 /// snapshot version.
+///
+/// What grows with the data (topics and their partitions' indexes, objects, producers, groups'
+/// offsets) is held in persistent maps and vectors (imbl), which share structure between
+/// copies: a clone costs O(1), so a snapshot is written from a clone taken under the state lock
+/// in an instant, while applies go on changing the original (each change copies only the path
+/// to what it touches). imbl's maps and vectors serialize exactly as `BTreeMap` and `Vec` do.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateMachine {
     topics_by_name: BTreeMap<String, TopicId>,
-    topics: BTreeMap<TopicId, TopicState>,
+    topics: OrdMap<TopicId, TopicState>,
     /// Kept after their topics are deleted: the compactor decides when the bytes can go.
-    objects: BTreeMap<ObjectId, ObjectEntry>,
+    objects: OrdMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
     /// Live agents by address (`host:port`). Older snapshots have none: `default`.
     #[serde(default)]
@@ -46,7 +53,7 @@ pub struct StateMachine {
     /// Consumer groups' committed offsets. Membership lives in the coordinating agent's memory;
     /// only what must survive it is here.
     #[serde(default)]
-    groups: BTreeMap<String, BTreeMap<GroupPartition, CommittedOffset>>,
+    groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
     /// Compactors' claims on units of work, by key (snapshot version 4 on).
     #[serde(default)]
     leases: BTreeMap<String, Lease>,
@@ -66,13 +73,13 @@ pub(crate) struct Lease {
 #[derive(Deserialize)]
 pub(crate) struct StateMachineV3 {
     topics_by_name: BTreeMap<String, TopicId>,
-    topics: BTreeMap<TopicId, TopicState>,
-    objects: BTreeMap<ObjectId, ObjectEntry>,
+    topics: OrdMap<TopicId, TopicState>,
+    objects: OrdMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
     agents: BTreeMap<String, AgentInfo>,
     broker_ids: BTreeMap<String, i32>,
     agents_epoch: i64,
-    groups: BTreeMap<String, BTreeMap<GroupPartition, CommittedOffset>>,
+    groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
 }
 
 impl From<StateMachineV3> for StateMachine {
@@ -97,8 +104,8 @@ impl From<StateMachineV3> for StateMachine {
 #[derive(Deserialize)]
 pub(crate) struct StateMachineV2 {
     topics_by_name: BTreeMap<String, TopicId>,
-    topics: BTreeMap<TopicId, TopicState>,
-    objects: BTreeMap<ObjectId, ObjectEntry>,
+    topics: OrdMap<TopicId, TopicState>,
+    objects: OrdMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
     agents: BTreeMap<String, AgentInfo>,
     broker_ids: BTreeMap<String, i32>,
@@ -115,7 +122,7 @@ impl From<StateMachineV2> for StateMachine {
             agents: v.agents,
             broker_ids: v.broker_ids,
             agents_epoch: v.agents_epoch,
-            groups: BTreeMap::new(),
+            groups: OrdMap::new(),
             leases: BTreeMap::new(),
             exports: BTreeMap::new(),
         }
@@ -125,7 +132,7 @@ impl From<StateMachineV2> for StateMachine {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct TopicState {
     meta: TopicMeta,
-    partitions: Vec<PartitionState>,
+    partitions: Vector<PartitionState>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,14 +140,14 @@ struct PartitionState {
     log_start_offset: i64,
     high_watermark: i64,
     /// By base offset.
-    index: BTreeMap<i64, BatchLocation>,
+    index: OrdMap<i64, BatchLocation>,
     /// The batches that raised the running maximum of `max_timestamp`, in offset order, so their
     /// timestamps strictly increase. The first batch with `max_timestamp >= t` always sets a new
     /// maximum, which turns both timestamp lookups into a binary search instead of a scan.
     /// Whatever moves `log_start_offset` forward (retention, DeleteRecords) must rebuild it from
     /// the remaining index.
-    timestamp_highs: Vec<(i64, i64)>,
-    producers: BTreeMap<i64, ProducerState>,
+    timestamp_highs: Vector<(i64, i64)>,
+    producers: OrdMap<i64, ProducerState>,
 }
 
 /// What idempotence needs to know about one producer on one partition.
@@ -418,10 +425,28 @@ impl StateMachine {
         self.exports.retain(|tp, _| tp.topic_id != id);
         // Kafka drops a deleted topic's committed offsets, so a topic created again under the
         // same name starts with none.
-        self.groups.retain(|_, offsets| {
-            offsets.retain(|p, _| p.topic != name);
-            !offsets.is_empty()
-        });
+        let affected: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, offsets)| offsets.keys().any(|p| p.topic == name))
+            .map(|(group, _)| group.clone())
+            .collect();
+        for group in affected {
+            let Some(offsets) = self.groups.get_mut(&group) else {
+                continue;
+            };
+            let gone: Vec<GroupPartition> = offsets
+                .keys()
+                .filter(|p| p.topic == name)
+                .cloned()
+                .collect();
+            for p in &gone {
+                offsets.remove(p);
+            }
+            if offsets.is_empty() {
+                self.groups.remove(&group);
+            }
+        }
         Ok(topic.meta)
     }
 
@@ -587,7 +612,17 @@ impl StateMachine {
     ) -> Result<Option<BatchLocation>, MetaError> {
         let part = self.partition(tp)?;
         let highs = &part.timestamp_highs;
-        let i = highs.partition_point(|&(ts, _)| ts < timestamp);
+        // The partition point: never `Equal`, so the search always ends at the first high
+        // at or above `timestamp`.
+        let i = highs
+            .binary_search_by(|&(ts, _)| {
+                if ts < timestamp {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                }
+            })
+            .unwrap_or_else(|i| i);
         Ok(highs
             .get(i)
             .and_then(|&(_, base)| part.index.get(&base))
@@ -646,7 +681,7 @@ impl PartitionState {
             .is_none_or(|&(ts, _)| batch.max_timestamp > ts)
         {
             self.timestamp_highs
-                .push((batch.max_timestamp, base_offset));
+                .push_back((batch.max_timestamp, base_offset));
         }
         BatchAppend {
             base_offset,

@@ -347,6 +347,10 @@ pub enum MetaError {
     /// describe the same offsets.
     #[error("the batches to rewrite changed or do not match")]
     RewriteConflict,
+    /// A command whose encoding is over [`crate::limits::MAX_COMMAND_BYTES`]: refused before it
+    /// is proposed, since no Raft entry may outgrow what one request can carry.
+    #[error("metastore command too large")]
+    CommandTooLarge,
 }
 
 /// A partition as consumer groups name it: by topic name, as OffsetCommit and OffsetFetch do.

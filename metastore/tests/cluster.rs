@@ -14,7 +14,10 @@ use skiff_metastore::client::{MetastoreClient, MetastoreError};
 use skiff_metastore::raft::NodeId;
 use skiff_metastore::rpc::remote::{RemoteMetastore, RemoteOptions};
 use skiff_metastore::rpc::server;
-use skiff_metastore::types::{CommitBatch, CommitObject, CreateTopic, ObjectId, TopicPartition};
+use skiff_metastore::types::{
+    CommitBatch, CommitObject, CommitOffsets, CommittedOffset, CreateTopic, GroupPartition,
+    ObjectId, TopicPartition,
+};
 use skiff_metastore::{LocalMetastore, LocalMetastoreOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -264,13 +267,23 @@ async fn a_node_added_empty_catches_up_from_a_snapshot() {
 
     let addr = free_addr();
     let mut new = Node::start(4, addr, &dir.path().join("node4")).await;
+    let before = nodes[l].ms().status().last_log_index;
     nodes[l]
         .ms()
-        .add_node(4, addr.to_string())
+        .add_node(4, addr.to_string(), Duration::from_secs(60))
         .await
         .expect("add node");
+    // add_node returns only once the node holds the log from before its addition.
+    let matched = nodes[l]
+        .ms()
+        .status()
+        .replication
+        .get(&4)
+        .copied()
+        .flatten();
+    assert!(matched >= before, "{matched:?} < {before:?}");
     let target = nodes[l].ms().status().last_applied;
-    wait_for("the new node to catch up", || {
+    wait_for("the new node to apply what it holds", || {
         new.ms().status().last_applied >= target
     })
     .await;
@@ -288,6 +301,33 @@ async fn a_node_added_empty_catches_up_from_a_snapshot() {
     commit_range(&c, 200, 210).await;
     assert_history(&c, 210).await;
     new.kill().await;
+    for n in &mut nodes {
+        n.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_cannot_catch_up_is_not_made_a_voter() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(dir.path(), 3).await;
+    let c = client(&nodes);
+    create_topic(&c).await;
+    wait_for("a leader", || leader(&nodes).is_some()).await;
+    let l = leader(&nodes).unwrap();
+    // Nobody listens at this address.
+    let addr = free_addr();
+    let err = nodes[l]
+        .ms()
+        .add_node(4, addr.to_string(), Duration::from_secs(2))
+        .await
+        .expect_err("a node nobody runs cannot catch up");
+    assert!(err.to_string().contains("did not catch up"), "{err}");
+    let status = nodes[l].ms().status();
+    assert_eq!(status.voters.len(), 3, "{status:?}");
+    assert!(status.learners.is_empty(), "{status:?}");
+    // The quorum is as it was: it still takes writes.
+    commit_range(&c, 0, 10).await;
+    assert_history(&c, 10).await;
     for n in &mut nodes {
         n.kill().await;
     }
@@ -332,5 +372,110 @@ async fn without_a_quorum_writes_fail_retriably_then_recover() {
         if n.running.is_some() {
             n.kill().await;
         }
+    }
+}
+
+/// One object with `batches` one-record batches on partition 0: a command of about 30 bytes a
+/// batch.
+fn wide_object(n: u128, base: usize, batches: usize) -> CommitObject {
+    CommitObject {
+        object: ObjectId(ulid::Ulid(n)),
+        size: 100 * batches as u64,
+        batches: (0..batches)
+            .map(|i| CommitBatch {
+                tp: tp(0),
+                position: 100 * (base + i) as u64,
+                len: 100,
+                last_offset_delta: 0,
+                record_count: 1,
+                first_timestamp: 1,
+                max_timestamp: 2,
+                producer_id: -1,
+                producer_epoch: -1,
+                base_sequence: -1,
+            })
+            .collect(),
+        now_ms: 5,
+    }
+}
+
+/// openraft bounds appends by entry count only: a follower that missed a run of large commands
+/// used to be sent them all in one request over the body limit, refused, again and again.
+/// (Offset commits with a large metadata string make large commands that are cheap to apply.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_behind_by_more_than_one_request_of_entries_catches_up() {
+    const COMMANDS: usize = 24;
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(dir.path(), 3).await;
+    let c = client(&nodes);
+    create_topic(&c).await;
+    wait_for("a leader", || leader(&nodes).is_some()).await;
+    let l = leader(&nodes).unwrap();
+    let down = (l + 1) % nodes.len();
+    nodes[down].kill().await;
+    let commit = |i: usize| CommitOffsets {
+        group: format!("g{i}"),
+        offsets: vec![(
+            GroupPartition {
+                topic: "t".into(),
+                partition: 0,
+            },
+            CommittedOffset {
+                offset: i as i64,
+                leader_epoch: -1,
+                metadata: "m".repeat(1 << 20),
+                commit_timestamp_ms: 5,
+            },
+        )],
+    };
+    // The missed entries together exceed one request.
+    const _: () = assert!(COMMANDS << 20 > skiff_metastore::limits::MAX_BODY_BYTES);
+    for i in 0..COMMANDS {
+        let answers = c.commit_offsets(commit(i)).await.expect("commit");
+        assert!(answers.iter().all(|a| a.is_ok()));
+    }
+    nodes[down].restart().await;
+    let target = nodes[l].ms().status().last_log_index;
+    wait_for("the follower to catch up", || {
+        nodes[down].ms().status().last_applied >= target
+    })
+    .await;
+    let groups = nodes[down]
+        .ms()
+        .read_local(|s| s.groups())
+        .expect("running");
+    assert_eq!(groups.len(), COMMANDS);
+    for n in &mut nodes {
+        if n.running.is_some() {
+            n.kill().await;
+        }
+    }
+}
+
+/// A command too large for one Raft entry is refused for good, before it is proposed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_command_over_the_limit_is_refused_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(dir.path(), 3).await;
+    let c = client(&nodes);
+    create_topic(&c).await;
+    let huge = wide_object(1, 0, 150_000);
+    assert!(
+        skiff_metastore::codec::encoded_len(&huge).unwrap()
+            > skiff_metastore::limits::MAX_COMMAND_BYTES
+    );
+    let err = c.commit_object(huge).await.expect_err("too large");
+    assert!(
+        matches!(
+            err,
+            MetastoreError::Rejected(skiff_metastore::types::MetaError::CommandTooLarge)
+        ),
+        "{err}"
+    );
+    // Nothing was applied; the next commit lands at offset 0.
+    let answers = c.commit_object(object(2)).await.expect("commit");
+    assert_eq!(answers[0].as_ref().expect("ok").base_offset, 0);
+    for n in &mut nodes {
+        n.kill().await;
     }
 }

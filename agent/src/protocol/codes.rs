@@ -10,6 +10,7 @@ pub const REQUEST_TIMED_OUT: i16 = 7;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const RECORD_LIST_TOO_LARGE: i16 = 18;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;
@@ -62,6 +63,8 @@ pub fn meta_error(e: &MetaError) -> i16 {
         MetaError::GroupIdNotFound => GROUP_ID_NOT_FOUND,
         // Only the compactor sends rewrites; no client request can meet this.
         MetaError::RewriteConflict => UNKNOWN_SERVER_ERROR,
+        // Never retriable: the same request is as large the next time.
+        MetaError::CommandTooLarge => RECORD_LIST_TOO_LARGE,
     }
 }
 

@@ -39,6 +39,10 @@ pub enum AdminError {
     Node(#[from] NodeError),
 }
 
+/// Admin calls other than adding a node answer at once, or as soon as a membership change
+/// commits.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub struct Admin {
     http: reqwest::Client,
 }
@@ -54,8 +58,6 @@ impl Admin {
         Self {
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(2))
-                // Adding a node waits until it has caught up, which takes a while on a big state.
-                .timeout(Duration::from_secs(600))
                 .build()
                 .unwrap_or_default(),
         }
@@ -66,6 +68,7 @@ impl Admin {
         addr: &str,
         path: &str,
         req: &Req,
+        timeout: Duration,
     ) -> Result<Result<T, NodeError>, AdminError> {
         let http = |source| AdminError::Http {
             addr: addr.to_owned(),
@@ -74,6 +77,7 @@ impl Admin {
         let response = self
             .http
             .post(format!("http://{addr}{path}"))
+            .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(
                 serde_json::to_vec(req).map_err(|source| AdminError::Decode {
@@ -105,11 +109,12 @@ impl Admin {
         addr: &str,
         path: &str,
         req: &Req,
+        timeout: Duration,
     ) -> Result<T, AdminError> {
-        match self.post(addr, path, req).await? {
+        match self.post(addr, path, req, timeout).await? {
             Err(NodeError::NotLeader {
                 leader: Some((_, leader)),
-            }) if leader != addr => Ok(self.post::<Req, T>(&leader, path, req).await??),
+            }) if leader != addr => Ok(self.post::<Req, T>(&leader, path, req, timeout).await??),
             other => Ok(other?),
         }
     }
@@ -120,7 +125,7 @@ impl Admin {
         members: BTreeMap<NodeId, String>,
     ) -> Result<(), AdminError> {
         Ok(self
-            .post::<_, ()>(addr, INIT_PATH, &InitRequest { members })
+            .post::<_, ()>(addr, INIT_PATH, &InitRequest { members }, CALL_TIMEOUT)
             .await??)
     }
 
@@ -129,16 +134,21 @@ impl Admin {
         addr: &str,
         id: NodeId,
         node_addr: String,
+        timeout: Duration,
     ) -> Result<(), AdminError> {
         let req = AddNodeRequest {
             id,
             addr: node_addr,
+            timeout_secs: timeout.as_secs().max(1),
         };
-        self.to_leader(addr, ADD_NODE_PATH, &req).await
+        // The leader answers once the node has caught up or its time is up.
+        let wait = timeout + CALL_TIMEOUT;
+        self.to_leader(addr, ADD_NODE_PATH, &req, wait).await
     }
 
     pub async fn remove_node(&self, addr: &str, id: NodeId) -> Result<(), AdminError> {
-        self.to_leader(addr, REMOVE_NODE_PATH, &RemoveNodeRequest { id })
+        let req = RemoveNodeRequest { id };
+        self.to_leader(addr, REMOVE_NODE_PATH, &req, CALL_TIMEOUT)
             .await
     }
 
@@ -150,6 +160,7 @@ impl Admin {
         let response = self
             .http
             .get(format!("http://{addr}{STATUS_PATH}"))
+            .timeout(CALL_TIMEOUT)
             .send()
             .await
             .map_err(http)?;

@@ -85,7 +85,17 @@ pub struct InitRequest {
 pub struct AddNodeRequest {
     pub id: NodeId,
     pub addr: String,
+    /// How long the new node may take to catch up before it is removed again.
+    #[serde(default = "default_catch_up_secs")]
+    pub timeout_secs: u64,
 }
+
+fn default_catch_up_secs() -> u64 {
+    DEFAULT_CATCH_UP_SECS
+}
+
+/// How long `add-node` waits for a new node to catch up, unless told otherwise.
+pub const DEFAULT_CATCH_UP_SECS: u64 = 600;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RemoveNodeRequest {
@@ -114,4 +124,10 @@ pub struct Status {
     /// On the leader: how long ago a quorum last acknowledged it.
     #[serde(default)]
     pub millis_since_quorum_ack: Option<u64>,
+    /// On the leader: bytes of a snapshot each peer has stored so far, while one is on its way.
+    #[serde(default)]
+    pub snapshot_sent: BTreeMap<NodeId, u64>,
+    /// Size of this node's latest snapshot file.
+    #[serde(default)]
+    pub snapshot_bytes: u64,
 }

@@ -154,6 +154,9 @@ impl RemoteMetastore {
             }
             Ok(Err(NodeError::Unavailable(m))) => Attempt::Refused(format!("{node}: {m}")),
             Ok(Err(NodeError::OutcomeUnknown(m))) => Attempt::Unknown(format!("{node}: {m}")),
+            Ok(Err(e @ (NodeError::TooLarge | NodeError::Membership(_)))) => {
+                Attempt::Refused(format!("{node}: {e}"))
+            }
             Err(e) => Attempt::Unknown(format!("{node}: undecodable answer: {e}")),
         }
     }
@@ -224,6 +227,7 @@ impl RemoteMetastore {
     }
 
     async fn write(&self, cmd: Command) -> Result<CommandResponse> {
+        crate::limits::check_command(&cmd)?;
         self.call(WRITE_PATH, &cmd).await
     }
 

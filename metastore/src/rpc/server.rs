@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -43,6 +43,9 @@ pub fn router(node: Node) -> Router {
         .route(REMOVE_NODE_PATH, post(remove_node))
         .route(STATUS_PATH, get(status))
         .route("/metrics", get(metrics))
+        // Every request a node sends is bounded below this (see `crate::limits`); axum's own
+        // default of 2 MB would refuse snapshot chunks and large appends.
+        .layer(DefaultBodyLimit::max(crate::limits::MAX_BODY_BYTES))
         .with_state(node)
 }
 
@@ -166,7 +169,10 @@ async fn init(State(node): State<Node>, body: Bytes) -> Response {
 
 async fn add_node(State(node): State<Node>, body: Bytes) -> Response {
     match parse_json::<AddNodeRequest>(&body) {
-        Ok(req) => json(&node.add_node(req.id, req.addr).await),
+        Ok(req) => {
+            let timeout = Duration::from_secs(req.timeout_secs);
+            json(&node.add_node(req.id, req.addr, timeout).await)
+        }
         Err(r) => r.into_response(),
     }
 }
@@ -349,6 +355,8 @@ impl LocalMetastore {
                 .map(|(id, matched)| (*id, matched.map(|l| l.index)))
                 .collect(),
             millis_since_quorum_ack: m.millis_since_quorum_ack,
+            snapshot_sent: self.snapshot_progress(),
+            snapshot_bytes: self.snapshot_bytes(),
         }
     }
 }

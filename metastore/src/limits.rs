@@ -1,0 +1,46 @@
+//! The size bounds of what metastore processes send each other, in one place so that they can be
+//! checked against each other.
+//!
+//! Every HTTP route refuses a body over [`MAX_BODY_BYTES`]. Everything a node sends stays below
+//! it by construction, whatever the size of the state:
+//!
+//! - a snapshot travels in chunks of [`SNAPSHOT_CHUNK_BYTES`] (openraft's
+//!   `snapshot_max_chunk_size`), plus a small header (vote, snapshot metadata);
+//! - an AppendEntries request carries entries up to [`APPEND_BUDGET_BYTES`] of encoding; a larger
+//!   one is split by the network ([`crate::raft::network`]), which tells openraft how many
+//!   entries fit;
+//! - one command (one Raft entry) is at most [`MAX_COMMAND_BYTES`] encoded, refused before it is
+//!   proposed otherwise, so a single entry always fits an append.
+//!
+//! Without these, a state past axum's 2 MB default body limit could never be sent to a new or
+//! lagging node, and one large append stalled every follower.
+
+/// The largest request body any metastore route accepts.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Bytes of snapshot per InstallSnapshot request.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 4 << 20;
+
+/// Encoded entries per AppendEntries request, at most (a lone entry may reach
+/// [`MAX_COMMAND_BYTES`] plus its log id).
+pub const APPEND_BUDGET_BYTES: usize = 8 << 20;
+
+/// The largest encoded [`crate::types::Command`] the metastore proposes. A commit of one object
+/// with a batch in each of 10,000 partitions is about 0.7 MB.
+pub const MAX_COMMAND_BYTES: usize = 4 << 20;
+
+/// Refuses a command too large to replicate.
+pub fn check_command(cmd: &crate::types::Command) -> Result<(), crate::types::MetaError> {
+    match crate::codec::encoded_len(cmd) {
+        Ok(len) if len <= MAX_COMMAND_BYTES => Ok(()),
+        _ => Err(crate::types::MetaError::CommandTooLarge),
+    }
+}
+
+/// Room for what surrounds the payload of a request: vote, log ids, snapshot metadata with the
+/// membership.
+const ENVELOPE_BYTES: usize = 1 << 20;
+
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES + ENVELOPE_BYTES <= MAX_BODY_BYTES);
+const _: () = assert!(APPEND_BUDGET_BYTES + ENVELOPE_BYTES <= MAX_BODY_BYTES);
+const _: () = assert!(MAX_COMMAND_BYTES + ENVELOPE_BYTES <= APPEND_BUDGET_BYTES);
