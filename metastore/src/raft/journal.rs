@@ -5,14 +5,46 @@
 //! record = len:u32le crc32c(payload):u32le payload     payload = `Record`
 //! ```
 //!
-//! Version 2 encodes payloads with [`codec`](crate::codec) (postcard), version 1 with JSON. A
-//! version 1 journal is read and then rewritten as version 2 at once, so one file never mixes the
-//! two.
+//! Version 3 (written) and 2 encode payloads with [`codec`](crate::codec) (postcard), version 1
+//! with JSON. All three share the record layout. A journal of an earlier version is read and then
+//! rewritten in the current one at once, so one file never mixes versions.
+//!
+//! postcard names an enum variant by its position and a struct field by its order, so the
+//! version covers the encoding of everything a record holds: [`Record`], openraft's `Entry`, and
+//! [`Command`](crate::types::Command) with every type inside it. A new variant or field anywhere
+//! there is a new version, or an older build would misread (or fail to decode) what a newer one
+//! wrote instead of refusing it. The tests pin the encoding of one value of every variant against
+//! a fixture per version (`tests/fixtures/journal-v*`) and fail until both are bumped. Version 3
+//! has the layout and types of version 2 as it was last written; it exists because commands were
+//! added under version 2, which an older build of version 2 cannot read.
 //!
 //! Every record is an assignment to the log state (see [`LogState::apply`]), so replaying the file
 //! from the start rebuilds the state, and a rewrite can replace any prefix by the state it produced.
-//! A crash can leave a torn last record; replay cuts the file at the first record that does not
-//! check out, since nothing after it can be trusted.
+//!
+//! # Torn tails and corruption
+//!
+//! Records are appended and fsynced before they count, so a crash can damage only what was
+//! written after the last fsync: the end of the file. Replay stops at the first record that does
+//! not check out (a header cut short, a length that is zero or over the cap, a checksum mismatch)
+//! and decides by where that record's frame ends:
+//!
+//! - **torn tail**: the frame ends exactly at the end of the file or runs past it, or only zero
+//!   bytes follow it (a filesystem may extend the file before the data lands). Nothing follows
+//!   that can hold a record, so nothing acknowledged is lost: the file is cut there, with a
+//!   warning that names the byte position and how much was dropped.
+//! - **corruption**: anything else, that is, a bad record with more non-zero data after it.
+//!   That data may hold acknowledged entries, so nothing is cut: [`Journal::open`] fails with
+//!   [`JournalError::Corrupt`], naming the file and the record's byte position.
+//!
+//! A record whose checksum matches but whose payload does not decode is never torn: it was
+//! written whole, so it is corruption, or a newer format that did not bump the version, and
+//! open fails with [`JournalError::Undecodable`]. A version above [`VERSION`] fails with
+//! [`JournalError::UnsupportedVersion`] before any record is read.
+//!
+//! The rule cannot tell a torn tail from a length field damaged to point past the end of the file
+//! (there is no header checksum): such a record and everything after it is cut, as before. And
+//! if the pages of the last, unsynced write reach the disk out of order, an unacknowledged record
+//! can follow a torn one: that is refused as corruption, the safe side.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -24,7 +56,13 @@ use serde::{Deserialize, Serialize};
 use super::{Entry, LogId, Vote};
 
 const MAGIC: &[u8; 8] = b"SKIFFJNL";
-const VERSION: u32 = 2;
+/// The version written. A new variant or field in anything a record holds (above all
+/// [`Command`](crate::types::Command)) means a new version, a fixture for it, and reading the
+/// old one: see the module doc and the schema tests.
+const VERSION: u32 = 3;
+/// postcard, with the types of version 3 (before it the version was not bumped for new
+/// commands). Read, never written.
+const VERSION_2: u32 = 2;
 /// The first version: JSON payloads. Read, never written.
 const VERSION_JSON: u32 = 1;
 const HEADER_LEN: u64 = 12;
@@ -42,10 +80,37 @@ pub enum JournalError {
     },
     #[error("{path} is not a skiff journal")]
     BadMagic { path: PathBuf },
-    #[error("{path} has journal version {version}, this build reads version {VERSION}")]
+    #[error("{path} has journal version {version}, this build reads versions 1 to {VERSION}; was it written by a newer build?")]
     UnsupportedVersion { path: PathBuf, version: u32 },
+    /// A damaged record with more data after it: not a torn tail, so nothing was cut.
+    #[error("{path} is corrupt at byte {offset}: {damage}, with {following} more bytes after it; nothing was cut (see docs/operations.md, failure modes)")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        damage: Damage,
+        following: u64,
+    },
+    /// A record that checks out but does not decode.
+    #[error("{path} has a record at byte {offset} that checks out but does not decode ({reason}): corrupt, or written by a newer build; nothing was cut")]
+    Undecodable {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     #[error("cannot encode journal record: {0}")]
     Encode(#[from] crate::codec::CodecError),
+}
+
+/// Why a record does not check out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    #[error("record header cut short")]
+    CutHeader,
+    /// Zero (no record encodes to nothing), over the cap, or past the end of the file.
+    #[error("bad record length {0}")]
+    Length(u32),
+    #[error("record checksum mismatch")]
+    Checksum,
 }
 
 impl From<JournalError> for io::Error {
@@ -160,7 +225,8 @@ pub struct Replayed {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal, replays it, and cuts off a torn or corrupt tail.
+    /// Opens (or creates) the journal, replays it, and cuts off a torn tail; refuses a corrupt
+    /// journal or a newer version (see the module doc).
     pub fn open(path: &Path) -> Result<(Self, Replayed), JournalError> {
         let io_err = |source| JournalError::Io {
             path: path.to_owned(),
@@ -197,7 +263,7 @@ impl Journal {
             });
         }
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        if version != VERSION && version != VERSION_JSON {
+        if ![VERSION, VERSION_2, VERSION_JSON].contains(&version) {
             return Err(JournalError::UnsupportedVersion {
                 path: path.to_owned(),
                 version,
@@ -206,25 +272,50 @@ impl Journal {
         let mut state = LogState::default();
         let mut records = 0;
         let mut valid_len = HEADER_LEN;
-        let cut_reason = loop {
-            match read_record(&mut reader, file_len - valid_len, version) {
-                Ok(None) => break None,
-                Ok(Some((record, frame_len))) => {
+        let damage = loop {
+            let remaining = file_len - valid_len;
+            match read_record(&mut reader, remaining, version).map_err(io_err)? {
+                Frame::End => break None,
+                Frame::Record(record, frame_len) => {
                     state.apply(record);
                     records += 1;
                     valid_len += frame_len;
                 }
-                Err(reason) => break Some(reason),
+                Frame::Undecodable(reason) => {
+                    return Err(JournalError::Undecodable {
+                        path: path.to_owned(),
+                        offset: valid_len,
+                        reason,
+                    });
+                }
+                Frame::Damaged { damage, frame_len } => {
+                    // The bytes after the damaged frame, if it ends inside the file.
+                    let following = remaining.saturating_sub(frame_len);
+                    if following > 0 {
+                        reader
+                            .seek(SeekFrom::Start(file_len - following))
+                            .map_err(io_err)?;
+                        if !only_zeros(&mut reader).map_err(io_err)? {
+                            return Err(JournalError::Corrupt {
+                                path: path.to_owned(),
+                                offset: valid_len,
+                                damage,
+                                following,
+                            });
+                        }
+                    }
+                    break Some(damage);
+                }
             }
         };
         drop(reader);
-        if let Some(reason) = cut_reason {
+        if let Some(damage) = damage {
             tracing::warn!(
                 path = %path.display(),
                 offset = valid_len,
                 dropped_bytes = file_len - valid_len,
-                %reason,
-                "cutting torn or corrupt journal tail"
+                %damage,
+                "cutting the journal's torn tail (written after the last fsync, never acknowledged)"
             );
             file.set_len(valid_len).map_err(io_err)?;
             file.sync_all().map_err(io_err)?;
@@ -295,39 +386,75 @@ fn write_header(file: &mut File) -> io::Result<()> {
     file.sync_all()
 }
 
-/// `Ok(None)` at a clean end of file; `Err` with the reason when the rest must be cut.
-fn read_record(
-    reader: &mut impl Read,
-    remaining: u64,
-    version: u32,
-) -> Result<Option<(Record, u64)>, String> {
+/// What the next frame of the file holds.
+enum Frame {
+    /// A clean end of file.
+    End,
+    /// A record, and its frame's length.
+    Record(Record, u64),
+    /// A frame that checks out whose payload does not decode.
+    Undecodable(String),
+    /// A frame that does not check out, and its length as far as it can be told (the length
+    /// field's, or all that is left of the file when even the header is cut).
+    Damaged { damage: Damage, frame_len: u64 },
+}
+
+/// Reads the frame at the reader's position, `remaining` bytes before the end of the file. Reads
+/// only what lies inside the file, and allocates only what the length cap allows.
+fn read_record(reader: &mut impl Read, remaining: u64, version: u32) -> io::Result<Frame> {
     if remaining == 0 {
-        return Ok(None);
+        return Ok(Frame::End);
     }
     if remaining < FRAME_HEADER_LEN as u64 {
-        return Err("torn record header".into());
+        return Ok(Frame::Damaged {
+            damage: Damage::CutHeader,
+            frame_len: remaining,
+        });
     }
     let mut header = [0u8; FRAME_HEADER_LEN];
-    reader.read_exact(&mut header).map_err(|e| e.to_string())?;
+    reader.read_exact(&mut header)?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if len > MAX_RECORD_LEN {
-        return Err(format!("record length {len} over the cap"));
-    }
-    if u64::from(len) > remaining - FRAME_HEADER_LEN as u64 {
-        return Err("torn record".into());
+    let frame_len = FRAME_HEADER_LEN as u64 + u64::from(len);
+    if len == 0 || len > MAX_RECORD_LEN || frame_len > remaining {
+        return Ok(Frame::Damaged {
+            damage: Damage::Length(len),
+            frame_len,
+        });
     }
     let mut payload = vec![0u8; len as usize];
-    reader.read_exact(&mut payload).map_err(|e| e.to_string())?;
+    reader.read_exact(&mut payload)?;
     if crc32c::crc32c(&payload) != crc {
-        return Err("record checksum mismatch".into());
+        return Ok(Frame::Damaged {
+            damage: Damage::Checksum,
+            frame_len,
+        });
     }
-    let record = if version == VERSION_JSON {
-        serde_json::from_slice(&payload).map_err(|e| format!("undecodable record: {e}"))?
+    let decoded = if version == VERSION_JSON {
+        serde_json::from_slice(&payload).map_err(|e| e.to_string())
     } else {
-        crate::codec::decode(&payload).map_err(|e| format!("undecodable record: {e}"))?
+        crate::codec::decode(&payload).map_err(|e| e.to_string())
     };
-    Ok(Some((record, FRAME_HEADER_LEN as u64 + u64::from(len))))
+    Ok(match decoded {
+        Ok(record) => Frame::Record(record, frame_len),
+        Err(reason) => Frame::Undecodable(reason),
+    })
+}
+
+/// Whether everything from the reader's position to the end of the file is zero.
+fn only_zeros(reader: &mut impl Read) -> io::Result<bool> {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
 }
 
 /// A rename or a new file is durable only once its directory is.
@@ -336,3 +463,7 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = dir.unwrap_or_else(|| Path::new("."));
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;

@@ -265,3 +265,28 @@ async fn snapshot_survives_reopen_and_detects_corruption() {
         "{err}"
     );
 }
+
+#[test]
+fn newer_snapshot_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = snapshot::SnapshotMeta {
+        last_log_id: Some(log_id(1, LOCAL, 2)),
+        ..Default::default()
+    };
+    let state = crate::state_machine::StateMachine::default();
+    let tmp = snapshot::write_tmp(dir.path(), "t", &meta, &state).unwrap();
+    snapshot::install(&tmp, dir.path()).unwrap();
+    let path = dir.path().join(snapshot::SNAPSHOT_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let written = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    assert!(StateMachineStore::open(dir.path()).is_ok());
+
+    bytes[8..12].copy_from_slice(&(written + 1).to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let err = StateMachineStore::open(dir.path()).err().unwrap();
+    assert!(
+        matches!(err, SnapshotError::UnsupportedVersion(v) if v == written + 1),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the snapshot is kept");
+}
