@@ -1,11 +1,12 @@
 """Hand-built Kafka requests over raw TCP, for tests that need bytes no well-behaved client sends.
 
 Only what the tests need: request framing, ApiVersions, Produce (v3..v8, non-flexible) with magic-2
-record batches, and a pure-Python CRC-32C.
+record batches (uncompressed or gzip), and a pure-Python CRC-32C.
 """
 
 from __future__ import annotations
 
+import gzip
 import socket
 import struct
 import time
@@ -98,25 +99,37 @@ def record(offset_delta: int, timestamp_delta: int, key: bytes | None, value: by
     return varint(len(body)) + bytes(body)
 
 
-def record_batch(records, base_timestamp: int, corrupt_crc: bool = False) -> bytes:
-    """records: list of (key, value, headers, timestamp). Offsets are deltas from 0, as producers send."""
+def record_batch(
+    records,
+    base_timestamp: int,
+    corrupt_crc: bool = False,
+    max_timestamp: int | None = None,
+    compression: str = "none",
+) -> bytes:
+    """records: list of (key, value, headers, timestamp). Offsets are deltas from 0, as producers send.
+
+    max_timestamp: what the header says, by default the records' largest (Sarama writes -1).
+    compression: "none" or "gzip" (the records section as one gzip stream, as producers send it)."""
     recs = b"".join(
         record(i, ts - base_timestamp, k, v, h) for i, (k, v, h, ts) in enumerate(records)
     )
-    max_ts = max(ts for *_, ts in records)
+    if max_timestamp is None:
+        max_timestamp = max(ts for *_, ts in records)
+    codecs = {"none": (0, lambda b: b), "gzip": (1, gzip.compress)}
+    attributes, compress = codecs[compression]
     after_crc = (
         struct.pack(
             ">hiqqqhi",
-            0,  # attributes: no compression, CreateTime, not transactional
+            attributes,  # the codec; CreateTime, not transactional
             len(records) - 1,  # lastOffsetDelta
             base_timestamp,
-            max_ts,
+            max_timestamp,
             -1,  # producerId
             -1,  # producerEpoch
             -1,  # baseSequence
         )
         + struct.pack(">i", len(records))
-        + recs
+        + compress(recs)
     )
     crc = crc32c(after_crc)
     if corrupt_crc:

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use object_store::{ObjectStore, PutPayload};
-use skiff_format::batch::Batch;
+use skiff_format::batch::{Batch, Timestamps};
 use skiff_format::object::ObjectBuilder;
 use skiff_metastore::client::{MetastoreClient, MetastoreError};
 use skiff_metastore::types::{
@@ -33,6 +33,9 @@ const MAX_BATCHES_PER_FLUSH: usize = 65_536;
 pub struct Entry {
     pub tp: TopicPartition,
     pub batch: Batch,
+    /// What the index records for the batch, checked by the produce path (the header's only
+    /// when it is consistent): retention and ListOffsets believe them.
+    pub timestamps: Timestamps,
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -229,8 +232,8 @@ impl WindowLoop {
                 len: entry.batch.bytes.len() as u32,
                 last_offset_delta: h.last_offset_delta,
                 record_count: h.record_count,
-                first_timestamp: h.base_timestamp,
-                max_timestamp: h.max_timestamp,
+                first_timestamp: entry.timestamps.first,
+                max_timestamp: entry.timestamps.max,
                 producer_id: h.producer_id,
                 producer_epoch: h.producer_epoch,
                 base_sequence: h.base_sequence,

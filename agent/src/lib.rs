@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod membership;
 pub mod metrics;
 pub mod protocol;
+pub mod scan;
 pub mod server;
 pub mod storage;
 #[cfg(test)]

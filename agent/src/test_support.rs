@@ -9,7 +9,7 @@ use object_store::ObjectStore;
 use skiff_metastore::local::LocalMetastore;
 
 use crate::batcher::Batcher;
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::AgentConfig;
 use crate::context::Agent;
 use crate::fetch::Reader;
@@ -22,6 +22,11 @@ pub struct TestAgent {
 }
 
 pub async fn agent(config: AgentConfig) -> TestAgent {
+    agent_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`agent`], with the agent's clock (append times, commit times) in the test's hands.
+pub async fn agent_with_clock(config: AgentConfig, clock: Arc<dyn Clock>) -> TestAgent {
     let dir = tempfile::tempdir().expect("tempdir");
     let metastore = Arc::new(LocalMetastore::open(dir.path()).await.expect("metastore"));
     let metrics = Metrics::new();
@@ -31,7 +36,6 @@ pub async fn agent(config: AgentConfig) -> TestAgent {
     )
     .await
     .expect("store");
-    let clock = Arc::new(SystemClock);
     let (batcher, _task) = Batcher::spawn(
         &config,
         store.clone(),

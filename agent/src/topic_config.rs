@@ -305,6 +305,14 @@ pub fn with_list_defaults(current: &BTreeMap<String, String>, ops: Vec<ConfigOp>
     out
 }
 
+/// Whether a topic's `message.timestamp.type` is `LogAppendTime`: its index timestamps are then
+/// the agent's clock at append, whatever the producer wrote.
+pub fn log_append_time(configs: &BTreeMap<String, String>) -> bool {
+    configs
+        .get("message.timestamp.type")
+        .is_some_and(|v| v.trim() == "LogAppendTime")
+}
+
 /// The default of every config, for DescribeConfigs. `max_message_bytes` is the agent's.
 pub fn defaults(max_message_bytes: usize) -> impl Iterator<Item = (&'static str, String)> {
     CONFIGS.iter().map(move |(name, _, default)| {

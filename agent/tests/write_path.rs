@@ -54,7 +54,15 @@ fn entry(tp: TopicPartition, value: &[u8], producer: Option<(i64, i32)>) -> Entr
         .next()
         .expect("one batch")
         .expect("valid batch");
-    Entry { tp, batch }
+    let timestamps = batch
+        .header
+        .trusted_timestamps()
+        .expect("consistent header");
+    Entry {
+        tp,
+        batch,
+        timestamps,
+    }
 }
 
 fn puts(metrics: &Metrics) -> u64 {

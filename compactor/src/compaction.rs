@@ -608,7 +608,15 @@ impl Output {
                 } else {
                     i64::MIN
                 },
-                max_timestamp: batch.header.max_timestamp,
+                // A batch kept whole keeps its index entry's: the header's may be unset (-1,
+                // as Sarama writes it) where the agent computed it from the records, and
+                // retention would then expire the batch at once. A rewritten one has its max
+                // computed from the kept records ([`skiff_format::rewrite`]).
+                max_timestamp: if unchanged {
+                    old.max_timestamp
+                } else {
+                    batch.header.max_timestamp
+                },
             });
         }
         Ok(())

@@ -2,7 +2,9 @@
 //!
 //! The produce path splits a partition's `records` field into batches with [`batches`], which
 //! checks each header (lengths, magic, CRC-32C, record count, size limit) and yields zero-copy
-//! slices of the input. Records stay as the producer sent them, compressed or not.
+//! slices of the input. Records stay as the producer sent them, compressed or not; they are
+//! decoded only when the header's timestamps cannot be believed
+//! ([`BatchHeader::trusted_timestamps`]).
 //!
 //! Layout of a v2 batch header (all big-endian), offsets in bytes:
 //!
@@ -17,6 +19,8 @@
 //! ```
 
 use bytes::Bytes;
+
+use crate::records::RecordError;
 
 /// Size of a v2 batch header; records start here.
 pub const BATCH_HEADER_LEN: usize = 61;
@@ -56,6 +60,9 @@ pub enum BatchError {
     },
     #[error("record batch of {len} bytes is larger than the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },
+    /// The records had to be read (see [`BatchHeader::trusted_timestamps`]) and do not decode.
+    #[error("invalid records in batch: {0}")]
+    Records(RecordError),
 }
 
 /// The detail of a [`BatchError::Corrupt`].
@@ -79,6 +86,9 @@ impl BatchError {
             BatchError::UnsupportedMagic(_) => codes::UNSUPPORTED_FOR_MESSAGE_FORMAT,
             BatchError::InvalidRecord { .. } => codes::INVALID_RECORD,
             BatchError::TooLarge { .. } => codes::MESSAGE_TOO_LARGE,
+            // Kafka's record parser (DefaultRecord.readFrom) throws InvalidRecordException, which
+            // is INVALID_RECORD: not retriable, as resending the same bytes cannot help.
+            BatchError::Records(_) => codes::INVALID_RECORD,
         }
     }
 }
@@ -99,6 +109,17 @@ pub enum Compression {
     Zstd,
     /// Codes 5..=7, which Kafka does not define.
     Unknown(u8),
+}
+
+/// The timestamps the metastore's index keeps for a batch: retention expires a batch by `max`,
+/// ListOffsets by timestamp looks batches up by `max` and answers the base offset when `first`
+/// is already late enough.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamps {
+    /// The timestamp of the batch's first record.
+    pub first: i64,
+    /// The largest timestamp of its records.
+    pub max: i64,
 }
 
 /// The fixed 61-byte header of a v2 record batch.
@@ -171,6 +192,27 @@ impl BatchHeader {
     /// timestamp is `max_timestamp`.
     pub fn is_log_append_time(&self) -> bool {
         self.attributes & TIMESTAMP_TYPE_FLAG != 0
+    }
+
+    /// The header's timestamps, when they can be believed without reading the records: a base
+    /// (first) timestamp that is set and a max timestamp not below it. `None` otherwise, and the
+    /// caller computes them from the records ([`crate::records::timestamps`]), as Kafka's
+    /// LogValidator computes a batch's max timestamp instead of trusting the header: some
+    /// producers (Sarama) write `max_timestamp = -1` in every batch. A `LogAppendTime` batch
+    /// gives every record its max timestamp, so its header is all there is to read.
+    pub fn trusted_timestamps(&self) -> Option<Timestamps> {
+        if self.is_log_append_time() {
+            return Some(Timestamps {
+                first: self.max_timestamp,
+                max: self.max_timestamp,
+            });
+        }
+        (self.base_timestamp >= 0 && self.max_timestamp >= self.base_timestamp).then_some(
+            Timestamps {
+                first: self.base_timestamp,
+                max: self.max_timestamp,
+            },
+        )
     }
 
     pub fn is_transactional(&self) -> bool {

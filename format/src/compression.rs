@@ -1,7 +1,8 @@
 //! Decompression of the records section of a v2 batch, for the four codecs Kafka defines.
 //!
-//! Never used on the produce or fetch path: batches are stored and served as produced. Only the
-//! few readers that need individual records (ListOffsets by timestamp, the compactor) decompress.
+//! Never used on the fetch path: batches are stored and served as produced. Only the few readers
+//! that need individual records decompress: ListOffsets by timestamp, the compactor, and the
+//! produce path for a batch whose header timestamps it cannot believe.
 //!
 //! | codec | Kafka's payload | crate |
 //! | --- | --- | --- |

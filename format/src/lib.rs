@@ -1,6 +1,6 @@
-//! Byte formats shared by agents and compactors: Kafka record batches (validated, never decoded on
-//! the produce path; decompressed and decoded only where individual records are needed) and the
-//! Skiff object that a flush writes.
+//! Byte formats shared by agents and compactors: Kafka record batches (validated by their headers
+//! on the produce path; decompressed and decoded only where individual records are needed, or
+//! where a header's timestamps cannot be believed) and the Skiff object that a flush writes.
 //!
 //! Everything here is pure: no IO, no async, and no panics on any input — these bytes come from
 //! the network and from the object store. Every length read from the input is checked against what
@@ -15,14 +15,16 @@ pub mod records;
 pub mod rewrite;
 pub mod varint;
 
-pub use batch::{batches, set_base_offset, Batch, BatchError, BatchHeader, BatchIter, Compression};
+pub use batch::{
+    batches, set_base_offset, Batch, BatchError, BatchHeader, BatchIter, Compression, Timestamps,
+};
 pub use compression::{compress, decompress, CompressError, DecompressError};
 pub use object::{
     decode_footer, decode_object, decode_trailer, FooterLocation, ObjectBuilder, ObjectEntry,
     ObjectError, ObjectHeader,
 };
 pub use records::{
-    first_offset_at_or_after, max_timestamp, records, records_with_limit, Record, RecordError,
-    RecordHeader,
+    first_offset_at_or_after, max_timestamp, records, records_with_limit, timestamps, Record,
+    RecordError, RecordHeader,
 };
 pub use rewrite::{retain, Retained, RewriteError};

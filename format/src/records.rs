@@ -1,5 +1,6 @@
 //! A record decoder for v2 batches, for the few places that need individual records (ListOffsets
-//! by timestamp, the compactor). The produce and fetch paths never decode records.
+//! by timestamp, the compactor, and the produce path for a batch whose header timestamps cannot
+//! be believed). Fetch never decodes records.
 //!
 //! The records section is the batch's bytes after its 61-byte header. For a compressed batch it is
 //! first decompressed ([`crate::compression`]) into one buffer of at most
@@ -20,7 +21,7 @@
 
 use bytes::Bytes;
 
-use crate::batch::{Batch, BatchHeader, Compression, BATCH_HEADER_LEN};
+use crate::batch::{Batch, BatchHeader, Compression, Timestamps, BATCH_HEADER_LEN};
 use crate::compression::{decompress, DecompressError};
 use crate::varint::{read_varint, read_varlong, VarintError};
 
@@ -168,6 +169,25 @@ pub fn max_timestamp(batch: &Batch) -> Result<Option<(i64, i64)>, RecordError> {
         }
     }
     Ok(best)
+}
+
+/// A batch's timestamps computed from its records, for a header that cannot be believed
+/// ([`BatchHeader::trusted_timestamps`]): the first record's timestamp and the largest of all, as
+/// Kafka's LogValidator computes the max. A record's timestamp is `base_timestamp + delta`
+/// whatever the base says, so a base of -1 with deltas carrying real times gives those times.
+/// Every record is read, so a malformed record anywhere is an error. A batch without records
+/// (never a validated one) keeps its header's timestamps.
+pub fn timestamps(batch: &Batch) -> Result<Timestamps, RecordError> {
+    let mut found: Option<Timestamps> = None;
+    for record in records(batch)? {
+        let ts = record?.timestamp;
+        let t = found.get_or_insert(Timestamps { first: ts, max: ts });
+        t.max = t.max.max(ts);
+    }
+    Ok(found.unwrap_or(Timestamps {
+        first: batch.header.base_timestamp,
+        max: batch.header.max_timestamp,
+    }))
 }
 
 fn read_record(cursor: &mut Cursor, header: &BatchHeader) -> Result<Record, RecordError> {

@@ -331,3 +331,142 @@ fn malformed_records() {
         Err(RecordError::Varint(_))
     ));
 }
+
+/// `bytes` with its header's base and max timestamps replaced, CRC fixed.
+fn with_header_timestamps(bytes: &[u8], base: i64, max: i64) -> Bytes {
+    let mut v = bytes.to_vec();
+    v[27..35].copy_from_slice(&base.to_be_bytes());
+    v[35..43].copy_from_slice(&max.to_be_bytes());
+    update_crc(&mut v);
+    Bytes::from(v)
+}
+
+/// Three records at 1_000, 1_030, 1_020: first 1_000, max 1_030 (the second record).
+fn three_records() -> Bytes {
+    BatchBuilder::new(1_000)
+        .record(1_000, Some(b"a"), Some(b"x"))
+        .record(1_030, Some(b"b"), Some(b"y"))
+        .record(1_020, Some(b"c"), Some(b"z"))
+        .build()
+}
+
+const THREE: Timestamps = Timestamps {
+    first: 1_000,
+    max: 1_030,
+};
+
+#[test]
+fn a_consistent_header_is_believed_as_it_is() {
+    let b = batch(three_records());
+    assert_eq!(b.header.trusted_timestamps(), Some(THREE));
+    assert_eq!(timestamps(&b), Ok(THREE));
+    // The header is not checked against the records (that would cost a decode per batch): a
+    // consistent header over undecodable records is still believed.
+    let h = b.bytes[..BATCH_HEADER_LEN].to_vec();
+    let junk = reframe(&h, &[0xff; 12]);
+    assert_eq!(junk.header.trusted_timestamps(), Some(THREE));
+    // An equal base and max, as a one-record batch has, is consistent.
+    let one = batch(BatchBuilder::new(5).record(5, None, None).build());
+    assert_eq!(
+        one.header.trusted_timestamps(),
+        Some(Timestamps { first: 5, max: 5 })
+    );
+}
+
+#[test]
+fn an_unset_max_timestamp_is_computed_from_the_records() {
+    let b = batch(with_header_timestamps(&three_records(), 1_000, -1));
+    assert_eq!(b.header.trusted_timestamps(), None);
+    assert_eq!(timestamps(&b), Ok(THREE));
+    // Any negative max is unset.
+    let b = batch(with_header_timestamps(&three_records(), 1_000, i64::MIN));
+    assert_eq!(b.header.trusted_timestamps(), None);
+    assert_eq!(timestamps(&b), Ok(THREE));
+}
+
+#[test]
+fn a_max_timestamp_below_the_base_is_computed_from_the_records() {
+    let b = batch(with_header_timestamps(&three_records(), 1_000, 999));
+    assert_eq!(b.header.trusted_timestamps(), None);
+    assert_eq!(timestamps(&b), Ok(THREE));
+}
+
+#[test]
+fn an_unset_max_timestamp_is_computed_inside_compressed_batches() {
+    let plain = with_header_timestamps(&three_records(), 1_000, -1);
+    for codec in Codec::ALL.into_iter().chain([Codec::Xerial(100)]) {
+        let b = compressed(codec, &plain);
+        assert_eq!(b.header.trusted_timestamps(), None, "{codec:?}");
+        assert_eq!(timestamps(&b), Ok(THREE), "{codec:?}");
+    }
+}
+
+#[test]
+fn an_unset_base_timestamp_gives_the_first_records_timestamp() {
+    // Timestamps are base + delta, so with a base of -1 the deltas carry the real times.
+    let plain = BatchBuilder::new(-1)
+        .record(1_700_000_000_000, None, Some(b"a"))
+        .record(1_699_999_999_000, None, Some(b"b"))
+        .build();
+    let want = Timestamps {
+        first: 1_700_000_000_000,
+        max: 1_700_000_000_000,
+    };
+    for max in [-1, 1_700_000_000_000] {
+        let b = batch(with_header_timestamps(&plain, -1, max));
+        assert_eq!(b.header.trusted_timestamps(), None, "max {max}");
+        assert_eq!(timestamps(&b), Ok(want), "max {max}");
+        let gz = compressed(Codec::Gzip, &b.bytes);
+        assert_eq!(timestamps(&gz), Ok(want), "max {max}, compressed");
+    }
+    // The first record's timestamp, not the smallest: ListOffsets answers the base offset with
+    // `first` when it is late enough, and that must be the timestamp of the record there.
+    let later_first = batch(with_header_timestamps(
+        &BatchBuilder::new(-1)
+            .record(50, None, None)
+            .record(40, None, None)
+            .build(),
+        -1,
+        -1,
+    ));
+    assert_eq!(
+        timestamps(&later_first),
+        Ok(Timestamps { first: 50, max: 50 })
+    );
+}
+
+#[test]
+fn a_log_append_time_batch_is_believed_without_its_records() {
+    let plain = BatchBuilder::new(5)
+        .attributes(0x08)
+        .record(5, None, None)
+        .record(9, None, None)
+        .build();
+    let want = Some(Timestamps { first: 9, max: 9 });
+    assert_eq!(batch(plain.clone()).header.trusted_timestamps(), want);
+    let h = plain[..BATCH_HEADER_LEN].to_vec();
+    assert_eq!(reframe(&h, &[0xff; 12]).header.trusted_timestamps(), want);
+}
+
+#[test]
+fn undecodable_records_are_an_error_when_the_header_is_not_believed() {
+    let header = with_header_timestamps(&three_records(), 1_000, -1);
+    let h = header[..BATCH_HEADER_LEN].to_vec();
+    let junk = reframe(&h, &[0xff; 12]);
+    assert_eq!(junk.header.trusted_timestamps(), None);
+    let e = timestamps(&junk).unwrap_err();
+    assert!(matches!(e, RecordError::Varint(_)), "{e:?}");
+    // Fewer records than the header counts.
+    let short = reframe(&h, &three_records()[BATCH_HEADER_LEN..][..6]);
+    assert!(timestamps(&short).is_err());
+    // A compressed batch whose payload is cut short (the gzip trailer is missing).
+    let gz = compressed(Codec::Gzip, &header).bytes;
+    let bad = reframe(&gz[..BATCH_HEADER_LEN], &gz[BATCH_HEADER_LEN..gz.len() - 8]);
+    let e = timestamps(&bad).unwrap_err();
+    assert!(matches!(e, RecordError::Decompress(_)), "{e:?}");
+    // The produce path refuses such a batch as Kafka does.
+    assert_eq!(
+        crate::batch::BatchError::Records(e).kafka_error_code(),
+        crate::batch::codes::INVALID_RECORD
+    );
+}

@@ -3,7 +3,8 @@ use std::time::Instant;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
-use skiff_format::batch::batches;
+use skiff_format::batch::{batches, Batch, BatchError, Timestamps};
+use skiff_format::records;
 use skiff_metastore::types::TopicPartition;
 use tracing::debug;
 
@@ -51,20 +52,32 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
                     let records = p.records.clone().unwrap_or_default();
                     let first = entries.len();
                     let mut failed = None;
+                    let append_time = crate::topic_config::log_append_time(&m.configs)
+                        .then(|| agent.clock.now_ms());
                     for batch in batches(records, agent.max_message_bytes(m)) {
-                        match batch {
-                            Ok(batch) if batch.header.is_transactional() => {
-                                failed = Some(Slot::Failed(
-                                    codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                                    Some("transactions are not supported yet".into()),
-                                ));
-                                break;
+                        let entry = match batch {
+                            Ok(batch) if batch.header.is_transactional() => Err(Slot::Failed(
+                                codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                                Some("transactions are not supported yet".into()),
+                            )),
+                            Ok(batch) => {
+                                index_timestamps(&batch, append_time)
+                                    .await
+                                    .map(|timestamps| Entry {
+                                        tp,
+                                        batch,
+                                        timestamps,
+                                    })
                             }
-                            Ok(batch) => entries.push(Entry { tp, batch }),
-                            Err(e) => {
-                                debug!(topic = %topic.name.as_str(), partition = p.index, error = %e, "rejected batch");
-                                failed =
-                                    Some(Slot::Failed(e.kafka_error_code(), Some(e.to_string())));
+                            Err(e) => Err(refused(&e)),
+                        };
+                        match entry {
+                            Ok(entry) => entries.push(entry),
+                            Err(slot) => {
+                                if let Slot::Failed(code, message) = &slot {
+                                    debug!(topic = %topic.name.as_str(), partition = p.index, code, error = message.as_deref().unwrap_or(""), "rejected batch");
+                                }
+                                failed = Some(slot);
                                 break;
                             }
                         }
@@ -139,6 +152,36 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
     })
 }
 
+/// The timestamps the index keeps for `batch`. For a `LogAppendTime` topic, `append_time` (the
+/// agent's clock when the request arrived), as Kafka stamps such batches on append. Otherwise the
+/// header's when they are consistent, so the usual batch costs no record decoding; when they are
+/// not (Sarama writes `max_timestamp = -1` in every batch), the records are read for them, as
+/// Kafka's LogValidator computes a batch's max timestamp: retention and ListOffsets believe the
+/// index, and a max of -1 would expire the batch as soon as it is written.
+async fn index_timestamps(batch: &Batch, append_time: Option<i64>) -> Result<Timestamps, Slot> {
+    if let Some(now) = append_time {
+        return Ok(Timestamps {
+            first: now,
+            max: now,
+        });
+    }
+    if let Some(timestamps) = batch.header.trusted_timestamps() {
+        return Ok(timestamps);
+    }
+    match crate::scan::scan(batch.clone(), records::timestamps).await {
+        Some(Ok(timestamps)) => Ok(timestamps),
+        Some(Err(e)) => Err(refused(&BatchError::Records(e))),
+        None => Err(Slot::Failed(
+            codes::UNKNOWN_SERVER_ERROR,
+            Some("reading the batch's records failed".into()),
+        )),
+    }
+}
+
+fn refused(e: &BatchError) -> Slot {
+    Slot::Failed(e.kafka_error_code(), Some(e.to_string()))
+}
+
 /// How long a produce waits for its commit before answering REQUEST_TIMED_OUT: the request's
 /// `timeout_ms`, as Kafka does, so a metastore that lost its quorum gets a retriable error instead
 /// of a hang; but never less than a few flush windows, which a client cannot know about.
@@ -200,3 +243,7 @@ fn append_error_code(e: &AppendError) -> i16 {
         AppendError::Metastore(_) => codes::REQUEST_TIMED_OUT,
     }
 }
+
+#[cfg(test)]
+#[path = "produce_tests.rs"]
+mod tests;
