@@ -132,6 +132,25 @@ pub struct CompactorFlags {
     /// (log.retention.bytes); -1 for no limit [default: -1]
     #[arg(long, env = "SKIFF_RETENTION_BYTES")]
     retention_bytes: Option<i64>,
+    /// A producer's idempotence state on a partition is forgotten after this long without a
+    /// write from it (Kafka's producer.id.expiration.ms); -1 keeps it [default: 86400000]
+    #[arg(long, env = "SKIFF_PRODUCER_ID_EXPIRATION_MS")]
+    producer_id_expiration_ms: Option<i64>,
+    /// A group's committed offsets are dropped once its newest commit is this old (Kafka's
+    /// offsets.retention.minutes); -1 keeps them [default: 10080]
+    #[arg(long, env = "SKIFF_OFFSETS_RETENTION_MINUTES")]
+    offsets_retention_minutes: Option<i64>,
+    /// TESTING AND OPERATIONS ONLY: offsets.retention.minutes in milliseconds; wins over it
+    #[arg(long, env = "SKIFF_OFFSETS_RETENTION_MS")]
+    offsets_retention_ms: Option<i64>,
+    /// How long a committed object keeps the answer a retried commit gets; must stay far above
+    /// any retry's delay [default: 600000]
+    #[arg(long, env = "SKIFF_COMMIT_ANSWER_RETENTION_MS")]
+    commit_answer_retention_ms: Option<i64>,
+    /// An agent address that has not heartbeated for this long loses its broker id (a new agent
+    /// there gets a new one); -1 keeps them [default: 86400000]
+    #[arg(long, env = "SKIFF_BROKER_ID_RETENTION_MS")]
+    broker_id_retention_ms: Option<i64>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -185,6 +204,11 @@ struct FileSettings {
     parquet_prefix: Option<String>,
     retention_ms: Option<i64>,
     retention_bytes: Option<i64>,
+    producer_id_expiration_ms: Option<i64>,
+    offsets_retention_minutes: Option<i64>,
+    offsets_retention_ms: Option<i64>,
+    commit_answer_retention_ms: Option<i64>,
+    broker_id_retention_ms: Option<i64>,
     metastore: Option<Vec<String>>,
     listen: Option<SocketAddr>,
     advertise: Option<String>,
@@ -478,6 +502,35 @@ fn resolve_compactor(
     }
     if let Some(v) = args.retention_bytes.or(file.retention_bytes) {
         compactor.default_retention_bytes = v;
+    }
+    let bounds = &mut compactor.bounds;
+    if let Some(v) = args
+        .producer_id_expiration_ms
+        .or(file.producer_id_expiration_ms)
+    {
+        bounds.producer_id_expiration_ms = v;
+    }
+    if let Some(v) = args
+        .offsets_retention_minutes
+        .or(file.offsets_retention_minutes)
+    {
+        bounds.offsets_retention_ms = if v < 0 { -1 } else { v.saturating_mul(60_000) };
+    }
+    if let Some(v) = args.offsets_retention_ms.or(file.offsets_retention_ms) {
+        bounds.offsets_retention_ms = v;
+    }
+    if let Some(v) = args
+        .commit_answer_retention_ms
+        .or(file.commit_answer_retention_ms)
+    {
+        // Commits of objects older than a minute are refused; an answer must outlive that.
+        if (0..120_000).contains(&v) {
+            bail!("commit-answer-retention-ms must be -1 or at least 120000");
+        }
+        bounds.commit_answer_retention_ms = v;
+    }
+    if let Some(v) = args.broker_id_retention_ms.or(file.broker_id_retention_ms) {
+        bounds.broker_id_retention_ms = v;
     }
     Ok(compactor)
 }

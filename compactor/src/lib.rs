@@ -1,7 +1,8 @@
 //! The compactor: what keeps a Skiff cluster's storage bounded and its reads cheap. Each pass
 //!
 //! 1. runs retention: one `EnforceRetention` command trims every partition past its
-//!    `retention.ms` / `retention.bytes` (time travels in the command, so replicas agree);
+//!    `retention.ms` / `retention.bytes` (time travels in the command, so replicas agree), and
+//!    one `ExpireState` command bounds the metastore's own state ([`StateBounds`]);
 //! 2. exports topics with `skiff.parquet.enable=true` to Parquet ([`export`]);
 //! 3. compacts the partitions of topics with `cleanup.policy=compact` ([`compaction`]), those
 //!    that export only as far as they are exported;
@@ -28,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use object_store::path::Path;
 use object_store::ObjectStore;
 use skiff_metastore::client::{MetastoreClient, MetastoreError};
-use skiff_metastore::types::{EnforceRetention, ObjectId};
+use skiff_metastore::types::{EnforceRetention, ExpireState, ObjectId, StateExpired};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -46,6 +47,33 @@ pub struct CompactorConfig {
     pub default_retention_bytes: i64,
     pub merge: MergeConfig,
     pub export: export::ExportConfig,
+    pub bounds: StateBounds,
+}
+
+/// How long the metastore keeps what only grows otherwise, sent with every housekeeping pass
+/// in an `ExpireState` command (as the retention defaults are). -1 keeps forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateBounds {
+    /// Kafka's `producer.id.expiration.ms` (KIP-854): 1 day.
+    pub producer_id_expiration_ms: i64,
+    /// How long a committed object keeps the answer for a retried commit: 10 minutes, far past
+    /// any retry (agents retry for under a second; commits of old objects are refused).
+    pub commit_answer_retention_ms: i64,
+    /// Kafka's `offsets.retention.minutes` (7 days), in ms.
+    pub offsets_retention_ms: i64,
+    /// An agent address silent this long loses its broker id: 1 day.
+    pub broker_id_retention_ms: i64,
+}
+
+impl Default for StateBounds {
+    fn default() -> Self {
+        Self {
+            producer_id_expiration_ms: 24 * 3600 * 1000,
+            commit_answer_retention_ms: 10 * 60 * 1000,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            broker_id_retention_ms: 24 * 3600 * 1000,
+        }
+    }
 }
 
 impl Default for CompactorConfig {
@@ -57,6 +85,7 @@ impl Default for CompactorConfig {
             default_retention_bytes: -1,
             merge: MergeConfig::default(),
             export: export::ExportConfig::default(),
+            bounds: StateBounds::default(),
         }
     }
 }
@@ -120,6 +149,8 @@ pub struct PassReport {
     pub merge: MergeReport,
     pub compaction: compaction::CompactionReport,
     pub export: export::ExportReport,
+    /// What the metastore's expiry forgot and kept (housekeeping passes only).
+    pub expired: StateExpired,
 }
 
 pub struct Compactor {
@@ -236,6 +267,28 @@ impl Compactor {
                 info!(topic_id = %t.tp.topic_id, partition = t.tp.partition, log_start_offset = t.log_start_offset, "retention moved the log start");
             }
             report.gc.partitions_trimmed = trimmed.len();
+            let bounds = self.config.bounds;
+            report.expired = self
+                .shared
+                .metastore
+                .expire_state(ExpireState {
+                    now_ms: now_ms(),
+                    producer_id_expiration_ms: bounds.producer_id_expiration_ms,
+                    commit_answer_retention_ms: bounds.commit_answer_retention_ms,
+                    offsets_retention_ms: bounds.offsets_retention_ms,
+                    broker_id_retention_ms: bounds.broker_id_retention_ms,
+                })
+                .await?;
+            let e = &report.expired;
+            if e.producers_expired + e.groups_expired + e.broker_ids_forgotten > 0 {
+                info!(
+                    producers = e.producers_expired,
+                    groups = e.groups_expired,
+                    broker_ids = e.broker_ids_forgotten,
+                    commit_answers = e.commit_answers_dropped,
+                    "expired metastore state"
+                );
+            }
         }
         // Export before compaction: compaction of an exported topic stops where its export
         // stands, so whatever this pass exports is compactable in the same pass.

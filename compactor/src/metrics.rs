@@ -40,6 +40,11 @@ pub struct CompactorMetrics {
     /// Offsets committed but not yet exported, over every exporting partition, after the last
     /// pass.
     pub parquet_export_lag: Gauge,
+    /// What the metastore's expiry forgot, by kind (`producer`, `commit_answer`, `group`,
+    /// `broker_id`).
+    pub state_expired: Family<KindLabels, Counter>,
+    /// What the metastore's state keeps of each of those kinds, after the last housekeeping pass.
+    pub state_kept: Family<KindLabels, Gauge>,
     /// Seconds the last pass took.
     pub last_pass_seconds: Gauge<f64, AtomicU64>,
 }
@@ -124,6 +129,18 @@ impl CompactorMetrics {
             self.parquet_export_lag.clone(),
         );
         r.register(
+            "state_expired",
+            "Metastore state forgotten by expiry, by kind (producer, commit_answer, group, broker_id)",
+            self.state_expired.clone(),
+        );
+        r.register(
+            "state_kept",
+            "Metastore state kept after the last housekeeping pass, by kind (producer: one per \
+             producer and partition; commit_answer: objects keeping a retry's answer; group: \
+             groups with offsets; broker_id: addresses keeping an id)",
+            self.state_kept.clone(),
+        );
+        r.register(
             "last_pass_seconds",
             "Duration of the last pass",
             self.last_pass_seconds.clone(),
@@ -165,6 +182,25 @@ impl CompactorMetrics {
         if report.housekeeping {
             self.garbage_waiting
                 .set(i64::try_from(report.gc.waiting).unwrap_or(i64::MAX));
+            let e = &report.expired;
+            let kinds = [
+                ("producer", e.producers_expired, e.left.producers),
+                (
+                    "commit_answer",
+                    e.commit_answers_dropped,
+                    e.left.commit_answers,
+                ),
+                ("group", e.groups_expired, e.left.groups),
+                ("broker_id", e.broker_ids_forgotten, e.left.broker_ids),
+            ];
+            for (name, expired, kept) in kinds {
+                self.state_expired
+                    .get_or_create(&kind(name))
+                    .inc_by(expired);
+                self.state_kept
+                    .get_or_create(&kind(name))
+                    .set(i64::try_from(kept).unwrap_or(i64::MAX));
+            }
         }
         self.parquet_files_written
             .inc_by(report.export.files_written as u64);

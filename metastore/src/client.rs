@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::types::{
-    AcquireLeases, AlterTopicConfigs, EnforceRetention, ObjectId, ReplaceBatches, Trimmed,
-    UnreferencedObject,
+    AcquireLeases, AlterTopicConfigs, EnforceRetention, ExpireState, ObjectId, ReplaceBatches,
+    StateExpired, Trimmed, UnreferencedObject,
 };
 use crate::types::{
     AgentHeartbeat, BatchAppend, CommitObject, CommitOffsets, CommittedOffset, CreateTopic,
@@ -69,6 +69,9 @@ pub trait MetastoreClient: Send + Sync + 'static {
     async fn delete_records(&self, tp: TopicPartition, offset: i64) -> Result<PartitionOffsets>;
     /// One retention pass over every topic; the partitions it trimmed.
     async fn enforce_retention(&self, pass: EnforceRetention) -> Result<Vec<Trimmed>>;
+    /// One expiry pass: forgets idle producers, old commit answers, expired groups' offsets and
+    /// departed addresses; says what it forgot and what is left.
+    async fn expire_state(&self, pass: ExpireState) -> Result<StateExpired>;
     /// Forgets objects nothing points at; answers those it forgot.
     async fn forget_objects(&self, objects: Vec<ObjectId>) -> Result<Vec<ObjectId>>;
     /// The committed objects no index entry points at.
@@ -129,7 +132,7 @@ pub(crate) mod answer {
     use super::{MetastoreError, Result};
     use crate::types::{
         BatchAppend, CommandResponse, LiveAgents, MetaError, ObjectId, PartitionOffsets,
-        ProducerIdAndEpoch, TopicMeta, Trimmed,
+        ProducerIdAndEpoch, StateExpired, TopicMeta, Trimmed,
     };
 
     fn unexpected(resp: &CommandResponse) -> MetastoreError {
@@ -192,6 +195,13 @@ pub(crate) mod answer {
     pub fn retained(resp: CommandResponse) -> Result<Vec<Trimmed>> {
         match resp {
             CommandResponse::Retained(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn state_expired(resp: CommandResponse) -> Result<StateExpired> {
+        match resp {
+            CommandResponse::StateExpired(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

@@ -25,8 +25,8 @@ use crate::raft::{
 };
 use crate::state_machine::StateMachine;
 use crate::types::{
-    AcquireLeases, AlterTopicConfigs, EnforceRetention, ObjectId, ReplaceBatches, Trimmed,
-    UnreferencedObject,
+    AcquireLeases, AlterTopicConfigs, EnforceRetention, ExpireState, ObjectId, ReplaceBatches,
+    StateExpired, Trimmed, UnreferencedObject,
 };
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
@@ -586,6 +586,10 @@ impl MetastoreClient for LocalMetastore {
 
     async fn enforce_retention(&self, pass: EnforceRetention) -> Result<Vec<Trimmed>> {
         answer::retained(self.write(Command::EnforceRetention(pass)).await?)
+    }
+
+    async fn expire_state(&self, pass: ExpireState) -> Result<StateExpired> {
+        answer::state_expired(self.write(Command::ExpireState(pass)).await?)
     }
 
     async fn forget_objects(&self, objects: Vec<ObjectId>) -> Result<Vec<ObjectId>> {

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::*;
 use crate::raft::log_store::JOURNAL_FILE;
 use crate::types::{
-    AcquireLeases, CommitBatch, CommitOffsets, CommittedOffset, GroupPartition, ObjectId,
+    AcquireLeases, AgentHeartbeat, CommitBatch, CommitOffsets, CommittedOffset, ExpireState,
+    GroupPartition, ObjectId,
 };
 
 const TOPIC: Uuid = Uuid::from_u128(0xfeed);
@@ -100,6 +101,14 @@ async fn populate(ms: &LocalMetastore) -> i64 {
         .unwrap();
     assert_eq!(leased, vec![true]);
     ms.advance_export(tp(1), None, 5).await.unwrap();
+    ms.agent_heartbeat(AgentHeartbeat {
+        host: "agent-1".into(),
+        port: 9092,
+        session_timeout_ms: 10_000,
+        now_ms: 6,
+    })
+    .await
+    .unwrap();
     pid
 }
 
@@ -325,7 +334,8 @@ async fn commits_watch_moves_and_shutdown_refuses() {
 }
 
 /// Data directories written by each on-disk format (v1: journal and snapshot in JSON; v2:
-/// postcard; v3: consumer groups' offsets, journal still v2; v4: compactor leases), so that a
+/// postcard; v3: consumer groups' offsets, journal still v2; v4: compactor leases; v5: producers'
+/// last writes and addresses' last heartbeats, journal v4), so that a
 /// format change that cannot read one fails here rather than on someone's upgrade. Found at run
 /// time: a test binary may be reused by another checkout sharing the target directory.
 fn fixture(version: u32) -> std::path::PathBuf {
@@ -333,7 +343,7 @@ fn fixture(version: u32) -> std::path::PathBuf {
     Path::new(&root).join(format!("tests/fixtures/data-dir-v{version}"))
 }
 /// The version `write_fixture` writes.
-const FIXTURE_CURRENT: u32 = 4;
+const FIXTURE_CURRENT: u32 = 5;
 const FIXTURE_FILES: [&str; 2] = [JOURNAL_FILE, crate::raft::snapshot::SNAPSHOT_FILE];
 
 fn fixture_options() -> LocalMetastoreOptions {
@@ -386,6 +396,11 @@ async fn reads_the_v3_fixture() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_the_v4_fixture() {
     reads_fixture(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v5_fixture() {
+    reads_fixture(5).await;
 }
 
 async fn reads_fixture(version: u32) {
@@ -444,7 +459,7 @@ async fn reads_fixture(version: u32) {
 
     // Opened once, the journal was rewritten and a snapshot taken, both in the current version
     // (byte 8 is the low byte of the version); they read back to the same state.
-    for (f, version) in FIXTURE_FILES.iter().zip([3, 4]) {
+    for (f, version) in FIXTURE_FILES.iter().zip([4, 5]) {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
         assert_eq!(bytes[8], version, "{f} is version {}", bytes[8]);
     }
@@ -453,5 +468,18 @@ async fn reads_fixture(version: u32) {
         .unwrap();
     let after = observe(&ms).await;
     assert_eq!(format!("{before:?}"), format!("{after:?}"));
+    // The producer's last write (77, the retry above) came back from the snapshot: it expires
+    // a bound after it, not after the pass.
+    let pass = |now_ms| ExpireState {
+        now_ms,
+        producer_id_expiration_ms: 1000,
+        commit_answer_retention_ms: -1,
+        offsets_retention_ms: -1,
+        broker_id_retention_ms: -1,
+    };
+    let kept = ms.expire_state(pass(77 + 999)).await.unwrap();
+    assert_eq!(kept.producers_expired, 0);
+    let expired = ms.expire_state(pass(77 + 1000)).await.unwrap();
+    assert_eq!((expired.producers_expired, expired.left.producers), (1, 0));
     ms.shutdown().await;
 }

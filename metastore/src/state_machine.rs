@@ -60,6 +60,15 @@ pub struct StateMachine {
     /// How far each partition's Parquet export has got (exclusive), for topics that export.
     #[serde(default)]
     exports: BTreeMap<TopicPartition, i64>,
+    /// When each address in `broker_ids` last heartbeated (snapshot version 5 on), so that
+    /// departed ones can be forgotten. An address missing here (from an older snapshot) gets
+    /// the time of the first expiry pass.
+    #[serde(default)]
+    broker_last_seen: BTreeMap<String, i64>,
+    /// The broker id the next new address gets: ids are never reused, even once forgotten.
+    /// At least one above every id in `broker_ids` (older snapshots: 0, and that rule decides).
+    #[serde(default)]
+    next_broker_id: i32,
 }
 
 /// Who holds a unit of compactor work, and until when.
@@ -67,66 +76,6 @@ pub struct StateMachine {
 pub(crate) struct Lease {
     holder: String,
     expires_ms: i64,
-}
-
-/// The state as snapshot version 3 held it, before compactor leases.
-#[derive(Deserialize)]
-pub(crate) struct StateMachineV3 {
-    topics_by_name: BTreeMap<String, TopicId>,
-    topics: OrdMap<TopicId, TopicState>,
-    objects: OrdMap<ObjectId, ObjectEntry>,
-    next_producer_id: i64,
-    agents: BTreeMap<String, AgentInfo>,
-    broker_ids: BTreeMap<String, i32>,
-    agents_epoch: i64,
-    groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
-}
-
-impl From<StateMachineV3> for StateMachine {
-    fn from(v: StateMachineV3) -> Self {
-        Self {
-            topics_by_name: v.topics_by_name,
-            topics: v.topics,
-            objects: v.objects,
-            next_producer_id: v.next_producer_id,
-            agents: v.agents,
-            broker_ids: v.broker_ids,
-            agents_epoch: v.agents_epoch,
-            groups: v.groups,
-            leases: BTreeMap::new(),
-            exports: BTreeMap::new(),
-        }
-    }
-}
-
-/// The state as snapshot version 2 held it, before consumer groups: postcard names fields by
-/// position, so each version that adds a field keeps the layout before it for reading.
-#[derive(Deserialize)]
-pub(crate) struct StateMachineV2 {
-    topics_by_name: BTreeMap<String, TopicId>,
-    topics: OrdMap<TopicId, TopicState>,
-    objects: OrdMap<ObjectId, ObjectEntry>,
-    next_producer_id: i64,
-    agents: BTreeMap<String, AgentInfo>,
-    broker_ids: BTreeMap<String, i32>,
-    agents_epoch: i64,
-}
-
-impl From<StateMachineV2> for StateMachine {
-    fn from(v: StateMachineV2) -> Self {
-        Self {
-            topics_by_name: v.topics_by_name,
-            topics: v.topics,
-            objects: v.objects,
-            next_producer_id: v.next_producer_id,
-            agents: v.agents,
-            broker_ids: v.broker_ids,
-            agents_epoch: v.agents_epoch,
-            groups: OrdMap::new(),
-            leases: BTreeMap::new(),
-            exports: BTreeMap::new(),
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +105,11 @@ struct ProducerState {
     epoch: i16,
     /// Oldest first; never empty.
     batches: VecDeque<SequencedBatch>,
+    /// The time of the last commit that wrote to the partition for this producer; the state
+    /// expires `producer.id.expiration.ms` after it. `None`: from a snapshot before version 5,
+    /// until the first expiry pass starts the clock.
+    #[serde(default)]
+    last_write_ms: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,7 +138,11 @@ impl StateMachine {
             Command::DeleteTopic { name, .. } => {
                 CommandResponse::TopicDeleted(self.delete_topic(name))
             }
-            Command::CommitObject(commit) => CommandResponse::Committed(self.commit_object(commit)),
+            Command::CommitObject(commit) => {
+                let answer = self.commit_object(commit);
+                self.note_producer_writes(commit, &answer);
+                CommandResponse::Committed(answer)
+            }
             Command::InitProducerId(req) => CommandResponse::ProducerId(self.init_producer_id(req)),
             Command::AgentHeartbeat(hb) => CommandResponse::Agents(self.agent_heartbeat(hb)),
             Command::CommitOffsets(req) => {
@@ -232,6 +190,7 @@ impl StateMachine {
                     None => Err(MetaError::GroupIdNotFound),
                 })
             }
+            Command::ExpireState(pass) => CommandResponse::StateExpired(self.expire_state(pass)),
         }
     }
 
@@ -280,12 +239,25 @@ impl StateMachine {
             .retain(|_, a| hb.now_ms.saturating_sub(a.last_heartbeat_ms) <= a.session_timeout_ms);
         let mut changed = self.agents.len() != before;
         let address = format!("{}:{}", hb.host, hb.port);
-        let next_id = self
-            .broker_ids
-            .values()
-            .max()
-            .map_or(0, |m| m.saturating_add(1));
-        let broker_id = *self.broker_ids.entry(address.clone()).or_insert(next_id);
+        let broker_id = match self.broker_ids.get(&address) {
+            Some(&id) => id,
+            None => {
+                let id = self
+                    .broker_ids
+                    .values()
+                    .max()
+                    .map_or(0, |m| m.saturating_add(1));
+                let id = id.max(self.next_broker_id);
+                self.next_broker_id = id.saturating_add(1);
+                self.broker_ids.insert(address.clone(), id);
+                id
+            }
+        };
+        let seen = self
+            .broker_last_seen
+            .entry(address.clone())
+            .or_insert(hb.now_ms);
+        *seen = (*seen).max(hb.now_ms);
         let agent = self.agents.entry(address).or_insert_with(|| {
             changed = true;
             AgentInfo {
@@ -494,9 +466,8 @@ impl StateMachine {
         }
         let last_seq = increment_sequence(batch.base_sequence, batch.last_offset_delta.max(0));
         let Some(producer) = part.producers.get(&batch.producer_id) else {
-            if batch.base_sequence != 0 {
-                return Err(MetaError::OutOfOrderSequence);
-            }
+            // As Kafka does for a producer it has no state of (never seen here, or expired by
+            // `producer.id.expiration.ms`): any sequence is accepted and starts the state.
             return Ok(part.append_idempotent(object, batch, last_seq, true));
         };
         if batch.producer_epoch < producer.epoch {
@@ -704,6 +675,7 @@ impl PartitionState {
             .or_insert_with(|| ProducerState {
                 epoch: batch.producer_epoch,
                 batches: VecDeque::new(),
+                last_write_ms: None,
             });
         if reset {
             producer.epoch = batch.producer_epoch;
@@ -756,6 +728,13 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
     }
     Ok(())
 }
+
+#[path = "expiry.rs"]
+mod expiry;
+
+#[path = "legacy.rs"]
+mod legacy;
+pub(crate) use legacy::{StateMachineV2, StateMachineV3, StateMachineV4};
 
 #[path = "retention.rs"]
 mod retention;

@@ -274,11 +274,6 @@ fn idempotent_producer_sequences() {
         Err(MetaError::UnknownProducerId)
     );
     let pid = init_pid(&mut sm);
-    // A new producer/partition pair must start at 0.
-    assert_eq!(
-        one(&mut sm, 2, idem(p, pid, 0, 3, 0)),
-        Err(MetaError::OutOfOrderSequence)
-    );
     assert_eq!(base(one(&mut sm, 3, idem(p, pid, 0, 0, 2))), 0);
     assert_eq!(base(one(&mut sm, 4, idem(p, pid, 0, 3, 1))), 3);
     // Gap.
@@ -298,6 +293,15 @@ fn idempotent_producer_sequences() {
         Err(MetaError::OutOfOrderSequence)
     );
     assert_eq!(base(one(&mut sm, 9, idem(p, pid, 0, 5, 0))), 5);
+    // As in Kafka, a producer with no state on a partition (new there, or expired) is accepted
+    // at any sequence, which starts its state; the sequence goes on from there.
+    let other = init_pid(&mut sm);
+    assert_eq!(base(one(&mut sm, 10, idem(p, other, 0, 3, 0))), 6);
+    assert_eq!(
+        one(&mut sm, 11, idem(p, other, 0, 5, 0)),
+        Err(MetaError::OutOfOrderSequence)
+    );
+    assert_eq!(base(one(&mut sm, 12, idem(p, other, 0, 4, 0))), 7);
 }
 
 #[test]

@@ -143,6 +143,7 @@ pub enum Command {
         from: Option<i64>,
         to: i64,
     },
+    ExpireState(ExpireState),
 }
 
 /// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on one topic. The agent validates
@@ -223,6 +224,49 @@ pub struct EnforceRetention {
     pub default_retention_bytes: i64,
 }
 
+/// One pass that forgets what the state no longer needs, at `now_ms`, with the sender's
+/// settings (like [`EnforceRetention`], so every replica expires the same). A negative bound
+/// keeps that kind of state forever.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireState {
+    pub now_ms: i64,
+    /// Kafka's `producer.id.expiration.ms` (KIP-854), default 1 day: a producer's state on a
+    /// partition goes once it has written nothing there for this long.
+    pub producer_id_expiration_ms: i64,
+    /// How long a committed object keeps its answer for a retried commit. Far past the longest
+    /// time a retry can still arrive (an agent retries for under a second, and commits of old
+    /// objects are refused).
+    pub commit_answer_retention_ms: i64,
+    /// Kafka's `offsets.retention.minutes`, in ms (default 7 days): a group's committed offsets
+    /// go once its newest commit is this old.
+    pub offsets_retention_ms: i64,
+    /// The broker id of an address no agent has heartbeated from for this long is forgotten.
+    pub broker_id_retention_ms: i64,
+}
+
+/// What an [`ExpireState`] pass forgot, and how much of each kind is left.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateExpired {
+    pub producers_expired: u64,
+    pub commit_answers_dropped: u64,
+    pub groups_expired: u64,
+    pub broker_ids_forgotten: u64,
+    pub left: StateCounts,
+}
+
+/// The sizes of what the state keeps per producer, object answer, group and address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    /// Producer states, one per producer and partition it wrote to.
+    pub producers: u64,
+    /// Committed objects still holding the answer for a retried commit.
+    pub commit_answers: u64,
+    /// Consumer groups with committed offsets.
+    pub groups: u64,
+    /// Addresses that keep a broker id.
+    pub broker_ids: u64,
+}
+
 /// A partition whose log start offset moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trimmed {
@@ -270,6 +314,7 @@ pub enum CommandResponse {
     ConfigsAltered(Result<TopicMeta, MetaError>),
     /// [`MetaError::RewriteConflict`] if the export did not stand where the command said.
     ExportAdvanced(Result<(), MetaError>),
+    StateExpired(StateExpired),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,8 +5,8 @@
 //! record = len:u32le crc32c(payload):u32le payload     payload = `Record`
 //! ```
 //!
-//! Version 3 (written) and 2 encode payloads with [`codec`](crate::codec) (postcard), version 1
-//! with JSON. All three share the record layout. A journal of an earlier version is read and then
+//! Versions 4 (written), 3 and 2 encode payloads with [`codec`](crate::codec) (postcard), version
+//! 1 with JSON. All share the record layout. A journal of an earlier version is read and then
 //! rewritten in the current one at once, so one file never mixes versions.
 //!
 //! postcard names an enum variant by its position and a struct field by its order, so the
@@ -16,7 +16,8 @@
 //! wrote instead of refusing it. The tests pin the encoding of one value of every variant against
 //! a fixture per version (`tests/fixtures/journal-v*`) and fail until both are bumped. Version 3
 //! has the layout and types of version 2 as it was last written; it exists because commands were
-//! added under version 2, which an older build of version 2 cannot read.
+//! added under version 2, which an older build of version 2 cannot read. Version 4 added
+//! `Command::ExpireState` (last, so a version 3 record decodes the same under version 4).
 //!
 //! Every record is an assignment to the log state (see [`LogState::apply`]), so replaying the file
 //! from the start rebuilds the state, and a rewrite can replace any prefix by the state it produced.
@@ -59,7 +60,10 @@ const MAGIC: &[u8; 8] = b"SKIFFJNL";
 /// The version written. A new variant or field in anything a record holds (above all
 /// [`Command`](crate::types::Command)) means a new version, a fixture for it, and reading the
 /// old one: see the module doc and the schema tests.
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
+/// postcard, before `Command::ExpireState`; its records decode as version 4's. Read, never
+/// written.
+const VERSION_3: u32 = 3;
 /// postcard, with the types of version 3 (before it the version was not bumped for new
 /// commands). Read, never written.
 const VERSION_2: u32 = 2;
@@ -263,7 +267,7 @@ impl Journal {
             });
         }
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        if ![VERSION, VERSION_2, VERSION_JSON].contains(&version) {
+        if ![VERSION, VERSION_3, VERSION_2, VERSION_JSON].contains(&version) {
             return Err(JournalError::UnsupportedVersion {
                 path: path.to_owned(),
                 version,

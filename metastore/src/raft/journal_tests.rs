@@ -14,7 +14,7 @@ use crate::raft::TypeConfig;
 use crate::types::{
     AcquireLeases, AgentHeartbeat, AlterTopicConfigs, BatchLocation, Command, CommitBatch,
     CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CreateTopic, EnforceRetention,
-    GroupPartition, InitProducerId, ObjectId, ReplaceBatches, TopicPartition,
+    ExpireState, GroupPartition, InitProducerId, ObjectId, ReplaceBatches, TopicPartition,
 };
 
 const NODE: u64 = 1;
@@ -519,6 +519,13 @@ fn every_command() -> Vec<Command> {
             from: Some(10),
             to: 20,
         },
+        Command::ExpireState(ExpireState {
+            now_ms: 10,
+            producer_id_expiration_ms: 86_400_000,
+            commit_answer_retention_ms: 600_000,
+            offsets_retention_ms: 604_800_000,
+            broker_id_retention_ms: 86_400_001,
+        }),
     ]
 }
 

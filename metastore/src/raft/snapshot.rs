@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Version 1 holds the state in JSON; versions 2 and on in [`codec`](crate::codec) (postcard),
-//! each with the fields of its time (3 added consumer groups' offsets, 4 compactor leases). All are read; the current
+//! each with the fields of its time (3 added consumer groups' offsets, 4 compactor leases, 5
+//! producers' last writes and addresses' last heartbeats, for expiry). All are read; the current
 //! one is written.
 //!
 //! The state's length and checksum trail it so that it can be streamed out without buffering;
@@ -28,13 +29,15 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
 /// The current snapshot's file name inside the data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 const MAGIC: &[u8; 8] = b"SKIFFSNP";
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 /// The first version: the state in JSON. Read, never written.
 const VERSION_JSON: u32 = 1;
 /// postcard, before consumer groups' offsets. Read, never written.
 const VERSION_2: u32 = 2;
 /// postcard, before compactor leases. Read, never written.
 const VERSION_3: u32 = 3;
+/// postcard, before producers' last writes and addresses' last heartbeats. Read, never written.
+const VERSION_4: u32 = 4;
 const TRAILER_LEN: u64 = 12;
 /// Metadata is a log id and a membership; anything this large is corruption.
 const MAX_META_LEN: u32 = 16 << 20;
@@ -188,6 +191,8 @@ pub fn read(file: &mut File) -> Result<(SnapshotMeta, StateMachine), SnapshotErr
             crate::codec::decode::<crate::state_machine::StateMachineV2>(&bytes)?.into()
         } else if version == VERSION_3 {
             crate::codec::decode::<crate::state_machine::StateMachineV3>(&bytes)?.into()
+        } else if version == VERSION_4 {
+            crate::codec::decode::<crate::state_machine::StateMachineV4>(&bytes)?.into()
         } else {
             crate::codec::decode(&bytes)?
         }
@@ -205,7 +210,7 @@ fn read_header(r: &mut impl Read) -> Result<(u32, SnapshotMeta), SnapshotError> 
     let word =
         |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let version = word(8);
-    if ![VERSION, VERSION_3, VERSION_2, VERSION_JSON].contains(&version) {
+    if ![VERSION, VERSION_4, VERSION_3, VERSION_2, VERSION_JSON].contains(&version) {
         return Err(SnapshotError::UnsupportedVersion(version));
     }
     let meta_len = word(12);

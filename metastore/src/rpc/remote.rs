@@ -23,8 +23,8 @@ use super::{CommitsQuery, Read, ReadAnswer, COMMITS_PATH, READ_PATH, WRITE_PATH}
 use crate::client::{answer, MetastoreClient, MetastoreError, Result};
 use crate::local::NodeError;
 use crate::types::{
-    AcquireLeases, AlterTopicConfigs, EnforceRetention, ObjectId, ReplaceBatches, Trimmed,
-    UnreferencedObject,
+    AcquireLeases, AlterTopicConfigs, EnforceRetention, ExpireState, ObjectId, ReplaceBatches,
+    StateExpired, Trimmed, UnreferencedObject,
 };
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
@@ -379,6 +379,10 @@ impl MetastoreClient for RemoteMetastore {
 
     async fn enforce_retention(&self, pass: EnforceRetention) -> Result<Vec<Trimmed>> {
         answer::retained(self.write(Command::EnforceRetention(pass)).await?)
+    }
+
+    async fn expire_state(&self, pass: ExpireState) -> Result<StateExpired> {
+        answer::state_expired(self.write(Command::ExpireState(pass)).await?)
     }
 
     async fn forget_objects(&self, objects: Vec<ObjectId>) -> Result<Vec<ObjectId>> {

@@ -192,10 +192,18 @@ async fn metrics(State(node): State<Node>) -> Response {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let agents = node.read_local(|s| s.live_agents()).unwrap_or_default();
+    let (agents, counts) = node
+        .read_local(|s| (s.live_agents(), s.state_counts()))
+        .unwrap_or_default();
     (
         [("content-type", "text/plain; version=0.0.4")],
-        render_metrics(&node.status(), node.snapshot_bytes(), &agents, now_ms),
+        render_metrics(
+            &node.status(),
+            node.snapshot_bytes(),
+            &agents,
+            counts,
+            now_ms,
+        ),
     )
         .into_response()
 }
@@ -206,6 +214,7 @@ fn render_metrics(
     status: &Status,
     snapshot_bytes: u64,
     agents: &crate::types::LiveAgents,
+    counts: crate::types::StateCounts,
     now_ms: i64,
 ) -> String {
     use std::fmt::Write;
@@ -322,6 +331,27 @@ fn render_metrics(
         "agents_live",
         "live agents",
         &one(agents.agents.len() as f64),
+    );
+    // What the state keeps of each kind the compactor's expiry pass bounds.
+    gauge(
+        "producers",
+        "idempotent producer states, one per producer and partition written to",
+        &one(counts.producers as f64),
+    );
+    gauge(
+        "commit_answers",
+        "committed objects still keeping the answer for a retried commit",
+        &one(counts.commit_answers as f64),
+    );
+    gauge(
+        "groups",
+        "consumer groups with committed offsets",
+        &one(counts.groups as f64),
+    );
+    gauge(
+        "broker_ids",
+        "agent addresses that keep a broker id",
+        &one(counts.broker_ids as f64),
     );
     out
 }

@@ -1,0 +1,168 @@
+//! The state as older snapshot versions held it, for reading them. postcard names fields by
+//! position, so each version that adds a field keeps the layout before it here, with a
+//! conversion to the current [`StateMachine`]. A child module of the state machine, so it can
+//! build its private state.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use imbl::{OrdMap, Vector};
+use serde::Deserialize;
+
+use super::{
+    Lease, ObjectEntry, PartitionState, ProducerState, SequencedBatch, StateMachine, TopicState,
+};
+use crate::types::{
+    AgentInfo, BatchLocation, CommittedOffset, GroupPartition, ObjectId, TopicId, TopicMeta,
+    TopicPartition,
+};
+
+/// Topics as versions 2 to 4 held them: producers without the time of their last write.
+#[derive(Clone, Deserialize)]
+pub(crate) struct TopicStateV4 {
+    meta: TopicMeta,
+    partitions: Vector<PartitionStateV4>,
+}
+
+#[derive(Clone, Deserialize)]
+struct PartitionStateV4 {
+    log_start_offset: i64,
+    high_watermark: i64,
+    index: OrdMap<i64, BatchLocation>,
+    timestamp_highs: Vector<(i64, i64)>,
+    producers: OrdMap<i64, ProducerStateV4>,
+}
+
+#[derive(Clone, Deserialize)]
+struct ProducerStateV4 {
+    epoch: i16,
+    batches: VecDeque<SequencedBatch>,
+}
+
+/// Producers of an older snapshot have no last write: the first expiry pass starts their clock.
+fn topics(v: OrdMap<TopicId, TopicStateV4>) -> OrdMap<TopicId, TopicState> {
+    v.iter()
+        .map(|(id, t)| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| PartitionState {
+                    log_start_offset: p.log_start_offset,
+                    high_watermark: p.high_watermark,
+                    index: p.index.clone(),
+                    timestamp_highs: p.timestamp_highs.clone(),
+                    producers: p
+                        .producers
+                        .iter()
+                        .map(|(pid, s)| {
+                            let state = ProducerState {
+                                epoch: s.epoch,
+                                batches: s.batches.clone(),
+                                last_write_ms: None,
+                            };
+                            (*pid, state)
+                        })
+                        .collect(),
+                })
+                .collect();
+            let topic = TopicState {
+                meta: t.meta.clone(),
+                partitions,
+            };
+            (*id, topic)
+        })
+        .collect()
+}
+
+/// The state as snapshot version 4 held it, before the bounds on what it keeps (producers'
+/// last writes, addresses' last heartbeats).
+#[derive(Deserialize)]
+pub(crate) struct StateMachineV4 {
+    topics_by_name: BTreeMap<String, TopicId>,
+    topics: OrdMap<TopicId, TopicStateV4>,
+    objects: OrdMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+    agents: BTreeMap<String, AgentInfo>,
+    broker_ids: BTreeMap<String, i32>,
+    agents_epoch: i64,
+    groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
+    leases: BTreeMap<String, Lease>,
+    exports: BTreeMap<TopicPartition, i64>,
+}
+
+impl From<StateMachineV4> for StateMachine {
+    fn from(v: StateMachineV4) -> Self {
+        Self {
+            topics_by_name: v.topics_by_name,
+            topics: topics(v.topics),
+            objects: v.objects,
+            next_producer_id: v.next_producer_id,
+            agents: v.agents,
+            broker_ids: v.broker_ids,
+            agents_epoch: v.agents_epoch,
+            groups: v.groups,
+            leases: v.leases,
+            exports: v.exports,
+            broker_last_seen: BTreeMap::new(),
+            next_broker_id: 0,
+        }
+    }
+}
+
+/// The state as snapshot version 3 held it, before compactor leases.
+#[derive(Deserialize)]
+pub(crate) struct StateMachineV3 {
+    topics_by_name: BTreeMap<String, TopicId>,
+    topics: OrdMap<TopicId, TopicStateV4>,
+    objects: OrdMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+    agents: BTreeMap<String, AgentInfo>,
+    broker_ids: BTreeMap<String, i32>,
+    agents_epoch: i64,
+    groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
+}
+
+impl From<StateMachineV3> for StateMachine {
+    fn from(v: StateMachineV3) -> Self {
+        StateMachineV4 {
+            topics_by_name: v.topics_by_name,
+            topics: v.topics,
+            objects: v.objects,
+            next_producer_id: v.next_producer_id,
+            agents: v.agents,
+            broker_ids: v.broker_ids,
+            agents_epoch: v.agents_epoch,
+            groups: v.groups,
+            leases: BTreeMap::new(),
+            exports: BTreeMap::new(),
+        }
+        .into()
+    }
+}
+
+/// The state as snapshot version 2 held it, before consumer groups.
+#[derive(Deserialize)]
+pub(crate) struct StateMachineV2 {
+    topics_by_name: BTreeMap<String, TopicId>,
+    topics: OrdMap<TopicId, TopicStateV4>,
+    objects: OrdMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+    agents: BTreeMap<String, AgentInfo>,
+    broker_ids: BTreeMap<String, i32>,
+    agents_epoch: i64,
+}
+
+impl From<StateMachineV2> for StateMachine {
+    fn from(v: StateMachineV2) -> Self {
+        StateMachineV3 {
+            topics_by_name: v.topics_by_name,
+            topics: v.topics,
+            objects: v.objects,
+            next_producer_id: v.next_producer_id,
+            agents: v.agents,
+            broker_ids: v.broker_ids,
+            agents_epoch: v.agents_epoch,
+            groups: OrdMap::new(),
+        }
+        .into()
+    }
+}
