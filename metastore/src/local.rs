@@ -267,12 +267,24 @@ impl LocalMetastore {
             since,
             "learner added; waiting for it to catch up"
         );
-        let caught_up = self
+        // Stop waiting as soon as this node no longer leads: it cannot promote the learner, and
+        // the next leader goes on replicating to it (add-node again promotes it).
+        let waited = self
             .raft
             .wait(Some(timeout))
-            .metrics(|m| learner_caught_up(m, id, since), "learner caught up")
+            .metrics(
+                |m| m.state != ServerState::Leader || learner_caught_up(m, id, since),
+                "learner caught up",
+            )
             .await;
-        if caught_up.is_err() {
+        if let Ok(m) = &waited {
+            if m.state != ServerState::Leader {
+                return Err(NodeError::NotLeader {
+                    leader: self.leader(),
+                });
+            }
+        }
+        if waited.is_err() {
             let behind = describe_catch_up(&self.raft.metrics().borrow(), id);
             let removed = self
                 .raft
