@@ -7,8 +7,8 @@
 - retention.bytes: the oldest batches go until the partition fits;
 - DeleteRecords (AdminClient.delete_records): the low watermark it answers is the new earliest
   offset, records from there on still read back, below it is out of range;
-- an object uploaded but never committed is deleted after the grace period; objects of a topic
-  with infinite retention are never deleted.
+- an object uploaded but never committed is deleted after the orphan grace period; objects of a
+  topic with infinite retention are never deleted.
 
 File store only: the orphan is planted straight into the store's directory.
 """
@@ -28,6 +28,12 @@ from conftest import FileStore, wait_for
 
 FAST = ("--compactor-interval-ms", "200", "--compactor-grace-ms", "1000")
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid_at(t: float) -> str:
+    """A ULID made at `t` (seconds since the epoch): 48 bits of milliseconds, then 80 random bits."""
+    n = (int(t * 1000) << 80) | random.getrandbits(80)
+    return "".join(CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
 
 
 def create(bootstrap: str, topic: str, partitions: int = 1, **config: str) -> None:
@@ -145,11 +151,11 @@ def test_orphans_are_deleted_and_committed_objects_kept(broker_factory, topic):
     committed = store_objects(broker)
     assert len(committed) >= 2
 
-    name = "01" + "".join(random.choice(CROCKFORD) for _ in range(24))
-    orphan = broker.store.root / "objects" / f"{name}.skiff"
-    orphan.write_bytes(b"an upload whose commit never happened")
-    # Uploaded an hour ago: its grace period is long over.
+    # Made and uploaded an hour ago: its grace period (5 minutes, from the later of the two) is
+    # long over.
     old = time.time() - 3600
+    orphan = broker.store.root / "objects" / f"{ulid_at(old)}.skiff"
+    orphan.write_bytes(b"an upload whose commit never happened")
     os.utime(orphan, (old, old))
     wait_for(lambda: not orphan.exists(), 30, message="the orphan to be deleted")
 

@@ -4,12 +4,13 @@
 //! metastore in the order it sent them.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use object_store::{ObjectStore, PutPayload};
 use skiff_format::batch::{Batch, Timestamps};
 use skiff_format::object::ObjectBuilder;
 use skiff_metastore::client::{MetastoreClient, MetastoreError};
+use skiff_metastore::limits::MAX_COMMIT_AGE_MS;
 use skiff_metastore::types::{
     BatchAppend, CommitBatch, CommitObject, MetaError, ObjectId, TopicPartition,
 };
@@ -28,6 +29,20 @@ use crate::storage::object_path;
 /// largest command (`skiff_metastore::limits::MAX_COMMAND_BYTES`, 4 MiB), however small the
 /// batches and however large `flush_bytes`.
 const MAX_BATCHES_PER_FLUSH: usize = 65_536;
+
+/// The longest an agent tries to commit an object, from the start of its flush (when its id, a
+/// ULID, took the time). The metastore refuses commits of objects older than
+/// [`MAX_COMMIT_AGE_MS`] by its leader's clock, since the compactor may have deleted them as
+/// orphans; stopping at half of that leaves room for the last attempt's own time (a remote call
+/// gives up after 8 s) and for the leader's clock running ahead of this one. Queued flushes
+/// behind a slow commit expire too, instead of each waiting out its own retries: their producers
+/// get a retriable error at once and send again, into a new object.
+pub const MAX_COMMIT_DEADLINE: Duration = Duration::from_secs(30);
+
+const _: () = assert!(2 * MAX_COMMIT_DEADLINE.as_millis() <= MAX_COMMIT_AGE_MS as u128);
+
+/// How much older than the bound the objects of `AgentConfig::test_stale_objects` are named.
+const STALE_BY_MS: u64 = MAX_COMMIT_AGE_MS as u64 + 10_000;
 
 /// One batch to append, already validated.
 pub struct Entry {
@@ -48,6 +63,10 @@ pub enum AppendError {
     /// The commit failed or its outcome is unknown; a retry is safe.
     #[error("metastore: {0}")]
     Metastore(String),
+    /// Not committed within the commit deadline, and certainly not committed: a retry lands in
+    /// a new object.
+    #[error("not committed within {0:?} of its flush")]
+    Expired(Duration),
     #[error("agent is shutting down")]
     ShuttingDown,
 }
@@ -86,11 +105,13 @@ impl Batcher {
             flush_bytes: config.flush_bytes,
             flush_interval: config.flush_interval,
             clock: clock.clone(),
+            stale_left: config.test_stale_objects,
         };
         let committer = Committer {
             rx: commit_rx,
             metastore,
             metrics,
+            deadline: config.commit_deadline.min(MAX_COMMIT_DEADLINE),
         };
         let task = tokio::spawn(async move {
             let committer = tokio::spawn(committer.run());
@@ -164,6 +185,8 @@ struct WindowLoop {
     flush_bytes: usize,
     flush_interval: std::time::Duration,
     clock: Arc<dyn Clock>,
+    /// Objects still to be named as stale (`AgentConfig::test_stale_objects`).
+    stale_left: u32,
 }
 
 impl WindowLoop {
@@ -202,10 +225,22 @@ impl WindowLoop {
         }
     }
 
+    /// A new object's id: a ULID, whose time the metastore checks at commit.
+    fn object_id(&mut self) -> ObjectId {
+        let id = ulid::Ulid::new();
+        if self.stale_left == 0 {
+            return ObjectId(id);
+        }
+        self.stale_left -= 1;
+        let made_ms = id.timestamp_ms().saturating_sub(STALE_BY_MS);
+        warn!("testing: naming an object as if made {STALE_BY_MS} ms ago");
+        ObjectId(ulid::Ulid::from_parts(made_ms, id.random()))
+    }
+
     /// Lays the window out as one object, starts its PUT and hands it to the committer.
     async fn flush(&mut self, window: Window) {
         let started = Instant::now();
-        let id = ObjectId(ulid::Ulid::new());
+        let id = self.object_id();
         // Batches of one partition sit next to each other, so a fetch reads a partition's span of
         // the object with one ranged GET; the sort is stable, so their order is kept.
         let mut order: Vec<(usize, usize)> = window
@@ -273,6 +308,8 @@ struct Committer {
     rx: mpsc::Receiver<Flush>,
     metastore: Arc<dyn MetastoreClient>,
     metrics: Arc<Metrics>,
+    /// From the start of a flush; see [`MAX_COMMIT_DEADLINE`].
+    deadline: Duration,
 }
 
 impl Committer {
@@ -304,17 +341,31 @@ impl Committer {
             }
         }
         let commit_started = Instant::now();
-        let outcome = self.commit_with_retry(commit).await;
+        let outcome = self
+            .commit_with_retry(commit, started + self.deadline)
+            .await;
         self.metrics
             .metastore_commit_latency
             .observe(commit_started.elapsed().as_secs_f64());
         let results = match outcome {
             Ok(results) => results,
             Err(e) => {
+                if matches!(e, AppendError::Expired(_)) {
+                    self.metrics.flushes_too_late.inc();
+                }
                 warn!(object = %id, error = %e, "object commit failed; failing its producers");
-                return answer_all(appends, AppendError::Metastore(e.to_string()));
+                return answer_all(appends, e);
             }
         };
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(MetaError::ObjectTooOld)))
+        {
+            // Refused whole: nothing of it was committed, and the compactor collects it.
+            self.metrics.flushes_too_late.inc();
+            warn!(object = %id, elapsed = ?started.elapsed(), "the metastore refused the object as too old to commit; failing its producers");
+            return answer_all(appends, AppendError::Rejected(MetaError::ObjectTooOld));
+        }
         self.metrics.flushes.inc();
         self.metrics.produced_bytes.inc_by(bytes as u64);
         self.metrics.flush_bytes.observe(bytes as f64);
@@ -349,22 +400,48 @@ impl Committer {
     }
 
     /// A commit carries its object id, so retrying one whose outcome is unknown is safe: the
-    /// metastore answers a repeated commit with its first answer.
+    /// metastore answers a repeated commit with its first answer. No attempt starts, or goes on,
+    /// past `deadline`.
     async fn commit_with_retry(
         &self,
         commit: CommitObject,
-    ) -> Result<Vec<Result<BatchAppend, MetaError>>, MetastoreError> {
+        deadline: Instant,
+    ) -> Result<Vec<Result<BatchAppend, MetaError>>, AppendError> {
+        // The last failure of an attempt that may have applied, if any.
+        let mut unknown: Option<String> = None;
         let mut attempt = 0;
         loop {
-            match self.metastore.commit_object(commit.clone()).await {
-                Ok(r) => return Ok(r),
-                Err(e) if attempt < 3 && !matches!(e, MetastoreError::Rejected(_)) => {
-                    attempt += 1;
-                    warn!(object = %commit.object, attempt, error = %e, "commit failed, retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-                }
-                Err(e) => return Err(e),
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(match unknown {
+                    Some(e) => AppendError::Metastore(e),
+                    None => AppendError::Expired(self.deadline),
+                });
             }
+            let e = match tokio::time::timeout(left, self.metastore.commit_object(commit.clone()))
+                .await
+            {
+                Ok(Ok(r)) => return Ok(r),
+                Ok(Err(e)) => e,
+                // Abandoned in flight: it may still land, and a producer's resend is deduplicated.
+                Err(_) => {
+                    return Err(AppendError::Metastore(format!(
+                        "commit not answered within {:?} of its flush",
+                        self.deadline
+                    )))
+                }
+            };
+            if attempt >= 3 || matches!(e, MetastoreError::Rejected(_)) {
+                return Err(AppendError::Metastore(e.to_string()));
+            }
+            if !e.is_certainly_not_applied() {
+                unknown = Some(e.to_string());
+            }
+            attempt += 1;
+            warn!(object = %commit.object, attempt, error = %e, "commit failed, retrying");
+            let backoff = Duration::from_millis(50 << attempt);
+            tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())))
+                .await;
         }
     }
 }

@@ -61,6 +61,14 @@ pub struct AgentConfig {
     /// for KIP-848 consumer groups.
     pub group_consumer_session_timeout: Duration,
     pub group_consumer_heartbeat_interval: Duration,
+    /// How long after its flush started an object may still be committed: past it the agent
+    /// stops retrying and its producers send again. Not a setting: at most
+    /// [`crate::batcher::MAX_COMMIT_DEADLINE`], which keeps it below the metastore's commit age
+    /// bound; tests shorten it.
+    pub commit_deadline: Duration,
+    /// TESTING ONLY: the first this many objects are named as if made past the metastore's commit
+    /// age bound, so their commits are refused as a commit delayed that long would be.
+    pub test_stale_objects: u32,
 }
 
 impl AgentConfig {
@@ -108,6 +116,8 @@ impl Default for AgentConfig {
             group_initial_rebalance_delay: Duration::from_secs(3),
             group_consumer_session_timeout: Duration::from_secs(45),
             group_consumer_heartbeat_interval: Duration::from_secs(5),
+            commit_deadline: crate::batcher::MAX_COMMIT_DEADLINE,
+            test_stale_objects: 0,
         }
     }
 }

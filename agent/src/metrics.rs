@@ -58,6 +58,8 @@ pub struct Metrics {
     pub index_cache_hits: Counter,
     pub index_cache_misses: Counter,
     pub flushes: Counter,
+    /// Flushes not committed because their commit came too late.
+    pub flushes_too_late: Counter,
     pub flush_bytes: Histogram,
     pub flush_duration: Histogram,
     pub store_requests: Family<StoreLabels, Counter>,
@@ -112,6 +114,7 @@ impl Metrics {
             index_cache_hits: Counter::default(),
             index_cache_misses: Counter::default(),
             flushes: Counter::default(),
+            flushes_too_late: Counter::default(),
             flush_bytes: Histogram::new(exponential_buckets(1024.0, 2.0, 16)),
             flush_duration: latency(),
             store_requests: Family::default(),
@@ -160,6 +163,11 @@ impl Metrics {
             m.index_cache_misses.clone(),
         );
         registry.register("flushes", "Objects flushed", m.flushes.clone());
+        registry.register(
+            "flushes_too_late",
+            "Objects not committed in time (the agent's commit deadline passed, or the metastore refused them as too old); their producers send again",
+            m.flushes_too_late.clone(),
+        );
         registry.register(
             "flush_bytes",
             "Size of each flushed object",

@@ -294,3 +294,133 @@ async fn a_failed_put_acknowledges_nothing_and_commits_nothing() {
     task.await.expect("batcher stops");
     meta.shutdown().await;
 }
+
+/// A store for these tests, PUTs slowed by `put_latency_ms`.
+async fn memory_store(metrics: &Arc<Metrics>, put_latency_ms: u64) -> Arc<dyn ObjectStore> {
+    let mut settings = skiff_agent::storage::StoreSettings::new("memory://");
+    if put_latency_ms > 0 {
+        settings.faults = Some(
+            format!("latency_ms={put_latency_ms},ops=put")
+                .parse()
+                .expect("fault spec"),
+        );
+    }
+    skiff_agent::storage::open(&settings, metrics.clone())
+        .await
+        .expect("store")
+}
+
+fn too_late(metrics: &Metrics) -> u64 {
+    metrics
+        .render()
+        .lines()
+        .find(|l| l.starts_with("skiff_flushes_too_late_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The metastore refuses a commit that comes past its age bound (here: an object named as if
+/// made before it); the producer's resend lands in a new object and is acknowledged once.
+#[tokio::test]
+async fn a_commit_refused_as_too_old_is_resent_and_acknowledged_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = Arc::new(LocalMetastore::open(dir.path()).await.expect("open"));
+    let metrics = Metrics::new();
+    let store = memory_store(&metrics, 0).await;
+    let config = AgentConfig {
+        test_stale_objects: 1,
+        ..config(5)
+    };
+    let (batcher, task) = Batcher::spawn(
+        &config,
+        store,
+        meta.clone(),
+        metrics.clone(),
+        Arc::new(SystemClock),
+    );
+    let t = topic(&meta, "late", 1).await;
+    let tp = TopicPartition {
+        topic_id: t.topic_id,
+        partition: 0,
+    };
+    let pid = meta
+        .init_producer_id(InitProducerId {
+            transactional_id: None,
+            now_ms: 0,
+        })
+        .await
+        .expect("producer id")
+        .producer_id;
+    let send = || async {
+        batcher
+            .append(vec![entry(tp, b"once", Some((pid, 0)))])
+            .await
+            .expect("queued")
+            .await
+            .expect("answered")
+    };
+    let first = send().await;
+    assert!(
+        matches!(
+            first.as_slice(),
+            [Err(AppendError::Rejected(
+                skiff_metastore::types::MetaError::ObjectTooOld
+            ))]
+        ),
+        "{first:?}"
+    );
+    assert_eq!(meta.offsets(tp).await.expect("offsets").high_watermark, 0);
+    let again = send().await;
+    let appended = again
+        .first()
+        .expect("one answer")
+        .clone()
+        .expect("committed");
+    assert_eq!((appended.base_offset, appended.duplicate), (0, false));
+    assert_eq!(meta.offsets(tp).await.expect("offsets").high_watermark, 1);
+    assert_eq!(too_late(&metrics), 1);
+    drop(batcher);
+    task.await.expect("batcher stops");
+    meta.shutdown().await;
+}
+
+/// An object whose commit cannot start before the commit deadline is given up (its producers
+/// get a retriable error) rather than committed late; nothing of it is committed.
+#[tokio::test]
+async fn a_flush_past_the_commit_deadline_is_not_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = Arc::new(LocalMetastore::open(dir.path()).await.expect("open"));
+    let metrics = Metrics::new();
+    let store = memory_store(&metrics, 300).await;
+    let config = AgentConfig {
+        commit_deadline: Duration::from_millis(100),
+        ..config(5)
+    };
+    let (batcher, task) = Batcher::spawn(
+        &config,
+        store,
+        meta.clone(),
+        metrics.clone(),
+        Arc::new(SystemClock),
+    );
+    let t = topic(&meta, "slow", 1).await;
+    let tp = TopicPartition {
+        topic_id: t.topic_id,
+        partition: 0,
+    };
+    let answer = batcher
+        .append(vec![entry(tp, b"late", None)])
+        .await
+        .expect("queued")
+        .await
+        .expect("answered");
+    assert!(
+        matches!(answer.as_slice(), [Err(AppendError::Expired(_))]),
+        "{answer:?}"
+    );
+    assert_eq!(meta.offsets(tp).await.expect("offsets").high_watermark, 0);
+    assert_eq!(too_late(&metrics), 1);
+    drop(batcher);
+    task.await.expect("batcher stops");
+    meta.shutdown().await;
+}

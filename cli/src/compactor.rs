@@ -27,7 +27,7 @@ pub async fn run(settings: CompactorSettings) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let metrics_task = metrics_endpoint(settings.metrics, metrics, shutdown.clone()).await?;
     let compactor =
-        skiff_compactor::Compactor::new(Arc::new(metastore), store, settings.compactor.clone())
+        skiff_compactor::Compactor::new(Arc::new(metastore), store, settings.compactor.clone())?
             .with_metrics(compactor_metrics);
     let task = tokio::spawn(compactor.run(shutdown.clone()));
     info!(metastore = ?settings.metastore, object_store = %settings.object_store.url, "skiff compactor started");

@@ -71,11 +71,15 @@ pub async fn run_agent(
     });
 
     let shutdown = CancellationToken::new();
-    let compactor = compactor.map(|config| {
-        let compactor = skiff_compactor::Compactor::new(metastore.clone(), store.clone(), config)
-            .with_metrics(compactor_metrics);
-        tokio::spawn(compactor.run(shutdown.clone()))
-    });
+    let compactor = match compactor {
+        Some(config) => {
+            let compactor =
+                skiff_compactor::Compactor::new(metastore.clone(), store.clone(), config)?
+                    .with_metrics(compactor_metrics);
+            Some(tokio::spawn(compactor.run(shutdown.clone())))
+        }
+        None => None,
+    };
     let heartbeats = membership.spawn(metastore, clock_for_heartbeats, shutdown.clone());
     let group_timers = groups.spawn(shutdown.clone());
     let lag = skiff_agent::groups::lag::spawn(agent.clone(), shutdown.clone());

@@ -57,6 +57,10 @@ pub struct AgentFlags {
     /// off [default: 262144]
     #[arg(long, env = "SKIFF_INDEX_CACHE_BATCHES")]
     index_cache_batches: Option<u64>,
+    /// TESTING ONLY: the first this many objects are named as if made past the metastore's
+    /// commit age bound, so their commits are refused as too old (tests/test_commit_age.py)
+    #[arg(long, hide = true)]
+    test_stale_objects: Option<u32>,
     /// How long the first rebalance of an empty consumer group waits for more members (Kafka's
     /// group.initial.rebalance.delay.ms) [default: 3000]
     #[arg(long, env = "SKIFF_GROUP_INITIAL_REBALANCE_DELAY_MS")]
@@ -109,10 +113,15 @@ pub struct CompactorFlags {
     /// log.retention.check.interval.ms [default: 300000]
     #[arg(long, env = "SKIFF_COMPACTOR_INTERVAL_MS")]
     compactor_interval_ms: Option<u64>,
-    /// How long an object nothing points at, or never committed, is kept before it is deleted
-    /// [default: 300000]
+    /// How long an object nothing points at any more is kept before it is deleted, so fetches
+    /// that read the index before the change still find it [default: 300000]
     #[arg(long, env = "SKIFF_COMPACTOR_GRACE_MS")]
     compactor_grace_ms: Option<u64>,
+    /// How long an object uploaded and never committed (an orphan) is kept before it is
+    /// deleted, counted from its creation; at least 120000, so that no commit in flight can
+    /// land on a deleted object [default: 300000]
+    #[arg(long, env = "SKIFF_COMPACTOR_ORPHAN_GRACE_MS")]
+    compactor_orphan_grace_ms: Option<u64>,
     /// Size merged segments grow to; runs of batches under half of it are merged. 0 turns
     /// merging off [default: 134217728]
     #[arg(long, env = "SKIFF_SEGMENT_BYTES")]
@@ -199,6 +208,7 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     compactor_interval_ms: Option<u64>,
     compactor_grace_ms: Option<u64>,
+    compactor_orphan_grace_ms: Option<u64>,
     segment_bytes: Option<u64>,
     compactor_lease_ms: Option<u64>,
     parquet_prefix: Option<String>,
@@ -407,6 +417,9 @@ impl AgentSettings {
         {
             agent.group_consumer_heartbeat_interval = ms(d);
         }
+        if let Some(n) = args.test_stale_objects {
+            agent.test_stale_objects = n;
+        }
         if agent.max_pending_bytes < agent.flush_bytes {
             bail!("max-pending-bytes must be at least flush-bytes");
         }
@@ -480,6 +493,13 @@ fn resolve_compactor(
     if let Some(v) = args.compactor_grace_ms.or(file.compactor_grace_ms) {
         compactor.grace = ms(v);
     }
+    if let Some(v) = args
+        .compactor_orphan_grace_ms
+        .or(file.compactor_orphan_grace_ms)
+    {
+        compactor.orphan_grace = ms(v);
+    }
+    compactor.validate().context("compactor-orphan-grace-ms")?;
     if let Some(v) = args.segment_bytes.or(file.segment_bytes) {
         if v != 0 && v < 1024 {
             bail!("segment-bytes must be 0 (no merging) or at least 1024");

@@ -5,8 +5,13 @@
 //!   each is deleted `grace` after this compactor first saw it unreferenced, so a fetch that read
 //!   the index just before the trim still finds its bytes. Then the metastore forgets it.
 //! - **orphans**: objects in the store the metastore does not know: uploaded by an agent that
-//!   died (or failed) before its commit. Deleted once `grace` has passed since their upload, by
-//!   then any commit of theirs has landed or never will.
+//!   died (or failed) before its commit, or whose commit was refused. Deleted once
+//!   `orphan_grace` has passed since they were made, by their id's time (a ULID) and by their
+//!   upload's, whichever is later. The metastore refuses a commit of an object older than
+//!   `MAX_COMMIT_AGE_MS` by that same id, and the orphan grace is longer (at least
+//!   `ORPHAN_GRACE_FLOOR`): by then any commit of theirs has landed or never will. Measuring
+//!   from the id cancels the agent's clock out of that comparison; only the compactor's and the
+//!   metastore leader's clocks are compared, within the floor's margin.
 //!
 //! Deleting first and forgetting after makes every step safe to repeat: a compactor that dies in
 //! between finds the object unreferenced again, deletes nothing (already gone) and forgets it.
@@ -50,6 +55,7 @@ pub struct Collector {
     metastore: Arc<dyn MetastoreClient>,
     store: Arc<dyn ObjectStore>,
     grace: Duration,
+    orphan_grace: Duration,
     /// When each unreferenced object was first seen so. In memory only: a restarted compactor
     /// waits a full grace period again, which errs on the safe side.
     first_seen: HashMap<ObjectId, Instant>,
@@ -65,11 +71,13 @@ impl Collector {
         metastore: Arc<dyn MetastoreClient>,
         store: Arc<dyn ObjectStore>,
         grace: Duration,
+        orphan_grace: Duration,
     ) -> Self {
         Self {
             metastore,
             store,
             grace,
+            orphan_grace,
             first_seen: HashMap::new(),
         }
     }
@@ -126,7 +134,7 @@ impl Collector {
             .list(Some(&Path::from("objects")))
             .try_collect()
             .await?;
-        let grace_ms = i64::try_from(self.grace.as_millis()).unwrap_or(i64::MAX);
+        let grace_ms = i64::try_from(self.orphan_grace.as_millis()).unwrap_or(i64::MAX);
         let cutoff = crate::now_ms().saturating_sub(grace_ms);
         for chunk in listed.chunks(KNOWN_BATCH) {
             let candidates: Vec<(ObjectId, &object_store::ObjectMeta)> = chunk
@@ -141,7 +149,8 @@ impl Collector {
                 if known {
                     continue;
                 }
-                if meta.last_modified.timestamp_millis() > cutoff {
+                let made_ms = i64::try_from(id.0.timestamp_ms()).unwrap_or(i64::MAX);
+                if meta.last_modified.timestamp_millis().max(made_ms) > cutoff {
                     report.waiting += 1;
                     continue;
                 }

@@ -9,7 +9,7 @@
 //! 4. merges small ingestion objects into per-partition segments ([`merge`]);
 //! 5. collects garbage ([`gc`]): objects the index no longer points at, and objects uploaded but
 //!    never committed, are deleted once a grace period has passed, so fetches in flight finish
-//!    and commits in flight land first.
+//!    and commits in flight land (or are refused) first.
 //!
 //! Any number of compactors may run: each unit of work is leased in the metastore first
 //! (retention and garbage collection as one unit, merging per partition), and every change is a
@@ -29,18 +29,41 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use object_store::path::Path;
 use object_store::ObjectStore;
 use skiff_metastore::client::{MetastoreClient, MetastoreError};
+use skiff_metastore::limits::MAX_COMMIT_AGE_MS;
 use skiff_metastore::types::{EnforceRetention, ExpireState, ObjectId, StateExpired};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use merge::{MergeConfig, MergeReport};
 
+/// The shortest orphan grace period a compactor accepts: the metastore's commit age bound
+/// ([`MAX_COMMIT_AGE_MS`], 60 s) and a minute more, for the compactor's clock running ahead of
+/// the metastore leader's and for a commit proposed but not yet applied when the sweep asks. An
+/// orphan is deleted only when older than its grace by its id's time (and its upload's), and a
+/// commit of an object older than the bound is refused, so no commit can land on an object the
+/// sweep deleted.
+pub const ORPHAN_GRACE_FLOOR: Duration = Duration::from_secs(120);
+
+const _: () = assert!(ORPHAN_GRACE_FLOOR.as_millis() >= MAX_COMMIT_AGE_MS as u128 + 60_000);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "the orphan grace period ({given:?}) is below its floor ({ORPHAN_GRACE_FLOOR:?}): an agent may still be committing an object that young"
+    )]
+    OrphanGraceTooShort { given: Duration },
+}
+
 #[derive(Clone, Debug)]
 pub struct CompactorConfig {
     /// Time between passes; Kafka's `log.retention.check.interval.ms` default, 5 minutes.
     pub interval: Duration,
-    /// How long an object nothing points at (or nothing committed) is kept before deletion.
+    /// How long an object nothing points at any more is kept before deletion, counted from when
+    /// this compactor first saw it so: protects fetches that read the index before the change.
     pub grace: Duration,
+    /// How long an object the metastore does not know is kept, counted from its creation:
+    /// protects commits in flight. At least [`ORPHAN_GRACE_FLOOR`].
+    pub orphan_grace: Duration,
     /// Kafka's `log.retention.ms` default: 7 days. -1 keeps forever.
     pub default_retention_ms: i64,
     /// Kafka's `log.retention.bytes` default: -1, no limit.
@@ -81,12 +104,25 @@ impl Default for CompactorConfig {
         Self {
             interval: Duration::from_secs(300),
             grace: Duration::from_secs(300),
+            orphan_grace: Duration::from_secs(300),
             default_retention_ms: 7 * 24 * 3600 * 1000,
             default_retention_bytes: -1,
             merge: MergeConfig::default(),
             export: export::ExportConfig::default(),
             bounds: StateBounds::default(),
         }
+    }
+}
+
+impl CompactorConfig {
+    /// Refuses settings under which collecting garbage could lose data.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.orphan_grace < ORPHAN_GRACE_FLOOR {
+            return Err(ConfigError::OrphanGraceTooShort {
+                given: self.orphan_grace,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -164,15 +200,22 @@ pub struct Compactor {
 }
 
 impl Compactor {
+    /// Refuses a `config` that [`CompactorConfig::validate`] refuses.
     pub fn new(
         metastore: Arc<dyn MetastoreClient>,
         store: Arc<dyn ObjectStore>,
         config: CompactorConfig,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
         // Unique per process: a restarted compactor does not inherit leases it cannot vouch for.
         let holder = format!("compactor-{}", ulid::Ulid::new());
         let shared = Shared::new(metastore, store, holder, config.merge.lease_ttl);
-        let gc = gc::Collector::new(shared.metastore.clone(), shared.store.clone(), config.grace);
+        let gc = gc::Collector::new(
+            shared.metastore.clone(),
+            shared.store.clone(),
+            config.grace,
+            config.orphan_grace,
+        );
         let merger = merge::Merger::new(shared.clone(), config.merge.clone());
         let exporter = export::Exporter::new(shared.clone(), config.export.clone());
         let defaults = compaction::CompactionConfig::default();
@@ -187,7 +230,7 @@ impl Compactor {
                 ..defaults
             },
         );
-        Self {
+        Ok(Self {
             shared,
             config,
             gc,
@@ -195,7 +238,7 @@ impl Compactor {
             compaction,
             exporter,
             metrics: Arc::default(),
-        }
+        })
     }
 
     /// Reports to `metrics` (registered by the caller in the registry it serves).
@@ -209,7 +252,7 @@ impl Compactor {
     /// first). A failed pass is logged and the next one tries again: everything a pass does is
     /// safe to repeat.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        info!(holder = %self.shared.leases.holder(), interval = ?self.config.interval, grace = ?self.config.grace, target_bytes = self.config.merge.target_bytes, "compactor started");
+        info!(holder = %self.shared.leases.holder(), interval = ?self.config.interval, grace = ?self.config.grace, orphan_grace = ?self.config.orphan_grace, target_bytes = self.config.merge.target_bytes, "compactor started");
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,

@@ -73,12 +73,17 @@ async fn deletes_what_nothing_points_at_and_keeps_the_rest() {
     meta.delete_records(tp, 2).await.unwrap();
 
     // Inside the grace period nothing is deleted.
-    let mut patient = Collector::new(meta.clone(), store.clone(), Duration::from_secs(3600));
+    let mut patient = Collector::new(
+        meta.clone(),
+        store.clone(),
+        Duration::from_secs(3600),
+        Duration::from_secs(3600),
+    );
     let r = patient.pass().await.unwrap();
     assert_eq!((r.unreferenced_deleted, r.orphans_deleted), (0, 0));
     assert_eq!(r.waiting, 3);
 
-    let mut gc = Collector::new(meta.clone(), store.clone(), Duration::ZERO);
+    let mut gc = Collector::new(meta.clone(), store.clone(), Duration::ZERO, Duration::ZERO);
     let r = gc.pass().await.unwrap();
     assert_eq!((r.unreferenced_deleted, r.orphans_deleted), (2, 1), "{r:?}");
     for id in [ids[0], ids[1], orphan] {
@@ -97,4 +102,52 @@ async fn deletes_what_nothing_points_at_and_keeps_the_rest() {
 
 fn uuid_like() -> skiff_metastore::types::TopicId {
     skiff_metastore::types::TopicId::from_u128(42)
+}
+
+/// An orphan is as young as the later of its id's time and its upload: an object named in the
+/// future (its agent's clock ahead) or uploaded late is kept, since a commit of it could still be
+/// accepted.
+#[tokio::test]
+async fn an_orphan_is_kept_while_its_id_or_its_upload_is_young() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(LocalMetastore::open(dir.path()).await.unwrap());
+    let store = Arc::new(InMemory::new());
+    let now = ulid::Ulid::new().timestamp_ms();
+    let hour = 3_600_000;
+    let ahead = ObjectId(ulid::Ulid::from_parts(now + hour, 1));
+    let named_long_ago = ObjectId(ulid::Ulid::from_parts(now - 2 * hour, 2));
+    for id in [ahead, named_long_ago] {
+        store
+            .put(&path(id), PutPayload::from_static(b"never committed"))
+            .await
+            .unwrap();
+    }
+    let grace = Duration::from_millis(hour);
+    let mut gc = Collector::new(meta.clone(), store.clone(), grace, grace);
+    let r = gc.pass().await.unwrap();
+    assert_eq!((r.orphans_deleted, r.waiting), (0, 2), "{r:?}");
+    // With no grace left, the id in the future still protects its object.
+    let mut gc = Collector::new(meta.clone(), store.clone(), Duration::ZERO, Duration::ZERO);
+    let r = gc.pass().await.unwrap();
+    assert_eq!((r.orphans_deleted, r.waiting), (1, 1), "{r:?}");
+    assert!(store.head(&path(ahead)).await.is_ok());
+    assert!(store.head(&path(named_long_ago)).await.is_err());
+    meta.shutdown().await;
+}
+
+#[test]
+fn an_orphan_grace_below_the_floor_is_refused() {
+    use skiff_compactor::{CompactorConfig, ORPHAN_GRACE_FLOOR};
+    let short = CompactorConfig {
+        orphan_grace: ORPHAN_GRACE_FLOOR - Duration::from_millis(1),
+        ..CompactorConfig::default()
+    };
+    let e = short.validate().unwrap_err().to_string();
+    assert!(e.contains("below its floor"), "{e}");
+    let at_floor = CompactorConfig {
+        orphan_grace: ORPHAN_GRACE_FLOOR,
+        ..CompactorConfig::default()
+    };
+    assert!(at_floor.validate().is_ok());
+    assert!(CompactorConfig::default().validate().is_ok());
 }

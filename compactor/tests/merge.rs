@@ -146,7 +146,7 @@ async fn merging_keeps_every_batch_at_its_offsets_and_frees_the_small_objects() 
     let before = [dump(&meta, &store, 0).await, dump(&meta, &store, 1).await];
     assert_eq!(objects(&index(&meta, 0).await), 40);
 
-    let mut compactor = Compactor::new(meta.clone(), store.clone(), config(1 << 20));
+    let mut compactor = Compactor::new(meta.clone(), store.clone(), config(1 << 20)).unwrap();
     let report = compactor.pass().await.unwrap();
     assert_eq!(report.merge.segments_written, 2, "{report:?}");
     assert_eq!(report.merge.batches_moved, 80);
@@ -183,7 +183,8 @@ async fn segments_stop_at_the_target_size() {
         .unwrap();
     let before = dump(&meta, &store, 0).await;
     // Room for ten batches a segment: 40 objects become 4 segments per partition.
-    let mut compactor = Compactor::new(meta.clone(), store.clone(), config(10 * batch_len));
+    let mut compactor =
+        Compactor::new(meta.clone(), store.clone(), config(10 * batch_len)).unwrap();
     compactor.pass().await.unwrap();
     assert_eq!(objects(&index(&meta, 0).await), 4);
     assert_eq!(dump(&meta, &store, 0).await, before);

@@ -29,7 +29,11 @@ const TOPIC: Uuid = Uuid::from_u128(0xbe);
 
 fn object(n: u64) -> CommitObject {
     CommitObject {
-        object: ObjectId(ulid::Ulid(u128::from(n) + 1)),
+        // Made now: a commit of an object older than MAX_COMMIT_AGE_MS is refused.
+        object: ObjectId(ulid::Ulid::from_parts(
+            ulid::Ulid::new().timestamp_ms(),
+            u128::from(n) + 1,
+        )),
         size: 8 << 20,
         batches: (0..PARTITIONS)
             .map(|p| CommitBatch {

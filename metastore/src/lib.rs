@@ -15,6 +15,8 @@ pub mod state_machine;
 pub mod types;
 
 #[cfg(test)]
+mod commit_age_tests;
+#[cfg(test)]
 mod retention_tests;
 #[cfg(test)]
 mod rewrite_tests;

@@ -1,5 +1,5 @@
 //! The size bounds of what metastore processes send each other, in one place so that they can be
-//! checked against each other.
+//! checked against each other; and the age bound of a commit ([`MAX_COMMIT_AGE_MS`]).
 //!
 //! Every HTTP route refuses a body over [`MAX_BODY_BYTES`]. Everything a node sends stays below
 //! it by construction, whatever the size of the state:
@@ -44,3 +44,20 @@ const ENVELOPE_BYTES: usize = 1 << 20;
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES + ENVELOPE_BYTES <= MAX_BODY_BYTES);
 const _: () = assert!(APPEND_BUDGET_BYTES + ENVELOPE_BYTES <= MAX_BODY_BYTES);
 const _: () = assert!(MAX_COMMAND_BYTES + ENVELOPE_BYTES <= APPEND_BUDGET_BYTES);
+
+/// The oldest object a commit may bring, by the age of its id (a ULID carries the time it was
+/// made) on the leader's clock. The compactor deletes objects the metastore does not know once
+/// they are older than its orphan grace period, which may not be set below
+/// `MAX_COMMIT_AGE_MS` plus a margin for clock skew (the compactor's `ORPHAN_GRACE_FLOOR`); so
+/// any commit this bound lets through names an object the compactor has not deleted. Agents stop
+/// retrying a commit well before it (their commit deadline, 30 s).
+pub const MAX_COMMIT_AGE_MS: i64 = 60_000;
+
+/// Whether a commit of `object`, stamped `now_ms` by the leader, comes too late: the object may
+/// already have been collected as an orphan. An object dated in the future (an agent's clock
+/// ahead of the leader's) is not too old: the compactor measures orphans from the same id and
+/// keeps them at least as long.
+pub fn commit_too_late(object: crate::types::ObjectId, now_ms: i64) -> bool {
+    let made_ms = i64::try_from(object.0.timestamp_ms()).unwrap_or(i64::MAX);
+    now_ms.saturating_sub(made_ms) > MAX_COMMIT_AGE_MS
+}

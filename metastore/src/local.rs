@@ -39,6 +39,13 @@ use crate::types::{
 /// this many entries behind the leader (a busy cluster never stops appending).
 const CATCH_UP_LAG: u64 = 1_000;
 
+/// Milliseconds since the Unix epoch on this node's clock.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The node id of the embedded metastore. Fixed, because the journal records votes by node id.
 pub const LOCAL_NODE_ID: NodeId = 1;
 
@@ -431,9 +438,15 @@ impl LocalMetastore {
     }
 
     /// Proposes `cmd` and waits for it to apply, for at most the write timeout.
-    pub async fn write_command(&self, cmd: Command) -> Result<CommandResponse, NodeError> {
+    pub async fn write_command(&self, mut cmd: Command) -> Result<CommandResponse, NodeError> {
         if self.shut_down.load(Ordering::SeqCst) {
             return Err(NodeError::Unavailable("metastore is shut down".into()));
+        }
+        // A commit's age is judged by the clock of the node that proposes it, the leader (a
+        // follower's proposal is refused as NotLeader), not by the agent's: every replica then
+        // applies the same stamp, and an agent's clock cannot make an old object look young.
+        if let Command::CommitObject(commit) = &mut cmd {
+            commit.now_ms = wall_clock_ms();
         }
         if crate::limits::check_command(&cmd).is_err() {
             // Clients check before sending; only one that does not can get here.

@@ -435,6 +435,11 @@ impl StateMachine {
         if let Some(done) = self.objects.get(&commit.object) {
             return done.answer.clone();
         }
+        // After the lookup: a retried commit that landed in time keeps its answer however late
+        // the retry. Not remembered, so the object stays unknown and is collected as an orphan.
+        if crate::limits::commit_too_late(commit.object, commit.now_ms) {
+            return vec![Err(MetaError::ObjectTooOld); commit.batches.len()];
+        }
         let answer: Vec<_> = commit
             .batches
             .iter()

@@ -76,6 +76,9 @@ pub struct CommitObject {
     pub object: ObjectId,
     pub size: u64,
     pub batches: Vec<CommitBatch>,
+    /// Set by the metastore node that proposes the commit, whatever the sender put here: a
+    /// commit of an object older than [`crate::limits::MAX_COMMIT_AGE_MS`] by that clock is
+    /// refused ([`MetaError::ObjectTooOld`]).
     pub now_ms: i64,
 }
 
@@ -396,6 +399,11 @@ pub enum MetaError {
     /// is proposed, since no Raft entry may outgrow what one request can carry.
     #[error("metastore command too large")]
     CommandTooLarge,
+    /// A [`CommitObject`] of an object older than [`crate::limits::MAX_COMMIT_AGE_MS`], not
+    /// committed before: the compactor may already have deleted it as an orphan. Nothing is
+    /// applied, and nothing remembered; the batches must be written again, in a new object.
+    #[error("object too old to commit; write its batches again")]
+    ObjectTooOld,
 }
 
 /// A partition as consumer groups name it: by topic name, as OffsetCommit and OffsetFetch do.

@@ -122,10 +122,18 @@ fn tp(p: i32) -> TopicPartition {
     }
 }
 
+/// The id of object `n`, made when the test process started: a commit of an object older than
+/// `MAX_COMMIT_AGE_MS` by the leader's clock is refused.
+fn oid(n: u128) -> ObjectId {
+    static MADE_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let made_ms = *MADE_MS.get_or_init(|| ulid::Ulid::new().timestamp_ms());
+    ObjectId(ulid::Ulid::from_parts(made_ms, n))
+}
+
 /// One object with one 3-record batch per partition.
 fn object(n: u128) -> CommitObject {
     CommitObject {
-        object: ObjectId(ulid::Ulid(n)),
+        object: oid(n),
         size: 1000,
         batches: (0..PARTITIONS)
             .map(|p| CommitBatch {
@@ -379,7 +387,7 @@ async fn without_a_quorum_writes_fail_retriably_then_recover() {
 /// batch.
 fn wide_object(n: u128, base: usize, batches: usize) -> CommitObject {
     CommitObject {
-        object: ObjectId(ulid::Ulid(n)),
+        object: oid(n),
         size: 100 * batches as u64,
         batches: (0..batches)
             .map(|i| CommitBatch {

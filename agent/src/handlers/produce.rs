@@ -239,7 +239,9 @@ fn append_error_code(e: &AppendError) -> i16 {
     match e {
         AppendError::Rejected(m) => codes::meta_error(m),
         // Retriable: the client sends the batch again (idempotent producers get it deduplicated).
-        AppendError::Storage(_) | AppendError::ShuttingDown => codes::KAFKA_STORAGE_ERROR,
+        AppendError::Storage(_) | AppendError::Expired(_) | AppendError::ShuttingDown => {
+            codes::KAFKA_STORAGE_ERROR
+        }
         AppendError::Metastore(_) => codes::REQUEST_TIMED_OUT,
     }
 }

@@ -65,6 +65,8 @@ pub fn meta_error(e: &MetaError) -> i16 {
         MetaError::RewriteConflict => UNKNOWN_SERVER_ERROR,
         // Never retriable: the same request is as large the next time.
         MetaError::CommandTooLarge => RECORD_LIST_TOO_LARGE,
+        // Retriable: nothing was committed, and the producer's resend lands in a new object.
+        MetaError::ObjectTooOld => KAFKA_STORAGE_ERROR,
     }
 }
 
