@@ -57,14 +57,33 @@ fn idem(partition: i32, pid: i64, epoch: i16, seq: i32) -> CommitBatch {
     }
 }
 
+/// The id of object `n` made at `made_ms`: a commit of an object older than the commit age bound
+/// is refused, unless it is a retry of one already committed.
+fn oid(n: u128, made_ms: i64) -> ObjectId {
+    ObjectId(ulid::Ulid::from_parts(
+        u64::try_from(made_ms).unwrap_or(0),
+        n,
+    ))
+}
+
+/// Commits a new object `object`, made just now.
 fn commit_at(
     sm: &mut StateMachine,
     object: u128,
     now_ms: i64,
     batches: Vec<CommitBatch>,
 ) -> Vec<Result<BatchAppend, MetaError>> {
+    commit_id(sm, oid(object, now_ms), now_ms, batches)
+}
+
+fn commit_id(
+    sm: &mut StateMachine,
+    object: ObjectId,
+    now_ms: i64,
+    batches: Vec<CommitBatch>,
+) -> Vec<Result<BatchAppend, MetaError>> {
     match sm.apply(&Command::CommitObject(CommitObject {
-        object: ObjectId(ulid::Ulid(object)),
+        object,
         size: 1234,
         batches,
         now_ms,
@@ -140,16 +159,16 @@ fn commit_answers_go_after_their_bound_and_a_late_retry_changes_nothing() {
     let r = expire(&mut sm, 1000 + 600_000, bounds);
     assert_eq!((r.commit_answers_dropped, r.left.commit_answers), (1, 1));
     // The object itself stays, for the compactor.
-    let entry = sm.object(&ObjectId(ulid::Ulid(1))).unwrap();
+    let entry = sm.object(&oid(1, 1000)).unwrap();
     assert_eq!((entry.size, entry.created_ms), (1234, 1000));
     assert!(entry.answer.is_empty());
     // A retry after the bound cannot arrive; one that did would get no answers (the agent
     // answers its batches with a retriable error) and append nothing twice.
     let before = sm.clone();
-    assert!(commit_at(&mut sm, 1, 700_000, batches).is_empty());
+    assert!(commit_id(&mut sm, oid(1, 1000), 700_000, batches).is_empty());
     assert_eq!(sm, before);
     // The newer object keeps its answer until its own bound.
-    let again = commit_at(&mut sm, 2, 700_000, vec![idem(0, -1, -1, -1)]);
+    let again = commit_id(&mut sm, oid(2, 2000), 700_000, vec![idem(0, -1, -1, -1)]);
     assert_eq!(again.len(), 1);
 }
 

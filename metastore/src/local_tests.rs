@@ -458,7 +458,15 @@ async fn reads_fixture(version: u32) {
     );
     // The fixtures' objects were named in 1970 (`Ulid(n)`): far past the commit age bound, yet
     // a retry of one already committed still gets its first answer.
+    // The leader stamps commits with its own clock: the producer's last write is between these.
+    let wall_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    };
+    let written_after = wall_ms();
     check_continues_with(&ms, 0, ObjectId(ulid::Ulid(3))).await;
+    let written_before = wall_ms();
     // A trigger is ignored while a snapshot is being built, so ask until one covers everything.
     let mut covered = false;
     for _ in 0..100 {
@@ -489,8 +497,8 @@ async fn reads_fixture(version: u32) {
         .unwrap();
     let after = observe(&ms).await;
     assert_eq!(format!("{before:?}"), format!("{after:?}"));
-    // The producer's last write (77, the retry above) came back from the snapshot: it expires
-    // a bound after it, not after the pass.
+    // The producer's last write (the commit above) came back from the snapshot: it expires a
+    // bound after it, not after the pass.
     let pass = |now_ms| ExpireState {
         now_ms,
         producer_id_expiration_ms: 1000,
@@ -498,9 +506,9 @@ async fn reads_fixture(version: u32) {
         offsets_retention_ms: -1,
         broker_id_retention_ms: -1,
     };
-    let kept = ms.expire_state(pass(77 + 999)).await.unwrap();
+    let kept = ms.expire_state(pass(written_after + 999)).await.unwrap();
     assert_eq!(kept.producers_expired, 0);
-    let expired = ms.expire_state(pass(77 + 1000)).await.unwrap();
+    let expired = ms.expire_state(pass(written_before + 1000)).await.unwrap();
     assert_eq!((expired.producers_expired, expired.left.producers), (1, 0));
     ms.shutdown().await;
 }

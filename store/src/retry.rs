@@ -157,7 +157,13 @@ impl RetryingStore {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) if !retriable(&e) => return Err(e),
                 Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {:?}", self.policy.attempt_timeout),
+                Err(_) => {
+                    // The layers below never see the end of a try abandoned here, so it is
+                    // counted as failed here: a store that answers nothing (a frozen server)
+                    // must show as failures, not as silence.
+                    self.observer.failed(op);
+                    format!("no answer within {:?}", self.policy.attempt_timeout)
+                }
             };
             if tries > self.policy.max_retries {
                 // Every failed try of a write was ambiguous: a broken connection or a timeout

@@ -122,6 +122,11 @@ async fn a_try_that_hangs_is_abandoned_at_its_deadline() {
     assert!(outcome_unknown(&err), "{err}");
     assert!(err.to_string().contains("no answer within 200ms"), "{err}");
     assert_eq!(tally.retried.load(Ordering::Relaxed), 2);
+    assert_eq!(
+        tally.failed.load(Ordering::Relaxed),
+        3,
+        "every abandoned try counts as a failure"
+    );
     assert!(
         mem.head(&path).await.is_err(),
         "no try got as far as the store"
