@@ -159,6 +159,21 @@ fn rss_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Bytes of the files under `dir`, for the disk the journals and snapshots take.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1 << 20)
 }
@@ -204,52 +219,113 @@ async fn start_node(
     (node, addr)
 }
 
-/// `n` commits from `committers` tasks at once; object `i` has `size(rng)` partitions.
-/// Returns the elapsed time, the sorted latencies and the batches committed.
+/// What one phase of commits did.
+struct Phase {
+    elapsed: Duration,
+    /// From the first try of each commit to its success, sorted.
+    latencies: Vec<Duration>,
+    batches: u64,
+    /// Calls that failed (outcome unknown) and were retried with the same object, as an agent
+    /// retries: a commit names its object, so a retry of one that applied changes nothing.
+    retries: u64,
+}
+
+/// `n` commits from `committers` tasks at once; object `i` has `size(rng)` partitions. With
+/// `watch` (the nodes and their data dir), prints progress every 10 s.
 async fn drive(
-    client: &Arc<RemoteMetastore>,
-    all: &Arc<Vec<TopicPartition>>,
+    (client, all): (&Arc<RemoteMetastore>, &Arc<Vec<TopicPartition>>),
     committers: usize,
     n: u64,
     seed: u64,
     phase: u64,
     size: fn(&mut fastrand::Rng) -> usize,
-) -> (Duration, Vec<Duration>, u64) {
+    watch: Option<(&[Arc<LocalMetastore>], &Path)>,
+) -> Phase {
     let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..committers)
         .map(|_| {
-            let (client, next, all) = (client.clone(), next.clone(), all.clone());
+            let (client, next, all, done) =
+                (client.clone(), next.clone(), all.clone(), done.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
-                let mut batches = 0u64;
+                let (mut batches, mut retries) = (0u64, 0u64);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= n {
-                        return (latencies, batches);
+                        return (latencies, batches, retries);
                     }
                     let mut rng = rng_for(seed, phase, i);
                     let count = size(&mut rng);
                     let commit = object(&all, &mut rng, count);
                     batches += commit.batches.len() as u64;
                     let t = Instant::now();
-                    let answers = client.commit_object(commit).await.unwrap();
+                    let mut tries = 0;
+                    let answers = loop {
+                        match client.commit_object(commit.clone()).await {
+                            Ok(a) => break a,
+                            Err(e) => {
+                                tries += 1;
+                                retries += 1;
+                                eprintln!(
+                                    "commit {i}: try {tries} failed after {:.2} s: {e}",
+                                    t.elapsed().as_secs_f64()
+                                );
+                                assert!(tries < 20, "a commit failed 20 times");
+                            }
+                        }
+                    };
                     latencies.push(t.elapsed());
+                    done.fetch_add(1, Ordering::Relaxed);
                     assert!(answers.iter().all(Result::is_ok), "a batch was refused");
                 }
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    let mut batches = 0;
+    let progress = watch.map(|(nodes, dir)| {
+        let (nodes, dir, done) = (nodes.to_vec(), dir.to_owned(), done.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                // During an election there is no leader to ask; say so.
+                let Some(leader) = nodes.iter().find(|n| n.status().state == "Leader") else {
+                    eprintln!("  ... {:.0} s: no leader", started.elapsed().as_secs_f64());
+                    continue;
+                };
+                let leader = leader.status();
+                eprintln!(
+                    "  ... {:.0} s: {} of {n} commits, RSS {:.0} MiB, leader applied {:?}, \
+                     snapshot at {:?}, {:.1} MiB; data dirs {:.0} MiB",
+                    started.elapsed().as_secs_f64(),
+                    done.load(Ordering::Relaxed),
+                    rss_mib().0,
+                    leader.last_applied,
+                    leader.snapshot_index,
+                    mib(leader.snapshot_bytes),
+                    mib(dir_bytes(&dir)),
+                );
+            }
+        })
+    });
+    let mut out = Phase {
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+        batches: 0,
+        retries: 0,
+    };
     for t in tasks {
-        let (l, b) = t.await.unwrap();
-        latencies.extend(l);
-        batches += b;
+        let (l, b, r) = t.await.unwrap();
+        out.latencies.extend(l);
+        out.batches += b;
+        out.retries += r;
     }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    (elapsed, latencies, batches)
+    out.elapsed = started.elapsed();
+    if let Some(p) = progress {
+        p.abort();
+    }
+    out.latencies.sort();
+    out
 }
 
 fn hundred(_: &mut fastrand::Rng) -> usize {
@@ -282,19 +358,20 @@ fn leader_of(nodes: &[Arc<LocalMetastore>]) -> Arc<LocalMetastore> {
         .expect("a leader")
 }
 
-fn print_phase(name: &str, elapsed: Duration, latencies: &[Duration], batches: u64) {
-    let s = elapsed.as_secs_f64();
+fn print_phase(name: &str, p: &Phase) {
+    let s = p.elapsed.as_secs_f64();
+    let l = &p.latencies;
     println!(
-        "  {name}: {} commits, {batches} batches in {s:.2} s = {:.0} commits/s, {:.0} batches/s; \
-         latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        latencies.len(),
-        latencies.len() as f64 / s,
-        batches as f64 / s,
-        percentile(latencies, 0.5),
-        percentile(latencies, 0.99),
-        latencies
-            .last()
-            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+        "  {name}: {} commits, {} batches in {s:.2} s = {:.0} commits/s, {:.0} batches/s; \
+         latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} retried calls",
+        l.len(),
+        p.batches,
+        l.len() as f64 / s,
+        p.batches as f64 / s,
+        percentile(l, 0.5),
+        percentile(l, 0.99),
+        l.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+        p.retries,
     );
 }
 
@@ -354,54 +431,54 @@ async fn run(args: Args) {
         "commits of exactly 100 partitions, {} committers:",
         args.committers
     );
-    let (e, l, b) = drive(
-        &client,
-        &all,
+    let p = drive(
+        (&client, &all),
         args.committers,
         args.commits100,
         args.seed,
         1,
         hundred,
+        None,
     )
     .await;
-    print_phase("before the load", e, &l, b);
-    let mut total_batches = b;
+    print_phase("before the load", &p);
+    let mut total_batches = p.batches;
 
     // 2b. The load: 100-1,000 partitions per object.
-    let (e, l, b) = drive(
-        &client,
-        &all,
+    let p = drive(
+        (&client, &all),
         args.committers,
         args.objects,
         args.seed,
         2,
         hundred_to_thousand,
+        Some((&nodes, dir.path())),
     )
     .await;
     println!(
         "load: 100-1,000 random partitions per object, {} committers:",
         args.committers
     );
-    print_phase("load", e, &l, b);
-    total_batches += b;
+    print_phase("load", &p);
+    total_batches += p.batches;
 
     // 2c. 100 partitions per commit on the loaded index.
-    let (e, l, b) = drive(
-        &client,
-        &all,
+    let p = drive(
+        (&client, &all),
         args.committers,
         args.commits100,
         args.seed,
         3,
         hundred,
+        None,
     )
     .await;
     println!(
         "commits of exactly 100 partitions, {} committers:",
         args.committers
     );
-    print_phase("after the load", e, &l, b);
-    total_batches += b;
+    print_phase("after the load", &p);
+    total_batches += p.batches;
     println!("batches committed in all: {total_batches} (index entries)");
 
     // 3. Memory and snapshots. First let every node finish what it is building and cover its
@@ -445,14 +522,23 @@ async fn run(args: Args) {
         snapshot_covering(n).await;
     }
     let snapshots_before: Vec<_> = nodes.iter().map(|n| n.status().snapshot_index).collect();
-    let (e, quiet, b) = drive(&client, &all, 1, args.latency, args.seed, 5, hundred).await;
+    let quiet = drive(
+        (&client, &all),
+        1,
+        args.latency,
+        args.seed,
+        5,
+        hundred,
+        None,
+    )
+    .await;
     let snapshots_during_quiet = nodes
         .iter()
         .zip(&snapshots_before)
         .filter(|(n, s)| n.status().snapshot_index != **s)
         .count();
     println!("one committer, 100 partitions per commit:");
-    print_phase("no snapshot", e, &quiet, b);
+    print_phase("no snapshot", &quiet);
     println!("    (nodes whose snapshot changed during it: {snapshots_during_quiet})");
 
     let busy = Arc::new(AtomicBool::new(true));
@@ -470,17 +556,26 @@ async fn run(args: Args) {
             (built, building)
         })
     };
-    let (e, loaded, b) = drive(&client, &all, 1, args.latency, args.seed, 6, hundred).await;
+    let loaded = drive(
+        (&client, &all),
+        1,
+        args.latency,
+        args.seed,
+        6,
+        hundred,
+        None,
+    )
+    .await;
     busy.store(false, Ordering::Relaxed);
     let (built, building) = builder.await.unwrap();
-    print_phase("snapshots built throughout", e, &loaded, b);
+    print_phase("snapshots built throughout", &loaded);
     println!(
         "    ({built} snapshots built one after another on the three nodes, {:.2} s each on average)",
         building.as_secs_f64() / built.max(1) as f64
     );
     println!(
         "    p99 with snapshots / p99 without: {:.2}",
-        percentile(&loaded, 0.99) / percentile(&quiet, 0.99)
+        percentile(&loaded.latencies, 0.99) / percentile(&quiet.latencies, 0.99)
     );
 
     // 5. An empty fourth node catches up.
