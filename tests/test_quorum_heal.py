@@ -84,7 +84,11 @@ def voters(q) -> set[str]:
 
 @pytest.mark.timeout(600)
 def test_quorum_heals_with_a_state_larger_than_a_request(broker_factory, topic):
-    q = broker_factory.quorum(nodes=3, agents=1, node_args=("--snapshot-every", "50"))
+    # Snapshots after 50 entries and 10% of the state's size in new commands, so a few MB of
+    # writes move the log past a snapshot.
+    q = broker_factory.quorum(
+        nodes=3, agents=1, node_args=("--snapshot-every", "50", "--snapshot-log-ratio", "0.1")
+    )
     (agent,) = q.agents
     clients.create_topic(agent.bootstrap, topic, 2)
     bulk = f"{topic}-bulk"

@@ -70,6 +70,9 @@ pub async fn run_node(settings: MetastoreSettings) -> anyhow::Result<()> {
         // catches up from the log rather than a whole snapshot.
         options.logs_to_keep = (every / 4).max(1);
     }
+    if let Some(ratio) = settings.snapshot_log_ratio {
+        options.snapshot_log_ratio = ratio;
+    }
     let node = Arc::new(
         LocalMetastore::open_with(&settings.data_dir, options)
             .await

@@ -609,9 +609,14 @@ pub struct MetastoreArgs {
     /// list to every initial member; ignored once the cluster exists)
     #[arg(long, env = "SKIFF_INITIAL_MEMBERS", value_delimiter = ',')]
     pub initial_members: Vec<String>,
-    /// Take a snapshot after this many log entries; the journal behind it is purged [default: 2000]
+    /// Take a snapshot after at least this many log entries; the journal behind it is purged
+    /// [default: 2000]
     #[arg(long, env = "SKIFF_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// ...and once the commands applied since the last snapshot amount to this share of its
+    /// size, so that snapshot work stays in proportion to what is written [default: 0.5]
+    #[arg(long, env = "SKIFF_SNAPSHOT_LOG_RATIO")]
+    pub snapshot_log_ratio: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -622,6 +627,7 @@ pub struct MetastoreSettings {
     pub data_dir: PathBuf,
     pub initial_members: BTreeMap<u64, String>,
     pub snapshot_every: Option<u64>,
+    pub snapshot_log_ratio: Option<f64>,
 }
 
 impl MetastoreSettings {
@@ -649,8 +655,15 @@ impl MetastoreSettings {
         if args.snapshot_every == Some(0) {
             bail!("--snapshot-every must be at least 1");
         }
+        if let Some(r) = args
+            .snapshot_log_ratio
+            .filter(|r| !(r.is_finite() && *r >= 0.0))
+        {
+            bail!("--snapshot-log-ratio must be a number of at least 0, not {r}");
+        }
         Ok(Self {
             snapshot_every: args.snapshot_every,
+            snapshot_log_ratio: args.snapshot_log_ratio,
             node_id,
             listen,
             advertise,

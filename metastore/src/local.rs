@@ -115,8 +115,11 @@ pub struct LocalMetastoreOptions {
     pub write_timeout: Duration,
     /// How long `open` waits for the node to elect itself and catch up.
     pub startup_timeout: Duration,
-    /// Build a snapshot after this many applied entries; bounds restart replay.
+    /// Build a snapshot after at least this many applied entries...
     pub snapshot_every: u64,
+    /// ...and once the commands applied since the last one amount to this share of its size
+    /// (see `crate::raft::snapshot_policy`). Bounds restart replay.
+    pub snapshot_log_ratio: f64,
     /// Entries kept in the journal behind a snapshot.
     pub logs_to_keep: u64,
     /// How long a peer may take to store one snapshot chunk, and to install the snapshot after
@@ -133,6 +136,7 @@ impl Default for LocalMetastoreOptions {
             write_timeout: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(30),
             snapshot_every: 2000,
+            snapshot_log_ratio: 0.5,
             logs_to_keep: 500,
             snapshot_install_timeout: Duration::from_secs(120),
             log_store: LogStoreOptions::default(),
@@ -171,7 +175,9 @@ impl LocalMetastore {
             heartbeat_interval: 100,
             election_timeout_min: 300,
             election_timeout_max: 600,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
+            // Snapshots are asked for by `snapshot_policy::run`, which weighs bytes, not just
+            // entries.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: options.logs_to_keep,
             // Purging in batches saves journal records; never wait longer than a fraction of
             // the snapshot interval to purge.
@@ -197,6 +203,7 @@ impl LocalMetastore {
         .map_err(|e| OpenError::Raft(e.to_string()))??;
         let journal = Arc::new(Mutex::new(Some(journal)));
         let state = sm_store.state();
+        let applied_bytes = sm_store.applied_bytes();
         let commits = sm_store.commits();
 
         let snapshot_progress = SnapshotProgress::default();
@@ -214,6 +221,18 @@ impl LocalMetastore {
         )
         .await
         .map_err(|e| OpenError::Raft(e.to_string()))?;
+        let policy = crate::raft::snapshot_policy::SnapshotPolicy {
+            min_entries: options.snapshot_every,
+            log_ratio: options.snapshot_log_ratio,
+        };
+        let snapshot_file = data_dir.join(crate::raft::snapshot::SNAPSHOT_FILE);
+        // Ends by itself when Raft shuts down.
+        tokio::spawn(crate::raft::snapshot_policy::run(
+            raft.clone(),
+            applied_bytes,
+            policy,
+            move || std::fs::metadata(&snapshot_file).map_or(0, |m| m.len()),
+        ));
         let ms = Self {
             raft,
             data_dir: data_dir.to_owned(),

@@ -12,6 +12,7 @@ pub mod log_store;
 pub mod network;
 pub mod sm_store;
 pub mod snapshot;
+pub mod snapshot_policy;
 
 pub use log_store::{JournalWriter, LogStore, LogStoreOptions};
 pub use network::Network;

@@ -16,6 +16,7 @@ use openraft::{
 use tokio::sync::watch;
 
 use super::snapshot::{self, SnapshotError, SnapshotMeta};
+use super::snapshot_policy::AppliedBytes;
 use super::{Entry, LogId, NodeId, TypeConfig};
 use crate::state_machine::StateMachine;
 use crate::types::{Command, CommandResponse};
@@ -29,6 +30,7 @@ pub struct StateMachineStore {
     last_membership: StoredMembership<NodeId, BasicNode>,
     snapshots: Arc<SnapshotDir>,
     commits: watch::Sender<u64>,
+    applied_bytes: Arc<AppliedBytes>,
 }
 
 /// The directory holding the current snapshot, shared with builders running on other tasks.
@@ -106,7 +108,13 @@ impl StateMachineStore {
                 next_tag: AtomicU64::new(0),
             }),
             commits,
+            applied_bytes: Arc::default(),
         })
+    }
+
+    /// What the snapshot policy weighs against the snapshot's size.
+    pub fn applied_bytes(&self) -> Arc<AppliedBytes> {
+        self.applied_bytes.clone()
     }
 
     pub fn state(&self) -> SharedState {
@@ -180,6 +188,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let mut responses = Vec::new();
         let mut committed_objects = 0u64;
+        let mut bytes = 0u64;
         {
             let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
             for entry in entries {
@@ -190,6 +199,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         if matches!(cmd, Command::CommitObject(_)) {
                             committed_objects += 1;
                         }
+                        bytes += crate::codec::encoded_len(&cmd).unwrap_or(0) as u64;
                         state.apply(&cmd)
                     }
                     EntryPayload::Membership(m) => {
@@ -200,6 +210,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 responses.push(response);
             }
         }
+        self.applied_bytes.add(bytes);
         if committed_objects > 0 {
             self.commits.send_modify(|c| *c += committed_objects);
         }
@@ -213,6 +224,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        self.applied_bytes.snapshot_taken();
         SnapshotBuilder {
             snapshots: self.snapshots.clone(),
             last_applied: self.last_applied,
@@ -269,6 +281,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .map_err(join_err)?
         .map_err(|e| snapshot_err(Some(meta), ErrorVerb::Write, e))?;
         *self.write_state() = state;
+        self.applied_bytes.snapshot_taken();
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         self.commits.send_modify(|c| *c += 1);
