@@ -124,26 +124,7 @@ async fn read(State(node): State<Node>, body: Bytes) -> Response {
         Err(r) => return r.into_response(),
     };
     let answer: Result<ReadAnswer, NodeError> = node
-        .read_linearizable(move |s: &StateMachine| match read {
-            Read::Topics => ReadAnswer::Topics(s.topics()),
-            Read::TopicByName(name) => ReadAnswer::Topic(s.topic_by_name(&name)),
-            Read::Offsets(tp) => ReadAnswer::Offsets(s.offsets(tp)),
-            Read::Index {
-                tp,
-                offset,
-                max_bytes,
-            } => ReadAnswer::Index(s.read_index(tp, offset, max_bytes)),
-            Read::BatchForTimestamp { tp, timestamp } => {
-                ReadAnswer::Batch(s.batch_for_timestamp(tp, timestamp))
-            }
-            Read::BatchWithMaxTimestamp(tp) => ReadAnswer::Batch(s.batch_with_max_timestamp(tp)),
-            Read::Indexes(reads) => ReadAnswer::Indexes(s.read_indexes(&reads)),
-            Read::GroupOffsets(group) => ReadAnswer::GroupOffsets(s.group_offsets(&group)),
-            Read::Groups => ReadAnswer::Groups(s.groups()),
-            Read::UnreferencedObjects => ReadAnswer::UnreferencedObjects(s.unreferenced_objects()),
-            Read::ObjectsKnown(ids) => ReadAnswer::ObjectsKnown(s.objects_known(&ids)),
-            Read::ExportProgress(tps) => ReadAnswer::ExportProgress(s.export_progress(&tps)),
-        })
+        .read_linearizable(move |s: &StateMachine| s.answer(read))
         .await;
     binary(&answer)
 }
