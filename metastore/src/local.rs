@@ -15,7 +15,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, Raf
 use openraft::{BasicNode, ChangeMembers, Config, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
-use crate::client::{MetastoreError, Result, Transport};
+use crate::client::{Result, Transport};
 use crate::raft::journal::JournalError;
 use crate::raft::log_store::JournalWriter;
 use crate::raft::network::SnapshotProgress;
@@ -23,9 +23,10 @@ use crate::raft::snapshot::SnapshotError;
 use crate::raft::{
     LogStore, LogStoreOptions, Network, NodeId, Raft, SharedState, StateMachineStore,
 };
+pub use crate::rpc::NodeError;
 use crate::rpc::{Read, ReadAnswer};
 use crate::state_machine::StateMachine;
-use crate::types::{Command, CommandResponse, MetaError};
+use crate::types::{Command, CommandResponse};
 
 /// A learner counts as caught up once it holds the log up to its own addition and is at most
 /// this many entries behind the leader (a busy cluster never stops appending).
@@ -59,39 +60,6 @@ pub enum OpenError {
     Raft(String),
     #[error("did not become leader within {0:?}")]
     NoLeadership(Duration),
-}
-
-/// Why a node could not serve a request; the RPC layer tells remote clients where to go instead.
-#[derive(Clone, Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
-pub enum NodeError {
-    /// This node is not the leader; `leader` is the one it knows of, with its RPC address.
-    #[error("not the leader (leader: {leader:?})")]
-    NotLeader { leader: Option<(NodeId, String)> },
-    /// Certainly not applied.
-    #[error("metastore unavailable: {0}")]
-    Unavailable(String),
-    /// May or may not have applied.
-    #[error("metastore outcome unknown: {0}")]
-    OutcomeUnknown(String),
-    /// Certainly not applied, and never will be: over [`crate::limits::MAX_COMMAND_BYTES`].
-    #[error("metastore command too large")]
-    TooLarge,
-    /// A membership change that could not complete; the membership is as it was.
-    #[error("{0}")]
-    Membership(String),
-}
-
-impl From<NodeError> for MetastoreError {
-    fn from(e: NodeError) -> Self {
-        match e {
-            NodeError::NotLeader { .. } | NodeError::Unavailable(_) => {
-                MetastoreError::Unavailable(e.to_string())
-            }
-            NodeError::OutcomeUnknown(m) => MetastoreError::OutcomeUnknown(m),
-            NodeError::TooLarge => MetastoreError::Rejected(MetaError::CommandTooLarge),
-            NodeError::Membership(m) => MetastoreError::Unavailable(m),
-        }
-    }
 }
 
 #[derive(Clone, Debug)]

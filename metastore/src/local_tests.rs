@@ -8,11 +8,11 @@ use std::path::Path;
 use uuid::Uuid;
 
 use super::*;
-use crate::client::MetastoreClient;
+use crate::client::{MetastoreClient, MetastoreError};
 use crate::raft::log_store::JOURNAL_FILE;
 use crate::types::{
     AcquireLeases, AgentHeartbeat, CommitBatch, CommitObject, CommitOffsets, CommittedOffset,
-    CreateTopic, ExpireState, GroupPartition, IndexSlice, InitProducerId, ObjectId,
+    CreateTopic, ExpireState, GroupPartition, IndexSlice, InitProducerId, MetaError, ObjectId,
     PartitionOffsets, TopicMeta, TopicPartition,
 };
 

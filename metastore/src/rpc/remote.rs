@@ -19,9 +19,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::NodeError;
 use super::{CommitsQuery, Read, ReadAnswer, COMMITS_PATH, READ_PATH, WRITE_PATH};
 use crate::client::{MetastoreError, Result, Transport};
-use crate::local::NodeError;
 use crate::types::{Command, CommandResponse};
 
 #[derive(Clone, Debug)]

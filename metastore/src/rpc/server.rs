@@ -16,11 +16,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AddNodeRequest, CommitsQuery, InitRequest, Read, ReadAnswer, RemoveNodeRequest, Status,
-    ADD_NODE_PATH, COMMITS_PATH, INIT_PATH, READ_PATH, REMOVE_NODE_PATH, STATUS_PATH, WRITE_PATH,
+    AddNodeRequest, CommitsQuery, InitRequest, NodeError, Read, ReadAnswer, RemoveNodeRequest,
+    Status, ADD_NODE_PATH, COMMITS_PATH, INIT_PATH, READ_PATH, REMOVE_NODE_PATH, STATUS_PATH,
+    WRITE_PATH,
 };
 use crate::client::MetastoreClient;
-use crate::local::{LocalMetastore, NodeError};
+use crate::local::LocalMetastore;
 use crate::raft::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use crate::state_machine::StateMachine;
 use crate::types::Command;
