@@ -1,16 +1,23 @@
 //! The interface agents use to reach the metastore, wherever it runs.
+//!
+//! [`MetastoreClient`] is what agents and compactors call. Each of its methods is either a
+//! [`Command`] to replicate or a [`Read`] of the state; how either reaches a state machine is a
+//! [`Transport`] (the node in this process, or a quorum over HTTP), and every transport is a
+//! client through the one mapping below.
 
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use crate::rpc::{Read, ReadAnswer};
 use crate::types::{
     AcquireLeases, AlterTopicConfigs, EnforceRetention, ExpireState, ObjectId, ReplaceBatches,
     StateExpired, Trimmed, UnreferencedObject,
 };
 use crate::types::{
-    AgentHeartbeat, BatchAppend, CommitObject, CommitOffsets, CommittedOffset, CreateTopic,
-    GroupPartition, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
-    PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
+    CommitOffsets, CommittedOffset, CreateTopic, GroupPartition, IndexAnswer, IndexRead,
+    IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
+    TopicMeta, TopicPartition,
 };
 
 /// Failures at the client boundary, sorted by what the caller should do about them.
@@ -114,22 +121,228 @@ pub trait MetastoreClient: Send + Sync + 'static {
         &self,
         tp: TopicPartition,
         timestamp: i64,
-    ) -> Result<Option<crate::types::BatchLocation>>;
+    ) -> Result<Option<BatchLocation>>;
     /// The batch with the largest `max_timestamp` (the earliest such batch on ties), if any.
-    async fn batch_with_max_timestamp(
-        &self,
-        tp: TopicPartition,
-    ) -> Result<Option<crate::types::BatchLocation>>;
+    async fn batch_with_max_timestamp(&self, tp: TopicPartition) -> Result<Option<BatchLocation>>;
 
     /// A counter that moves forward every time a commit is applied; long-polling fetches wait on it.
     fn commits(&self) -> watch::Receiver<u64>;
 }
 
-/// Each command's answer, out of the [`CommandResponse`] that `apply` gave it, for every client
-/// implementation alike. A different variant cannot happen while `apply` answers each command with
-/// its own; if it did, the command had applied, so "outcome unknown" is the honest error.
-pub(crate) mod answer {
+/// How a client reaches a state machine: a command to replicate and apply, a linearizable read,
+/// and the commit counter. Implement this, not [`MetastoreClient`], which every transport gets
+/// from it. The transport classifies its own failures (a lost answer to a read is no ambiguity,
+/// for instance); the mapping of answers is the same for all.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Replicates and applies `cmd`: its answer from `apply`.
+    async fn write(&self, cmd: Command) -> Result<CommandResponse>;
+    /// Evaluates `read` on a state that includes every write acknowledged before the call.
+    async fn read(&self, read: Read) -> Result<ReadAnswer>;
+    /// [`MetastoreClient::commits`].
+    fn commit_counter(&self) -> watch::Receiver<u64>;
+}
+
+#[async_trait]
+impl<T: Transport> MetastoreClient for T {
+    async fn create_topic(&self, req: CreateTopic) -> Result<TopicMeta> {
+        answer::topic_created(self.write(Command::CreateTopic(req)).await?)
+    }
+
+    async fn delete_topic(&self, name: &str, now_ms: i64) -> Result<TopicMeta> {
+        let cmd = Command::DeleteTopic {
+            name: name.to_owned(),
+            now_ms,
+        };
+        answer::topic_deleted(self.write(cmd).await?)
+    }
+
+    async fn commit_object(
+        &self,
+        commit: CommitObject,
+    ) -> Result<Vec<std::result::Result<BatchAppend, MetaError>>> {
+        answer::committed(self.write(Command::CommitObject(commit)).await?)
+    }
+
+    async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdAndEpoch> {
+        answer::producer_id(self.write(Command::InitProducerId(req)).await?)
+    }
+
+    async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents> {
+        answer::agents(self.write(Command::AgentHeartbeat(hb)).await?)
+    }
+
+    async fn commit_offsets(
+        &self,
+        req: CommitOffsets,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
+        answer::offsets_committed(self.write(Command::CommitOffsets(req)).await?)
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<()> {
+        let cmd = Command::DeleteGroup {
+            group: group.to_owned(),
+        };
+        answer::group_deleted(self.write(cmd).await?)
+    }
+
+    async fn delete_offsets(&self, group: &str, partitions: Vec<GroupPartition>) -> Result<()> {
+        let cmd = Command::DeleteOffsets {
+            group: group.to_owned(),
+            partitions,
+        };
+        answer::group_deleted(self.write(cmd).await?)
+    }
+
+    async fn group_offsets(&self, group: &str) -> Result<Vec<(GroupPartition, CommittedOffset)>> {
+        match self.read(Read::GroupOffsets(group.to_owned())).await? {
+            ReadAnswer::GroupOffsets(o) => Ok(o),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn groups(&self) -> Result<Vec<String>> {
+        match self.read(Read::Groups).await? {
+            ReadAnswer::Groups(g) => Ok(g),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn delete_records(&self, tp: TopicPartition, offset: i64) -> Result<PartitionOffsets> {
+        answer::records_deleted(self.write(Command::DeleteRecords { tp, offset }).await?)
+    }
+
+    async fn enforce_retention(&self, pass: EnforceRetention) -> Result<Vec<Trimmed>> {
+        answer::retained(self.write(Command::EnforceRetention(pass)).await?)
+    }
+
+    async fn expire_state(&self, pass: ExpireState) -> Result<StateExpired> {
+        answer::state_expired(self.write(Command::ExpireState(pass)).await?)
+    }
+
+    async fn forget_objects(&self, objects: Vec<ObjectId>) -> Result<Vec<ObjectId>> {
+        answer::objects_forgotten(self.write(Command::ForgetObjects { objects }).await?)
+    }
+
+    async fn unreferenced_objects(&self) -> Result<Vec<UnreferencedObject>> {
+        match self.read(Read::UnreferencedObjects).await? {
+            ReadAnswer::UnreferencedObjects(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn objects_known(&self, objects: Vec<ObjectId>) -> Result<Vec<bool>> {
+        match self.read(Read::ObjectsKnown(objects)).await? {
+            ReadAnswer::ObjectsKnown(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn replace_batches(&self, req: ReplaceBatches) -> Result<()> {
+        answer::replaced(self.write(Command::ReplaceBatches(req)).await?)
+    }
+
+    async fn acquire_leases(&self, req: AcquireLeases) -> Result<Vec<bool>> {
+        answer::leases(self.write(Command::AcquireLeases(req)).await?)
+    }
+
+    async fn release_leases(&self, holder: &str, keys: Vec<String>) -> Result<Vec<bool>> {
+        let cmd = Command::ReleaseLeases {
+            holder: holder.to_owned(),
+            keys,
+        };
+        answer::leases(self.write(cmd).await?)
+    }
+
+    async fn alter_topic_configs(&self, req: AlterTopicConfigs) -> Result<TopicMeta> {
+        answer::configs_altered(self.write(Command::AlterTopicConfigs(req)).await?)
+    }
+
+    async fn advance_export(&self, tp: TopicPartition, from: Option<i64>, to: i64) -> Result<()> {
+        answer::export_advanced(self.write(Command::AdvanceExport { tp, from, to }).await?)
+    }
+
+    async fn export_progress(&self, tps: Vec<TopicPartition>) -> Result<Vec<Option<i64>>> {
+        match self.read(Read::ExportProgress(tps)).await? {
+            ReadAnswer::ExportProgress(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn topics(&self) -> Result<Vec<TopicMeta>> {
+        match self.read(Read::Topics).await? {
+            ReadAnswer::Topics(t) => Ok(t),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn topic_by_name(&self, name: &str) -> Result<Option<TopicMeta>> {
+        match self.read(Read::TopicByName(name.to_owned())).await? {
+            ReadAnswer::Topic(t) => Ok(t),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn offsets(&self, tp: TopicPartition) -> Result<PartitionOffsets> {
+        match self.read(Read::Offsets(tp)).await? {
+            ReadAnswer::Offsets(r) => Ok(r?),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn read_index(
+        &self,
+        tp: TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+    ) -> Result<IndexSlice> {
+        let read = Read::Index {
+            tp,
+            offset,
+            max_bytes,
+        };
+        match self.read(read).await? {
+            ReadAnswer::Index(r) => Ok(r?),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn read_indexes(&self, reads: Vec<IndexRead>) -> Result<Vec<IndexAnswer>> {
+        match self.read(Read::Indexes(reads)).await? {
+            ReadAnswer::Indexes(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn batch_for_timestamp(
+        &self,
+        tp: TopicPartition,
+        timestamp: i64,
+    ) -> Result<Option<BatchLocation>> {
+        match self.read(Read::BatchForTimestamp { tp, timestamp }).await? {
+            ReadAnswer::Batch(r) => Ok(r?),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn batch_with_max_timestamp(&self, tp: TopicPartition) -> Result<Option<BatchLocation>> {
+        match self.read(Read::BatchWithMaxTimestamp(tp)).await? {
+            ReadAnswer::Batch(r) => Ok(r?),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.commit_counter()
+    }
+}
+
+/// Each command's answer, out of the [`CommandResponse`] that `apply` gave it. A different variant
+/// cannot happen while `apply` answers each command with its own (and a read with its own); if it
+/// did, the command had applied, so "outcome unknown" is the honest error.
+mod answer {
     use super::{MetastoreError, Result};
+    use crate::rpc::ReadAnswer;
     use crate::types::{
         BatchAppend, CommandResponse, LiveAgents, MetaError, ObjectId, PartitionOffsets,
         ProducerIdAndEpoch, StateExpired, TopicMeta, Trimmed,
@@ -137,6 +350,10 @@ pub(crate) mod answer {
 
     fn unexpected(resp: &CommandResponse) -> MetastoreError {
         MetastoreError::OutcomeUnknown(format!("unexpected response {resp:?}"))
+    }
+
+    pub fn unexpected_read(answer: &ReadAnswer) -> MetastoreError {
+        MetastoreError::OutcomeUnknown(format!("unexpected answer {answer:?}"))
     }
 
     pub fn topic_created(resp: CommandResponse) -> Result<TopicMeta> {

@@ -15,7 +15,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, Raf
 use openraft::{BasicNode, ChangeMembers, Config, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
-use crate::client::{answer, MetastoreClient, MetastoreError, Result};
+use crate::client::{Result, Transport};
 use crate::raft::journal::JournalError;
 use crate::raft::log_store::JournalWriter;
 use crate::raft::network::SnapshotProgress;
@@ -23,17 +23,10 @@ use crate::raft::snapshot::SnapshotError;
 use crate::raft::{
     LogStore, LogStoreOptions, Network, NodeId, Raft, SharedState, StateMachineStore,
 };
+pub use crate::rpc::NodeError;
+use crate::rpc::{Read, ReadAnswer};
 use crate::state_machine::StateMachine;
-use crate::types::{
-    AcquireLeases, AlterTopicConfigs, EnforceRetention, ExpireState, ObjectId, ReplaceBatches,
-    StateExpired, Trimmed, UnreferencedObject,
-};
-use crate::types::{
-    AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
-    CommitOffsets, CommittedOffset, CreateTopic, GroupPartition, IndexAnswer, IndexRead,
-    IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
-    TopicMeta, TopicPartition,
-};
+use crate::types::{Command, CommandResponse};
 
 /// A learner counts as caught up once it holds the log up to its own addition and is at most
 /// this many entries behind the leader (a busy cluster never stops appending).
@@ -67,39 +60,6 @@ pub enum OpenError {
     Raft(String),
     #[error("did not become leader within {0:?}")]
     NoLeadership(Duration),
-}
-
-/// Why a node could not serve a request; the RPC layer tells remote clients where to go instead.
-#[derive(Clone, Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
-pub enum NodeError {
-    /// This node is not the leader; `leader` is the one it knows of, with its RPC address.
-    #[error("not the leader (leader: {leader:?})")]
-    NotLeader { leader: Option<(NodeId, String)> },
-    /// Certainly not applied.
-    #[error("metastore unavailable: {0}")]
-    Unavailable(String),
-    /// May or may not have applied.
-    #[error("metastore outcome unknown: {0}")]
-    OutcomeUnknown(String),
-    /// Certainly not applied, and never will be: over [`crate::limits::MAX_COMMAND_BYTES`].
-    #[error("metastore command too large")]
-    TooLarge,
-    /// A membership change that could not complete; the membership is as it was.
-    #[error("{0}")]
-    Membership(String),
-}
-
-impl From<NodeError> for MetastoreError {
-    fn from(e: NodeError) -> Self {
-        match e {
-            NodeError::NotLeader { .. } | NodeError::Unavailable(_) => {
-                MetastoreError::Unavailable(e.to_string())
-            }
-            NodeError::OutcomeUnknown(m) => MetastoreError::OutcomeUnknown(m),
-            NodeError::TooLarge => MetastoreError::Rejected(MetaError::CommandTooLarge),
-            NodeError::Membership(m) => MetastoreError::Unavailable(m),
-        }
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -487,11 +447,6 @@ impl LocalMetastore {
         }
     }
 
-    async fn write(&self, cmd: Command) -> Result<CommandResponse> {
-        crate::limits::check_command(&cmd)?;
-        Ok(self.write_command(cmd).await?)
-    }
-
     /// Runs `f` on a state that includes every write acknowledged before the call: in a quorum the
     /// leader first confirms it still leads and waits until it has applied its commit index
     /// (openraft's read index); a single node is always that leader.
@@ -530,10 +485,6 @@ impl LocalMetastore {
         Some(f(&state))
     }
 
-    async fn read<T>(&self, f: impl FnOnce(&StateMachine) -> T) -> Result<T> {
-        Ok(self.read_linearizable(f).await?)
-    }
-
     /// The Raft handle, for metrics and for tests that force snapshots.
     pub fn raft(&self) -> &Raft {
         &self.raft
@@ -565,157 +516,19 @@ fn describe_catch_up(m: &RaftMetrics<NodeId, BasicNode>, id: NodeId) -> String {
     }
 }
 
+/// The node in this process as a client: commands are proposed here, reads served from its state.
 #[async_trait]
-impl MetastoreClient for LocalMetastore {
-    async fn create_topic(&self, req: CreateTopic) -> Result<TopicMeta> {
-        answer::topic_created(self.write(Command::CreateTopic(req)).await?)
+impl Transport for LocalMetastore {
+    async fn write(&self, cmd: Command) -> Result<CommandResponse> {
+        crate::limits::check_command(&cmd)?;
+        Ok(self.write_command(cmd).await?)
     }
 
-    async fn delete_topic(&self, name: &str, now_ms: i64) -> Result<TopicMeta> {
-        let cmd = Command::DeleteTopic {
-            name: name.to_owned(),
-            now_ms,
-        };
-        answer::topic_deleted(self.write(cmd).await?)
+    async fn read(&self, read: Read) -> Result<ReadAnswer> {
+        Ok(self.read_linearizable(|s| s.answer(read)).await?)
     }
 
-    async fn commit_object(
-        &self,
-        commit: CommitObject,
-    ) -> Result<Vec<std::result::Result<BatchAppend, MetaError>>> {
-        answer::committed(self.write(Command::CommitObject(commit)).await?)
-    }
-
-    async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdAndEpoch> {
-        answer::producer_id(self.write(Command::InitProducerId(req)).await?)
-    }
-
-    async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents> {
-        answer::agents(self.write(Command::AgentHeartbeat(hb)).await?)
-    }
-
-    async fn commit_offsets(
-        &self,
-        req: CommitOffsets,
-    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
-        answer::offsets_committed(self.write(Command::CommitOffsets(req)).await?)
-    }
-
-    async fn delete_group(&self, group: &str) -> Result<()> {
-        let cmd = Command::DeleteGroup {
-            group: group.to_owned(),
-        };
-        answer::group_deleted(self.write(cmd).await?)
-    }
-
-    async fn delete_offsets(&self, group: &str, partitions: Vec<GroupPartition>) -> Result<()> {
-        let cmd = Command::DeleteOffsets {
-            group: group.to_owned(),
-            partitions,
-        };
-        answer::group_deleted(self.write(cmd).await?)
-    }
-
-    async fn group_offsets(&self, group: &str) -> Result<Vec<(GroupPartition, CommittedOffset)>> {
-        self.read(|s| s.group_offsets(group)).await
-    }
-
-    async fn groups(&self) -> Result<Vec<String>> {
-        self.read(StateMachine::groups).await
-    }
-
-    async fn delete_records(&self, tp: TopicPartition, offset: i64) -> Result<PartitionOffsets> {
-        answer::records_deleted(self.write(Command::DeleteRecords { tp, offset }).await?)
-    }
-
-    async fn enforce_retention(&self, pass: EnforceRetention) -> Result<Vec<Trimmed>> {
-        answer::retained(self.write(Command::EnforceRetention(pass)).await?)
-    }
-
-    async fn expire_state(&self, pass: ExpireState) -> Result<StateExpired> {
-        answer::state_expired(self.write(Command::ExpireState(pass)).await?)
-    }
-
-    async fn forget_objects(&self, objects: Vec<ObjectId>) -> Result<Vec<ObjectId>> {
-        answer::objects_forgotten(self.write(Command::ForgetObjects { objects }).await?)
-    }
-
-    async fn unreferenced_objects(&self) -> Result<Vec<UnreferencedObject>> {
-        self.read(StateMachine::unreferenced_objects).await
-    }
-
-    async fn objects_known(&self, objects: Vec<ObjectId>) -> Result<Vec<bool>> {
-        self.read(|s| s.objects_known(&objects)).await
-    }
-
-    async fn replace_batches(&self, req: ReplaceBatches) -> Result<()> {
-        answer::replaced(self.write(Command::ReplaceBatches(req)).await?)
-    }
-
-    async fn acquire_leases(&self, req: AcquireLeases) -> Result<Vec<bool>> {
-        answer::leases(self.write(Command::AcquireLeases(req)).await?)
-    }
-
-    async fn release_leases(&self, holder: &str, keys: Vec<String>) -> Result<Vec<bool>> {
-        let cmd = Command::ReleaseLeases {
-            holder: holder.to_owned(),
-            keys,
-        };
-        answer::leases(self.write(cmd).await?)
-    }
-
-    async fn alter_topic_configs(&self, req: AlterTopicConfigs) -> Result<TopicMeta> {
-        answer::configs_altered(self.write(Command::AlterTopicConfigs(req)).await?)
-    }
-
-    async fn advance_export(&self, tp: TopicPartition, from: Option<i64>, to: i64) -> Result<()> {
-        answer::export_advanced(self.write(Command::AdvanceExport { tp, from, to }).await?)
-    }
-
-    async fn export_progress(&self, tps: Vec<TopicPartition>) -> Result<Vec<Option<i64>>> {
-        self.read(|s| s.export_progress(&tps)).await
-    }
-
-    async fn topics(&self) -> Result<Vec<TopicMeta>> {
-        self.read(StateMachine::topics).await
-    }
-
-    async fn topic_by_name(&self, name: &str) -> Result<Option<TopicMeta>> {
-        self.read(|s| s.topic_by_name(name)).await
-    }
-
-    async fn offsets(&self, tp: TopicPartition) -> Result<PartitionOffsets> {
-        Ok(self.read(|s| s.offsets(tp)).await??)
-    }
-
-    async fn read_index(
-        &self,
-        tp: TopicPartition,
-        offset: i64,
-        max_bytes: u64,
-    ) -> Result<IndexSlice> {
-        Ok(self.read(|s| s.read_index(tp, offset, max_bytes)).await??)
-    }
-
-    async fn read_indexes(&self, reads: Vec<IndexRead>) -> Result<Vec<IndexAnswer>> {
-        self.read(|s| s.read_indexes(&reads)).await
-    }
-
-    async fn batch_for_timestamp(
-        &self,
-        tp: TopicPartition,
-        timestamp: i64,
-    ) -> Result<Option<BatchLocation>> {
-        Ok(self
-            .read(|s| s.batch_for_timestamp(tp, timestamp))
-            .await??)
-    }
-
-    async fn batch_with_max_timestamp(&self, tp: TopicPartition) -> Result<Option<BatchLocation>> {
-        Ok(self.read(|s| s.batch_with_max_timestamp(tp)).await??)
-    }
-
-    fn commits(&self) -> watch::Receiver<u64> {
+    fn commit_counter(&self) -> watch::Receiver<u64> {
         self.commits.clone()
     }
 }

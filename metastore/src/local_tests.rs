@@ -8,10 +8,12 @@ use std::path::Path;
 use uuid::Uuid;
 
 use super::*;
+use crate::client::{MetastoreClient, MetastoreError};
 use crate::raft::log_store::JOURNAL_FILE;
 use crate::types::{
-    AcquireLeases, AgentHeartbeat, CommitBatch, CommitOffsets, CommittedOffset, ExpireState,
-    GroupPartition, ObjectId,
+    AcquireLeases, AgentHeartbeat, CommitBatch, CommitObject, CommitOffsets, CommittedOffset,
+    CreateTopic, ExpireState, GroupPartition, IndexSlice, InitProducerId, MetaError, ObjectId,
+    PartitionOffsets, TopicMeta, TopicPartition,
 };
 
 const TOPIC: Uuid = Uuid::from_u128(0xfeed);

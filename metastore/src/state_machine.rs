@@ -741,6 +741,9 @@ mod expiry;
 mod legacy;
 pub(crate) use legacy::{StateMachineV2, StateMachineV3, StateMachineV4};
 
+#[path = "read.rs"]
+mod read;
+
 #[path = "retention.rs"]
 mod retention;
 

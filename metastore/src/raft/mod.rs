@@ -18,7 +18,7 @@ pub use log_store::{JournalWriter, LogStore, LogStoreOptions};
 pub use network::Network;
 pub use sm_store::{SharedState, StateMachineStore};
 
-pub type NodeId = u64;
+pub use crate::rpc::NodeId;
 
 openraft::declare_raft_types!(
     /// Skiff's Raft types: log entries carry a [`Command`], applying one yields a

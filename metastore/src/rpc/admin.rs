@@ -9,11 +9,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    AddNodeRequest, InitRequest, RemoveNodeRequest, Status, ADD_NODE_PATH, INIT_PATH,
-    REMOVE_NODE_PATH, STATUS_PATH,
+    AddNodeRequest, InitRequest, NodeError, NodeId, RemoveNodeRequest, Status, ADD_NODE_PATH,
+    INIT_PATH, REMOVE_NODE_PATH, STATUS_PATH,
 };
-use crate::local::NodeError;
-use crate::raft::NodeId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {

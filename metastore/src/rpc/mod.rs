@@ -1,5 +1,6 @@
 //! The metastore's RPC: what agents and admin tools send to a metastore node over HTTP, and what
-//! they get back. The server is [`server`]; the agents' client is [`remote::RemoteMetastore`].
+//! they get back. The server is `server` (feature `node`); the agents' client is
+//! [`remote::RemoteMetastore`], and the admin tools' is [`admin`].
 //!
 //! Raft and agent bodies are postcard ([`crate::codec`]); admin bodies are JSON, for people and
 //! scripts. Answers are `Result<_, NodeError>` so a follower can say who leads.
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::raft::NodeId;
+use crate::client::MetastoreError;
 use crate::types::{
     BatchLocation, CommittedOffset, GroupPartition, IndexAnswer, IndexRead, IndexSlice, MetaError,
     PartitionOffsets, TopicMeta, TopicPartition,
@@ -17,7 +18,44 @@ use crate::types::{ObjectId, UnreferencedObject};
 
 pub mod admin;
 pub mod remote;
+#[cfg(feature = "node")]
 pub mod server;
+
+/// A metastore node's id in the Raft group.
+pub type NodeId = u64;
+
+/// Why a node could not serve a request; the RPC layer tells remote clients where to go instead.
+#[derive(Clone, Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum NodeError {
+    /// This node is not the leader; `leader` is the one it knows of, with its RPC address.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<(NodeId, String)> },
+    /// Certainly not applied.
+    #[error("metastore unavailable: {0}")]
+    Unavailable(String),
+    /// May or may not have applied.
+    #[error("metastore outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// Certainly not applied, and never will be: over [`crate::limits::MAX_COMMAND_BYTES`].
+    #[error("metastore command too large")]
+    TooLarge,
+    /// A membership change that could not complete; the membership is as it was.
+    #[error("{0}")]
+    Membership(String),
+}
+
+impl From<NodeError> for MetastoreError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::NotLeader { .. } | NodeError::Unavailable(_) => {
+                MetastoreError::Unavailable(e.to_string())
+            }
+            NodeError::OutcomeUnknown(m) => MetastoreError::OutcomeUnknown(m),
+            NodeError::TooLarge => MetastoreError::Rejected(MetaError::CommandTooLarge),
+            NodeError::Membership(m) => MetastoreError::Unavailable(m),
+        }
+    }
+}
 
 pub const WRITE_PATH: &str = "/v1/write";
 pub const READ_PATH: &str = "/v1/read";

@@ -19,19 +19,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::NodeError;
 use super::{CommitsQuery, Read, ReadAnswer, COMMITS_PATH, READ_PATH, WRITE_PATH};
-use crate::client::{answer, MetastoreClient, MetastoreError, Result};
-use crate::local::NodeError;
-use crate::types::{
-    AcquireLeases, AlterTopicConfigs, EnforceRetention, ExpireState, ObjectId, ReplaceBatches,
-    StateExpired, Trimmed, UnreferencedObject,
-};
-use crate::types::{
-    AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
-    CommitOffsets, CommittedOffset, CreateTopic, GroupPartition, IndexAnswer, IndexRead,
-    IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
-    TopicMeta, TopicPartition,
-};
+use crate::client::{MetastoreError, Result, Transport};
+use crate::types::{Command, CommandResponse};
 
 #[derive(Clone, Debug)]
 pub struct RemoteOptions {
@@ -225,19 +216,6 @@ impl RemoteMetastore {
             None => MetastoreError::Unavailable(last),
         })
     }
-
-    async fn write(&self, cmd: Command) -> Result<CommandResponse> {
-        crate::limits::check_command(&cmd)?;
-        self.call(WRITE_PATH, &cmd).await
-    }
-
-    async fn read(&self, read: Read) -> Result<ReadAnswer> {
-        // A read changes nothing: a lost answer is no ambiguity, just a failure.
-        self.call(READ_PATH, &read).await.map_err(|e| match e {
-            MetastoreError::OutcomeUnknown(m) => MetastoreError::Unavailable(m),
-            other => other,
-        })
-    }
 }
 
 impl Drop for RemoteMetastore {
@@ -304,200 +282,22 @@ async fn watch_commits(
     }
 }
 
-fn unexpected<T: std::fmt::Debug>(answer: &T) -> MetastoreError {
-    MetastoreError::OutcomeUnknown(format!("unexpected answer {answer:?}"))
-}
-
 #[async_trait]
-impl MetastoreClient for RemoteMetastore {
-    async fn create_topic(&self, req: CreateTopic) -> Result<TopicMeta> {
-        answer::topic_created(self.write(Command::CreateTopic(req)).await?)
+impl Transport for RemoteMetastore {
+    async fn write(&self, cmd: Command) -> Result<CommandResponse> {
+        crate::limits::check_command(&cmd)?;
+        self.call(WRITE_PATH, &cmd).await
     }
 
-    async fn delete_topic(&self, name: &str, now_ms: i64) -> Result<TopicMeta> {
-        let cmd = Command::DeleteTopic {
-            name: name.to_owned(),
-            now_ms,
-        };
-        answer::topic_deleted(self.write(cmd).await?)
+    async fn read(&self, read: Read) -> Result<ReadAnswer> {
+        // A read changes nothing: a lost answer is no ambiguity, just a failure.
+        self.call(READ_PATH, &read).await.map_err(|e| match e {
+            MetastoreError::OutcomeUnknown(m) => MetastoreError::Unavailable(m),
+            other => other,
+        })
     }
 
-    async fn commit_object(
-        &self,
-        commit: CommitObject,
-    ) -> Result<Vec<std::result::Result<BatchAppend, MetaError>>> {
-        answer::committed(self.write(Command::CommitObject(commit)).await?)
-    }
-
-    async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdAndEpoch> {
-        answer::producer_id(self.write(Command::InitProducerId(req)).await?)
-    }
-
-    async fn agent_heartbeat(&self, hb: AgentHeartbeat) -> Result<LiveAgents> {
-        answer::agents(self.write(Command::AgentHeartbeat(hb)).await?)
-    }
-
-    async fn commit_offsets(
-        &self,
-        req: CommitOffsets,
-    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
-        answer::offsets_committed(self.write(Command::CommitOffsets(req)).await?)
-    }
-
-    async fn delete_group(&self, group: &str) -> Result<()> {
-        let cmd = Command::DeleteGroup {
-            group: group.to_owned(),
-        };
-        answer::group_deleted(self.write(cmd).await?)
-    }
-
-    async fn delete_offsets(&self, group: &str, partitions: Vec<GroupPartition>) -> Result<()> {
-        let cmd = Command::DeleteOffsets {
-            group: group.to_owned(),
-            partitions,
-        };
-        answer::group_deleted(self.write(cmd).await?)
-    }
-
-    async fn group_offsets(&self, group: &str) -> Result<Vec<(GroupPartition, CommittedOffset)>> {
-        match self.read(Read::GroupOffsets(group.to_owned())).await? {
-            ReadAnswer::GroupOffsets(o) => Ok(o),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn groups(&self) -> Result<Vec<String>> {
-        match self.read(Read::Groups).await? {
-            ReadAnswer::Groups(g) => Ok(g),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn delete_records(&self, tp: TopicPartition, offset: i64) -> Result<PartitionOffsets> {
-        answer::records_deleted(self.write(Command::DeleteRecords { tp, offset }).await?)
-    }
-
-    async fn enforce_retention(&self, pass: EnforceRetention) -> Result<Vec<Trimmed>> {
-        answer::retained(self.write(Command::EnforceRetention(pass)).await?)
-    }
-
-    async fn expire_state(&self, pass: ExpireState) -> Result<StateExpired> {
-        answer::state_expired(self.write(Command::ExpireState(pass)).await?)
-    }
-
-    async fn forget_objects(&self, objects: Vec<ObjectId>) -> Result<Vec<ObjectId>> {
-        answer::objects_forgotten(self.write(Command::ForgetObjects { objects }).await?)
-    }
-
-    async fn unreferenced_objects(&self) -> Result<Vec<UnreferencedObject>> {
-        match self.read(Read::UnreferencedObjects).await? {
-            ReadAnswer::UnreferencedObjects(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn objects_known(&self, objects: Vec<ObjectId>) -> Result<Vec<bool>> {
-        match self.read(Read::ObjectsKnown(objects)).await? {
-            ReadAnswer::ObjectsKnown(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn replace_batches(&self, req: ReplaceBatches) -> Result<()> {
-        answer::replaced(self.write(Command::ReplaceBatches(req)).await?)
-    }
-
-    async fn acquire_leases(&self, req: AcquireLeases) -> Result<Vec<bool>> {
-        answer::leases(self.write(Command::AcquireLeases(req)).await?)
-    }
-
-    async fn release_leases(&self, holder: &str, keys: Vec<String>) -> Result<Vec<bool>> {
-        let cmd = Command::ReleaseLeases {
-            holder: holder.to_owned(),
-            keys,
-        };
-        answer::leases(self.write(cmd).await?)
-    }
-
-    async fn alter_topic_configs(&self, req: AlterTopicConfigs) -> Result<TopicMeta> {
-        answer::configs_altered(self.write(Command::AlterTopicConfigs(req)).await?)
-    }
-
-    async fn advance_export(&self, tp: TopicPartition, from: Option<i64>, to: i64) -> Result<()> {
-        answer::export_advanced(self.write(Command::AdvanceExport { tp, from, to }).await?)
-    }
-
-    async fn export_progress(&self, tps: Vec<TopicPartition>) -> Result<Vec<Option<i64>>> {
-        match self.read(Read::ExportProgress(tps)).await? {
-            ReadAnswer::ExportProgress(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn topics(&self) -> Result<Vec<TopicMeta>> {
-        match self.read(Read::Topics).await? {
-            ReadAnswer::Topics(t) => Ok(t),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn topic_by_name(&self, name: &str) -> Result<Option<TopicMeta>> {
-        match self.read(Read::TopicByName(name.to_owned())).await? {
-            ReadAnswer::Topic(t) => Ok(t),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn offsets(&self, tp: TopicPartition) -> Result<PartitionOffsets> {
-        match self.read(Read::Offsets(tp)).await? {
-            ReadAnswer::Offsets(r) => Ok(r?),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn read_index(
-        &self,
-        tp: TopicPartition,
-        offset: i64,
-        max_bytes: u64,
-    ) -> Result<IndexSlice> {
-        let read = Read::Index {
-            tp,
-            offset,
-            max_bytes,
-        };
-        match self.read(read).await? {
-            ReadAnswer::Index(r) => Ok(r?),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn read_indexes(&self, reads: Vec<IndexRead>) -> Result<Vec<IndexAnswer>> {
-        match self.read(Read::Indexes(reads)).await? {
-            ReadAnswer::Indexes(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn batch_for_timestamp(
-        &self,
-        tp: TopicPartition,
-        timestamp: i64,
-    ) -> Result<Option<BatchLocation>> {
-        match self.read(Read::BatchForTimestamp { tp, timestamp }).await? {
-            ReadAnswer::Batch(r) => Ok(r?),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn batch_with_max_timestamp(&self, tp: TopicPartition) -> Result<Option<BatchLocation>> {
-        match self.read(Read::BatchWithMaxTimestamp(tp)).await? {
-            ReadAnswer::Batch(r) => Ok(r?),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    fn commits(&self) -> watch::Receiver<u64> {
+    fn commit_counter(&self) -> watch::Receiver<u64> {
         self.commits.clone()
     }
 }

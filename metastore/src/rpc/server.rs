@@ -16,11 +16,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AddNodeRequest, CommitsQuery, InitRequest, Read, ReadAnswer, RemoveNodeRequest, Status,
-    ADD_NODE_PATH, COMMITS_PATH, INIT_PATH, READ_PATH, REMOVE_NODE_PATH, STATUS_PATH, WRITE_PATH,
+    AddNodeRequest, CommitsQuery, InitRequest, NodeError, Read, ReadAnswer, RemoveNodeRequest,
+    Status, ADD_NODE_PATH, COMMITS_PATH, INIT_PATH, READ_PATH, REMOVE_NODE_PATH, STATUS_PATH,
+    WRITE_PATH,
 };
 use crate::client::MetastoreClient;
-use crate::local::{LocalMetastore, NodeError};
+use crate::local::LocalMetastore;
 use crate::raft::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use crate::state_machine::StateMachine;
 use crate::types::Command;
@@ -124,26 +125,7 @@ async fn read(State(node): State<Node>, body: Bytes) -> Response {
         Err(r) => return r.into_response(),
     };
     let answer: Result<ReadAnswer, NodeError> = node
-        .read_linearizable(move |s: &StateMachine| match read {
-            Read::Topics => ReadAnswer::Topics(s.topics()),
-            Read::TopicByName(name) => ReadAnswer::Topic(s.topic_by_name(&name)),
-            Read::Offsets(tp) => ReadAnswer::Offsets(s.offsets(tp)),
-            Read::Index {
-                tp,
-                offset,
-                max_bytes,
-            } => ReadAnswer::Index(s.read_index(tp, offset, max_bytes)),
-            Read::BatchForTimestamp { tp, timestamp } => {
-                ReadAnswer::Batch(s.batch_for_timestamp(tp, timestamp))
-            }
-            Read::BatchWithMaxTimestamp(tp) => ReadAnswer::Batch(s.batch_with_max_timestamp(tp)),
-            Read::Indexes(reads) => ReadAnswer::Indexes(s.read_indexes(&reads)),
-            Read::GroupOffsets(group) => ReadAnswer::GroupOffsets(s.group_offsets(&group)),
-            Read::Groups => ReadAnswer::Groups(s.groups()),
-            Read::UnreferencedObjects => ReadAnswer::UnreferencedObjects(s.unreferenced_objects()),
-            Read::ObjectsKnown(ids) => ReadAnswer::ObjectsKnown(s.objects_known(&ids)),
-            Read::ExportProgress(tps) => ReadAnswer::ExportProgress(s.export_progress(&tps)),
-        })
+        .read_linearizable(move |s: &StateMachine| s.answer(read))
         .await;
     binary(&answer)
 }

@@ -1,0 +1,33 @@
+//! A [`Read`] evaluated on the state: one function for the RPC server and the node in this
+//! process alike, so both answer every read the same way.
+
+use super::StateMachine;
+use crate::rpc::{Read, ReadAnswer};
+
+impl StateMachine {
+    /// The answer to `read` from this state.
+    pub fn answer(&self, read: Read) -> ReadAnswer {
+        match read {
+            Read::Topics => ReadAnswer::Topics(self.topics()),
+            Read::TopicByName(name) => ReadAnswer::Topic(self.topic_by_name(&name)),
+            Read::Offsets(tp) => ReadAnswer::Offsets(self.offsets(tp)),
+            Read::Index {
+                tp,
+                offset,
+                max_bytes,
+            } => ReadAnswer::Index(self.read_index(tp, offset, max_bytes)),
+            Read::BatchForTimestamp { tp, timestamp } => {
+                ReadAnswer::Batch(self.batch_for_timestamp(tp, timestamp))
+            }
+            Read::BatchWithMaxTimestamp(tp) => ReadAnswer::Batch(self.batch_with_max_timestamp(tp)),
+            Read::Indexes(reads) => ReadAnswer::Indexes(self.read_indexes(&reads)),
+            Read::GroupOffsets(group) => ReadAnswer::GroupOffsets(self.group_offsets(&group)),
+            Read::Groups => ReadAnswer::Groups(self.groups()),
+            Read::UnreferencedObjects => {
+                ReadAnswer::UnreferencedObjects(self.unreferenced_objects())
+            }
+            Read::ObjectsKnown(ids) => ReadAnswer::ObjectsKnown(self.objects_known(&ids)),
+            Read::ExportProgress(tps) => ReadAnswer::ExportProgress(self.export_progress(&tps)),
+        }
+    }
+}
