@@ -682,6 +682,15 @@ impl MetastoreClient for LocalMetastore {
         self.read(|s| s.read_indexes(&reads)).await
     }
 
+    async fn read_indexes_within(
+        &self,
+        reads: Vec<IndexRead>,
+        total_max_bytes: u64,
+    ) -> Result<Vec<IndexAnswer>> {
+        self.read(|s| s.read_indexes_within(&reads, total_max_bytes))
+            .await
+    }
+
     async fn batch_for_timestamp(
         &self,
         tp: TopicPartition,

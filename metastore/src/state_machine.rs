@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::types::{
     AgentHeartbeat, AgentInfo, AlterTopicConfigs, BatchAppend, BatchLocation, Command,
     CommandResponse, CommitBatch, CommitObject, CommitOffsets, CommittedOffset, ConfigOp,
-    CreateTopic, GroupPartition, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents,
-    MetaError, ObjectId, PartitionOffsets, ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
+    CreateTopic, GroupPartition, InitProducerId, LiveAgents, MetaError, ObjectId, PartitionOffsets,
+    ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
 };
 
 /// Kafka's limit: longer names do not fit in the file names Kafka derives from them.
@@ -276,24 +276,6 @@ impl StateMachine {
         self.live_agents()
     }
 
-    /// Several index reads from this one state.
-    pub fn read_indexes(&self, reads: &[IndexRead]) -> Vec<IndexAnswer> {
-        reads
-            .iter()
-            .map(|r| IndexAnswer {
-                slice: if r.offsets_only {
-                    self.read_index(r.tp, r.offset, 0).map(|mut s| {
-                        s.batches.clear();
-                        s
-                    })
-                } else {
-                    self.read_index(r.tp, r.offset, r.max_bytes)
-                },
-                offsets: self.offsets(r.tp).ok(),
-            })
-            .collect()
-    }
-
     /// The agents no heartbeat has expired yet, by broker id.
     pub fn live_agents(&self) -> LiveAgents {
         let mut agents: Vec<AgentInfo> = self.agents.values().cloned().collect();
@@ -552,34 +534,6 @@ impl StateMachine {
         self.partition(tp).map(PartitionState::offsets)
     }
 
-    /// See [`crate::client::MetastoreClient::read_index`].
-    pub fn read_index(
-        &self,
-        tp: TopicPartition,
-        offset: i64,
-        max_bytes: u64,
-    ) -> Result<IndexSlice, MetaError> {
-        let part = self.partition(tp)?;
-        let offsets = part.offsets();
-        if offset < part.log_start_offset || offset > part.high_watermark {
-            return Err(MetaError::OffsetOutOfRange);
-        }
-        let start = match part.index.range(..=offset).next_back() {
-            Some((&base, b)) if b.last_offset >= offset => base,
-            _ => offset.saturating_add(1),
-        };
-        let mut batches = Vec::new();
-        let mut bytes = 0u64;
-        for b in part.index.range(start..).map(|(_, b)| b) {
-            if !batches.is_empty() && bytes >= max_bytes {
-                break;
-            }
-            bytes += u64::from(b.len);
-            batches.push(*b);
-        }
-        Ok(IndexSlice { offsets, batches })
-    }
-
     /// See [`crate::client::MetastoreClient::batch_for_timestamp`].
     pub fn batch_for_timestamp(
         &self,
@@ -736,6 +690,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
 
 #[path = "expiry.rs"]
 mod expiry;
+
+#[path = "index_reads.rs"]
+mod index_reads;
+pub use index_reads::MAX_SLICE_BATCHES;
 
 #[path = "legacy.rs"]
 mod legacy;

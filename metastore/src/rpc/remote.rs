@@ -479,6 +479,21 @@ impl MetastoreClient for RemoteMetastore {
         }
     }
 
+    async fn read_indexes_within(
+        &self,
+        reads: Vec<IndexRead>,
+        total_max_bytes: u64,
+    ) -> Result<Vec<IndexAnswer>> {
+        let read = Read::IndexesWithin {
+            reads,
+            total_max_bytes,
+        };
+        match self.read(read).await? {
+            ReadAnswer::Indexes(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     async fn batch_for_timestamp(
         &self,
         tp: TopicPartition,

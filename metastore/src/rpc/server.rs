@@ -143,6 +143,10 @@ async fn read(State(node): State<Node>, body: Bytes) -> Response {
             Read::UnreferencedObjects => ReadAnswer::UnreferencedObjects(s.unreferenced_objects()),
             Read::ObjectsKnown(ids) => ReadAnswer::ObjectsKnown(s.objects_known(&ids)),
             Read::ExportProgress(tps) => ReadAnswer::ExportProgress(s.export_progress(&tps)),
+            Read::IndexesWithin {
+                reads,
+                total_max_bytes,
+            } => ReadAnswer::Indexes(s.read_indexes_within(&reads, total_max_bytes)),
         })
         .await;
     binary(&answer)
