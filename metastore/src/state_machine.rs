@@ -69,6 +69,10 @@ pub struct StateMachine {
     /// At least one above every id in `broker_ids` (older snapshots: 0, and that rule decides).
     #[serde(default)]
     next_broker_id: i32,
+    /// How many index entries point at each object, kept with every change of an index so
+    /// that GC asks in O(unreferenced objects), not O(index). Derived: not in snapshots.
+    #[serde(skip)]
+    refs: Derived<ObjectRefs>,
 }
 
 /// Who holds a unit of compactor work, and until when.
@@ -97,6 +101,9 @@ struct PartitionState {
     /// the remaining index.
     timestamp_highs: Vector<(i64, i64)>,
     producers: OrdMap<i64, ProducerState>,
+    /// The bytes of the batches in `index`, for `retention.bytes`. Derived: not in snapshots.
+    #[serde(skip)]
+    bytes: Derived<u64>,
 }
 
 /// What idempotence needs to know about one producer on one partition.
@@ -133,6 +140,7 @@ impl StateMachine {
     }
 
     pub fn apply(&mut self, cmd: &Command) -> CommandResponse {
+        self.ensure_derived();
         match cmd {
             Command::CreateTopic(req) => CommandResponse::TopicCreated(self.create_topic(req)),
             Command::DeleteTopic { name, .. } => {
@@ -376,6 +384,10 @@ impl StateMachine {
             .topics
             .remove(&id)
             .ok_or(MetaError::UnknownTopicOrPartition)?;
+        // O(the topic's batches), once: its entries no longer keep their objects.
+        for part in topic.partitions.iter() {
+            self.drop_refs(part.index.values());
+        }
         self.exports.retain(|tp, _| tp.topic_id != id);
         // Kafka drops a deleted topic's committed offsets, so a topic created again under the
         // same name starts with none.
@@ -427,6 +439,11 @@ impl StateMachine {
             .iter()
             .map(|batch| self.commit_batch(commit.object, batch))
             .collect();
+        let appended = answer
+            .iter()
+            .filter(|a| a.as_ref().is_ok_and(|a| !a.duplicate))
+            .count();
+        self.add_refs(commit.object, appended);
         self.objects.insert(
             commit.object,
             ObjectEntry {
@@ -435,6 +452,7 @@ impl StateMachine {
                 answer: answer.clone(),
             },
         );
+        self.note_object(commit.object);
         answer
     }
 
@@ -604,6 +622,7 @@ impl PartitionState {
             max_timestamp: batch.max_timestamp,
         };
         self.index.insert(base_offset, location);
+        self.add_bytes(batch.len);
         self.high_watermark = location.last_offset + 1;
         if self
             .timestamp_highs
@@ -687,6 +706,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
     }
     Ok(())
 }
+
+#[path = "derived.rs"]
+mod derived;
+use derived::{Derived, ObjectRefs};
 
 #[path = "expiry.rs"]
 mod expiry;
