@@ -97,8 +97,8 @@ struct PartitionState {
     /// The batches that raised the running maximum of `max_timestamp`, in offset order, so their
     /// timestamps strictly increase. The first batch with `max_timestamp >= t` always sets a new
     /// maximum, which turns both timestamp lookups into a binary search instead of a scan.
-    /// Whatever moves `log_start_offset` forward (retention, DeleteRecords) must rebuild it from
-    /// the remaining index.
+    /// Whatever changes the index other than by appending (trims, rewrites) must repair it
+    /// (`PartitionState::repair_timestamp_highs`).
     timestamp_highs: Vector<(i64, i64)>,
     producers: OrdMap<i64, ProducerState>,
     /// The bytes of the batches in `index`, for `retention.bytes`. Derived: not in snapshots.
