@@ -402,32 +402,44 @@ impl Merger {
         }
     }
 
-    /// Whether the index still holds `group`'s batches where the plan found them.
+    /// Whether the index still holds `group`'s batches where the plan found them. Read in pages:
+    /// a slice holds at most [`skiff_metastore::state_machine::MAX_SLICE_BATCHES`] entries, and
+    /// a group of small batches can have more.
     async fn still_current(&self, group: &Group) -> Result<bool, MetastoreError> {
         let Some(first) = group.batches.first() else {
             return Ok(false);
         };
-        let slice = match self
-            .shared
-            .metastore
-            .read_index(group.tp, first.base_offset, group.bytes)
-            .await
-        {
-            Ok(slice) => slice,
-            Err(MetastoreError::Rejected(
-                MetaError::OffsetOutOfRange | MetaError::UnknownTopicOrPartition,
-            )) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        Ok(slice.batches.len() >= group.batches.len()
-            && slice
-                .batches
-                .iter()
-                .zip(&group.batches)
-                .all(|(now, planned)| {
-                    (now.base_offset, now.object, now.position)
-                        == (planned.base_offset, planned.object, planned.position)
-                }))
+        let mut planned = group.batches.iter().peekable();
+        let mut offset = first.base_offset;
+        while planned.peek().is_some() {
+            let slice = match self
+                .shared
+                .metastore
+                .read_index(group.tp, offset, group.bytes)
+                .await
+            {
+                Ok(slice) => slice,
+                Err(MetastoreError::Rejected(
+                    MetaError::OffsetOutOfRange | MetaError::UnknownTopicOrPartition,
+                )) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if slice.batches.is_empty() {
+                return Ok(false);
+            }
+            for now in &slice.batches {
+                let Some(planned) = planned.next() else {
+                    return Ok(true);
+                };
+                if (now.base_offset, now.object, now.position)
+                    != (planned.base_offset, planned.object, planned.position)
+                {
+                    return Ok(false);
+                }
+                offset = now.last_offset.saturating_add(1);
+            }
+        }
+        Ok(true)
     }
 
     /// Makes the next pass plan `group`'s partition from the group's start again.

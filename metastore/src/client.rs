@@ -116,6 +116,17 @@ pub trait MetastoreClient: Send + Sync + 'static {
     /// [`MetastoreClient::read_index`] for many partitions at once, from one state and in one
     /// round trip: what one Fetch needs.
     async fn read_indexes(&self, reads: Vec<IndexRead>) -> Result<Vec<IndexAnswer>>;
+    /// [`MetastoreClient::read_indexes`] within one budget for them all, spent in request order
+    /// as Kafka fills a response: together the slices describe at most `total_max_bytes` plus
+    /// one batch per partition, however much each read asks for; reads after the budget is spent
+    /// get their offsets and no batches. Each slice holds at most
+    /// [`crate::state_machine::MAX_SLICE_BATCHES`] entries, and a read repeating an earlier one
+    /// reuses its answer instead of reading the index again.
+    async fn read_indexes_within(
+        &self,
+        reads: Vec<IndexRead>,
+        total_max_bytes: u64,
+    ) -> Result<Vec<IndexAnswer>>;
     /// The first batch whose `max_timestamp >= timestamp`, if any.
     async fn batch_for_timestamp(
         &self,
@@ -309,6 +320,21 @@ impl<T: Transport> MetastoreClient for T {
 
     async fn read_indexes(&self, reads: Vec<IndexRead>) -> Result<Vec<IndexAnswer>> {
         match self.read(Read::Indexes(reads)).await? {
+            ReadAnswer::Indexes(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn read_indexes_within(
+        &self,
+        reads: Vec<IndexRead>,
+        total_max_bytes: u64,
+    ) -> Result<Vec<IndexAnswer>> {
+        let read = Read::IndexesWithin {
+            reads,
+            total_max_bytes,
+        };
+        match self.read(read).await? {
             ReadAnswer::Indexes(r) => Ok(r),
             other => Err(answer::unexpected_read(&other)),
         }

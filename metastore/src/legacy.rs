@@ -62,6 +62,7 @@ fn topics(v: OrdMap<TopicId, TopicStateV4>) -> OrdMap<TopicId, TopicState> {
                             (*pid, state)
                         })
                         .collect(),
+                    bytes: Default::default(),
                 })
                 .collect();
             let topic = TopicState {
@@ -104,6 +105,7 @@ impl From<StateMachineV4> for StateMachine {
             exports: v.exports,
             broker_last_seen: BTreeMap::new(),
             next_broker_id: 0,
+            refs: Default::default(),
         }
     }
 }

@@ -21,6 +21,10 @@ impl StateMachine {
             }
             Read::BatchWithMaxTimestamp(tp) => ReadAnswer::Batch(self.batch_with_max_timestamp(tp)),
             Read::Indexes(reads) => ReadAnswer::Indexes(self.read_indexes(&reads)),
+            Read::IndexesWithin {
+                reads,
+                total_max_bytes,
+            } => ReadAnswer::Indexes(self.read_indexes_within(&reads, total_max_bytes)),
             Read::GroupOffsets(group) => ReadAnswer::GroupOffsets(self.group_offsets(&group)),
             Read::Groups => ReadAnswer::Groups(self.groups()),
             Read::UnreferencedObjects => {

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::types::TopicId;
+use imbl::OrdMap;
+
+use crate::types::{BatchLocation, TopicId};
 
 use super::{PartitionState, StateMachine};
 use crate::types::{
@@ -54,12 +56,15 @@ impl StateMachine {
             o if (0..=part.high_watermark).contains(&o) => o,
             _ => return Err(MetaError::OffsetOutOfRange),
         };
-        part.trim_to(target);
-        Ok(part.offsets())
+        let gone = part.trim_to(target);
+        let offsets = part.offsets();
+        self.drop_refs(gone.values());
+        Ok(offsets)
     }
 
     pub(super) fn enforce_retention(&mut self, pass: &EnforceRetention) -> Vec<Trimmed> {
         let mut trimmed = Vec::new();
+        let mut gone = Vec::new();
         let ids: Vec<TopicId> = self.topics.keys().copied().collect();
         for id in &ids {
             let Some(topic) = self.topics.get_mut(id) else {
@@ -74,7 +79,7 @@ impl StateMachine {
                     .start_for_time(policy.retention_ms, pass.now_ms)
                     .max(part.start_for_bytes(policy.retention_bytes));
                 if target > part.log_start_offset {
-                    part.trim_to(target);
+                    gone.push(part.trim_to(target));
                     trimmed.push(Trimmed {
                         tp: TopicPartition {
                             topic_id: topic.meta.topic_id,
@@ -85,12 +90,31 @@ impl StateMachine {
                 }
             }
         }
+        for entries in &gone {
+            self.drop_refs(entries.values());
+        }
         trimmed
     }
 
     /// The objects no index entry points at: trimmed away, replaced, of a deleted topic, or
-    /// committed with nothing but duplicates. O(index); the compactor asks once per pass.
+    /// committed with nothing but duplicates. O(unreferenced objects): every change of an index
+    /// keeps the count of entries per object (a state not yet derived scans the indexes).
     pub fn unreferenced_objects(&self) -> Vec<UnreferencedObject> {
+        if let Some(ids) = self.derived_unreferenced() {
+            return ids
+                .filter_map(|id| self.objects.get(id).map(|e| (id, e)))
+                .map(|(id, e)| UnreferencedObject {
+                    object: *id,
+                    size: e.size,
+                    created_ms: e.created_ms,
+                })
+                .collect();
+        }
+        self.unreferenced_objects_by_scan()
+    }
+
+    /// [`StateMachine::unreferenced_objects`] the slow way, from every index entry.
+    pub(super) fn unreferenced_objects_by_scan(&self) -> Vec<UnreferencedObject> {
         let referenced = self.referenced_objects();
         self.objects
             .iter()
@@ -112,10 +136,10 @@ impl StateMachine {
     }
 
     pub(super) fn forget_objects(&mut self, objects: &[ObjectId]) -> Vec<ObjectId> {
-        let referenced = self.referenced_objects();
         let mut forgotten = Vec::new();
         for id in objects {
-            if !referenced.contains(id) && self.objects.remove(id).is_some() {
+            if !self.is_referenced(id) && self.objects.remove(id).is_some() {
+                self.note_object(*id);
                 forgotten.push(*id);
             }
         }
@@ -135,26 +159,81 @@ impl PartitionState {
     /// Moves the log start offset up to `offset` (never down, never past the high watermark) and
     /// drops the batches wholly below it. The batch holding the new start stays: a fetch from
     /// there returns it, and the client skips the records before the offset it asked for, as with
-    /// Kafka's segments.
-    pub(super) fn trim_to(&mut self, offset: i64) {
+    /// Kafka's segments. Answers the entries dropped, O(them).
+    pub(super) fn trim_to(&mut self, offset: i64) -> OrdMap<i64, BatchLocation> {
         let offset = offset.min(self.high_watermark);
         if offset <= self.log_start_offset {
-            return;
+            return OrdMap::new();
         }
         self.log_start_offset = offset;
         let keep_from = match self.index.range(..=offset).next_back() {
             Some((&base, b)) if b.last_offset >= offset => base,
             _ => offset,
         };
-        let (_, kept_first, mut rest) = self.index.split_lookup(&keep_from);
+        let (gone, kept_first, mut rest) = self.index.split_lookup(&keep_from);
         if let Some(b) = kept_first {
             rest.insert(keep_from, b);
         }
         self.index = rest;
-        self.rebuild_timestamp_highs();
+        for b in gone.values() {
+            self.sub_bytes(b.len);
+        }
+        // The highs of the entries gone go (they lead the vector); of what is left nothing
+        // changed, only what precedes it.
+        let gone_highs = self.highs_before(keep_from);
+        self.timestamp_highs = self.timestamp_highs.split_off(gone_highs);
+        self.repair_timestamp_highs(keep_from, keep_from.saturating_sub(1));
+        gone
     }
 
-    /// Starts the running maximum of timestamps again from the index as it now is.
+    /// Brings `timestamp_highs` up to date after the index changed: entries before `from` were
+    /// left alone (or removed with their highs), and those from `from` to `changed_until`
+    /// replaced. Highs before
+    /// `from` stay. From `from` the running maximum is computed again only until the first old
+    /// high past the change that is still above it: that one and every later high are still
+    /// highs (each was above everything before it, and nothing before it has grown past it).
+    /// So a trim costs the entries up to the first surviving high, and a rewrite its run plus
+    /// as much; only timestamps that go down for long make it a long scan.
+    pub(super) fn repair_timestamp_highs(&mut self, from: i64, changed_until: i64) {
+        let at = self.highs_before(from);
+        let mut old = self.timestamp_highs.split_off(at);
+        let mut running = self.timestamp_highs.last().map(|&(ts, _)| ts);
+        for b in self.index.range(from..).map(|(_, b)| b) {
+            if b.base_offset > changed_until {
+                while old.front().is_some_and(|&(_, base)| base < b.base_offset) {
+                    old.pop_front();
+                }
+                let still_high = old.front().is_some_and(|&(_, base)| base == b.base_offset)
+                    && running.is_none_or(|r| b.max_timestamp > r);
+                if still_high {
+                    self.timestamp_highs.append(old);
+                    return;
+                }
+            }
+            if running.is_none_or(|r| b.max_timestamp > r) {
+                running = Some(b.max_timestamp);
+                self.timestamp_highs
+                    .push_back((b.max_timestamp, b.base_offset));
+            }
+        }
+    }
+
+    /// How many of `timestamp_highs` are of batches before `offset`.
+    fn highs_before(&self, offset: i64) -> usize {
+        self.timestamp_highs
+            .binary_search_by(|&(_, base)| {
+                if base < offset {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                }
+            })
+            .unwrap_or_else(|i| i)
+    }
+
+    /// Starts the running maximum of timestamps again from the whole index (tests compare
+    /// [`PartitionState::repair_timestamp_highs`] with it).
+    #[cfg(test)]
     pub(super) fn rebuild_timestamp_highs(&mut self) {
         self.timestamp_highs.clear();
         for b in self.index.values() {
@@ -193,7 +272,8 @@ impl PartitionState {
         let Ok(limit) = u64::try_from(retention_bytes) else {
             return self.log_start_offset;
         };
-        let mut size: u64 = self.index.values().map(|b| u64::from(b.len)).sum();
+        // Only the batches to drop are visited, plus one.
+        let mut size = self.bytes();
         for b in self.index.values() {
             if size <= limit {
                 return b.base_offset.max(self.log_start_offset);

@@ -50,13 +50,20 @@ impl StateMachine {
             }
             next = b.last_offset.saturating_add(1);
         }
+        let mut gone = Vec::with_capacity(req.replaced.len());
         for &(base, _) in &req.replaced {
-            part.index.remove(&base);
+            if let Some(b) = part.index.remove(&base) {
+                part.sub_bytes(b.len);
+                gone.push(b);
+            }
         }
         for b in &req.batches {
             part.index.insert(b.base_offset, *b);
+            part.add_bytes(b.len);
         }
-        part.rebuild_timestamp_highs();
+        part.repair_timestamp_highs(first, last);
+        self.drop_refs(&gone);
+        self.add_refs(req.object, req.batches.len());
         self.objects.insert(
             req.object,
             ObjectEntry {
@@ -65,6 +72,7 @@ impl StateMachine {
                 answer: Vec::new(),
             },
         );
+        self.note_object(req.object);
         Ok(())
     }
 

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::types::{
     AgentHeartbeat, AgentInfo, AlterTopicConfigs, BatchAppend, BatchLocation, Command,
     CommandResponse, CommitBatch, CommitObject, CommitOffsets, CommittedOffset, ConfigOp,
-    CreateTopic, GroupPartition, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents,
-    MetaError, ObjectId, PartitionOffsets, ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
+    CreateTopic, GroupPartition, InitProducerId, LiveAgents, MetaError, ObjectId, PartitionOffsets,
+    ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
 };
 
 /// Kafka's limit: longer names do not fit in the file names Kafka derives from them.
@@ -69,6 +69,10 @@ pub struct StateMachine {
     /// At least one above every id in `broker_ids` (older snapshots: 0, and that rule decides).
     #[serde(default)]
     next_broker_id: i32,
+    /// How many index entries point at each object, kept with every change of an index so
+    /// that GC asks in O(unreferenced objects), not O(index). Derived: not in snapshots.
+    #[serde(skip)]
+    refs: Derived<ObjectRefs>,
 }
 
 /// Who holds a unit of compactor work, and until when.
@@ -93,10 +97,13 @@ struct PartitionState {
     /// The batches that raised the running maximum of `max_timestamp`, in offset order, so their
     /// timestamps strictly increase. The first batch with `max_timestamp >= t` always sets a new
     /// maximum, which turns both timestamp lookups into a binary search instead of a scan.
-    /// Whatever moves `log_start_offset` forward (retention, DeleteRecords) must rebuild it from
-    /// the remaining index.
+    /// Whatever changes the index other than by appending (trims, rewrites) must repair it
+    /// (`PartitionState::repair_timestamp_highs`).
     timestamp_highs: Vector<(i64, i64)>,
     producers: OrdMap<i64, ProducerState>,
+    /// The bytes of the batches in `index`, for `retention.bytes`. Derived: not in snapshots.
+    #[serde(skip)]
+    bytes: Derived<u64>,
 }
 
 /// What idempotence needs to know about one producer on one partition.
@@ -133,6 +140,7 @@ impl StateMachine {
     }
 
     pub fn apply(&mut self, cmd: &Command) -> CommandResponse {
+        self.ensure_derived();
         match cmd {
             Command::CreateTopic(req) => CommandResponse::TopicCreated(self.create_topic(req)),
             Command::DeleteTopic { name, .. } => {
@@ -276,24 +284,6 @@ impl StateMachine {
         self.live_agents()
     }
 
-    /// Several index reads from this one state.
-    pub fn read_indexes(&self, reads: &[IndexRead]) -> Vec<IndexAnswer> {
-        reads
-            .iter()
-            .map(|r| IndexAnswer {
-                slice: if r.offsets_only {
-                    self.read_index(r.tp, r.offset, 0).map(|mut s| {
-                        s.batches.clear();
-                        s
-                    })
-                } else {
-                    self.read_index(r.tp, r.offset, r.max_bytes)
-                },
-                offsets: self.offsets(r.tp).ok(),
-            })
-            .collect()
-    }
-
     /// The agents no heartbeat has expired yet, by broker id.
     pub fn live_agents(&self) -> LiveAgents {
         let mut agents: Vec<AgentInfo> = self.agents.values().cloned().collect();
@@ -394,6 +384,10 @@ impl StateMachine {
             .topics
             .remove(&id)
             .ok_or(MetaError::UnknownTopicOrPartition)?;
+        // O(the topic's batches), once: its entries no longer keep their objects.
+        for part in topic.partitions.iter() {
+            self.drop_refs(part.index.values());
+        }
         self.exports.retain(|tp, _| tp.topic_id != id);
         // Kafka drops a deleted topic's committed offsets, so a topic created again under the
         // same name starts with none.
@@ -445,6 +439,11 @@ impl StateMachine {
             .iter()
             .map(|batch| self.commit_batch(commit.object, batch))
             .collect();
+        let appended = answer
+            .iter()
+            .filter(|a| a.as_ref().is_ok_and(|a| !a.duplicate))
+            .count();
+        self.add_refs(commit.object, appended);
         self.objects.insert(
             commit.object,
             ObjectEntry {
@@ -453,6 +452,7 @@ impl StateMachine {
                 answer: answer.clone(),
             },
         );
+        self.note_object(commit.object);
         answer
     }
 
@@ -552,34 +552,6 @@ impl StateMachine {
         self.partition(tp).map(PartitionState::offsets)
     }
 
-    /// See [`crate::client::MetastoreClient::read_index`].
-    pub fn read_index(
-        &self,
-        tp: TopicPartition,
-        offset: i64,
-        max_bytes: u64,
-    ) -> Result<IndexSlice, MetaError> {
-        let part = self.partition(tp)?;
-        let offsets = part.offsets();
-        if offset < part.log_start_offset || offset > part.high_watermark {
-            return Err(MetaError::OffsetOutOfRange);
-        }
-        let start = match part.index.range(..=offset).next_back() {
-            Some((&base, b)) if b.last_offset >= offset => base,
-            _ => offset.saturating_add(1),
-        };
-        let mut batches = Vec::new();
-        let mut bytes = 0u64;
-        for b in part.index.range(start..).map(|(_, b)| b) {
-            if !batches.is_empty() && bytes >= max_bytes {
-                break;
-            }
-            bytes += u64::from(b.len);
-            batches.push(*b);
-        }
-        Ok(IndexSlice { offsets, batches })
-    }
-
     /// See [`crate::client::MetastoreClient::batch_for_timestamp`].
     pub fn batch_for_timestamp(
         &self,
@@ -650,6 +622,7 @@ impl PartitionState {
             max_timestamp: batch.max_timestamp,
         };
         self.index.insert(base_offset, location);
+        self.add_bytes(batch.len);
         self.high_watermark = location.last_offset + 1;
         if self
             .timestamp_highs
@@ -734,8 +707,16 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
     Ok(())
 }
 
+#[path = "derived.rs"]
+mod derived;
+use derived::{Derived, ObjectRefs};
+
 #[path = "expiry.rs"]
 mod expiry;
+
+#[path = "index_reads.rs"]
+mod index_reads;
+pub use index_reads::MAX_SLICE_BATCHES;
 
 #[path = "legacy.rs"]
 mod legacy;

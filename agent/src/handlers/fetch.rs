@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +22,10 @@ struct Want {
     fetch_offset: i64,
     max_bytes: u64,
 }
+
+/// One distinct read's outcome: the partition's offsets, its batches and whether they came from
+/// the index cache; or the error code to answer, with the offsets when the partition exists.
+type Slice = Result<(PartitionOffsets, Vec<BatchLocation>, bool), (i16, Option<PartitionOffsets>)>;
 
 /// What the index says for one partition on this pass.
 struct Plan {
@@ -194,84 +199,113 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
 /// batch of the response is always included, however large (KIP-74), so a consumer never stalls
 /// behind a batch bigger than its limits. One metastore read for all partitions: in a quorum each
 /// read is a round trip to the leader and a read-index check, so per-partition reads would cost a
-/// fetch of 100 partitions 100 of them.
+/// fetch of 100 partitions 100 of them. The metastore spends the same budget across the
+/// partitions, so what it collects under its lock is bounded by the response, not by the sum of
+/// the partitions' limits; and a partition named more than once at one offset is read once, each
+/// occurrence taking what the budget still allows of the same slice.
 async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
-    // Batches already cached need only the partition's offsets from the metastore.
-    let mut cached: Vec<Option<Vec<BatchLocation>>> = Vec::with_capacity(wants.len());
-    let mut reads = Vec::with_capacity(wants.len());
+    // One read per distinct (partition, offset), asking for the most any occurrence asks.
+    let mut read_of: HashMap<(TopicPartition, i64), usize> = HashMap::new();
+    let mut reads: Vec<IndexRead> = Vec::new();
+    let mut which: Vec<Option<usize>> = Vec::with_capacity(wants.len());
     for w in wants {
         let Ok(tp) = w.tp else {
-            cached.push(None);
+            which.push(None);
             continue;
         };
         let max_bytes = w.max_bytes.min(response_max).max(1);
-        let hit = agent.index_cache.get(tp, w.fetch_offset, max_bytes);
+        let i = *read_of.entry((tp, w.fetch_offset)).or_insert_with(|| {
+            reads.push(IndexRead {
+                tp,
+                offset: w.fetch_offset,
+                max_bytes,
+                offsets_only: false,
+            });
+            reads.len() - 1
+        });
+        if let Some(r) = reads.get_mut(i) {
+            r.max_bytes = r.max_bytes.max(max_bytes);
+        }
+        which.push(Some(i));
+    }
+    // Batches already cached need only the partition's offsets from the metastore.
+    let mut cached: Vec<Option<Vec<BatchLocation>>> = Vec::with_capacity(reads.len());
+    for r in &mut reads {
+        let hit = agent.index_cache.get(r.tp, r.offset, r.max_bytes);
         if hit.is_some() {
             agent.metrics.index_cache_hits.inc();
         } else {
             agent.metrics.index_cache_misses.inc();
         }
-        reads.push(IndexRead {
-            tp,
-            offset: w.fetch_offset,
-            max_bytes,
-            offsets_only: hit.is_some(),
-        });
+        r.offsets_only = hit.is_some();
         cached.push(hit);
     }
-    let mut answers = match agent.metastore.read_indexes(reads).await {
-        Ok(answers) => Ok(answers.into_iter()),
+    let keys: Vec<(TopicPartition, i64, u64)> = reads
+        .iter()
+        .map(|r| (r.tp, r.offset, r.max_bytes))
+        .collect();
+    let answers = match agent
+        .metastore
+        .read_indexes_within(reads, response_max)
+        .await
+    {
+        Ok(answers) => Ok(answers),
         Err(e) => Err(codes::metastore_error(&e)),
     };
-    let mut budget = response_max;
-    let mut any = false;
-    let mut plans = Vec::with_capacity(wants.len());
-    for (w, hit) in wants.iter().zip(cached) {
-        let failed = |error| Plan {
-            error,
-            offsets: None,
-            batches: Vec::new(),
-            cached: None,
-        };
-        let tp = match w.tp {
-            Ok(tp) => tp,
-            Err(code) => {
-                plans.push(failed(code));
-                continue;
-            }
-        };
+    // Each distinct read's outcome: its offsets and batches, or the error code to answer.
+    let mut slices: Vec<Slice> = Vec::with_capacity(cached.len());
+    let mut answers = answers.map(Vec::into_iter);
+    for (i, hit) in cached.into_iter().enumerate() {
         let answer = match &mut answers {
             Ok(iter) => iter.next(),
             Err(code) => {
-                plans.push(failed(*code));
+                slices.push(Err((*code, None)));
                 continue;
             }
         };
         let Some(IndexAnswer { slice, offsets }) = answer else {
-            plans.push(failed(codes::UNKNOWN_SERVER_ERROR));
+            slices.push(Err((codes::UNKNOWN_SERVER_ERROR, None)));
             continue;
         };
-        let slice = match slice {
-            Ok(slice) => slice,
-            Err(e) => {
-                plans.push(Plan {
-                    error: codes::meta_error(&e),
-                    offsets,
-                    batches: Vec::new(),
-                    cached: None,
-                });
-                continue;
+        match slice {
+            Err(e) => slices.push(Err((codes::meta_error(&e), offsets))),
+            Ok(slice) => {
+                let from_cache = hit.is_some();
+                let batches = match hit {
+                    Some(batches) => batches,
+                    None => {
+                        if let Some(&(tp, offset, limit)) = keys.get(i) {
+                            agent.index_cache.insert(tp, offset, limit, &slice.batches);
+                        }
+                        slice.batches
+                    }
+                };
+                slices.push(Ok((slice.offsets, batches, from_cache)));
             }
+        }
+    }
+    let mut budget = response_max;
+    let mut any = false;
+    let mut plans = Vec::with_capacity(wants.len());
+    for (w, i) in wants.iter().zip(which) {
+        let failed = |error, offsets| Plan {
+            error,
+            offsets,
+            batches: Vec::new(),
+            cached: None,
         };
-        let from_cache = hit.is_some();
-        let batches = match hit {
-            Some(batches) => batches,
-            None => {
-                let asked = w.max_bytes.min(response_max).max(1);
-                agent
-                    .index_cache
-                    .insert(tp, w.fetch_offset, asked, &slice.batches);
-                slice.batches
+        let slice = match w.tp {
+            Err(code) => Err((code, None)),
+            Ok(_) => match i.and_then(|i| slices.get(i)) {
+                Some(s) => s.clone(),
+                None => Err((codes::UNKNOWN_SERVER_ERROR, None)),
+            },
+        };
+        let (offsets, batches, from_cache) = match slice {
+            Ok(s) => s,
+            Err((code, offsets)) => {
+                plans.push(failed(code, offsets));
+                continue;
             }
         };
         let limit = w.max_bytes.min(budget);
@@ -289,10 +323,17 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
         budget = budget.saturating_sub(used);
         plans.push(Plan {
             error: codes::NONE,
-            offsets: Some(slice.offsets),
+            offsets: Some(offsets),
             batches: taken,
-            cached: from_cache.then_some((tp, w.fetch_offset)),
+            cached: match w.tp {
+                Ok(tp) if from_cache => Some((tp, w.fetch_offset)),
+                _ => None,
+            },
         });
     }
     plans
 }
+
+#[cfg(test)]
+#[path = "fetch_tests.rs"]
+mod tests;

@@ -162,7 +162,7 @@ pub fn read(file: &mut File) -> Result<(SnapshotMeta, StateMachine), SnapshotErr
     }
     file.seek(SeekFrom::Start(state_start))?;
     let mut region = BufReader::with_capacity(1 << 20, (&mut *file).take(state_len));
-    let state = if version == VERSION_JSON {
+    let mut state: StateMachine = if version == VERSION_JSON {
         // Checksum first, in big reads (deserializing reads byte by byte and would make a
         // per-byte checksum slow), then parse the same bytes again.
         let mut actual = 0u32;
@@ -197,6 +197,8 @@ pub fn read(file: &mut File) -> Result<(SnapshotMeta, StateMachine), SnapshotErr
             crate::codec::decode(&bytes)?
         }
     };
+    // What the state keeps derived (object references, partition sizes) is not in the file.
+    state.rebuild_derived();
     Ok((meta, state))
 }
 

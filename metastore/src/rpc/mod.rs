@@ -88,6 +88,12 @@ pub enum Read {
     UnreferencedObjects,
     ObjectsKnown(Vec<ObjectId>),
     ExportProgress(Vec<TopicPartition>),
+    /// A Fetch's reads within one budget (`Indexes` bounds each read alone). A metastore older
+    /// than its agents does not know it: upgrade the metastore first.
+    IndexesWithin {
+        reads: Vec<IndexRead>,
+        total_max_bytes: u64,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
