@@ -487,3 +487,24 @@ async fn a_command_over_the_limit_is_refused_not_retried() {
         n.kill().await;
     }
 }
+
+/// An agent started with only some of the nodes (the others were added later) still reaches
+/// the leader: a member names it, and the client goes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_knows_only_a_follower_reaches_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(dir.path(), 3).await;
+    let c = client(&nodes);
+    create_topic(&c).await;
+    wait_for("a leader", || leader(&nodes).is_some()).await;
+    let l = leader(&nodes).unwrap();
+    let follower = nodes[(l + 1) % nodes.len()].addr.to_string();
+    let only = RemoteMetastore::new(vec![follower], RemoteOptions::default()).expect("client");
+    let answers = only.commit_object(object(0)).await.expect("commit");
+    assert_eq!(answers[0].as_ref().expect("ok").base_offset, 0);
+    let slice = only.read_index(tp(0), 0, u64::MAX).await.expect("read");
+    assert_eq!(slice.offsets.high_watermark, 3);
+    for n in &mut nodes {
+        n.kill().await;
+    }
+}

@@ -162,23 +162,35 @@ impl RemoteMetastore {
         let mut last;
         let mut backoff = Duration::from_millis(25);
         let (mut tried, mut redirects) = (0usize, 0usize);
+        // A leader this client was not given (a node added since it started): tried once, when
+        // a member names it, without joining the list.
+        let mut detour: Option<String> = None;
         loop {
             let at = i % n;
-            let node = &self.nodes[at];
+            let target = detour.take();
+            let node: &str = target.as_deref().unwrap_or(&self.nodes[at]);
             match self.attempt::<Req, T>(node, path, req).await {
                 Attempt::Done(v) => {
-                    self.set_leader(at);
+                    if target.is_none() {
+                        self.set_leader(at);
+                    }
                     return Ok(v);
                 }
                 Attempt::NotLeader(Some(addr)) => {
-                    if let Some(j) = self.nodes.iter().position(|x| *x == addr) {
-                        if j != at && redirects < n {
+                    match self.nodes.iter().position(|x| *x == addr) {
+                        Some(j) if j != at && redirects < n => {
                             redirects += 1;
                             i = j;
                             continue;
                         }
+                        None if target.is_none() && redirects < n => {
+                            redirects += 1;
+                            detour = Some(addr);
+                            continue;
+                        }
+                        _ => {}
                     }
-                    // A leader we were not told about, or redirects going round: ask the others.
+                    // Redirects going round: ask the others.
                     last = format!("{node} is not the leader; {addr} is");
                     i = at + 1;
                 }
