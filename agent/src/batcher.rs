@@ -28,7 +28,7 @@ use crate::storage::object_path;
 /// every batch (about 30 bytes each), and one commit must stay well within the metastore's
 /// largest command (`skiff_metastore::limits::MAX_COMMAND_BYTES`, 4 MiB), however small the
 /// batches and however large `flush_bytes`.
-const MAX_BATCHES_PER_FLUSH: usize = 65_536;
+pub const MAX_BATCHES_PER_FLUSH: usize = 65_536;
 
 /// The longest an agent tries to commit an object, from the start of its flush (when its id, a
 /// ULID, took the time). The metastore refuses commits of objects older than

@@ -424,3 +424,56 @@ async fn a_flush_past_the_commit_deadline_is_not_committed() {
     task.await.expect("batcher stops");
     meta.shutdown().await;
 }
+
+/// A window closes at `MAX_BATCHES_PER_FLUSH` batches whatever its bytes or age, so one commit
+/// never names more batches than a metastore command can carry.
+#[tokio::test]
+async fn a_window_past_the_batch_cap_is_flushed_without_waiting_for_its_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = Arc::new(LocalMetastore::open(dir.path()).await.expect("open"));
+    let metrics = Metrics::new();
+    let store = memory_store(&metrics, 0).await;
+    // An hour's window and 64 MiB: only the batch cap can close it.
+    let (batcher, task) = Batcher::spawn(
+        &config(3_600_000),
+        store,
+        meta.clone(),
+        metrics.clone(),
+        Arc::new(SystemClock),
+    );
+    let t = topic(&meta, "many", 1).await;
+    let tp = TopicPartition {
+        topic_id: t.topic_id,
+        partition: 0,
+    };
+    let one = entry(tp, b"v", None);
+    let half = skiff_agent::batcher::MAX_BATCHES_PER_FLUSH / 2 + 1;
+    let mut waits = Vec::new();
+    for _ in 0..2 {
+        let entries = (0..half)
+            .map(|_| Entry {
+                tp,
+                batch: one.batch.clone(),
+                timestamps: one.timestamps,
+            })
+            .collect();
+        waits.push(batcher.append(entries).await.expect("queued"));
+    }
+    let answered = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut n = 0;
+        for w in waits {
+            for r in w.await.expect("answered") {
+                r.expect("committed");
+                n += 1;
+            }
+        }
+        n
+    })
+    .await
+    .expect("the window was flushed by its batch count, not its hour");
+    assert_eq!(answered, 2 * half);
+    assert_eq!(puts(&metrics), 1);
+    drop(batcher);
+    task.await.expect("batcher stops");
+    meta.shutdown().await;
+}
