@@ -13,6 +13,7 @@ pub mod object;
 pub mod projection;
 pub mod records;
 pub mod rewrite;
+pub mod run;
 pub mod varint;
 
 pub use batch::{

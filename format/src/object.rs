@@ -205,6 +205,15 @@ impl ObjectBuilder {
         position
     }
 
+    /// Appends bytes that are not a batch (a segment's [`crate::run::SegmentIndex`]) to the
+    /// batch area, with no footer entry, and returns their position.
+    pub fn push_bytes(&mut self, bytes: Bytes) -> u64 {
+        let position = self.position;
+        self.position = self.position.saturating_add(bytes.len() as u64);
+        self.batches.push(bytes);
+        position
+    }
+
     /// The size of the object if it were finished now: header, batches, footer and trailer.
     pub fn len(&self) -> u64 {
         self.position

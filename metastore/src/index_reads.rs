@@ -56,12 +56,12 @@ impl StateMachine {
                         .batches
                         .iter()
                         .take_while(|b| {
-                            used += u64::from(b.len);
+                            used += b.read_cost(limit.saturating_sub(used));
                             used <= limit
                         })
                         .count();
                     slice.batches.truncate(keep);
-                    left = left.saturating_sub(slice_bytes(slice));
+                    left = left.saturating_sub(slice_bytes(slice, limit));
                 }
                 answers.push(answer);
                 continue;
@@ -72,9 +72,10 @@ impl StateMachine {
             } else {
                 MAX_SLICE_BATCHES
             };
-            let slice = self.slice(r.tp, r.offset, r.max_bytes.min(left), max_batches);
+            let limit = r.max_bytes.min(left);
+            let slice = self.slice(r.tp, r.offset, limit, max_batches);
             if let Ok(s) = &slice {
-                left = left.saturating_sub(slice_bytes(s));
+                left = left.saturating_sub(slice_bytes(s, limit));
             }
             answers.push(IndexAnswer {
                 slice,
@@ -84,9 +85,9 @@ impl StateMachine {
         answers
     }
 
-    /// The batch containing `offset` (or the first after it) and those following, until their
-    /// lengths reach `max_bytes` (at least one batch, if `max_batches` allows any) or there are
-    /// `max_batches` of them.
+    /// The run containing `offset` (or the first after it) and those following, until what
+    /// reading them costs ([`crate::types::BatchLocation::read_cost`]) reaches `max_bytes` (at least one run,
+    /// if `max_batches` allows any) or there are `max_batches` of them.
     fn slice(
         &self,
         tp: TopicPartition,
@@ -112,15 +113,18 @@ impl StateMachine {
             if batches.len() >= max_batches || !batches.is_empty() && bytes >= max_bytes {
                 break;
             }
-            bytes += u64::from(b.len);
+            bytes += b.read_cost(max_bytes.saturating_sub(bytes));
             batches.push(*b);
         }
         Ok(IndexSlice { offsets, batches })
     }
 }
 
-fn slice_bytes(slice: &IndexSlice) -> u64 {
-    slice.batches.iter().map(|b| u64::from(b.len)).sum()
+/// What reading `slice`'s runs costs, for a reader that wants `limit` bytes of them.
+fn slice_bytes(slice: &IndexSlice, limit: u64) -> u64 {
+    slice.batches.iter().fold(0u64, |used, b| {
+        used.saturating_add(b.read_cost(limit.saturating_sub(used)))
+    })
 }
 
 #[cfg(test)]

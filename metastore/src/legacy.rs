@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::{
     Lease, ObjectEntry, PartitionState, ProducerState, SequencedBatch, StateMachine, TopicState,
 };
+use crate::legacy_commands::BatchLocationV1;
 use crate::types::{
     AgentInfo, BatchLocation, CommittedOffset, GroupPartition, ObjectId, TopicId, TopicMeta,
     TopicPartition,
@@ -27,7 +28,7 @@ pub(crate) struct TopicStateV4 {
 struct PartitionStateV4 {
     log_start_offset: i64,
     high_watermark: i64,
-    index: OrdMap<i64, BatchLocation>,
+    index: OrdMap<i64, BatchLocationV1>,
     timestamp_highs: Vector<(i64, i64)>,
     producers: OrdMap<i64, ProducerStateV4>,
 }
@@ -48,7 +49,7 @@ fn topics(v: OrdMap<TopicId, TopicStateV4>) -> OrdMap<TopicId, TopicState> {
                 .map(|p| PartitionState {
                     log_start_offset: p.log_start_offset,
                     high_watermark: p.high_watermark,
-                    index: p.index.clone(),
+                    index: runs(&p.index),
                     timestamp_highs: p.timestamp_highs.clone(),
                     producers: p
                         .producers
@@ -72,6 +73,99 @@ fn topics(v: OrdMap<TopicId, TopicStateV4>) -> OrdMap<TopicId, TopicState> {
             (*id, topic)
         })
         .collect()
+}
+
+/// Per-batch entries become runs of one batch each: the same index, entry for entry.
+fn runs(index: &OrdMap<i64, BatchLocationV1>) -> OrdMap<i64, BatchLocation> {
+    index
+        .iter()
+        .map(|(k, b)| (*k, BatchLocation::from(*b)))
+        .collect()
+}
+
+/// Topics as version 5 held them: one index entry per batch.
+#[derive(Clone, Deserialize)]
+pub(crate) struct TopicStateV5 {
+    meta: TopicMeta,
+    partitions: Vector<PartitionStateV5>,
+}
+
+#[derive(Clone, Deserialize)]
+struct PartitionStateV5 {
+    log_start_offset: i64,
+    high_watermark: i64,
+    index: OrdMap<i64, BatchLocationV1>,
+    timestamp_highs: Vector<(i64, i64)>,
+    producers: OrdMap<i64, ProducerState>,
+}
+
+/// The state as snapshot version 5 (and the JSON version 1, with its defaults) held it, before
+/// index runs.
+#[derive(Deserialize)]
+pub(crate) struct StateMachineV5 {
+    topics_by_name: BTreeMap<String, TopicId>,
+    topics: OrdMap<TopicId, TopicStateV5>,
+    objects: OrdMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+    #[serde(default)]
+    agents: BTreeMap<String, AgentInfo>,
+    #[serde(default)]
+    broker_ids: BTreeMap<String, i32>,
+    #[serde(default)]
+    agents_epoch: i64,
+    #[serde(default)]
+    groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
+    #[serde(default)]
+    leases: BTreeMap<String, Lease>,
+    #[serde(default)]
+    exports: BTreeMap<TopicPartition, i64>,
+    #[serde(default)]
+    broker_last_seen: BTreeMap<String, i64>,
+    #[serde(default)]
+    next_broker_id: i32,
+}
+
+impl From<StateMachineV5> for StateMachine {
+    fn from(v: StateMachineV5) -> Self {
+        let topics = v
+            .topics
+            .iter()
+            .map(|(id, t)| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionState {
+                        log_start_offset: p.log_start_offset,
+                        high_watermark: p.high_watermark,
+                        index: runs(&p.index),
+                        timestamp_highs: p.timestamp_highs.clone(),
+                        producers: p.producers.clone(),
+                        bytes: Default::default(),
+                    })
+                    .collect();
+                let topic = TopicState {
+                    meta: t.meta.clone(),
+                    partitions,
+                };
+                (*id, topic)
+            })
+            .collect();
+        Self {
+            topics_by_name: v.topics_by_name,
+            topics,
+            objects: v.objects,
+            next_producer_id: v.next_producer_id,
+            agents: v.agents,
+            broker_ids: v.broker_ids,
+            agents_epoch: v.agents_epoch,
+            groups: v.groups,
+            leases: v.leases,
+            exports: v.exports,
+            broker_last_seen: v.broker_last_seen,
+            next_broker_id: v.next_broker_id,
+            refs: Default::default(),
+        }
+    }
 }
 
 /// The state as snapshot version 4 held it, before the bounds on what it keeps (producers'

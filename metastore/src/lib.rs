@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod legacy_commands;
 pub mod limits;
 #[cfg(feature = "node")]
 pub mod local;

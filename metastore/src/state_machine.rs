@@ -13,7 +13,7 @@ use crate::types::{
     AgentHeartbeat, AgentInfo, AlterTopicConfigs, BatchAppend, BatchLocation, Command,
     CommandResponse, CommitBatch, CommitObject, CommitOffsets, CommittedOffset, ConfigOp,
     CreateTopic, GroupPartition, InitProducerId, LiveAgents, MetaError, ObjectId, PartitionOffsets,
-    ProducerIdAndEpoch, TopicId, TopicMeta, TopicPartition,
+    ProducerIdAndEpoch, RunLayout, TopicId, TopicMeta, TopicPartition, MAX_RUN_BYTES,
 };
 
 /// Kafka's limit: longer names do not fit in the file names Kafka derives from them.
@@ -92,7 +92,9 @@ struct TopicState {
 struct PartitionState {
     log_start_offset: i64,
     high_watermark: i64,
-    /// By base offset.
+    /// Runs of batches, by base offset. Snapshots hold the entries alone, in order: the key is
+    /// each one's base offset again.
+    #[serde(with = "runs_in_order")]
     index: OrdMap<i64, BatchLocation>,
     /// The batches that raised the running maximum of `max_timestamp`, in offset order, so their
     /// timestamps strictly increase. The first batch with `max_timestamp >= t` always sets a new
@@ -174,6 +176,9 @@ impl StateMachine {
                 CommandResponse::ObjectsForgotten(self.forget_objects(objects))
             }
             Command::ReplaceBatches(req) => CommandResponse::Replaced(self.replace_batches(req)),
+            Command::ReplaceBatchesV4(req) => {
+                CommandResponse::Replaced(self.replace_batches(&req.into()))
+            }
             Command::AcquireLeases(req) => CommandResponse::Leases(self.acquire_leases(req)),
             Command::ReleaseLeases { holder, keys } => {
                 CommandResponse::Leases(self.release_leases(holder, keys))
@@ -434,16 +439,13 @@ impl StateMachine {
         if crate::limits::commit_too_late(commit.object, commit.now_ms) {
             return vec![Err(MetaError::ObjectTooOld); commit.batches.len()];
         }
+        let mut runs = 0;
         let answer: Vec<_> = commit
             .batches
             .iter()
-            .map(|batch| self.commit_batch(commit.object, batch))
+            .map(|batch| self.commit_batch(commit.object, batch, &mut runs))
             .collect();
-        let appended = answer
-            .iter()
-            .filter(|a| a.as_ref().is_ok_and(|a| !a.duplicate))
-            .count();
-        self.add_refs(commit.object, appended);
+        self.add_refs(commit.object, runs);
         self.objects.insert(
             commit.object,
             ObjectEntry {
@@ -456,15 +458,17 @@ impl StateMachine {
         answer
     }
 
+    /// Appends one batch of a commit; `runs` counts the index entries the commit started.
     fn commit_batch(
         &mut self,
         object: ObjectId,
         batch: &CommitBatch,
+        runs: &mut usize,
     ) -> Result<BatchAppend, MetaError> {
         let next_producer_id = self.next_producer_id;
         let part = self.partition_mut(batch.tp)?;
         if batch.producer_id < 0 {
-            return Ok(part.append(object, batch));
+            return Ok(part.append(object, batch, runs));
         }
         if batch.producer_id >= next_producer_id {
             return Err(MetaError::UnknownProducerId);
@@ -473,7 +477,7 @@ impl StateMachine {
         let Some(producer) = part.producers.get(&batch.producer_id) else {
             // As Kafka does for a producer it has no state of (never seen here, or expired by
             // `producer.id.expiration.ms`): any sequence is accepted and starts the state.
-            return Ok(part.append_idempotent(object, batch, last_seq, true));
+            return Ok(part.append_idempotent(object, batch, last_seq, true, runs));
         };
         if batch.producer_epoch < producer.epoch {
             return Err(MetaError::InvalidProducerEpoch);
@@ -483,7 +487,7 @@ impl StateMachine {
             if batch.base_sequence != 0 {
                 return Err(MetaError::OutOfOrderSequence);
             }
-            return Ok(part.append_idempotent(object, batch, last_seq, true));
+            return Ok(part.append_idempotent(object, batch, last_seq, true, runs));
         }
         if let Some(dup) = producer
             .batches
@@ -503,7 +507,7 @@ impl StateMachine {
         if batch.base_sequence != expected {
             return Err(MetaError::OutOfOrderSequence);
         }
-        Ok(part.append_idempotent(object, batch, last_seq, false))
+        Ok(part.append_idempotent(object, batch, last_seq, false, runs))
     }
 
     fn partition(&self, tp: TopicPartition) -> Result<&PartitionState, MetaError> {
@@ -607,30 +611,62 @@ impl PartitionState {
         }
     }
 
-    fn append(&mut self, object: ObjectId, batch: &CommitBatch) -> BatchAppend {
+    /// Appends a batch at the high watermark. It joins the partition's last run if it lies
+    /// right after it in the same object (an agent lays a partition's batches of one flush out
+    /// back to back) and the run stays under [`MAX_RUN_BYTES`]; otherwise it starts a run and
+    /// counts it in `runs`.
+    fn append(&mut self, object: ObjectId, batch: &CommitBatch, runs: &mut usize) -> BatchAppend {
         // The agent validates batch headers; a negative delta would otherwise move the high
         // watermark backwards on every replica.
         let delta = i64::from(batch.last_offset_delta.max(0));
         let base_offset = self.high_watermark;
-        let location = BatchLocation {
-            base_offset,
-            last_offset: base_offset + delta,
-            object,
-            position: batch.position,
-            len: batch.len,
-            first_timestamp: batch.first_timestamp,
-            max_timestamp: batch.max_timestamp,
+        let last_offset = base_offset + delta;
+        let joins = self.index.get_max().and_then(|(run_base, run)| {
+            let follows = run.object == object
+                && run.layout == RunLayout::Flushed
+                && run.last_offset.checked_add(1) == Some(base_offset)
+                && run.position.checked_add(u64::from(run.len)) == Some(batch.position)
+                && run.len.saturating_add(batch.len) <= MAX_RUN_BYTES;
+            follows.then_some(*run_base)
+        });
+        let run_base = match joins.and_then(|b| self.index.get_mut(&b).map(|run| (b, run))) {
+            Some((b, run)) => {
+                run.last_offset = last_offset;
+                run.len += batch.len;
+                run.max_timestamp = run.max_timestamp.max(batch.max_timestamp);
+                b
+            }
+            None => {
+                *runs += 1;
+                self.index.insert(
+                    base_offset,
+                    BatchLocation {
+                        base_offset,
+                        last_offset,
+                        object,
+                        position: batch.position,
+                        len: batch.len,
+                        first_timestamp: batch.first_timestamp,
+                        max_timestamp: batch.max_timestamp,
+                        layout: RunLayout::Flushed,
+                    },
+                );
+                base_offset
+            }
         };
-        self.index.insert(base_offset, location);
         self.add_bytes(batch.len);
-        self.high_watermark = location.last_offset + 1;
-        if self
-            .timestamp_highs
-            .last()
-            .is_none_or(|&(ts, _)| batch.max_timestamp > ts)
-        {
-            self.timestamp_highs
-                .push_back((batch.max_timestamp, base_offset));
+        self.high_watermark = last_offset + 1;
+        // A new high is the run's: the run's entry rises if it holds the last high already.
+        match self.timestamp_highs.last().copied() {
+            Some((ts, _)) if batch.max_timestamp <= ts => {}
+            Some((_, base)) if base == run_base => {
+                self.timestamp_highs.pop_back();
+                self.timestamp_highs
+                    .push_back((batch.max_timestamp, run_base));
+            }
+            _ => self
+                .timestamp_highs
+                .push_back((batch.max_timestamp, run_base)),
         }
         BatchAppend {
             base_offset,
@@ -645,8 +681,9 @@ impl PartitionState {
         batch: &CommitBatch,
         last_seq: i32,
         reset: bool,
+        runs: &mut usize,
     ) -> BatchAppend {
-        let appended = self.append(object, batch);
+        let appended = self.append(object, batch, runs);
         let producer = self
             .producers
             .entry(batch.producer_id)
@@ -720,7 +757,30 @@ pub use index_reads::MAX_SLICE_BATCHES;
 
 #[path = "legacy.rs"]
 mod legacy;
-pub(crate) use legacy::{StateMachineV2, StateMachineV3, StateMachineV4};
+pub(crate) use legacy::{StateMachineV2, StateMachineV3, StateMachineV4, StateMachineV5};
+
+/// A partition's index in a snapshot: its runs in order, without the keys, which are each
+/// run's base offset again (a tenth of an entry's bytes).
+mod runs_in_order {
+    use imbl::OrdMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::types::BatchLocation;
+
+    pub fn serialize<S: Serializer>(
+        index: &OrdMap<i64, BatchLocation>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(index.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<OrdMap<i64, BatchLocation>, D::Error> {
+        let runs = Vec::<BatchLocation>::deserialize(d)?;
+        Ok(runs.into_iter().map(|r| (r.base_offset, r)).collect())
+    }
+}
 
 #[path = "read.rs"]
 mod read;

@@ -39,18 +39,71 @@ pub struct TopicMeta {
     pub created_ms: i64,
 }
 
-/// Where one committed record batch lives.
+/// One index entry: a *run* of consecutive batches of one partition, back to back in one
+/// object. An agent's flush makes one run per partition it holds (up to [`MAX_RUN_BYTES`]); a
+/// compactor's segment is one run however large, with a sparse index after its batches. A
+/// reader finds the batch holding an offset by walking the batch headers of the run
+/// (`skiff_format::run`), so the index grows with objects and partitions, not with batches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchLocation {
     pub base_offset: i64,
-    /// `base_offset + last_offset_delta`.
+    /// The last offset of the run's last batch.
     pub last_offset: i64,
+    /// As 16 bytes, not the ULID's 26-character text: this is most of an index entry.
+    #[serde(with = "object_id_bytes")]
     pub object: ObjectId,
-    /// Byte position of the batch inside the object.
+    /// Byte position of the run's first batch inside the object.
     pub position: u64,
+    /// Bytes of the run's batches.
     pub len: u32,
     pub first_timestamp: i64,
+    /// The largest timestamp of the run's records.
     pub max_timestamp: i64,
+    pub layout: RunLayout,
+}
+
+impl BatchLocation {
+    /// The bytes a reader reads of this run when it wants `want` more bytes: a flushed run has
+    /// no index and is read whole; a segment's index lets it read only what it wants.
+    pub fn read_cost(&self, want: u64) -> u64 {
+        match self.layout {
+            RunLayout::Flushed => u64::from(self.len),
+            RunLayout::Segment { .. } => u64::from(self.len).min(want.max(1)),
+        }
+    }
+}
+
+/// How a run's batches get their offsets, and whether an index follows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunLayout {
+    /// Batches as an agent's flush wrote them: their headers' base offsets are the producers',
+    /// and each batch starts after the last offset of the one before it, from the run's base.
+    #[default]
+    Flushed,
+    /// A compactor's segment: each header holds its batch's real base offset (key compaction
+    /// leaves gaps), and `index_len` bytes of `skiff_format::run::SegmentIndex` follow the
+    /// batches, at `position + len`.
+    Segment { index_len: u32 },
+}
+
+/// An agent's commit extends the partition's last run only while the run stays under this:
+/// a fetch into the middle of a flushed run reads the whole run (it has no index), so this
+/// bounds what such a fetch reads beyond what it asked for.
+pub const MAX_RUN_BYTES: u32 = 1 << 20;
+
+mod object_id_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::ObjectId;
+
+    pub fn serialize<S: Serializer>(id: &ObjectId, s: S) -> Result<S::Ok, S::Error> {
+        id.0 .0.to_be_bytes().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectId, D::Error> {
+        let bytes = <[u8; 16]>::deserialize(d)?;
+        Ok(ObjectId(ulid::Ulid(u128::from_be_bytes(bytes))))
+    }
 }
 
 /// One batch of a flush, as the agent describes it to the metastore.
@@ -130,7 +183,9 @@ pub enum Command {
     ForgetObjects {
         objects: Vec<ObjectId>,
     },
-    ReplaceBatches(ReplaceBatches),
+    /// [`ReplaceBatches`] as journals before version 5 hold it, with per-batch entries. Only
+    /// read back from them; applied as the same rewrite of flushed runs.
+    ReplaceBatchesV4(crate::legacy_commands::ReplaceBatchesV4),
     AcquireLeases(AcquireLeases),
     /// Gives up the `holder`'s leases on `keys` before they expire, so another compactor can
     /// take the work at once.
@@ -147,6 +202,7 @@ pub enum Command {
         to: i64,
     },
     ExpireState(ExpireState),
+    ReplaceBatches(ReplaceBatches),
 }
 
 /// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on one topic. The agent validates
@@ -199,7 +255,7 @@ pub struct ReplaceBatches {
     pub replaced: Vec<(i64, ObjectId)>,
     /// The new entries, all in `object`, ascending and within the offsets of the replaced run:
     /// a merge keeps every batch's offsets; compaction may leave out batches (offset gaps, as in
-    /// Kafka) but never moves one.
+    /// Kafka) but never moves one. A segment is one entry ([`RunLayout::Segment`]).
     pub batches: Vec<BatchLocation>,
     pub now_ms: i64,
 }

@@ -60,7 +60,10 @@ const MAGIC: &[u8; 8] = b"SKIFFJNL";
 /// The version written. A new variant or field in anything a record holds (above all
 /// [`Command`](crate::types::Command)) means a new version, a fixture for it, and reading the
 /// old one: see the module doc and the schema tests.
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
+/// postcard, before index runs (`Command::ReplaceBatches` with run entries); its records decode
+/// as version 5's, the old rewrite as `Command::ReplaceBatchesV4`. Read, never written.
+const VERSION_4: u32 = 4;
 /// postcard, before `Command::ExpireState`; its records decode as version 4's. Read, never
 /// written.
 const VERSION_3: u32 = 3;
@@ -267,7 +270,7 @@ impl Journal {
             });
         }
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        if ![VERSION, VERSION_3, VERSION_2, VERSION_JSON].contains(&version) {
+        if ![VERSION, VERSION_4, VERSION_3, VERSION_2, VERSION_JSON].contains(&version) {
             return Err(JournalError::UnsupportedVersion {
                 path: path.to_owned(),
                 version,

@@ -10,11 +10,13 @@ use uuid::Uuid;
 
 use super::*;
 use crate::raft::log_store::JOURNAL_FILE;
+use crate::legacy_commands::{BatchLocationV1, ReplaceBatchesV4};
 use crate::raft::TypeConfig;
 use crate::types::{
     AcquireLeases, AgentHeartbeat, AlterTopicConfigs, BatchLocation, Command, CommitBatch,
     CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CreateTopic, EnforceRetention,
-    ExpireState, GroupPartition, InitProducerId, ObjectId, ReplaceBatches, TopicPartition,
+    ExpireState, GroupPartition, InitProducerId, ObjectId, ReplaceBatches, RunLayout,
+    TopicPartition,
 };
 
 const NODE: u64 = 1;
@@ -483,12 +485,12 @@ fn every_command() -> Vec<Command> {
         Command::ForgetObjects {
             objects: vec![object_id(7), object_id(8)],
         },
-        Command::ReplaceBatches(ReplaceBatches {
+        Command::ReplaceBatchesV4(ReplaceBatchesV4 {
             tp: tp(),
             object: object_id(9),
             size: 8192,
             replaced: vec![(0, object_id(7)), (5, object_id(8))],
-            batches: vec![BatchLocation {
+            batches: vec![BatchLocationV1 {
                 base_offset: 0,
                 last_offset: 9,
                 object: object_id(9),
@@ -525,6 +527,23 @@ fn every_command() -> Vec<Command> {
             commit_answer_retention_ms: 600_000,
             offsets_retention_ms: 604_800_000,
             broker_id_retention_ms: 86_400_001,
+        }),
+        Command::ReplaceBatches(ReplaceBatches {
+            tp: tp(),
+            object: object_id(10),
+            size: 9000,
+            replaced: vec![(0, object_id(9))],
+            batches: vec![BatchLocation {
+                base_offset: 0,
+                last_offset: 9,
+                object: object_id(10),
+                position: 32,
+                len: 600,
+                first_timestamp: 10,
+                max_timestamp: 30,
+                layout: RunLayout::Segment { index_len: 28 },
+            }],
+            now_ms: 11,
         }),
     ]
 }

@@ -29,7 +29,9 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
 /// The current snapshot's file name inside the data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 const MAGIC: &[u8; 8] = b"SKIFFSNP";
-const VERSION: u32 = 5;
+const VERSION: u32 = 6;
+/// Before index runs: one entry per batch.
+const VERSION_5: u32 = 5;
 /// The first version: the state in JSON. Read, never written.
 const VERSION_JSON: u32 = 1;
 /// postcard, before consumer groups' offsets. Read, never written.
@@ -179,7 +181,10 @@ pub fn read(file: &mut File) -> Result<(SnapshotMeta, StateMachine), SnapshotErr
             return Err(SnapshotError::Corrupt("state checksum mismatch".into()));
         }
         file.seek(SeekFrom::Start(state_start))?;
-        serde_json::from_reader(BufReader::new((&mut *file).take(state_len)))?
+        serde_json::from_reader::<_, crate::state_machine::StateMachineV5>(BufReader::new(
+            (&mut *file).take(state_len),
+        ))?
+        .into()
     } else {
         // The whole state is about to be in memory anyway; its encoding is a fraction of that.
         let mut bytes = Vec::with_capacity(usize::try_from(state_len).unwrap_or(0).min(1 << 30));
@@ -193,6 +198,8 @@ pub fn read(file: &mut File) -> Result<(SnapshotMeta, StateMachine), SnapshotErr
             crate::codec::decode::<crate::state_machine::StateMachineV3>(&bytes)?.into()
         } else if version == VERSION_4 {
             crate::codec::decode::<crate::state_machine::StateMachineV4>(&bytes)?.into()
+        } else if version == VERSION_5 {
+            crate::codec::decode::<crate::state_machine::StateMachineV5>(&bytes)?.into()
         } else {
             crate::codec::decode(&bytes)?
         }
@@ -212,7 +219,7 @@ fn read_header(r: &mut impl Read) -> Result<(u32, SnapshotMeta), SnapshotError> 
     let word =
         |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let version = word(8);
-    if ![VERSION, VERSION_4, VERSION_3, VERSION_2, VERSION_JSON].contains(&version) {
+    if ![VERSION, VERSION_5, VERSION_4, VERSION_3, VERSION_2, VERSION_JSON].contains(&version) {
         return Err(SnapshotError::UnsupportedVersion(version));
     }
     let meta_len = word(12);
