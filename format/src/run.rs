@@ -224,9 +224,10 @@ impl SegmentIndex {
                 max_timestamp: i64::from_be_bytes(array(p, 12)),
             })
             .collect();
-        if let Some(i) = points.windows(2).position(|w| {
-            w[1].base_offset <= w[0].base_offset || w[1].position <= w[0].position
-        }) {
+        if let Some(i) = points
+            .windows(2)
+            .position(|w| w[1].base_offset <= w[0].base_offset || w[1].position <= w[0].position)
+        {
             return Err(IndexError::Order(i + 1));
         }
         Ok(Self { points })

@@ -794,3 +794,7 @@ mod rewrite;
 #[cfg(test)]
 #[path = "state_machine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "runs_tests.rs"]
+mod runs_tests;

@@ -9,8 +9,8 @@ use serde::de::{DeserializeOwned, Visitor};
 use uuid::Uuid;
 
 use super::*;
-use crate::raft::log_store::JOURNAL_FILE;
 use crate::legacy_commands::{BatchLocationV1, ReplaceBatchesV4};
+use crate::raft::log_store::JOURNAL_FILE;
 use crate::raft::TypeConfig;
 use crate::types::{
     AcquireLeases, AgentHeartbeat, AlterTopicConfigs, BatchLocation, Command, CommitBatch,

@@ -219,7 +219,16 @@ fn read_header(r: &mut impl Read) -> Result<(u32, SnapshotMeta), SnapshotError> 
     let word =
         |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     let version = word(8);
-    if ![VERSION, VERSION_5, VERSION_4, VERSION_3, VERSION_2, VERSION_JSON].contains(&version) {
+    if ![
+        VERSION,
+        VERSION_5,
+        VERSION_4,
+        VERSION_3,
+        VERSION_2,
+        VERSION_JSON,
+    ]
+    .contains(&version)
+    {
         return Err(SnapshotError::UnsupportedVersion(version));
     }
     let meta_len = word(12);
