@@ -36,6 +36,9 @@ use uuid::Uuid;
 
 const OBJECT_BYTES: u64 = 8 << 20;
 
+/// [`Args::batches`], for [`object`].
+static BATCHES_PER_RUN: AtomicU64 = AtomicU64::new(1);
+
 #[derive(Clone, Debug)]
 struct Args {
     partitions: usize,
@@ -48,6 +51,8 @@ struct Args {
     latency: u64,
     snapshot_every: u64,
     seed: u64,
+    /// Batches each partition has in each object, back to back: one index run whatever it is.
+    batches: u64,
 }
 
 impl Args {
@@ -61,6 +66,7 @@ impl Args {
             latency: 1000,
             snapshot_every: 2000,
             seed: 1,
+            batches: 4,
         };
         // `cargo bench` passes `--bench`; every other argument is `name=value`.
         for arg in std::env::args().skip(1).filter(|a| !a.starts_with('-')) {
@@ -75,10 +81,12 @@ impl Args {
                 "latency" => a.latency = n,
                 "snapshot_every" => a.snapshot_every = n,
                 "seed" => a.seed = n,
+                "batches" => a.batches = n.max(1),
                 other => panic!("unknown argument {other}"),
             }
         }
         a.topics = a.topics.clamp(1, a.partitions);
+        BATCHES_PER_RUN.store(a.batches, Ordering::Relaxed);
         a
     }
 }
@@ -103,24 +111,23 @@ fn all_partitions(topics: &[(Uuid, i32)]) -> Vec<TopicPartition> {
         .collect()
 }
 
-/// An object with one batch in each of `count` distinct partitions drawn by `rng`.
+/// An object with [`BATCHES_PER_RUN`] batches back to back in each of `count` distinct
+/// partitions drawn by `rng`, as an agent lays a flush out: one index run per partition.
 fn object(all: &[TopicPartition], rng: &mut fastrand::Rng, count: usize) -> CommitObject {
     let count = count.min(all.len());
     let mut chosen = std::collections::BTreeSet::new();
     while chosen.len() < count {
         chosen.insert(rng.usize(..all.len()));
     }
-    let len = (OBJECT_BYTES / count as u64) as u32;
+    let per_run = BATCHES_PER_RUN.load(Ordering::Relaxed).max(1);
+    let len = (OBJECT_BYTES / (count as u64 * per_run)) as u32;
     let now = now_ms();
-    CommitObject {
-        object: ObjectId(ulid::Ulid::new()),
-        size: OBJECT_BYTES,
-        batches: chosen
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| CommitBatch {
+    let mut batches = Vec::with_capacity(count * per_run as usize);
+    for (i, p) in chosen.into_iter().enumerate() {
+        for j in 0..per_run {
+            batches.push(CommitBatch {
                 tp: all[p],
-                position: i as u64 * u64::from(len),
+                position: (i as u64 * per_run + j) * u64::from(len),
                 len,
                 last_offset_delta: 9,
                 record_count: 10,
@@ -129,8 +136,13 @@ fn object(all: &[TopicPartition], rng: &mut fastrand::Rng, count: usize) -> Comm
                 producer_id: -1,
                 producer_epoch: -1,
                 base_sequence: -1,
-            })
-            .collect(),
+            });
+        }
+    }
+    CommitObject {
+        object: ObjectId(ulid::Ulid::new()),
+        size: OBJECT_BYTES,
+        batches,
         now_ms: now,
     }
 }
@@ -479,7 +491,11 @@ async fn run(args: Args) {
     );
     print_phase("after the load", &p);
     total_batches += p.batches;
-    println!("batches committed in all: {total_batches} (index entries)");
+    let total_runs = total_batches / args.batches;
+    println!(
+        "batches committed in all: {total_batches}, in {total_runs} index entries ({} per run)",
+        args.batches
+    );
 
     // 3. Memory and snapshots. First let every node finish what it is building and cover its
     // whole log, so that the timed snapshot below is the only one under way.
@@ -491,7 +507,7 @@ async fn run(args: Args) {
         "memory (all three nodes and the load in one process): RSS {rss0:.0} MiB at start, \
          {rss_setup:.0} MiB after setup, {rss_load:.0} MiB after the load (peak {hwm:.0} MiB); \
          {:.0} bytes of RSS per index entry for three replicas",
-        (rss_load - rss_setup) * f64::from(1 << 20) / total_batches as f64
+        (rss_load - rss_setup) * f64::from(1 << 20) / total_runs as f64
     );
     println!("snapshot build (one commit, then a trigger, until the snapshot covers it):");
     for n in &nodes {
@@ -513,7 +529,7 @@ async fn run(args: Args) {
             n.status().state,
             took.as_secs_f64(),
             mib(bytes),
-            bytes as f64 / total_batches as f64
+            bytes as f64 / total_runs as f64
         );
     }
 
