@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::*;
+use crate::types::{CommitBatch, CommitObject, RunLayout, MAX_RUN_BYTES};
 use crate::types::{EnforceRetention, ReplaceBatches};
 
 fn tp(partition: i32) -> TopicPartition {

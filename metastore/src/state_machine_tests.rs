@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::*;
+use super::commit::increment_sequence;
+use crate::types::{CommitBatch, CommitObject, InitProducerId};
 
 fn topic_id(n: u128) -> TopicId {
     Uuid::from_u128(n)
