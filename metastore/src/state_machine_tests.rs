@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::*;
 use super::commit::increment_sequence;
+use super::*;
 use crate::types::{CommitBatch, CommitObject, InitProducerId};
 
 fn topic_id(n: u128) -> TopicId {
