@@ -90,3 +90,162 @@ pub fn request<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, bod
     out[..4].copy_from_slice(&size.to_be_bytes());
     out.to_vec()
 }
+
+/// A batch of `records` records of `value_len` bytes each, with `base_offset` in its header and
+/// the timestamps `timestamp(r)` for record `r`.
+pub fn batch(
+    base_offset: i64,
+    records: i32,
+    value_len: usize,
+    timestamp: impl Fn(i32) -> i64,
+) -> bytes::Bytes {
+    let value = vec![b'v'; value_len];
+    let mut b = skiff_format::encode::BatchBuilder::new(timestamp(0)).base_offset(base_offset);
+    for r in 0..records {
+        b = b.record(timestamp(r), Some(b"k"), Some(&value));
+    }
+    b.build()
+}
+
+/// A compactor's segment of `batches` (their real base offsets in their headers): the batches
+/// back to back, and the encoded index that follows them in the object.
+pub fn segment(batches: &[bytes::Bytes]) -> (Vec<u8>, bytes::Bytes) {
+    let mut run = Vec::new();
+    let mut index = skiff_format::run::SegmentIndex::default();
+    for b in batches {
+        let header = skiff_format::batch::BatchHeader::parse(b).expect("header");
+        let position = u32::try_from(run.len()).expect("position");
+        index.push(header.base_offset, position, header.max_timestamp);
+        run.extend_from_slice(b);
+    }
+    (run, index.encode())
+}
+
+/// The index entry of a run of `batches` laid out at `position`, with the offsets and
+/// timestamps its batches' headers give it (for a flushed run, the first batch's base offset is
+/// `base_offset` and the others follow).
+pub fn location(
+    object: skiff_metastore::types::ObjectId,
+    position: u64,
+    batches: &[bytes::Bytes],
+    layout: skiff_metastore::types::RunLayout,
+    base_offset: i64,
+) -> skiff_metastore::types::BatchLocation {
+    let headers: Vec<_> = batches
+        .iter()
+        .map(|b| skiff_format::batch::BatchHeader::parse(b).expect("header"))
+        .collect();
+    let last_offset = match layout {
+        skiff_metastore::types::RunLayout::Flushed => {
+            let count: i64 = headers
+                .iter()
+                .map(|h| i64::from(h.last_offset_delta) + 1)
+                .sum();
+            base_offset + count - 1
+        }
+        skiff_metastore::types::RunLayout::Segment { .. } => {
+            headers.last().map(|h| h.last_offset()).expect("a batch")
+        }
+    };
+    skiff_metastore::types::BatchLocation {
+        base_offset,
+        last_offset,
+        object,
+        position,
+        len: u32::try_from(batches.iter().map(|b| b.len()).sum::<usize>()).expect("len"),
+        first_timestamp: headers.first().map(|h| h.base_timestamp).expect("a batch"),
+        max_timestamp: headers
+            .iter()
+            .map(|h| h.max_timestamp)
+            .max()
+            .expect("a batch"),
+        layout,
+    }
+}
+
+/// Writes `batches` back to back into a new object and commits them to `tp`, as a flush does:
+/// the metastore makes one run of them. Their header timestamps are believed.
+pub async fn commit_run(
+    t: &TestAgent,
+    tp: skiff_metastore::types::TopicPartition,
+    batches: &[bytes::Bytes],
+) -> skiff_metastore::types::ObjectId {
+    let object = skiff_metastore::types::ObjectId(ulid::Ulid::new());
+    let mut bytes = Vec::new();
+    let mut commits = Vec::new();
+    for b in batches {
+        let header = skiff_format::batch::BatchHeader::parse(b).expect("header");
+        commits.push(skiff_metastore::types::CommitBatch {
+            tp,
+            position: bytes.len() as u64,
+            len: u32::try_from(b.len()).expect("len"),
+            last_offset_delta: header.last_offset_delta,
+            record_count: header.record_count,
+            first_timestamp: header.base_timestamp,
+            max_timestamp: header.max_timestamp,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+        });
+        bytes.extend_from_slice(b);
+    }
+    let size = bytes.len() as u64;
+    t.store
+        .put(&crate::storage::object_path(object), bytes.into())
+        .await
+        .expect("put");
+    let answers = t
+        .agent
+        .metastore
+        .commit_object(skiff_metastore::types::CommitObject {
+            object,
+            size,
+            batches: commits,
+            now_ms: 0,
+        })
+        .await
+        .expect("commit");
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    object
+}
+
+/// Replaces the runs of `tp` based at `replaced` with one segment of `batches` (their real base
+/// offsets in their headers), as the compactor does, and returns its entry.
+pub async fn replace_with_segment(
+    t: &TestAgent,
+    tp: skiff_metastore::types::TopicPartition,
+    replaced: Vec<(i64, skiff_metastore::types::ObjectId)>,
+    batches: &[bytes::Bytes],
+) -> skiff_metastore::types::BatchLocation {
+    let object = skiff_metastore::types::ObjectId(ulid::Ulid::new());
+    let (mut bytes, index) = segment(batches);
+    let first = skiff_format::batch::BatchHeader::parse(&batches[0]).expect("header");
+    let run = location(
+        object,
+        0,
+        batches,
+        skiff_metastore::types::RunLayout::Segment {
+            index_len: u32::try_from(index.len()).expect("index"),
+        },
+        first.base_offset,
+    );
+    bytes.extend_from_slice(&index);
+    let size = bytes.len() as u64;
+    t.store
+        .put(&crate::storage::object_path(object), bytes.into())
+        .await
+        .expect("put");
+    t.agent
+        .metastore
+        .replace_batches(skiff_metastore::types::ReplaceBatches {
+            tp,
+            object,
+            size,
+            replaced,
+            batches: vec![run],
+            now_ms: 0,
+        })
+        .await
+        .expect("replace");
+    run
+}

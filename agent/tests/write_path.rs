@@ -124,7 +124,7 @@ async fn a_thousand_partitions_in_one_window_make_one_object() {
         };
         let slice = meta.read_index(tp, 0, 1 << 20).await.expect("index");
         assert_eq!(slice.offsets.high_watermark, 1);
-        let bytes = reader.read(&slice.batches).await.expect("read");
+        let bytes = reader.read(&slice.batches, 0, 1 << 20).await.expect("read");
         let batch = batches(bytes, 1 << 20)
             .next()
             .expect("batch")

@@ -53,7 +53,9 @@ impl IndexCache {
     }
 
     /// Keeps `batches`, read from the metastore for a fetch at `offset` that wanted `limit`
-    /// bytes, if they are a full slice.
+    /// bytes, if they are a full slice. Runs are counted by their length, not by what reading
+    /// them costs: the metastore stops a slice once the runs' costs reach the limit, which for
+    /// a segment (costing what is wanted of it, up to its length) is when the lengths do.
     pub fn insert(&self, tp: TopicPartition, offset: i64, limit: u64, batches: &[BatchLocation]) {
         let Some(slices) = &self.slices else { return };
         let bytes: u64 = batches.iter().map(|b| u64::from(b.len)).sum();
@@ -90,6 +92,7 @@ mod tests {
             len,
             first_timestamp: 0,
             max_timestamp: 0,
+            layout: skiff_metastore::types::RunLayout::Flushed,
         }
     }
 

@@ -1,12 +1,16 @@
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use object_store::ObjectStore;
-use skiff_format::batch::set_base_offset;
-use skiff_metastore::types::{BatchLocation, ObjectId};
+use skiff_format::run::SegmentIndex;
+use skiff_metastore::types::{BatchLocation, ObjectId, RunLayout};
 
+use super::answer::Answer;
+use super::segment_index::{self, SegmentIndexes, DEFAULT_CACHE_BYTES};
+use super::ReadError;
 use crate::storage::object_path;
 
 /// Ranges of one object closer than this are fetched with one GET: on S3 a request costs far more
@@ -15,24 +19,25 @@ const COALESCE_GAP: u64 = 1024 * 1024;
 /// GETs of one read running at once.
 const PARALLEL_GETS: usize = 16;
 
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("object store: {0}")]
-    Store(Arc<object_store::Error>),
-    #[error("object {object} returned {got} bytes for a {want}-byte range")]
-    ShortRead {
-        object: ObjectId,
-        want: u64,
-        got: usize,
-    },
-    #[error("batch at {position} of object {object} is outside every span read")]
-    NotRead { object: ObjectId, position: u64 },
+/// What one partition of a fetch reads.
+#[derive(Clone, Copy, Debug)]
+pub struct PartitionRead<'a> {
+    /// The runs from the one holding `offset` (or the first after it) on.
+    pub runs: &'a [BatchLocation],
+    /// The fetch offset: batches ending before it are left out.
+    pub offset: i64,
+    /// Bytes of batches the partition may answer: the answer stops before the batch that would
+    /// pass this.
+    pub max_bytes: u64,
+    /// The first batch comes whole whatever its size: it is the response's first (KIP-74).
+    pub whole_first: bool,
 }
 
 /// Reads committed batches back from the object store.
 #[derive(Clone)]
 pub struct Reader {
     store: Arc<dyn ObjectStore>,
+    indexes: SegmentIndexes,
 }
 
 /// Part of one object, fetched with one ranged GET.
@@ -42,25 +47,75 @@ struct Span {
     range: Range<u64>,
 }
 
+/// Part of a run to read: `range` of its batches' bytes, from its first batch.
+struct Wanted<'a> {
+    run: &'a BatchLocation,
+    range: Range<u64>,
+}
+
+impl Wanted<'_> {
+    /// Where the part lies in the object; `None` past any object's end (corrupt index data).
+    fn object_range(&self) -> Option<Range<u64>> {
+        let start = self.run.position.checked_add(self.range.start)?;
+        let end = self.run.position.checked_add(self.range.end)?;
+        Some(start..end)
+    }
+}
+
+type IndexKey = (ObjectId, u64);
+
+fn index_key(run: &BatchLocation) -> IndexKey {
+    (run.object, run.position)
+}
+
 impl Reader {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self::with_index_cache(store, DEFAULT_CACHE_BYTES)
     }
 
-    /// The batches, concatenated in order, each with its committed base offset written in.
-    pub async fn read(&self, batches: &[BatchLocation]) -> Result<Bytes, ReadError> {
-        self.read_many(&[batches])
+    /// A reader keeping up to `index_bytes` of segment indexes (0: none).
+    pub fn with_index_cache(store: Arc<dyn ObjectStore>, index_bytes: u64) -> Self {
+        Self {
+            store,
+            indexes: SegmentIndexes::new(index_bytes),
+        }
+    }
+
+    /// The batches of `runs` from the one holding `offset` on, up to `max_bytes` (the first
+    /// whole), concatenated, each with its real base offset written in.
+    pub async fn read(
+        &self,
+        runs: &[BatchLocation],
+        offset: i64,
+        max_bytes: u64,
+    ) -> Result<Bytes, ReadError> {
+        let read = PartitionRead {
+            runs,
+            offset,
+            max_bytes,
+            whole_first: true,
+        };
+        self.read_many(&[read])
             .await
             .pop()
             .unwrap_or_else(|| Ok(Bytes::new()))
     }
 
-    /// [`Reader::read`] for several lists of batches at once (a fetch's partitions), sharing the
-    /// GETs: a flush lays partitions out side by side in one object, so a consumer tailing many
-    /// partitions reads each new object with one GET instead of one per partition. A failed GET
-    /// fails only the lists that needed it.
-    pub async fn read_many(&self, lists: &[&[BatchLocation]]) -> Vec<Result<Bytes, ReadError>> {
-        let spans = spans(lists.iter().flat_map(|l| l.iter()));
+    /// [`Reader::read`] for several partitions at once (a fetch's), sharing the GETs: a flush
+    /// lays partitions out side by side in one object, so a consumer tailing many partitions
+    /// reads each new object with one GET instead of one per partition. A failed GET fails only
+    /// the partitions that needed it.
+    pub async fn read_many(&self, reads: &[PartitionRead<'_>]) -> Vec<Result<Bytes, ReadError>> {
+        let indexes = self.indexes_of(reads.iter().flat_map(|r| r.runs)).await;
+        let wanted: Vec<Result<Vec<Wanted>, ReadError>> =
+            reads.iter().map(|r| wanted(r, &indexes)).collect();
+        let spans = spans(
+            wanted
+                .iter()
+                .flatten()
+                .flatten()
+                .filter_map(|w| Some((w.run.object, w.object_range()?))),
+        );
         // The GETs are built up front, each owning what it needs: a stream mapping over borrowed
         // spans defeats the compiler's `Send` inference once a handler's future is boxed.
         let gets: Vec<_> = spans
@@ -69,11 +124,144 @@ impl Reader {
             .collect();
         let chunks: Vec<Result<Bytes, ReadError>> =
             stream::iter(gets).buffered(PARALLEL_GETS).collect().await;
-        lists
+        reads
             .iter()
-            .map(|batches| assemble(batches, &spans, &chunks))
+            .zip(wanted)
+            .map(|(read, wanted)| assemble(read, &wanted?, &spans, &chunks))
             .collect()
     }
+
+    /// The index of segment `run`, from the cache or the object.
+    pub async fn segment_index(&self, run: &BatchLocation) -> Result<Arc<SegmentIndex>, ReadError> {
+        if let Some(index) = self.indexes.get(run) {
+            return Ok(index);
+        }
+        let index = load_index(self.store.clone(), *run).await?;
+        self.indexes.insert(run, index.clone());
+        Ok(index)
+    }
+
+    /// `range` of `run`'s batches' bytes (from its first batch), as stored: base offsets are
+    /// the producers' in a flushed run.
+    pub async fn read_run(
+        &self,
+        run: &BatchLocation,
+        range: Range<u64>,
+    ) -> Result<Bytes, ReadError> {
+        let wanted = Wanted { run, range };
+        let object_range = (wanted.range.start <= wanted.range.end
+            && wanted.range.end <= u64::from(run.len))
+        .then(|| wanted.object_range())
+        .flatten()
+        .ok_or(ReadError::NotRead {
+            object: run.object,
+            position: run.position,
+        })?;
+        get(self.store.clone(), run.object, object_range).await
+    }
+
+    /// The indexes of the segments among `runs`, each read once.
+    async fn indexes_of<'a>(
+        &self,
+        runs: impl Iterator<Item = &'a BatchLocation>,
+    ) -> HashMap<IndexKey, Result<Arc<SegmentIndex>, ReadError>> {
+        let mut found = HashMap::new();
+        let mut loads = Vec::new();
+        for run in runs.filter(|r| matches!(r.layout, RunLayout::Segment { .. })) {
+            if found.contains_key(&index_key(run)) {
+                continue;
+            }
+            match self.indexes.get(run) {
+                Some(index) => {
+                    found.insert(index_key(run), Ok(index));
+                }
+                None => {
+                    // Claimed now, so a run named twice is loaded once.
+                    found.insert(
+                        index_key(run),
+                        Err(ReadError::NotRead {
+                            object: run.object,
+                            position: run.position,
+                        }),
+                    );
+                    let run = *run;
+                    let store = self.store.clone();
+                    loads.push(async move { (run, load_index(store, run).await) });
+                }
+            }
+        }
+        let loaded: Vec<_> = stream::iter(loads).buffered(PARALLEL_GETS).collect().await;
+        for (run, index) in loaded {
+            if let Ok(index) = &index {
+                self.indexes.insert(&run, index.clone());
+            }
+            found.insert(index_key(&run), index);
+        }
+        found
+    }
+}
+
+async fn load_index(
+    store: Arc<dyn ObjectStore>,
+    run: BatchLocation,
+) -> Result<Arc<SegmentIndex>, ReadError> {
+    let range = segment_index::index_range(&run)?;
+    let bytes = get(store, run.object, range).await?;
+    Ok(Arc::new(segment_index::decode(&run, &bytes)?))
+}
+
+/// What to read of each of `read`'s runs, in order, up to the run its answer ends in. A flushed
+/// run is read whole (nothing says where its batches start). Of a segment, the first run of the
+/// partition is read from the index point at or below the offset; later ones from their start;
+/// each up to a batch boundary past what the limit can take.
+fn wanted<'a>(
+    read: &PartitionRead<'a>,
+    indexes: &HashMap<IndexKey, Result<Arc<SegmentIndex>, ReadError>>,
+) -> Result<Vec<Wanted<'a>>, ReadError> {
+    let mut out = Vec::with_capacity(read.runs.len());
+    // Bytes of the runs after the first, all answered before the run at hand. The first run is
+    // left out: where the offset falls in it, it may answer anything from one batch to all.
+    let mut before = 0u64;
+    for (i, run) in read.runs.iter().enumerate() {
+        if i > 0 && before > 0 && before >= read.max_bytes {
+            break;
+        }
+        let len = u64::from(run.len);
+        let range = match run.layout {
+            RunLayout::Flushed => 0..len,
+            RunLayout::Segment { .. } => {
+                let index =
+                    indexes
+                        .get(&index_key(run))
+                        .cloned()
+                        .unwrap_or(Err(ReadError::NotRead {
+                            object: run.object,
+                            position: run.position,
+                        }))?;
+                if i == 0 {
+                    let start = index.position_for_offset(read.offset);
+                    // The batch holding the offset starts before the next point, so the
+                    // batches the limit can take end within `max_bytes` of that point.
+                    let next = index.end_at_or_after(u64::from(start) + 1, run.len);
+                    let end = index
+                        .end_at_or_after(u64::from(next).saturating_add(read.max_bytes), run.len);
+                    u64::from(start)..u64::from(end)
+                } else {
+                    let want = read.max_bytes.saturating_sub(before).max(1);
+                    0..u64::from(index.end_at_or_after(want, run.len))
+                }
+            }
+        };
+        if i > 0 {
+            before = before.saturating_add(range.end.saturating_sub(range.start));
+        }
+        let whole = range.end >= len;
+        out.push(Wanted { run, range });
+        if !whole {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 async fn get(
@@ -96,18 +284,10 @@ async fn get(
     Ok(bytes)
 }
 
-/// The spans covering `batches`, sorted by object and position; ranges of one object closer than
-/// [`COALESCE_GAP`] share a span. A batch whose range overflows (corrupt index data) gets none, so
-/// [`assemble`] fails it as not read.
-fn spans<'a>(batches: impl Iterator<Item = &'a BatchLocation>) -> Vec<Span> {
-    let mut wanted: Vec<(ObjectId, Range<u64>)> = batches
-        .filter_map(|b| {
-            Some((
-                b.object,
-                b.position..b.position.checked_add(u64::from(b.len))?,
-            ))
-        })
-        .collect();
+/// The spans covering `ranges` of objects, sorted by object and position; ranges of one object
+/// closer than [`COALESCE_GAP`] share a span.
+fn spans(ranges: impl Iterator<Item = (ObjectId, Range<u64>)>) -> Vec<Span> {
+    let mut wanted: Vec<(ObjectId, Range<u64>)> = ranges.filter(|(_, r)| !r.is_empty()).collect();
     wanted.sort_unstable_by_key(|(object, range)| (*object, range.start));
     let mut spans: Vec<Span> = Vec::new();
     for (object, range) in wanted {
@@ -124,148 +304,61 @@ fn spans<'a>(batches: impl Iterator<Item = &'a BatchLocation>) -> Vec<Span> {
     spans
 }
 
-/// Copies `batches` out of the chunks read for `spans` and writes each one's base offset in. The
-/// copy is needed anyway: the base offset is rewritten, and a chunk may be shared by partitions.
+/// The bytes of `object` at `range`, out of the chunks read for `spans`.
+fn bytes_at<'c>(
+    object: ObjectId,
+    range: Option<Range<u64>>,
+    spans: &[Span],
+    chunks: &'c [Result<Bytes, ReadError>],
+) -> Result<&'c [u8], ReadError> {
+    let position = range.as_ref().map_or(u64::MAX, |r| r.start);
+    let not_read = || ReadError::NotRead { object, position };
+    let range = range.ok_or_else(not_read)?;
+    if range.is_empty() {
+        return Ok(&[]);
+    }
+    let i = spans
+        .partition_point(|s| (s.object, s.range.start) <= (object, range.start))
+        .checked_sub(1)
+        .ok_or_else(not_read)?;
+    let span = spans
+        .get(i)
+        .filter(|s| s.object == object)
+        .ok_or_else(not_read)?;
+    let chunk = chunks
+        .get(i)
+        .ok_or_else(not_read)?
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let start = usize::try_from(range.start - span.range.start).map_err(|_| not_read())?;
+    let end = usize::try_from(range.end - span.range.start).map_err(|_| not_read())?;
+    chunk.get(start..end).ok_or_else(not_read)
+}
+
+/// One partition's answer out of the chunks read. The batches are copied: each one's base
+/// offset is written in, and a chunk may be shared by partitions.
 fn assemble(
-    batches: &[BatchLocation],
+    read: &PartitionRead<'_>,
+    wanted: &[Wanted<'_>],
     spans: &[Span],
     chunks: &[Result<Bytes, ReadError>],
 ) -> Result<Bytes, ReadError> {
-    let total: usize = batches.iter().map(|b| b.len as usize).sum();
-    let mut out = BytesMut::with_capacity(total);
-    for b in batches {
-        let not_read = || ReadError::NotRead {
-            object: b.object,
-            position: b.position,
-        };
-        let i = spans
-            .partition_point(|s| (s.object, s.range.start) <= (b.object, b.position))
-            .checked_sub(1)
-            .ok_or_else(not_read)?;
-        let (span, chunk) = (&spans[i], chunks[i].as_ref().map_err(Clone::clone)?);
-        let start = usize::try_from(b.position - span.range.start).map_err(|_| not_read())?;
-        let end = start.checked_add(b.len as usize).ok_or_else(not_read)?;
-        let slice = chunk
-            .get(start..end)
-            .filter(|_| span.object == b.object)
-            .ok_or_else(not_read)?;
-        let at = out.len();
-        out.extend_from_slice(slice);
-        set_base_offset(&mut out[at..], b.base_offset);
+    let parts = wanted
+        .iter()
+        .map(|w| bytes_at(w.run.object, w.object_range(), spans, chunks))
+        .collect::<Result<Vec<_>, _>>()?;
+    let capacity = parts.iter().map(|p| p.len()).sum();
+    let mut answer = Answer::new(read.offset, read.max_bytes, read.whole_first, capacity);
+    for (w, bytes) in wanted.iter().zip(parts) {
+        if answer.done() {
+            break;
+        }
+        answer.add_run(w.run, w.range.clone(), bytes)?;
     }
-    Ok(out.freeze())
+    Ok(answer.finish())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn loc(object: ObjectId, position: u64, len: u32) -> BatchLocation {
-        BatchLocation {
-            base_offset: 0,
-            last_offset: 0,
-            object,
-            position,
-            len,
-            first_timestamp: 0,
-            max_timestamp: 0,
-        }
-    }
-
-    #[test]
-    fn close_batches_of_one_object_make_one_span() {
-        let a = ObjectId(ulid::Ulid::from_parts(1, 1));
-        let b = ObjectId(ulid::Ulid::from_parts(2, 2));
-        let far = 13 + COALESCE_GAP + 1;
-        let batches = [
-            loc(b, far, 3),
-            loc(a, 15, 5),
-            loc(b, 0, 3),
-            loc(a, 10, 5),
-            loc(b, 10, 3),
-        ];
-        let s = spans(batches.iter());
-        let got: Vec<_> = s.iter().map(|s| (s.object, s.range.clone())).collect();
-        assert_eq!(got, vec![(a, 10..20), (b, 0..13), (b, far..far + 3)]);
-    }
-
-    #[tokio::test]
-    async fn a_batch_whose_range_overflows_is_not_read() {
-        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        let a = ObjectId(ulid::Ulid::from_parts(1, 1));
-        store
-            .put(&object_path(a), vec![0u8; 61].into())
-            .await
-            .expect("put");
-        let reader = Reader::new(store);
-        // One batch ends past u64::MAX; two fit, near the end, but the coalescing gap after the
-        // first does not.
-        let past_the_end = [loc(a, 0, 61), loc(a, u64::MAX - 10, 61)];
-        let near_the_end = [loc(a, u64::MAX - 100, 61), loc(a, u64::MAX - 30, 10)];
-        let got = reader.read(&past_the_end).await;
-        assert!(matches!(got, Err(ReadError::NotRead { .. })), "{got:?}");
-        let got = reader.read(&near_the_end).await;
-        assert!(got.is_err(), "{got:?}");
-        let got: Vec<_> = spans(past_the_end.iter().chain(&near_the_end))
-            .iter()
-            .map(|s| s.range.clone())
-            .collect();
-        assert_eq!(got, vec![0..61, u64::MAX - 100..u64::MAX - 20]);
-    }
-
-    #[tokio::test]
-    async fn partitions_of_one_object_share_one_get_and_keep_their_own_bytes() {
-        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        let a = ObjectId(ulid::Ulid::from_parts(1, 1));
-        // Three 61-byte "batches" side by side; byte 60 of each tells them apart.
-        let mut object = Vec::new();
-        for tag in [1u8, 2, 3] {
-            let mut batch = vec![0u8; 61];
-            batch[60] = tag;
-            object.extend_from_slice(&batch);
-        }
-        store
-            .put(&object_path(a), object.into())
-            .await
-            .expect("put");
-        let mut p0 = loc(a, 0, 61);
-        p0.base_offset = 7;
-        let p1 = [loc(a, 61, 61), loc(a, 122, 61)];
-        let reader = Reader::new(store);
-        let spans = spans([&p0].into_iter().chain(p1.iter()));
-        assert_eq!(spans.len(), 1);
-        let got = reader.read_many(&[std::slice::from_ref(&p0), &p1]).await;
-        let first = got[0].as_ref().expect("p0");
-        assert_eq!(&first[..8], &7i64.to_be_bytes());
-        assert_eq!(first[60], 1);
-        let second = got[1].as_ref().expect("p1");
-        assert_eq!((second.len(), second[60], second[121]), (122, 2, 3));
-    }
-
-    #[tokio::test]
-    async fn a_missing_object_fails_only_the_lists_that_need_it() {
-        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        let (a, truncated, gone) = (
-            ObjectId(ulid::Ulid::from_parts(1, 1)),
-            ObjectId(ulid::Ulid::from_parts(2, 2)),
-            ObjectId(ulid::Ulid::from_parts(3, 3)),
-        );
-        for (id, len) in [(a, 61), (truncated, 30)] {
-            store
-                .put(&object_path(id), vec![0u8; len].into())
-                .await
-                .expect("put");
-        }
-        let reader = Reader::new(store);
-        let lists = [loc(a, 0, 61), loc(gone, 0, 61), loc(truncated, 0, 61)];
-        let got = reader
-            .read_many(&[&lists[0..1], &lists[1..2], &lists[2..3]])
-            .await;
-        assert_eq!(got[0].as_ref().map(Bytes::len).ok(), Some(61));
-        assert!(matches!(got[1], Err(ReadError::Store(_))));
-        assert!(
-            got[2].is_err(),
-            "a truncated object is an error, not a short batch"
-        );
-    }
-}
+#[allow(clippy::unwrap_used)]
+#[path = "reader_tests.rs"]
+mod tests;

@@ -10,6 +10,7 @@ use skiff_metastore::types::{
 use tracing::{info, warn};
 
 use crate::context::Agent;
+use crate::fetch::PartitionRead;
 use crate::protocol::codes;
 
 /// One requested partition, resolved.
@@ -31,7 +32,14 @@ type Slice = Result<(PartitionOffsets, Vec<BatchLocation>, bool), (i16, Option<P
 struct Plan {
     error: i16,
     offsets: Option<PartitionOffsets>,
+    /// The runs to read, from the one holding the fetch offset.
     batches: Vec<BatchLocation>,
+    /// What reading them costs ([`BatchLocation::read_cost`]), as charged to the response.
+    cost: u64,
+    /// Bytes of batches the partition may answer.
+    limit: u64,
+    /// Nothing comes before this partition's batches in the response, so its first comes whole.
+    whole_first: bool,
     /// The batches came from the index cache, under this key.
     cached: Option<(TopicPartition, i64)>,
 }
@@ -92,11 +100,7 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
     let mut plans = loop {
         commits.borrow_and_update();
         let plans = plan(agent, &wants, response_max).await;
-        let bytes: u64 = plans
-            .iter()
-            .flat_map(|p| &p.batches)
-            .map(|b| u64::from(b.len))
-            .sum();
+        let bytes: u64 = plans.iter().map(|p| p.cost).sum();
         let failed = plans.iter().any(|p| p.error != codes::NONE);
         if bytes >= min_bytes.max(1) || failed || tokio::time::Instant::now() >= deadline {
             break plans;
@@ -118,8 +122,10 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
         })
         .collect();
     // One read for every partition, so partitions that sit side by side in an object share a GET.
-    let lists: Vec<&[BatchLocation]> = plans.iter().map(|p| p.batches.as_slice()).collect();
-    let mut reads: Vec<_> = agent.reader.read_many(&lists).await;
+    let mut reads: Vec<_> = agent
+        .reader
+        .read_many(&partition_reads(&wants, &plans))
+        .await;
     // A cached slice may name objects the compactor has merged away and deleted since: forget
     // those slices and plan their partitions again from the index, once.
     let stale: Vec<usize> = (0..plans.len())
@@ -139,12 +145,13 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
         // What the other partitions took stays taken: the response keeps to fetch.max.bytes.
         let taken: u64 = (0..plans.len())
             .filter(|i| !stale.contains(i))
-            .flat_map(|i| &plans[i].batches)
-            .map(|b| u64::from(b.len))
+            .map(|i| plans[i].cost)
             .sum();
         let replanned = plan(agent, &again, response_max.saturating_sub(taken).max(1)).await;
-        let lists: Vec<&[BatchLocation]> = replanned.iter().map(|p| p.batches.as_slice()).collect();
-        let reread = agent.reader.read_many(&lists).await;
+        let reread = agent
+            .reader
+            .read_many(&partition_reads(&again, &replanned))
+            .await;
         for ((i, p), r) in stale.into_iter().zip(replanned).zip(reread) {
             plans[i] = p;
             if let Some(slot) = reads.get_mut(i) {
@@ -292,6 +299,9 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
             error,
             offsets,
             batches: Vec::new(),
+            cost: 0,
+            limit: 0,
+            whole_first: false,
             cached: None,
         };
         let slice = match w.tp {
@@ -309,14 +319,24 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
             }
         };
         let limit = w.max_bytes.min(budget);
+        let whole_first = !any;
         let mut taken = Vec::new();
         let mut used = 0u64;
         for b in batches {
-            let len = u64::from(b.len);
-            if used + len > limit && (any || !taken.is_empty()) {
+            let cost = b.read_cost(limit.saturating_sub(used));
+            // A partition's first run may cost more than the partition's own limit and still
+            // answer: a flushed run is read whole, and its batches from the fetch offset on may
+            // fit. Skipping it would starve every partition but the first of a consumer with a
+            // small `max.partition.fetch.bytes`. When what binds is the response's budget, the
+            // response is nearly full: skip it, as reading up to a run for nothing costs more.
+            // What is read is charged either way, so the reads stay within the budget plus one
+            // run.
+            let own_limit_binds = limit > 0 && limit == w.max_bytes;
+            let first_may_answer = taken.is_empty() && (whole_first || own_limit_binds);
+            if used.saturating_add(cost) > limit && !first_may_answer {
                 break;
             }
-            used += len;
+            used = used.saturating_add(cost);
             taken.push(b);
             any = true;
         }
@@ -325,6 +345,9 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
             error: codes::NONE,
             offsets: Some(offsets),
             batches: taken,
+            cost: used,
+            limit,
+            whole_first,
             cached: match w.tp {
                 Ok(tp) if from_cache => Some((tp, w.fetch_offset)),
                 _ => None,
@@ -332,6 +355,20 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
         });
     }
     plans
+}
+
+/// What the reader reads for each partition, as planned.
+fn partition_reads<'a>(wants: &[Want], plans: &'a [Plan]) -> Vec<PartitionRead<'a>> {
+    wants
+        .iter()
+        .zip(plans)
+        .map(|(w, p)| PartitionRead {
+            runs: &p.batches,
+            offset: w.fetch_offset,
+            max_bytes: p.limit,
+            whole_first: p.whole_first,
+        })
+        .collect()
 }
 
 #[cfg(test)]

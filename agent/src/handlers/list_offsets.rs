@@ -1,10 +1,12 @@
+use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use skiff_format::batch::{Batch, BatchHeader};
+use skiff_format::batch::Batch;
 use skiff_format::records::{first_offset_at_or_after, max_timestamp};
-use skiff_metastore::types::{BatchLocation, TopicPartition};
+use skiff_format::run::{run_batches, RunOffsets};
+use skiff_metastore::types::{BatchLocation, RunLayout, TopicPartition};
 
 use crate::context::Agent;
 use crate::protocol::codes;
@@ -99,48 +101,144 @@ async fn lookup(agent: &Agent, tp: TopicPartition, target: i64) -> Result<(i64, 
     }
 }
 
-/// The first record of batch `b` whose timestamp is at least `ts`, compressed or not. `None` when
-/// the batch cannot be read or decoded (a failed read, corrupt records, records over
+/// What ListOffsets looks for inside a run.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    /// The first record with a timestamp at or above this.
+    AtOrAfter(i64),
+    /// The first record carrying the run's largest timestamp, this.
+    Max(i64),
+}
+
+impl Target {
+    fn timestamp(self) -> i64 {
+        match self {
+            Target::AtOrAfter(t) | Target::Max(t) => t,
+        }
+    }
+}
+
+/// The first record of run `b` whose timestamp is at least `ts`, compressed or not. `None` when
+/// the run cannot be read or decoded (a failed read, corrupt batches or records, records over
 /// `skiff_format::records::MAX_DECOMPRESSED_RECORDS` once decompressed); the caller falls back
-/// to the batch's own bounds.
+/// to the run's own bounds.
 async fn record_at_or_after(agent: &Agent, b: &BatchLocation, ts: i64) -> Option<(i64, i64)> {
     if b.first_timestamp >= ts {
         return Some((b.base_offset, b.first_timestamp));
     }
-    let batch = read_batch(agent, b).await?;
-    let (delta, timestamp) = scan(batch, move |batch| first_offset_at_or_after(batch, ts))
-        .await?
-        .ok()??;
-    Some((offset_in(b, delta)?, timestamp))
+    find(agent, b, Target::AtOrAfter(ts)).await
 }
 
-/// The first record of batch `b` carrying the largest timestamp of its records; `None` as for
+/// The first record of run `b` carrying the largest timestamp of its records; `None` as for
 /// [`record_at_or_after`].
 async fn record_with_max_timestamp(agent: &Agent, b: &BatchLocation) -> Option<(i64, i64)> {
     if b.first_timestamp >= b.max_timestamp {
-        // The first record already has the batch's max timestamp: no need to read it.
+        // The first record already has the run's max timestamp: no need to read it.
         return Some((b.base_offset, b.max_timestamp));
     }
-    let batch = read_batch(agent, b).await?;
-    let (delta, timestamp) = scan(batch, max_timestamp).await?.ok()??;
-    Some((offset_in(b, delta)?, timestamp))
+    find(agent, b, Target::Max(b.max_timestamp)).await
 }
 
-/// The offset of the record `delta` past the start of batch `b`, if the batch has one. A record's
-/// offset delta is the producer's bytes, which only the batch header was checked against: a delta
-/// outside the batch would name an offset some other batch holds, or none does.
-fn offset_in(b: &BatchLocation, delta: i64) -> Option<i64> {
-    let last = b.last_offset.checked_sub(b.base_offset)?;
-    (0..=last)
+/// Looks for `target` in run `b`. A flushed run has no index and is read whole (it is at most
+/// `MAX_RUN_BYTES`); a segment is read from the stretch its index names, onward until found.
+/// For [`Target::Max`], if no record reaches the run's max timestamp (the index entry and the
+/// records disagree), the largest found is the answer, as it was for a run of one batch.
+async fn find(agent: &Agent, b: &BatchLocation, target: Target) -> Option<(i64, i64)> {
+    let mut best = None;
+    match b.layout {
+        RunLayout::Flushed => {
+            let bytes = agent.reader.read_run(b, 0..u64::from(b.len)).await.ok()?;
+            let offsets = RunOffsets::Consecutive(b.base_offset);
+            if let Some(found) = search(b, &bytes, offsets, target, &mut best).await? {
+                return Some(found);
+            }
+        }
+        RunLayout::Segment { .. } => {
+            let index = agent.reader.segment_index(b).await.ok()?;
+            let start = match target {
+                Target::AtOrAfter(t) => index.position_for_timestamp(t),
+                Target::Max(_) => index.position_of_max_timestamp(),
+            };
+            let mut at = u64::from(start?);
+            // One stretch first (the record is there if the index is right), then ever more.
+            let mut step = 1u64;
+            while at < u64::from(b.len) {
+                let end = u64::from(index.end_at_or_after(at.saturating_add(step), b.len));
+                let bytes = agent.reader.read_run(b, at..end).await.ok()?;
+                let found = search(b, &bytes, RunOffsets::InHeaders, target, &mut best).await?;
+                if found.is_some() {
+                    return found;
+                }
+                step = end.saturating_sub(at).saturating_mul(2);
+                at = end;
+            }
+        }
+    }
+    best
+}
+
+/// Walks the batches of `bytes`, part of run `b`, for `target`: `Some(Some(_))` found,
+/// `Some(None)` not in these bytes, `None` for bytes that do not decode or offsets outside the
+/// run. Batches whose header shows them too old are not decoded.
+async fn search(
+    b: &BatchLocation,
+    bytes: &Bytes,
+    offsets: RunOffsets,
+    target: Target,
+    best: &mut Option<(i64, i64)>,
+) -> Option<Option<(i64, i64)>> {
+    for batch in run_batches(bytes, offsets) {
+        let batch = batch.ok()?;
+        let (base, last) = (batch.base_offset, batch.last_offset());
+        if base < b.base_offset || last > b.last_offset || batch.range.end > bytes.len() {
+            return None;
+        }
+        if batch
+            .header
+            .trusted_timestamps()
+            .is_some_and(|t| t.max < target.timestamp())
+        {
+            continue;
+        }
+        let one = Batch {
+            header: batch.header,
+            bytes: bytes.slice(batch.range.clone()),
+        };
+        match target {
+            Target::AtOrAfter(ts) => {
+                let found = scan(one, move |batch| first_offset_at_or_after(batch, ts))
+                    .await?
+                    .ok()?;
+                if let Some((delta, timestamp)) = found {
+                    return Some(Some((offset_in(base, last, delta)?, timestamp)));
+                }
+            }
+            Target::Max(max) => {
+                if let Some((delta, timestamp)) = scan(one, max_timestamp).await?.ok()? {
+                    let offset = offset_in(base, last, delta)?;
+                    if timestamp >= max {
+                        return Some(Some((offset, timestamp)));
+                    }
+                    if best.is_none_or(|(_, t)| timestamp > t) {
+                        *best = Some((offset, timestamp));
+                    }
+                }
+            }
+        }
+    }
+    Some(None)
+}
+
+/// The offset of the record `delta` past the start of the batch holding offsets `base..=last`,
+/// if it has one. A record's offset delta is the producer's bytes, which only the batch header
+/// was checked against: a delta outside the batch would name an offset some other batch holds,
+/// or none does.
+fn offset_in(base: i64, last: i64, delta: i64) -> Option<i64> {
+    let span = last.checked_sub(base)?;
+    (0..=span)
         .contains(&delta)
-        .then(|| b.base_offset.checked_add(delta))
+        .then(|| base.checked_add(delta))
         .flatten()
-}
-
-async fn read_batch(agent: &Agent, b: &BatchLocation) -> Option<Batch> {
-    let bytes = agent.reader.read(std::slice::from_ref(b)).await.ok()?;
-    let header = BatchHeader::parse(&bytes).ok()?;
-    Some(Batch { header, bytes })
 }
 
 #[cfg(test)]
@@ -186,6 +284,7 @@ mod tests {
                 // Below the record's, so both lookups read the batch.
                 first_timestamp: 0,
                 max_timestamp: 1_000,
+                layout: RunLayout::Flushed,
             };
             let want = believed.then_some((10, 1_000));
             assert_eq!(
@@ -199,5 +298,137 @@ mod tests {
                 "{zigzag}"
             );
         }
+    }
+
+    /// Every record as (offset, timestamp) of a run of batches with these timestamps, from
+    /// offset `base` on, for the model below.
+    fn records(base: i64, timestamps: &[Vec<i64>]) -> Vec<(i64, i64)> {
+        let mut offset = base;
+        let mut out = Vec::new();
+        for batch in timestamps {
+            for &ts in batch {
+                out.push((offset, ts));
+                offset += 1;
+            }
+        }
+        out
+    }
+
+    /// What Kafka answers: the first record at or after `ts`, or the earliest record with the
+    /// largest timestamp.
+    fn model(records: &[(i64, i64)], target: i64) -> (i64, i64) {
+        if target == MAX_TIMESTAMP {
+            let max = records.iter().map(|r| r.1).max().unwrap_or(-1);
+            return records
+                .iter()
+                .find(|r| r.1 == max)
+                .copied()
+                .unwrap_or((-1, -1));
+        }
+        records
+            .iter()
+            .find(|r| r.1 >= target)
+            .copied()
+            .unwrap_or((-1, -1))
+    }
+
+    fn batches(timestamps: &[Vec<i64>], base: impl Fn(usize) -> i64, value: usize) -> Vec<Bytes> {
+        timestamps
+            .iter()
+            .enumerate()
+            .map(|(i, ts)| test_support::batch(base(i), ts.len() as i32, value, |r| ts[r as usize]))
+            .collect()
+    }
+
+    async fn topic(t: &test_support::TestAgent) -> TopicPartition {
+        let meta = t
+            .agent
+            .create_topic("t", 1, Default::default())
+            .await
+            .expect("create topic");
+        TopicPartition {
+            topic_id: meta.topic_id,
+            partition: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn by_timestamp_inside_a_flushed_run_answers_the_first_record_at_or_after() {
+        let t = test_support::agent(AgentConfig::default()).await;
+        let tp = topic(&t).await;
+        // Out of order inside batches and across them; the largest, 700, twice.
+        let timestamps = vec![
+            vec![100, 300, 200],
+            vec![250, 260],
+            vec![500, 700, 600],
+            vec![700],
+        ];
+        test_support::commit_run(&t, tp, &batches(&timestamps, |_| 0, 1)).await;
+        let index = t
+            .agent
+            .metastore
+            .read_index(tp, 0, u64::MAX)
+            .await
+            .expect("index");
+        assert_eq!(index.batches.len(), 1, "one run");
+        let all = records(0, &timestamps);
+        for target in (0..=800)
+            .step_by(10)
+            .chain([199, 201, 699, 701, MAX_TIMESTAMP])
+        {
+            assert_eq!(
+                lookup(&t.agent, tp, target).await,
+                Ok(model(&all, target)),
+                "timestamp {target}"
+            );
+        }
+        assert_eq!(lookup(&t.agent, tp, MAX_TIMESTAMP).await, Ok((6, 700)));
+        assert_eq!(lookup(&t.agent, tp, 210).await, Ok((1, 300)));
+    }
+
+    #[tokio::test]
+    async fn by_timestamp_inside_a_segment_answers_the_first_record_at_or_after() {
+        let t = test_support::agent(AgentConfig::default()).await;
+        let tp = topic(&t).await;
+        // 24 batches of three 7 KiB records, a few per index point; a little out of order
+        // inside each; the largest timestamp in batches 12 and 17.
+        let timestamps: Vec<Vec<i64>> = (0..24)
+            .map(|i| {
+                let at = 10_000 + 100 * i;
+                match i {
+                    12 | 17 => vec![at, 99_999, at + 20],
+                    _ => vec![at, at + 50, at + 20],
+                }
+            })
+            .collect();
+        let object = test_support::commit_run(&t, tp, &batches(&timestamps, |_| 0, 7_000)).await;
+        // Compaction leaves out batches 5 and 6: an offset gap.
+        let kept: Vec<usize> = (0..24).filter(|i| !(5..=6).contains(i)).collect();
+        let kept_timestamps: Vec<Vec<i64>> = kept.iter().map(|&i| timestamps[i].clone()).collect();
+        let segment = test_support::replace_with_segment(
+            &t,
+            tp,
+            vec![(0, object)],
+            &batches(&kept_timestamps, |k| 3 * kept[k] as i64, 7_000),
+        )
+        .await;
+        let points = t.agent.reader.segment_index(&segment).await.expect("index");
+        assert!(points.points().len() >= 4, "{:?}", points.points());
+        let all: Vec<(i64, i64)> = records(0, &timestamps)
+            .into_iter()
+            .filter(|&(offset, _)| !(15..21).contains(&offset))
+            .collect();
+        let mut targets: Vec<i64> = all.iter().flat_map(|r| [r.1 - 1, r.1, r.1 + 1]).collect();
+        targets.extend([0, 200_000, MAX_TIMESTAMP]);
+        for target in targets {
+            assert_eq!(
+                lookup(&t.agent, tp, target).await,
+                Ok(model(&all, target)),
+                "timestamp {target}"
+            );
+        }
+        assert_eq!(lookup(&t.agent, tp, MAX_TIMESTAMP).await, Ok((37, 99_999)));
+        // Batches 5 and 6 are gone: their times answer batch 7's first record.
+        assert_eq!(lookup(&t.agent, tp, 10_510).await, Ok((21, 10_700)));
     }
 }
