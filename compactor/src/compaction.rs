@@ -3,18 +3,19 @@
 //! passed since their timestamp. Offsets never move; a rewritten batch keeps its base and last
 //! offset, so a partition has gaps where records went, as in Kafka.
 //!
-//! One partition at a time, over its *cleanable* range: from the log start up to the first batch
-//! younger than `min.compaction.lag.ms` (Kafka's "first uncleanable offset"; there is no open
-//! transaction, since Skiff has no transactions yet), and never the partition's last batch, which
-//! plays the part of Kafka's active segment. A partition is
+//! One partition at a time, over its *cleanable* range: from the log start up to the first run
+//! (index entry) holding a batch younger than `min.compaction.lag.ms` (Kafka's "first uncleanable
+//! offset"; there is no open transaction, since Skiff has no transactions yet), and never the
+//! partition's last run, which plays the part of Kafka's active segment. A partition is
 //! compacted when the part of that range written since its last compaction (the *dirty* part)
 //! is at least `min.cleanable.dirty.ratio` of it, when its oldest dirty batch is older than
 //! `max.compaction.lag.ms`, or when a kept tombstone comes due.
 //!
 //! Two reads of the range: the first builds the map from each key to its latest offset in the
 //! range, the second rewrites. A range that fits in one read budget is read once. Batches are
-//! rewritten into per-partition segments, each swapped in by one [`ReplaceBatches`] for the run
-//! of batches it replaces, so that a crash leaves every run either as it was or compacted.
+//! rewritten into per-partition segments ([`crate::segment`], one index entry each, with gaps
+//! where batches went), each swapped in by one [`ReplaceBatches`] for the whole runs it
+//! replaces, so that a crash leaves every run either as it was or compacted.
 //!
 //! What is kept as it is: batches in which no record goes (their bytes are copied), control
 //! batches, and records without a key (Kafka refuses them on compacted topics; if one got in, it
@@ -23,7 +24,7 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use skiff_format::{Batch, ObjectBuilder, Retained};
+use skiff_format::{Batch, Retained};
 use skiff_metastore::client::MetastoreError;
 use skiff_metastore::types::{
     BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicMeta, TopicPartition,
@@ -31,6 +32,8 @@ use skiff_metastore::types::{
 use tracing::{info, warn};
 
 use crate::lease::rewrite_key;
+use crate::read::StoredBatch;
+use crate::segment::SegmentWriter;
 use crate::Shared;
 
 /// Index entries read per metastore call.
@@ -216,9 +219,10 @@ impl Compactor {
         };
         let progress = self.progress.get(&tp).cloned().unwrap_or_default();
         let total: u64 = range.iter().map(|b| u64::from(b.len)).sum();
+        // A run the last round's key budget cut inside is dirty from the cut on: counted whole.
         let dirty_batches: Vec<&BatchLocation> = range
             .iter()
-            .filter(|b| b.base_offset >= progress.cleaned_to)
+            .filter(|b| b.last_offset >= progress.cleaned_to)
             .collect();
         let dirty: u64 = dirty_batches.iter().map(|b| u64::from(b.len)).sum();
         let oldest_dirty = dirty_batches.iter().map(|b| b.max_timestamp).min();
@@ -277,9 +281,10 @@ impl Compactor {
         Ok(())
     }
 
-    /// The partition's cleanable range: from the log start to before the first batch younger
-    /// than the minimum lag (or not yet exported, for a topic that exports), and never the
-    /// last batch: like Kafka's active segment, it stays whole, so that the log always ends with
+    /// The partition's cleanable range, in whole runs: from the log start to before the first
+    /// run younger than the minimum lag (or not all exported, for a topic that exports), and
+    /// never the last run: like Kafka's active segment, it stays whole, so that the log always
+    /// ends with
     /// a record at the high watermark minus one and a consumer reading to the end reaches the
     /// high watermark.
     async fn cleanable(
@@ -330,6 +335,11 @@ impl Compactor {
     /// compaction, as Kafka's cleaner does: the map of latest offsets is built over the dirty
     /// part only (the rest holds one record per key already), as far as the key budget reaches,
     /// and everything up to there is rewritten with it.
+    ///
+    /// The budget may run out inside a run (a segment holds many batches). A rewrite replaces
+    /// whole runs, so that run is rewritten whole, but its batches past the cut are copied as
+    /// they are: a record there may supersede one the map holds, and dropping either before
+    /// the next round maps them both would keep the wrong one.
     #[allow(clippy::too_many_arguments)]
     async fn compact(
         &self,
@@ -341,15 +351,18 @@ impl Compactor {
         now_ms: i64,
         report: &mut CompactionReport,
     ) -> Result<Compacted, RunError> {
+        // The first run with a dirty batch: a round cut short may have left one half clean.
         let dirty_start = range
             .iter()
-            .position(|b| b.base_offset >= dirty_from)
+            .position(|r| r.last_offset >= dirty_from)
             .unwrap_or(range.len());
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
         // Batches whose records do not decode (the produce path checks headers only): kept
         // whole, their keys unknown.
         let mut opaque: HashSet<i64> = HashSet::new();
-        let mut mapped = 0usize;
+        let mut mapped_runs = 0usize;
+        // Where the key budget stopped the map, if it did: the base offset of a batch.
+        let mut cut: Option<i64> = None;
         let dirty_chunks = chunks(&range[dirty_start..], self.config.read_bytes);
         // A dirty part that fits one read stays in memory for the rewrite: read once, not twice.
         let mut kept: HashMap<(ObjectId, u64), Bytes> = HashMap::new();
@@ -359,46 +372,34 @@ impl Compactor {
             if keep {
                 kept.clone_from(&bytes);
             }
-            for b in chunk.iter() {
-                if latest.len() >= self.config.max_keys {
-                    break 'map;
-                }
-                mapped += 1;
-                let batch = batch_at(&bytes, b)?;
-                if batch.header.is_control() {
-                    continue;
-                }
-                let decoded =
-                    skiff_format::records_with_limit(&batch, self.config.max_decompressed)
-                        .map_err(|e| e.to_string())
-                        .and_then(|records| {
-                            records
-                                .map(|r| r.map_err(|e| e.to_string()))
-                                .collect::<Result<Vec<_>, _>>()
-                        });
-                let records = match decoded {
-                    Ok(records) => records,
-                    Err(e) => {
-                        warn!(topic_id = %tp.topic_id, partition = tp.partition, base_offset = b.base_offset, error = %e, "records that do not decode: the batch is kept whole");
-                        opaque.insert(b.base_offset);
+            for run in chunk.iter() {
+                mapped_runs += 1;
+                for b in crate::read::stored_run(&bytes, run)? {
+                    if b.last_offset() < dirty_from {
                         continue;
                     }
-                };
-                for record in records {
-                    let Some(key) = record.key else { continue };
-                    let offset = b.base_offset + i64::from(record.offset_delta);
-                    match latest.get_mut(key.as_ref()) {
-                        Some(l) => *l = offset,
-                        // A copy: a slice would keep the whole decompressed buffer alive.
-                        None => {
-                            latest.insert(Bytes::copy_from_slice(&key), offset);
-                        }
+                    if latest.len() >= self.config.max_keys {
+                        cut = Some(b.base_offset);
+                        break 'map;
                     }
+                    self.map(tp, &b, &mut latest, &mut opaque);
                 }
             }
         }
-        let range = &range[..dirty_start + mapped];
-        let mapped_to = range.last().map_or(dirty_from, |b| b.last_offset + 1);
+        // Cut before its first batch, the last run reached is not part of this round at all.
+        let last_reached = (dirty_start + mapped_runs).checked_sub(1);
+        if let Some(cut) = cut {
+            if last_reached
+                .and_then(|i| range.get(i))
+                .is_some_and(|r| r.base_offset >= cut)
+            {
+                mapped_runs -= 1;
+            }
+        }
+        let range = &range[..dirty_start + mapped_runs];
+        let mapped_to = cut
+            .or(range.last().map(|r| r.last_offset + 1))
+            .unwrap_or(dirty_from);
 
         let mut out = Output::new(tp, self.config.segment_bytes);
         let mut removed = 0u64;
@@ -407,7 +408,7 @@ impl Compactor {
         for chunk in chunks(range, self.config.read_bytes) {
             let missing: Vec<BatchLocation> = chunk
                 .iter()
-                .filter(|b| !kept.contains_key(&(b.object, b.position)))
+                .filter(|r| !kept.contains_key(&(r.object, r.position)))
                 .copied()
                 .collect();
             let mut bytes = if missing.is_empty() {
@@ -415,53 +416,64 @@ impl Compactor {
             } else {
                 self.read(&missing, report).await?
             };
-            for b in chunk.iter() {
-                let key = (b.object, b.position);
+            for r in chunk.iter() {
+                let key = (r.object, r.position);
                 if let (false, Some(c)) = (bytes.contains_key(&key), kept.get(&key)) {
                     bytes.insert(key, c.clone());
                 }
             }
-            for b in chunk.iter() {
-                let batch = batch_at(&bytes, b)?;
-                // Counted per batch, kept only if the batch is rewritten.
-                let (mut gone, mut tombstones_gone) = (0u64, 0u64);
-                let mut seen = Vec::new();
-                let retained = if batch.header.is_control() || opaque.contains(&b.base_offset) {
-                    Retained::All
-                } else {
-                    let kept = skiff_format::retain(&batch, self.config.max_decompressed, |r| {
-                        let Some(key) = &r.key else { return true };
-                        let offset = b.base_offset + i64::from(r.offset_delta);
-                        // A key the dirty part does not hold again is the latest where it is.
-                        if latest.get(key.as_ref()).is_some_and(|&l| l != offset) {
-                            gone += 1;
-                            return false;
-                        }
-                        if r.value.is_none() {
-                            let first_seen = seen_before.get(&offset).copied().unwrap_or(now_ms);
-                            if now_ms.saturating_sub(first_seen) >= policy.delete_retention_ms {
-                                gone += 1;
-                                tombstones_gone += 1;
-                                return false;
+            for run in chunk.iter() {
+                out.replace(run);
+                for b in crate::read::stored_run(&bytes, run)? {
+                    // Counted per batch, kept only if the batch is rewritten.
+                    let (mut gone, mut tombstones_gone) = (0u64, 0u64);
+                    let mut seen = Vec::new();
+                    let whole = b.batch.header.is_control()
+                        || opaque.contains(&b.base_offset)
+                        || cut.is_some_and(|c| b.base_offset >= c);
+                    let retained = if whole {
+                        Retained::All
+                    } else {
+                        let kept =
+                            skiff_format::retain(&b.batch, self.config.max_decompressed, |r| {
+                                let Some(key) = &r.key else { return true };
+                                let offset = b.base_offset + i64::from(r.offset_delta);
+                                // A key the dirty part does not hold again is the latest where
+                                // it is.
+                                if latest.get(key.as_ref()).is_some_and(|&l| l != offset) {
+                                    gone += 1;
+                                    return false;
+                                }
+                                if r.value.is_none() {
+                                    let first_seen =
+                                        seen_before.get(&offset).copied().unwrap_or(now_ms);
+                                    if now_ms.saturating_sub(first_seen)
+                                        >= policy.delete_retention_ms
+                                    {
+                                        gone += 1;
+                                        tombstones_gone += 1;
+                                        return false;
+                                    }
+                                    seen.push((offset, first_seen));
+                                }
+                                true
+                            });
+                        match kept {
+                            Ok(kept) => kept,
+                            Err(e) => {
+                                warn!(topic_id = %tp.topic_id, partition = tp.partition, base_offset = b.base_offset, error = %e, "records that do not decode: the batch is kept whole");
+                                (gone, tombstones_gone) = (0, 0);
+                                seen.clear();
+                                Retained::All
                             }
-                            seen.push((offset, first_seen));
                         }
-                        true
-                    });
-                    match kept {
-                        Ok(kept) => kept,
-                        Err(e) => {
-                            warn!(topic_id = %tp.topic_id, partition = tp.partition, base_offset = b.base_offset, error = %e, "records that do not decode: the batch is kept whole");
-                            (gone, tombstones_gone) = (0, 0);
-                            seen.clear();
-                            Retained::All
-                        }
-                    }
-                };
-                removed += gone;
-                tombstones_removed += tombstones_gone;
-                tombstones_seen.extend(seen);
-                out.push(b, retained, batch)?;
+                    };
+                    removed += gone;
+                    tombstones_removed += tombstones_gone;
+                    tombstones_seen.extend(seen);
+                    out.push(b, retained)?;
+                }
+                // Only between runs: a swap replaces whole index entries.
                 if out.full() {
                     self.swap(out.take(), report).await?;
                 }
@@ -479,6 +491,45 @@ impl Compactor {
         })
     }
 
+    /// Adds the keys of `b`'s records to `latest`, or `b` to `opaque` if they do not decode.
+    fn map(
+        &self,
+        tp: TopicPartition,
+        b: &StoredBatch,
+        latest: &mut HashMap<Bytes, i64>,
+        opaque: &mut HashSet<i64>,
+    ) {
+        if b.batch.header.is_control() {
+            return;
+        }
+        let decoded = skiff_format::records_with_limit(&b.batch, self.config.max_decompressed)
+            .map_err(|e| e.to_string())
+            .and_then(|records| {
+                records
+                    .map(|r| r.map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()
+            });
+        let records = match decoded {
+            Ok(records) => records,
+            Err(e) => {
+                warn!(topic_id = %tp.topic_id, partition = tp.partition, base_offset = b.base_offset, error = %e, "records that do not decode: the batch is kept whole");
+                opaque.insert(b.base_offset);
+                return;
+            }
+        };
+        for record in records {
+            let Some(key) = record.key else { continue };
+            let offset = b.base_offset + i64::from(record.offset_delta);
+            match latest.get_mut(key.as_ref()) {
+                Some(l) => *l = offset,
+                // A copy: a slice would keep the whole decompressed buffer alive.
+                None => {
+                    latest.insert(Bytes::copy_from_slice(&key), offset);
+                }
+            }
+        }
+    }
+
     async fn read(
         &self,
         chunk: &[BatchLocation],
@@ -494,30 +545,36 @@ impl Compactor {
         Ok(bytes)
     }
 
-    /// Writes one run's segment (unless nothing of the run is left) and swaps it in.
-    async fn swap(&self, run: Option<Run>, report: &mut CompactionReport) -> Result<(), RunError> {
-        let Some(run) = run.filter(|r| r.changed) else {
+    /// Writes one pending segment (unless nothing of its runs is left) and swaps it in.
+    async fn swap(
+        &self,
+        pending: Option<Pending>,
+        report: &mut CompactionReport,
+    ) -> Result<(), RunError> {
+        let Some(pending) = pending.filter(|p| p.changed) else {
             return Ok(());
         };
-        let id = run.id;
-        let (size, batches) = match run.builder {
-            Some(builder) => {
-                let size = crate::put_segment(&self.shared.store, id, builder)
-                    .await
-                    .map_err(RunError::Put)?;
+        let id = pending.segment.id();
+        let (size, batches) = match pending
+            .segment
+            .write(&self.shared.store)
+            .await
+            .map_err(RunError::Put)?
+        {
+            Some(written) => {
                 report.segments_written += 1;
-                report.bytes_written += size;
-                (size, run.kept)
+                report.bytes_written += written.size;
+                (written.size, vec![written.location])
             }
-            // Every batch of the run went: an object that is never written, so that the swap is
-            // still named (and a retry of it recognised).
+            // Every batch of the runs went: an object that is never written, so that the swap
+            // is still named (and a retry of it recognised).
             None => (0, Vec::new()),
         };
         let swap = ReplaceBatches {
-            tp: run.tp,
+            tp: pending.tp,
             object: id,
             size,
-            replaced: run.replaced,
+            replaced: pending.replaced,
             batches,
             now_ms: crate::now_ms(),
         };
@@ -532,22 +589,19 @@ impl Compactor {
     }
 }
 
-/// The batches of one segment being written, and the entries they replace.
-struct Run {
+/// The segment being written, and the index entries (whole runs) it replaces.
+struct Pending {
     tp: TopicPartition,
-    id: ObjectId,
-    /// `None` until a batch is kept.
-    builder: Option<ObjectBuilder>,
-    /// Whether any batch of the run lost records: a run without change is not rewritten.
+    segment: SegmentWriter,
+    /// Whether any batch lost records: runs without change are not rewritten.
     changed: bool,
     replaced: Vec<(i64, ObjectId)>,
-    kept: Vec<BatchLocation>,
 }
 
 struct Output {
     tp: TopicPartition,
     segment_bytes: u64,
-    run: Option<Run>,
+    pending: Option<Pending>,
 }
 
 impl Output {
@@ -555,82 +609,62 @@ impl Output {
         Self {
             tp,
             segment_bytes,
-            run: None,
+            pending: None,
         }
     }
 
-    /// Adds what was kept of the batch at `old` (`retained` of `batch`) to the run.
-    fn push(
-        &mut self,
-        old: &BatchLocation,
-        retained: Retained,
-        batch: Batch,
-    ) -> Result<(), RunError> {
-        let (kept, unchanged) = match retained {
-            Retained::All => (Some(batch), true),
-            Retained::Nothing => (None, false),
-            Retained::Some(bytes) => (
-                Some(
-                    Batch::parse_stored(bytes)
-                        .map_err(|e| RunError::Corrupt(old.object, e.to_string()))?,
-                ),
-                false,
-            ),
-        };
+    fn pending(&mut self) -> &mut Pending {
         let tp = self.tp;
-        let run = self.run.get_or_insert_with(|| Run {
+        self.pending.get_or_insert_with(|| Pending {
             tp,
-            id: ObjectId(ulid::Ulid::new()),
-            builder: None,
+            segment: SegmentWriter::new(tp),
             changed: false,
             replaced: Vec::new(),
-            kept: Vec::new(),
-        });
-        run.changed |= !unchanged;
-        run.replaced.push((old.base_offset, old.object));
-        if let Some(batch) = kept {
-            let id = run.id;
-            let builder = run
-                .builder
-                .get_or_insert_with(|| ObjectBuilder::new(id.0 .0));
-            let position = builder.push(*tp.topic_id.as_bytes(), tp.partition, &batch);
-            run.kept.push(BatchLocation {
-                base_offset: old.base_offset,
-                last_offset: old.last_offset,
-                object: id,
-                position,
-                len: u32::try_from(batch.bytes.len()).unwrap_or(u32::MAX),
-                // The timestamp of the record at the base offset, which may have gone: then
-                // "unknown", so that ListOffsets reads the records instead of answering the
-                // base offset, which no record holds any more.
-                first_timestamp: if unchanged {
-                    old.first_timestamp
-                } else {
-                    i64::MIN
-                },
-                // A batch kept whole keeps its index entry's: the header's may be unset (-1,
-                // as Sarama writes it) where the agent computed it from the records, and
-                // retention would then expire the batch at once. A rewritten one has its max
-                // computed from the kept records ([`skiff_format::rewrite`]).
-                max_timestamp: if unchanged {
-                    old.max_timestamp
-                } else {
-                    batch.header.max_timestamp
-                },
-            });
-        }
+        })
+    }
+
+    /// Starts on run `old`: what is pushed next replaces it.
+    fn replace(&mut self, old: &BatchLocation) {
+        self.pending().replaced.push((old.base_offset, old.object));
+    }
+
+    /// Adds what was kept of `old` (`retained` of its batch) to the segment.
+    fn push(&mut self, old: StoredBatch, retained: Retained) -> Result<(), RunError> {
+        let pending = self.pending();
+        let kept = match retained {
+            Retained::All => old,
+            Retained::Nothing => {
+                pending.changed = true;
+                return Ok(());
+            }
+            Retained::Some(bytes) => {
+                pending.changed = true;
+                let batch = Batch::parse_stored(bytes)
+                    .map_err(|e| RunError::Corrupt(old.base_offset, e.to_string()))?;
+                StoredBatch {
+                    batch,
+                    // The record at the base offset may have gone: "unknown", so that
+                    // ListOffsets reads the records instead of answering the base offset.
+                    first_timestamp: None,
+                    // Still a bound on what is left. The rewritten header's max is the kept
+                    // records' own, which is not the index's for a `LogAppendTime` topic, and
+                    // a max below the index's would let retention expire records early.
+                    ..old
+                }
+            }
+        };
+        pending.segment.push(&kept)?;
         Ok(())
     }
 
     fn full(&self) -> bool {
-        self.run
+        self.pending
             .as_ref()
-            .and_then(|r| r.builder.as_ref())
-            .is_some_and(|b| b.len() >= self.segment_bytes)
+            .is_some_and(|p| p.segment.object_len() >= self.segment_bytes)
     }
 
-    fn take(&mut self) -> Option<Run> {
-        self.run.take()
+    fn take(&mut self) -> Option<Pending> {
+        self.pending.take()
     }
 }
 
@@ -638,10 +672,12 @@ impl Output {
 enum RunError {
     #[error("object {0} could not be read")]
     Unreadable(ObjectId),
-    #[error("a batch of object {0} is corrupt: {1}")]
-    Corrupt(ObjectId, String),
+    #[error("the batch rewritten at offset {0} does not parse: {1}")]
+    Corrupt(i64, String),
     #[error("{0}")]
     Batch(#[from] crate::read::StoredBatchError),
+    #[error("{0}")]
+    Segment(#[from] crate::segment::SegmentError),
     #[error("writing a segment: {0}")]
     Put(object_store::Error),
     #[error("the partition changed during compaction; next pass")]
@@ -650,11 +686,7 @@ enum RunError {
     Metastore(MetastoreError),
 }
 
-fn batch_at(bytes: &HashMap<(ObjectId, u64), Bytes>, b: &BatchLocation) -> Result<Batch, RunError> {
-    Ok(crate::read::stored_batch(bytes, b)?)
-}
-
-/// `range` cut into consecutive pieces of at most `budget` bytes (a larger batch alone).
+/// `range` cut into consecutive pieces of at most `budget` bytes (a larger run alone).
 fn chunks(range: &[BatchLocation], budget: u64) -> Vec<&[BatchLocation]> {
     let mut out = Vec::new();
     let mut start = 0;

@@ -22,6 +22,7 @@ pub mod lease;
 pub mod merge;
 pub mod metrics;
 mod read;
+mod segment;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

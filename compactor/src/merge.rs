@@ -3,13 +3,16 @@
 //! the metastore swaps the index entries over in one command. A fetch of a long range then reads
 //! a few large objects instead of one object per flush.
 //!
-//! - **What merges.** A partition's index is cut into *runs*: consecutive batches in the same
-//!   object. A run under half the target size is *small*. Consecutive small runs are packed,
-//!   in offset order, into groups of at most the target size; each group of two runs or more
-//!   becomes one segment. A segment that ends up small is merged again with what follows it,
-//!   until it passes half the target, and then stays as it is.
-//! - **Offsets never change.** Each batch is copied byte for byte, checksum verified; only its
-//!   object and position change. Consumers read exactly what they read before.
+//! - **What merges.** A partition's index entries are runs of batches; consecutive entries in
+//!   the same object make a *span* (a flush of over a run's cap for one partition, or a segment
+//!   written before segments were one entry, indexed batch by batch). A span under half the
+//!   target size is *small*. Consecutive small spans are packed, in offset order, into groups
+//!   of at most the target size; each group of two spans or more becomes one segment, indexed
+//!   by one entry ([`crate::segment`]). A segment that ends up small is merged again with what
+//!   follows it, until it passes half the target, and then stays as it is.
+//! - **Offsets never change.** Each batch is copied byte for byte, checksum verified, with its
+//!   real base offset written in its header; only its object and position change. Consumers
+//!   read exactly the records they read before.
 //! - **One read per source object.** A job takes groups of many partitions that share ingestion
 //!   objects, and reads each object's wanted ranges at once (coalesced into one GET where they
 //!   are close), instead of once per partition.
@@ -25,26 +28,26 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use skiff_format::ObjectBuilder;
 use skiff_metastore::client::MetastoreError;
 use skiff_metastore::types::{BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicPartition};
 use tracing::{debug, info, warn};
 
 use crate::lease::rewrite_key;
+use crate::segment::SegmentWriter;
 use crate::Shared;
 
 /// The group still growing at the end of a partition is merged only once it joins this many
-/// runs (or half the target): merging it with every new flush would rewrite the same small
-/// segment pass after pass; waiting for a few runs divides that rewriting by as many, for at
+/// spans (or half the target): merging it with every new flush would rewrite the same small
+/// segment pass after pass; waiting for a few spans divides that rewriting by as many, for at
 /// most as many extra objects at the tail.
-const MIN_TAIL_RUNS: usize = 4;
+const MIN_TAIL_SPANS: usize = 4;
 
 /// Index entries read per metastore call while planning.
 const PAGE_BYTES: u64 = 256 << 20;
 
 #[derive(Clone, Debug)]
 pub struct MergeConfig {
-    /// The size segments grow to; a run of half of it is left alone. 0 turns merging off.
+    /// The size segments grow to; a span of half of it is left alone. 0 turns merging off.
     pub target_bytes: u64,
     /// Bytes of batches one job holds in memory at once (at least one group's).
     pub job_bytes: u64,
@@ -73,6 +76,7 @@ pub enum MergeError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MergeReport {
     pub segments_written: usize,
+    /// Record batches copied into segments (an index entry may hold many).
     pub batches_moved: usize,
     pub bytes_rewritten: u64,
     /// Source objects read (each with one or a few ranged GETs).
@@ -83,17 +87,17 @@ pub struct MergeReport {
     pub backlog_bytes: u64,
 }
 
-/// Batches of one partition to become one segment, in offset order.
+/// Runs of one partition to become one segment, in offset order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Group {
     pub tp: TopicPartition,
-    pub batches: Vec<BatchLocation>,
+    pub runs: Vec<BatchLocation>,
     pub bytes: u64,
 }
 
-/// Consecutive batches of one partition in one object.
-struct Run {
-    batches: Vec<BatchLocation>,
+/// Consecutive runs of one partition in one object.
+struct Span {
+    runs: Vec<BatchLocation>,
     bytes: u64,
 }
 
@@ -101,9 +105,9 @@ struct Run {
 pub struct Planner {
     tp: TopicPartition,
     target: u64,
-    run: Option<Run>,
-    /// The small runs packed so far into the group being built.
-    open: Vec<Run>,
+    span: Option<Span>,
+    /// The small spans packed so far into the group being built.
+    open: Vec<Span>,
     open_bytes: u64,
     groups: Vec<Group>,
 }
@@ -113,57 +117,59 @@ impl Planner {
         Self {
             tp,
             target: target_bytes.max(1),
-            run: None,
+            span: None,
             open: Vec::new(),
             open_bytes: 0,
             groups: Vec::new(),
         }
     }
 
-    pub fn push(&mut self, batch: BatchLocation) {
-        match &mut self.run {
-            Some(run) if run.batches.last().is_some_and(|b| b.object == batch.object) => {
-                run.bytes += u64::from(batch.len);
-                run.batches.push(batch);
+    /// Adds the next index entry. A segment counts by its batches' bytes (`len`), as every run
+    /// does: its index is not what a merge moves.
+    pub fn push(&mut self, run: BatchLocation) {
+        match &mut self.span {
+            Some(span) if span.runs.last().is_some_and(|r| r.object == run.object) => {
+                span.bytes += u64::from(run.len);
+                span.runs.push(run);
             }
             _ => {
-                if let Some(done) = self.run.take() {
-                    self.end_run(done);
+                if let Some(done) = self.span.take() {
+                    self.end_span(done);
                 }
-                self.run = Some(Run {
-                    bytes: u64::from(batch.len),
-                    batches: vec![batch],
+                self.span = Some(Span {
+                    bytes: u64::from(run.len),
+                    runs: vec![run],
                 });
             }
         }
     }
 
-    fn end_run(&mut self, run: Run) {
-        if run.bytes >= self.target / 2 {
+    fn end_span(&mut self, span: Span) {
+        if span.bytes >= self.target / 2 {
             // Large enough to stay: whatever was packed before it cannot reach past it.
             self.close();
             return;
         }
-        if self.open_bytes + run.bytes > self.target {
+        if self.open_bytes + span.bytes > self.target {
             self.close();
         }
-        self.open_bytes += run.bytes;
-        self.open.push(run);
+        self.open_bytes += span.bytes;
+        self.open.push(span);
     }
 
-    /// Ends the group being built; it is worth a segment only if it joins `min_runs` runs or
+    /// Ends the group being built; it is worth a segment only if it joins `min_spans` spans or
     /// more.
     fn close(&mut self) {
         self.close_if(2);
     }
 
-    fn close_if(&mut self, min_runs: usize) {
-        let runs = std::mem::take(&mut self.open);
+    fn close_if(&mut self, min_spans: usize) {
+        let spans = std::mem::take(&mut self.open);
         let bytes = std::mem::replace(&mut self.open_bytes, 0);
-        if runs.len() >= min_runs.max(2) || (runs.len() >= 2 && bytes >= self.target / 2) {
+        if spans.len() >= min_spans.max(2) || (spans.len() >= 2 && bytes >= self.target / 2) {
             self.groups.push(Group {
                 tp: self.tp,
-                batches: runs.into_iter().flat_map(|r| r.batches).collect(),
+                runs: spans.into_iter().flat_map(|s| s.runs).collect(),
                 bytes,
             });
         }
@@ -171,17 +177,17 @@ impl Planner {
 
     /// The groups to merge, and the offset the next pass should read this partition's index
     /// from: the start of the last group, which may still grow, or `None` when the index ends
-    /// with a run large enough to stay.
+    /// with a span large enough to stay.
     pub fn finish(mut self) -> (Vec<Group>, Option<i64>) {
-        if let Some(done) = self.run.take() {
-            self.end_run(done);
+        if let Some(done) = self.span.take() {
+            self.end_span(done);
         }
         let resume = self
             .open
             .first()
-            .and_then(|r| r.batches.first())
-            .map(|b| b.base_offset);
-        self.close_if(MIN_TAIL_RUNS);
+            .and_then(|s| s.runs.first())
+            .map(|r| r.base_offset);
+        self.close_if(MIN_TAIL_SPANS);
         (self.groups, resume)
     }
 }
@@ -189,7 +195,7 @@ impl Planner {
 pub struct Merger {
     shared: Shared,
     config: MergeConfig,
-    /// Per partition, where planning starts next pass: everything before is in runs large
+    /// Per partition, where planning starts next pass: everything before is in spans large
     /// enough to stay. In memory only; a restarted compactor reads each index once in full.
     resume: HashMap<TopicPartition, i64>,
 }
@@ -242,7 +248,7 @@ impl Merger {
         }
         // Partitions of deleted topics are forgotten.
         self.resume = seen;
-        groups.sort_by_key(|g| g.batches.first().map(|b| b.object));
+        groups.sort_by_key(|g| g.runs.first().map(|r| r.object));
         Ok(groups)
     }
 
@@ -298,7 +304,7 @@ impl Merger {
             self.rewind(g);
             report.backlog_bytes += g.bytes;
         }
-        // The plan was made before the leases: another compactor may have rewritten a run and
+        // The plan was made before the leases: another compactor may have rewritten a group and
         // let go of it since. Checked now, such a run costs a read, not a segment for nothing.
         let mut current = Vec::with_capacity(mine.len());
         for g in mine {
@@ -317,7 +323,7 @@ impl Merger {
         Ok(())
     }
 
-    /// Reads the batches of `groups` (each source object once), writes one segment per group and
+    /// Reads the runs of `groups` (each source object once), writes one segment per group and
     /// swaps each in.
     async fn merge_groups(
         &mut self,
@@ -326,23 +332,23 @@ impl Merger {
     ) -> Result<(), MergeError> {
         let (chunks, unreadable) = crate::read::batches(
             &self.shared.store,
-            groups.iter().flat_map(|g| &g.batches),
+            groups.iter().flat_map(|g| &g.runs),
             &mut report.objects_read,
         )
         .await;
         for group in groups {
-            if group.batches.iter().any(|b| unreadable.contains(&b.object)) {
+            if group.runs.iter().any(|r| unreadable.contains(&r.object)) {
                 self.rewind(&group);
                 report.backlog_bytes += group.bytes;
                 continue;
             }
             match self.write_segment(&group, &chunks).await {
-                Ok(true) => {
+                Ok(Some(batches)) => {
                     report.segments_written += 1;
-                    report.batches_moved += group.batches.len();
+                    report.batches_moved += batches;
                     report.bytes_rewritten += group.bytes;
                 }
-                Ok(false) => {
+                Ok(None) => {
                     report.conflicts += 1;
                     self.rewind(&group);
                 }
@@ -356,60 +362,61 @@ impl Merger {
         Ok(())
     }
 
-    /// Writes one group's segment and swaps it in: `Ok(false)` if the run changed meanwhile.
+    /// Writes one group's segment and swaps it in, answering the batches it moved: `Ok(None)`
+    /// if the group's runs changed meanwhile. Every run is walked and verified before anything
+    /// is written, so a corrupt one costs no object.
     async fn write_segment(
         &self,
         group: &Group,
         chunks: &HashMap<(ObjectId, u64), Bytes>,
-    ) -> Result<bool, SegmentError> {
-        let id = ObjectId(ulid::Ulid::new());
-        let mut builder = ObjectBuilder::new(id.0 .0);
-        let mut moved = Vec::with_capacity(group.batches.len());
-        for b in &group.batches {
-            let batch = crate::read::stored_batch(chunks, b)?;
-            let position = builder.push(*group.tp.topic_id.as_bytes(), group.tp.partition, &batch);
-            moved.push(BatchLocation {
-                object: id,
-                position,
-                ..*b
-            });
+    ) -> Result<Option<usize>, GroupError> {
+        let mut segment = SegmentWriter::new(group.tp);
+        let id = segment.id();
+        let mut batches = 0;
+        for run in &group.runs {
+            for b in crate::read::stored_run(chunks, run)? {
+                segment.push(&b)?;
+                batches += 1;
+            }
         }
-        let size = crate::put_segment(&self.shared.store, id, builder)
+        let written = segment
+            .write(&self.shared.store)
             .await
-            .map_err(SegmentError::Put)?;
+            .map_err(GroupError::Put)?
+            .ok_or(GroupError::Empty)?;
         let swap = ReplaceBatches {
             tp: group.tp,
             object: id,
-            size,
+            size: written.size,
             replaced: group
-                .batches
+                .runs
                 .iter()
-                .map(|b| (b.base_offset, b.object))
+                .map(|r| (r.base_offset, r.object))
                 .collect(),
-            batches: moved,
+            batches: vec![written.location],
             now_ms: crate::now_ms(),
         };
         match self.shared.metastore.replace_batches(swap).await {
             Ok(()) => {
-                debug!(segment = %id, topic_id = %group.tp.topic_id, partition = group.tp.partition, batches = group.batches.len(), bytes = group.bytes, "segment swapped in");
-                Ok(true)
+                debug!(segment = %id, topic_id = %group.tp.topic_id, partition = group.tp.partition, runs = group.runs.len(), batches, bytes = group.bytes, "segment swapped in");
+                Ok(Some(batches))
             }
             Err(MetastoreError::Rejected(MetaError::RewriteConflict)) => {
-                info!(segment = %id, topic_id = %group.tp.topic_id, partition = group.tp.partition, "the run changed before its merge landed; the segment is left as garbage");
-                Ok(false)
+                info!(segment = %id, topic_id = %group.tp.topic_id, partition = group.tp.partition, "the runs changed before their merge landed; the segment is left as garbage");
+                Ok(None)
             }
-            Err(e) => Err(SegmentError::Metastore(e)),
+            Err(e) => Err(GroupError::Metastore(e)),
         }
     }
 
-    /// Whether the index still holds `group`'s batches where the plan found them. Read in pages:
-    /// a slice holds at most [`skiff_metastore::state_machine::MAX_SLICE_BATCHES`] entries, and
-    /// a group of small batches can have more.
+    /// Whether the index still holds `group`'s runs as the plan found them. Read in pages: a
+    /// slice holds at most [`skiff_metastore::state_machine::MAX_SLICE_BATCHES`] entries, and a
+    /// group of old per-batch entries can have more.
     async fn still_current(&self, group: &Group) -> Result<bool, MetastoreError> {
-        let Some(first) = group.batches.first() else {
+        let Some(first) = group.runs.first() else {
             return Ok(false);
         };
-        let mut planned = group.batches.iter().peekable();
+        let mut planned = group.runs.iter().peekable();
         let mut offset = first.base_offset;
         while planned.peek().is_some() {
             let slice = match self
@@ -431,9 +438,21 @@ impl Merger {
                 let Some(planned) = planned.next() else {
                     return Ok(true);
                 };
-                if (now.base_offset, now.object, now.position)
-                    != (planned.base_offset, planned.object, planned.position)
-                {
+                // The whole run, not only where it starts: a segment is written from the bytes
+                // the plan's entries describe.
+                if (
+                    now.base_offset,
+                    now.last_offset,
+                    now.object,
+                    now.position,
+                    now.len,
+                ) != (
+                    planned.base_offset,
+                    planned.last_offset,
+                    planned.object,
+                    planned.position,
+                    planned.len,
+                ) {
                     return Ok(false);
                 }
                 offset = now.last_offset.saturating_add(1);
@@ -444,7 +463,7 @@ impl Merger {
 
     /// Makes the next pass plan `group`'s partition from the group's start again.
     fn rewind(&mut self, group: &Group) {
-        if let Some(first) = group.batches.first() {
+        if let Some(first) = group.runs.first() {
             let r = self.resume.entry(group.tp).or_insert(first.base_offset);
             *r = (*r).min(first.base_offset);
         }
@@ -452,9 +471,13 @@ impl Merger {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum SegmentError {
+enum GroupError {
     #[error("{0}")]
     Batch(#[from] crate::read::StoredBatchError),
+    #[error("{0}")]
+    Segment(#[from] crate::segment::SegmentError),
+    #[error("the group holds no batch")]
+    Empty,
     #[error("writing the segment: {0}")]
     Put(object_store::Error),
     #[error("swapping the segment in: {0}")]

@@ -1,5 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
+use skiff_metastore::types::RunLayout;
+
 use super::*;
 
 fn tp() -> TopicPartition {
@@ -9,7 +11,7 @@ fn tp() -> TopicPartition {
     }
 }
 
-/// Batches of `len` bytes and 10 offsets each, the n-th in object `objects[n]`.
+/// Runs of `len` bytes and 10 offsets each, the n-th in object `objects[n]`.
 fn batches(objects: &[u128], len: u32) -> Vec<BatchLocation> {
     objects
         .iter()
@@ -22,6 +24,7 @@ fn batches(objects: &[u128], len: u32) -> Vec<BatchLocation> {
             len,
             first_timestamp: 0,
             max_timestamp: 0,
+            layout: RunLayout::Flushed,
         })
         .collect()
 }
@@ -34,7 +37,7 @@ fn plan(target: u64, batches: Vec<BatchLocation>) -> (Vec<Vec<i64>>, Option<i64>
     let (groups, resume) = planner.finish();
     let bases = groups
         .iter()
-        .map(|g| g.batches.iter().map(|b| b.base_offset).collect())
+        .map(|g| g.runs.iter().map(|b| b.base_offset).collect())
         .collect();
     (bases, resume)
 }
@@ -52,7 +55,7 @@ fn small_runs_are_packed_up_to_the_target() {
 }
 
 #[test]
-fn batches_of_one_object_form_one_run() {
+fn runs_of_one_object_form_one_span() {
     // Objects 1,1,2,2,3,4: four runs of 200, 200, 100 and 100 bytes with a target of 1000.
     let (groups, resume) = plan(1000, batches(&[1, 1, 2, 2, 3, 4], 100));
     assert_eq!(groups, [vec![0, 10, 20, 30, 40, 50]]);
@@ -94,7 +97,7 @@ fn a_single_small_run_is_not_rewritten() {
 fn jobs_hold_groups_up_to_their_budget() {
     let group = |bytes| Group {
         tp: tp(),
-        batches: Vec::new(),
+        runs: Vec::new(),
         bytes,
     };
     let sizes = |jobs: Vec<Vec<Group>>| -> Vec<Vec<u64>> {
@@ -107,4 +110,21 @@ fn jobs_hold_groups_up_to_their_budget() {
         100,
     );
     assert_eq!(sizes(packed), [vec![60, 30], vec![20], vec![500], vec![10]]);
+}
+
+#[test]
+fn a_segment_entry_counts_by_the_bytes_of_its_batches() {
+    // One entry for a whole segment: over half the target, it stays and splits the groups;
+    // under half, it is one span among the small ones.
+    let with_segment = |len: u32| {
+        let mut runs = batches(&[1, 2, 9, 3, 4, 5, 6], 100);
+        runs[2].len = len;
+        runs[2].layout = RunLayout::Segment { index_len: 28 };
+        runs
+    };
+    let (groups, resume) = plan(1000, with_segment(500));
+    assert_eq!(groups, [vec![0, 10], vec![30, 40, 50, 60]]);
+    assert_eq!(resume, Some(30));
+    let (groups, _) = plan(1000, with_segment(499));
+    assert_eq!(groups, [vec![0, 10, 20, 30, 40, 50]]);
 }

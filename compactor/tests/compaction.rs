@@ -18,7 +18,7 @@ use skiff_format::batch::{Compression, BATCH_HEADER_LEN};
 use skiff_format::encode::{update_crc, BatchBuilder};
 use skiff_format::Batch;
 use skiff_metastore::client::MetastoreClient;
-use skiff_metastore::types::{CreateTopic, TopicId, TopicPartition};
+use skiff_metastore::types::{CreateTopic, RunLayout, TopicId, TopicPartition};
 use skiff_metastore::LocalMetastore;
 
 fn tp() -> TopicPartition {
@@ -71,25 +71,22 @@ type Seen = (
     Vec<(Bytes, Option<Bytes>)>,
 );
 
+/// Every batch, with its real base offset.
+async fn all_batches(meta: &LocalMetastore, store: &InMemory) -> Vec<(i64, Batch)> {
+    let mut out = Vec::new();
+    for run in common::runs(meta, tp()).await {
+        out.extend(common::batches_of(store, &run).await);
+    }
+    out
+}
+
 async fn read_all(meta: &LocalMetastore, store: &InMemory) -> Vec<Seen> {
     let mut out = Vec::new();
-    for b in meta.read_index(tp(), 0, u64::MAX).await.unwrap().batches {
-        let bytes = store
-            .get_range(
-                &common::path(b.object),
-                b.position..b.position + u64::from(b.len),
-            )
-            .await
-            .unwrap();
-        let batch = Batch::parse_stored(bytes).unwrap();
-        assert_eq!(
-            batch.header.last_offset(),
-            b.last_offset - b.base_offset + batch.header.base_offset
-        );
+    for (base, batch) in all_batches(meta, store).await {
         for r in skiff_format::records(&batch).unwrap() {
             let r = r.unwrap();
             out.push((
-                b.base_offset + i64::from(r.offset_delta),
+                base + i64::from(r.offset_delta),
                 r.key,
                 r.value,
                 r.timestamp,
@@ -281,30 +278,12 @@ fn compactor(
 
 /// (offset, key, value) of every record, reading only batches that decode.
 async fn keys_and_values(meta: &LocalMetastore, store: &InMemory) -> Vec<(i64, String, String)> {
-    let mut out = Vec::new();
-    for b in meta.read_index(tp(), 0, u64::MAX).await.unwrap().batches {
-        let bytes = store
-            .get_range(
-                &common::path(b.object),
-                b.position..b.position + u64::from(b.len),
-            )
-            .await
-            .unwrap();
-        let batch = Batch::parse_stored(bytes).unwrap();
-        let Ok(records) = skiff_format::records(&batch) else {
-            continue;
-        };
-        for r in records.flatten() {
-            let text =
-                |v: Option<Bytes>| String::from_utf8(v.unwrap_or_default().to_vec()).unwrap();
-            out.push((
-                b.base_offset + i64::from(r.offset_delta),
-                text(r.key),
-                text(r.value),
-            ));
-        }
-    }
-    out
+    let text = |v: Option<Bytes>| String::from_utf8(v.unwrap_or_default().to_vec()).unwrap();
+    common::records(meta, store, tp())
+        .await
+        .into_iter()
+        .map(|(offset, key, value)| (offset, text(key), text(value)))
+        .collect()
 }
 
 #[tokio::test]
@@ -344,17 +323,10 @@ async fn a_batch_whose_records_do_not_decode_is_kept_whole() {
         ]
     );
     // The undecodable batch is still at offset 2, byte for byte.
-    let index = meta.read_index(tp(), 2, 1).await.unwrap().batches;
-    let stored = store
-        .get_range(
-            &common::path(index[0].object),
-            index[0].position..index[0].position + u64::from(index[0].len),
-        )
-        .await
-        .unwrap();
-    assert_eq!(index[0].base_offset, 2);
+    let batches = all_batches(&meta, &store).await;
+    let (_, stored) = batches.iter().find(|(base, _)| *base == 2).unwrap();
     assert_eq!(
-        stored[8..],
+        stored.bytes[8..],
         bad[8..],
         "the same bytes (the base offset field aside)"
     );
@@ -434,5 +406,180 @@ async fn an_exported_topic_is_compacted_only_as_far_as_it_is_exported() {
     c.pass(now).await.unwrap();
     let got = keys_and_values(&meta, &store).await;
     assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 3]);
+    meta.shutdown().await;
+}
+
+fn triples(records: &[(i64, &str, &str)]) -> Vec<(i64, String, String)> {
+    records
+        .iter()
+        .map(|&(o, k, v)| (o, k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn compacted_runs_become_one_segment_entry_with_gaps() {
+    let (_dir, meta, store) = compacted_topic(&[]).await;
+    let now = skiff_compactor::now_ms();
+    // Three flushes of several batches each (offsets 0 | 1 | 2; 3..=4 | 5; 6), then a tail.
+    common::commit_run(
+        &meta,
+        &store,
+        tp(),
+        vec![
+            batch_of(&[("a", "1")], now),
+            batch_of(&[("c", "1")], now),
+            batch_of(&[("a", "2")], now),
+        ],
+    )
+    .await;
+    common::commit_run(
+        &meta,
+        &store,
+        tp(),
+        vec![
+            batch_of(&[("b", "1"), ("e", "1")], now),
+            batch_of(&[("b", "2")], now),
+        ],
+    )
+    .await;
+    common::commit_run(&meta, &store, tp(), vec![batch_of(&[("a", "3")], now)]).await;
+    common::commit_run(&meta, &store, tp(), vec![batch_of(&[("tail", "t")], now)]).await;
+    assert_eq!(common::runs(&meta, tp()).await.len(), 4);
+
+    let report = compactor(&meta, &store, CompactionConfig::default())
+        .pass(now)
+        .await
+        .unwrap();
+    assert_eq!(report.records_removed, 3, "{report:?}");
+    assert_eq!(report.segments_written, 1);
+    let runs = common::runs(&meta, tp()).await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let seg = runs[0];
+    assert!(matches!(seg.layout, RunLayout::Segment { .. }), "{seg:?}");
+    // The batch at offset 0 went whole, so the segment starts at 1, whose timestamp the index
+    // never held.
+    assert_eq!((seg.base_offset, seg.last_offset), (1, 6));
+    assert_eq!(seg.first_timestamp, i64::MIN);
+    assert_eq!(seg.max_timestamp, now);
+    assert_eq!(runs[1].layout, RunLayout::Flushed);
+    // Offset 2 is a gap between batches; offset 3 (b=1) a gap inside the rewritten batch.
+    let bases: Vec<i64> = common::batches_of(&store, &seg)
+        .await
+        .iter()
+        .map(|(base, _)| *base)
+        .collect();
+    assert_eq!(bases, [1, 3, 5, 6]);
+    assert_eq!(
+        keys_and_values(&meta, &store).await,
+        triples(&[
+            (1, "c", "1"),
+            (4, "e", "1"),
+            (5, "b", "2"),
+            (6, "a", "3"),
+            (7, "tail", "t")
+        ])
+    );
+    // Compacted again, nothing changes.
+    let report = compactor(&meta, &store, CompactionConfig::default())
+        .pass(now)
+        .await
+        .unwrap();
+    assert_eq!(report.records_removed, 0, "{report:?}");
+    assert_eq!(common::runs(&meta, tp()).await, runs);
+    meta.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_key_budget_cut_inside_a_run_never_drops_the_latest_record() {
+    let (_dir, meta, store) = compacted_topic(&[("min.cleanable.dirty.ratio", "0.01")]).await;
+    let now = skiff_compactor::now_ms();
+    // One run of ten one-record batches: k0..k4, then k0..k4 again; then a tail.
+    let batches = (0..2)
+        .flat_map(|round| (0..5).map(move |k| (k, round)))
+        .map(|(k, round)| batch_of(&[(&format!("k{k}"), &format!("{round}"))], now))
+        .collect();
+    common::commit_run(&meta, &store, tp(), batches).await;
+    common::commit_run(&meta, &store, tp(), vec![batch_of(&[("tail", "t")], now)]).await;
+    let latest: Vec<(i64, String, String)> = (0..5)
+        .map(|k| (5 + k, format!("k{k}"), "1".to_string()))
+        .chain([(10, "tail".to_string(), "t".to_string())])
+        .collect();
+    // Three keys a round: the budget runs out inside the run every time.
+    let mut c = compactor(
+        &meta,
+        &store,
+        CompactionConfig {
+            max_keys: 3,
+            ..CompactionConfig::default()
+        },
+    );
+    let mut passes = 0;
+    loop {
+        let got = keys_and_values(&meta, &store).await;
+        for want in &latest {
+            assert!(got.contains(want), "pass {passes} lost {want:?}: {got:?}");
+        }
+        if got == latest {
+            break;
+        }
+        c.pass(now).await.unwrap();
+        passes += 1;
+        assert!(passes <= 10, "compaction does not progress");
+    }
+    assert!(passes >= 3, "{passes} passes");
+    let runs = common::runs(&meta, tp()).await;
+    assert_eq!(runs.len(), 2);
+    assert!(matches!(runs[0].layout, RunLayout::Segment { .. }));
+    meta.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_run_fails_its_compaction_without_a_swap() {
+    let (_dir, meta, store) = compacted_topic(&[]).await;
+    let now = skiff_compactor::now_ms();
+    for round in 0..3 {
+        common::commit_run(
+            &meta,
+            &store,
+            tp(),
+            vec![
+                batch_of(&[("a", &round.to_string())], now),
+                batch_of(&[("b", &round.to_string())], now),
+            ],
+        )
+        .await;
+    }
+    common::commit_run(&meta, &store, tp(), vec![batch_of(&[("tail", "t")], now)]).await;
+    // The last byte of the second run's second batch: its checksum no longer matches.
+    let before = common::runs(&meta, tp()).await;
+    let victim = before[1];
+    let at = (victim.position + u64::from(victim.len) - 1) as usize;
+    let mut bytes = store
+        .get(&common::path(victim.object))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    bytes[at] ^= 0xff;
+    store
+        .put(&common::path(victim.object), bytes.into())
+        .await
+        .unwrap();
+    let objects = common::object_count(&store).await;
+
+    let report = compactor(&meta, &store, CompactionConfig::default())
+        .pass(now)
+        .await
+        .unwrap();
+    assert_eq!(report.partitions_compacted, 0, "{report:?}");
+    assert!(report.dirty_bytes > 0);
+    assert_eq!(common::runs(&meta, tp()).await, before);
+    assert_eq!(
+        common::object_count(&store).await,
+        objects,
+        "no segment written"
+    );
     meta.shutdown().await;
 }

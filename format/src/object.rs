@@ -183,6 +183,36 @@ impl ObjectBuilder {
 
     /// Appends a batch and returns its position in the object. Keeps a clone of the `Bytes`.
     pub fn push(&mut self, topic_id: [u8; 16], partition: i32, batch: &Batch) -> u64 {
+        let position = self.add_entry(topic_id, partition, batch);
+        self.batches.push(batch.bytes.clone());
+        position
+    }
+
+    /// Appends a batch as [`ObjectBuilder::push`] does, with `base_offset` in its header instead
+    /// of the one its bytes hold (a compactor's segment carries real offsets; the CRC does not
+    /// cover them). Only those 8 bytes are new: the rest stays the batch's `Bytes`, uncopied.
+    pub fn push_with_base_offset(
+        &mut self,
+        topic_id: [u8; 16],
+        partition: i32,
+        batch: &Batch,
+        base_offset: i64,
+    ) -> u64 {
+        if batch.header.base_offset == base_offset {
+            return self.push(topic_id, partition, batch);
+        }
+        let position = self.add_entry(topic_id, partition, batch);
+        let field = batch.bytes.len().min(8);
+        let offset = base_offset.to_be_bytes();
+        self.batches.push(Bytes::copy_from_slice(
+            offset.get(..field).unwrap_or_default(),
+        ));
+        self.batches.push(batch.bytes.slice(field..));
+        position
+    }
+
+    /// The footer entry of `batch`, placed at the end of the batch area; answers its position.
+    fn add_entry(&mut self, topic_id: [u8; 16], partition: i32, batch: &Batch) -> u64 {
         let position = self.position;
         // A validated batch is at most 12 + i32::MAX bytes, which fits a u32.
         let len = u32::try_from(batch.bytes.len()).unwrap_or(u32::MAX);
@@ -200,7 +230,6 @@ impl ObjectBuilder {
             producer_epoch: h.producer_epoch,
             base_sequence: h.base_sequence,
         });
-        self.batches.push(batch.bytes.clone());
         self.position = self.position.saturating_add(batch.bytes.len() as u64);
         position
     }

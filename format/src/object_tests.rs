@@ -60,6 +60,33 @@ fn round_trip() {
 }
 
 #[test]
+fn a_batch_pushed_with_a_base_offset_carries_it_and_stays_valid() {
+    let input = batch(3, 2);
+    assert_eq!(input.header.base_offset, 0);
+    let mut builder = ObjectBuilder::new(7);
+    let p0 = builder.push_with_base_offset(T1, 0, &input, 1_000);
+    let p1 = builder.push_with_base_offset(T1, 0, &input, 0);
+    let len = builder.len();
+    let (parts, entries) = builder.finish();
+    // Header, 8 new bytes and the rest of the first batch, the second batch whole, footer.
+    assert_eq!(parts.len(), 5);
+    assert_eq!(
+        parts[2].as_ptr(),
+        input.bytes[8..].as_ptr(),
+        "the rest is not copied"
+    );
+    assert_eq!(parts[3].as_ptr(), input.bytes.as_ptr());
+    let object = parts.concat();
+    assert_eq!(object.len() as u64, len);
+    assert_eq!(decode_object(&object).unwrap().1, entries);
+    let at = |p: u64| Bytes::copy_from_slice(&object[p as usize..p as usize + input.bytes.len()]);
+    let moved = Batch::parse_stored(at(p0)).unwrap();
+    assert_eq!(moved.header.base_offset, 1_000);
+    assert_eq!(moved.bytes[8..], input.bytes[8..]);
+    assert_eq!(Batch::parse_stored(at(p1)).unwrap(), input);
+}
+
+#[test]
 fn footer_found_from_the_tail() {
     let (_, object, entries) = sample();
     // One suffix read that is large enough holds trailer and footer.

@@ -101,7 +101,8 @@ pub fn topic_projection(meta: &TopicMeta) -> Option<Projection> {
     }
 }
 
-/// Decodes `batch` (at `location`) into export records from `from` on.
+/// Decodes `batch`, whose real base offset is `base_offset` (its header's may be a producer's),
+/// into export records from offset `from` on.
 pub fn records_of(
     batch: &Batch,
     base_offset: i64,
@@ -290,16 +291,22 @@ impl Exporter {
                 return Err(ExportError::Unreadable(*o));
             }
             let mut records = Vec::new();
-            for b in &batches {
-                let batch = crate::read::stored_batch(&bytes, b)?;
-                let before = records.len();
-                if let Err(e) = records_of(&batch, b.base_offset, tp.partition, start, &mut records)
-                {
-                    // The produce path checks batch headers only, so a producer can store
-                    // records that do not decode. They cannot be exported; the rest can.
-                    records.truncate(before);
-                    report.batches_skipped += 1;
-                    warn!(topic = %topic.name, partition = tp.partition, base_offset = b.base_offset, error = %e, "a batch whose records do not decode is left out of the export");
+            for run in &batches {
+                for b in crate::read::stored_run(&bytes, run)? {
+                    // The run holding `start` may begin before it.
+                    if b.last_offset() < start {
+                        continue;
+                    }
+                    let before = records.len();
+                    if let Err(e) =
+                        records_of(&b.batch, b.base_offset, tp.partition, start, &mut records)
+                    {
+                        // The produce path checks batch headers only, so a producer can store
+                        // records that do not decode. They cannot be exported; the rest can.
+                        records.truncate(before);
+                        report.batches_skipped += 1;
+                        warn!(topic = %topic.name, partition = tp.partition, base_offset = b.base_offset, error = %e, "a batch whose records do not decode is left out of the export");
+                    }
                 }
             }
             let count = records.len() as u64;
@@ -321,7 +328,7 @@ impl Exporter {
         Ok(start)
     }
 
-    /// The batches from `start`, up to the chunk budget, below `end`.
+    /// The runs from the one holding `start`, up to the chunk budget, below `end`.
     async fn chunk(
         &self,
         tp: TopicPartition,
