@@ -484,6 +484,15 @@ def test_fetch_at_every_offset_after_merge(broker_factory, topic):
     objects_after = len(broker.store.objects())
     # About 1.5 MB a partition: several segments each, far fewer objects than rounds.
     assert written >= 2 * PARTITIONS_B and objects_after * 2 < objects_before, (written, objects_before, objects_after)
+    # A segment is one index entry, whatever number of batches it holds: the index counts
+    # objects (each holds at most one entry a partition), far fewer than the batches.
+    entries = wait_for(
+        lambda: broker.metric("skiff_compactor_state_kept", kind="index_entry") or None,
+        30,
+        message="a housekeeping pass reporting the index size",
+    )
+    total_batches = sum(len(bs) for bs in batches.values())
+    assert entries <= objects_after * PARTITIONS_B and entries * 2 < total_batches, (entries, objects_after, total_batches)
     check_everything(broker.bootstrap, topic, records, batches)
     check_tiny_fetches(broker.bootstrap, topic, records, batches)
 

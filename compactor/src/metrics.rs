@@ -192,6 +192,8 @@ impl CompactorMetrics {
                 ),
                 ("group", e.groups_expired, e.left.groups),
                 ("broker_id", e.broker_ids_forgotten, e.left.broker_ids),
+                // Never expired: retention and merging keep it in check.
+                ("index_entry", 0, e.left.index_entries),
             ];
             for (name, expired, kept) in kinds {
                 self.state_expired

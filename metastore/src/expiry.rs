@@ -178,12 +178,11 @@ impl StateMachine {
 
     /// What the state keeps of each bounded kind, for metrics.
     pub fn state_counts(&self) -> StateCounts {
-        let producers = self
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.iter())
-            .map(|p| p.producers.len() as u64)
-            .sum();
+        let (mut producers, mut index_entries) = (0u64, 0u64);
+        for p in self.topics.values().flat_map(|t| t.partitions.iter()) {
+            producers += p.producers.len() as u64;
+            index_entries += p.index.len() as u64;
+        }
         StateCounts {
             producers,
             commit_answers: self
@@ -193,6 +192,7 @@ impl StateMachine {
                 .count() as u64,
             groups: self.groups.len() as u64,
             broker_ids: self.broker_ids.len() as u64,
+            index_entries,
         }
     }
 }

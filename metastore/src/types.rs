@@ -324,6 +324,9 @@ pub struct StateCounts {
     pub groups: u64,
     /// Addresses that keep a broker id.
     pub broker_ids: u64,
+    /// Index entries (runs and segments) over all partitions: grows with objects and
+    /// partitions, not with batches. Not bounded by expiry; by retention.
+    pub index_entries: u64,
 }
 
 /// A partition whose log start offset moved.

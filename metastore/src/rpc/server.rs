@@ -335,6 +335,11 @@ fn render_metrics(
         "agent addresses that keep a broker id",
         &one(counts.broker_ids as f64),
     );
+    gauge(
+        "index_entries",
+        "index entries (runs of batches, segments) over all partitions",
+        &one(counts.index_entries as f64),
+    );
     out
 }
 
