@@ -124,36 +124,32 @@ impl PartitionState {
         let delta = i64::from(batch.last_offset_delta.max(0));
         let base_offset = self.high_watermark;
         let last_offset = base_offset + delta;
-        let joins = self.index.get_max().and_then(|(run_base, run)| {
-            let follows = run.object == object
+        let tail = self.index.last_mut().filter(|run| {
+            run.object == object
                 && run.layout == RunLayout::Flushed
                 && run.last_offset.checked_add(1) == Some(base_offset)
                 && run.position.checked_add(u64::from(run.len)) == Some(batch.position)
-                && run.len.saturating_add(batch.len) <= MAX_RUN_BYTES;
-            follows.then_some(*run_base)
+                && run.len.saturating_add(batch.len) <= MAX_RUN_BYTES
         });
-        let run_base = match joins.and_then(|b| self.index.get_mut(&b).map(|run| (b, run))) {
-            Some((b, run)) => {
+        let run_base = match tail {
+            Some(run) => {
                 run.last_offset = last_offset;
                 run.len += batch.len;
                 run.max_timestamp = run.max_timestamp.max(batch.max_timestamp);
-                b
+                run.base_offset
             }
             None => {
                 *runs += 1;
-                self.index.insert(
+                self.index.push(BatchLocation {
                     base_offset,
-                    BatchLocation {
-                        base_offset,
-                        last_offset,
-                        object,
-                        position: batch.position,
-                        len: batch.len,
-                        first_timestamp: batch.first_timestamp,
-                        max_timestamp: batch.max_timestamp,
-                        layout: RunLayout::Flushed,
-                    },
-                );
+                    last_offset,
+                    object,
+                    position: batch.position,
+                    len: batch.len,
+                    first_timestamp: batch.first_timestamp,
+                    max_timestamp: batch.max_timestamp,
+                    layout: RunLayout::Flushed,
+                });
                 base_offset
             }
         };

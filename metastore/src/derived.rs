@@ -47,7 +47,7 @@ impl StateMachine {
             };
             for part in topic.partitions.iter_mut() {
                 let mut bytes = 0u64;
-                for b in part.index.values() {
+                for b in part.index.iter() {
                     bytes += u64::from(b.len);
                     let c = counts.entry(b.object).or_insert(0);
                     *c = c.saturating_add(1);

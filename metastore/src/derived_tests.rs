@@ -124,7 +124,7 @@ impl Run {
     fn referenced_one(&mut self) -> Option<ObjectId> {
         let tp = self.tp();
         let part = self.sm.partition(tp).ok()?;
-        part.index.values().next().map(|b| b.object)
+        part.index.iter().next().map(|b| b.object)
     }
 
     /// Rewrites a run of up to four entries into one new object, with new timestamps.
@@ -133,7 +133,7 @@ impl Run {
         let Ok(part) = self.sm.partition(tp) else {
             return;
         };
-        let entries: Vec<BatchLocation> = part.index.values().copied().collect();
+        let entries: Vec<BatchLocation> = part.index.iter().copied().collect();
         if entries.is_empty() {
             return;
         }
@@ -172,7 +172,7 @@ impl Run {
         );
         for topic in self.sm.topics.values() {
             for part in topic.partitions.iter() {
-                let bytes: u64 = part.index.values().map(|b| u64::from(b.len)).sum();
+                let bytes: u64 = part.index.iter().map(|b| u64::from(b.len)).sum();
                 assert_eq!(part.bytes(), bytes);
                 let mut rebuilt = part.clone();
                 rebuilt.rebuild_timestamp_highs();

@@ -104,12 +104,12 @@ impl StateMachine {
         if max_batches == 0 {
             return Ok(IndexSlice { offsets, batches });
         }
-        let start = match part.index.range(..=offset).next_back() {
-            Some((&base, b)) if b.last_offset >= offset => base,
+        let start = match part.index.floor(offset) {
+            Some(b) if b.last_offset >= offset => b.base_offset,
             _ => offset.saturating_add(1),
         };
         let mut bytes = 0u64;
-        for b in part.index.range(start..).map(|(_, b)| b) {
+        for b in part.index.from(start) {
             if batches.len() >= max_batches || !batches.is_empty() && bytes >= max_bytes {
                 break;
             }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use imbl::{OrdMap, Vector};
 use serde::Deserialize;
 
+use super::run_index::RunIndex;
 use super::{
     Lease, ObjectEntry, PartitionState, ProducerState, SequencedBatch, StateMachine, TopicState,
 };
@@ -76,11 +77,8 @@ fn topics(v: OrdMap<TopicId, TopicStateV4>) -> OrdMap<TopicId, TopicState> {
 }
 
 /// Per-batch entries become runs of one batch each: the same index, entry for entry.
-fn runs(index: &OrdMap<i64, BatchLocationV1>) -> OrdMap<i64, BatchLocation> {
-    index
-        .iter()
-        .map(|(k, b)| (*k, BatchLocation::from(*b)))
-        .collect()
+fn runs(index: &OrdMap<i64, BatchLocationV1>) -> RunIndex {
+    RunIndex::from_ascending(index.values().map(|b| BatchLocation::from(*b)))
 }
 
 /// Topics as version 5 held them: one index entry per batch.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use imbl::OrdMap;
+use imbl::Vector;
 
 use crate::types::{BatchLocation, TopicId};
 
@@ -58,7 +58,7 @@ impl StateMachine {
         };
         let gone = part.trim_to(target);
         let offsets = part.offsets();
-        self.drop_refs(gone.values());
+        self.drop_refs(gone.iter());
         Ok(offsets)
     }
 
@@ -91,7 +91,7 @@ impl StateMachine {
             }
         }
         for entries in &gone {
-            self.drop_refs(entries.values());
+            self.drop_refs(entries.iter());
         }
         trimmed
     }
@@ -150,7 +150,7 @@ impl StateMachine {
         self.topics
             .values()
             .flat_map(|t| t.partitions.iter())
-            .flat_map(|p| p.index.values().map(|b| b.object))
+            .flat_map(|p| p.index.iter().map(|b| b.object))
             .collect()
     }
 }
@@ -160,22 +160,18 @@ impl PartitionState {
     /// drops the batches wholly below it. The batch holding the new start stays: a fetch from
     /// there returns it, and the client skips the records before the offset it asked for, as with
     /// Kafka's segments. Answers the entries dropped, O(them).
-    pub(super) fn trim_to(&mut self, offset: i64) -> OrdMap<i64, BatchLocation> {
+    pub(super) fn trim_to(&mut self, offset: i64) -> Vector<BatchLocation> {
         let offset = offset.min(self.high_watermark);
         if offset <= self.log_start_offset {
-            return OrdMap::new();
+            return Vector::new();
         }
         self.log_start_offset = offset;
-        let keep_from = match self.index.range(..=offset).next_back() {
-            Some((&base, b)) if b.last_offset >= offset => base,
+        let keep_from = match self.index.floor(offset) {
+            Some(b) if b.last_offset >= offset => b.base_offset,
             _ => offset,
         };
-        let (gone, kept_first, mut rest) = self.index.split_lookup(&keep_from);
-        if let Some(b) = kept_first {
-            rest.insert(keep_from, b);
-        }
-        self.index = rest;
-        for b in gone.values() {
+        let gone = self.index.split_below(keep_from);
+        for b in gone.iter() {
             self.sub_bytes(b.len);
         }
         // The highs of the entries gone go (they lead the vector); of what is left nothing
@@ -198,7 +194,7 @@ impl PartitionState {
         let at = self.highs_before(from);
         let mut old = self.timestamp_highs.split_off(at);
         let mut running = self.timestamp_highs.last().map(|&(ts, _)| ts);
-        for b in self.index.range(from..).map(|(_, b)| b) {
+        for b in self.index.from(from) {
             if b.base_offset > changed_until {
                 while old.front().is_some_and(|&(_, base)| base < b.base_offset) {
                     old.pop_front();
@@ -236,7 +232,7 @@ impl PartitionState {
     #[cfg(test)]
     pub(super) fn rebuild_timestamp_highs(&mut self) {
         self.timestamp_highs.clear();
-        for b in self.index.values() {
+        for b in self.index.iter() {
             if self
                 .timestamp_highs
                 .last()
@@ -259,7 +255,7 @@ impl PartitionState {
         // Batch timestamps need not increase, so this is a scan from the oldest, stopping at the
         // first batch to keep: only expired batches are visited, plus one.
         self.index
-            .values()
+            .iter()
             .find(|b| b.max_timestamp >= cutoff)
             .map_or(self.high_watermark, |b| {
                 b.base_offset.max(self.log_start_offset)
@@ -274,7 +270,7 @@ impl PartitionState {
         };
         // Only the batches to drop are visited, plus one.
         let mut size = self.bytes();
-        for b in self.index.values() {
+        for b in self.index.iter() {
             if size <= limit {
                 return b.base_offset.max(self.log_start_offset);
             }

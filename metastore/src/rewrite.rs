@@ -26,18 +26,18 @@ impl StateMachine {
             return Err(MetaError::RewriteConflict);
         }
         // The run must be exactly as read: the same entries, no more, no fewer.
-        let current: Vec<_> = part.index.range(first..=last_base).collect();
+        let current: Vec<_> = part.index.between(first, last_base).collect();
         let unchanged = current.len() == req.replaced.len()
             && current
                 .iter()
                 .zip(&req.replaced)
-                .all(|((&base, b), &(want_base, want_object))| {
-                    base == want_base && b.object == want_object
+                .all(|(b, &(want_base, want_object))| {
+                    b.base_offset == want_base && b.object == want_object
                 });
         if !unchanged {
             return Err(MetaError::RewriteConflict);
         }
-        let last = current.last().map_or(last_base, |(_, b)| b.last_offset);
+        let last = current.last().map_or(last_base, |b| b.last_offset);
         // The new entries: inside the run, in order, not overlapping, all in the new object.
         let mut next = first;
         for b in &req.batches {
@@ -50,15 +50,13 @@ impl StateMachine {
             }
             next = b.last_offset.saturating_add(1);
         }
-        let mut gone = Vec::with_capacity(req.replaced.len());
-        for &(base, _) in &req.replaced {
-            if let Some(b) = part.index.remove(&base) {
-                part.sub_bytes(b.len);
-                gone.push(b);
-            }
+        let gone = part
+            .index
+            .splice(first, last_base, req.batches.iter().copied());
+        for b in gone.iter() {
+            part.sub_bytes(b.len);
         }
         for b in &req.batches {
-            part.index.insert(b.base_offset, *b);
             part.add_bytes(b.len);
         }
         part.repair_timestamp_highs(first, last);

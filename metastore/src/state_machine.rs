@@ -91,10 +91,8 @@ struct TopicState {
 struct PartitionState {
     log_start_offset: i64,
     high_watermark: i64,
-    /// Runs of batches, by base offset. Snapshots hold the entries alone, in order: the key is
-    /// each one's base offset again.
-    #[serde(with = "runs_in_order")]
-    index: OrdMap<i64, BatchLocation>,
+    /// Runs of batches, in offset order.
+    index: RunIndex,
     /// The batches that raised the running maximum of `max_timestamp`, in offset order, so their
     /// timestamps strictly increase. The first batch with `max_timestamp >= t` always sets a new
     /// maximum, which turns both timestamp lookups into a binary search instead of a scan.
@@ -390,7 +388,7 @@ impl StateMachine {
             .ok_or(MetaError::UnknownTopicOrPartition)?;
         // O(the topic's batches), once: its entries no longer keep their objects.
         for part in topic.partitions.iter() {
-            self.drop_refs(part.index.values());
+            self.drop_refs(part.index.iter());
         }
         self.exports.retain(|tp, _| tp.topic_id != id);
         // Kafka drops a deleted topic's committed offsets, so a topic created again under the
@@ -487,7 +485,7 @@ impl StateMachine {
             .unwrap_or_else(|i| i);
         Ok(highs
             .get(i)
-            .and_then(|&(_, base)| part.index.get(&base))
+            .and_then(|&(_, base)| part.index.get(base))
             .copied())
     }
 
@@ -500,7 +498,7 @@ impl StateMachine {
         Ok(part
             .timestamp_highs
             .last()
-            .and_then(|&(_, base)| part.index.get(&base))
+            .and_then(|&(_, base)| part.index.get(base))
             .copied())
     }
 
@@ -552,6 +550,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
 #[path = "commit.rs"]
 mod commit;
 
+#[path = "run_index.rs"]
+mod run_index;
+use run_index::RunIndex;
+
 #[path = "derived.rs"]
 mod derived;
 use derived::{Derived, ObjectRefs};
@@ -566,29 +568,6 @@ pub use index_reads::MAX_SLICE_BATCHES;
 #[path = "legacy.rs"]
 mod legacy;
 pub(crate) use legacy::{StateMachineV2, StateMachineV3, StateMachineV4, StateMachineV5};
-
-/// A partition's index in a snapshot: its runs in order, without the keys, which are each
-/// run's base offset again (a tenth of an entry's bytes).
-mod runs_in_order {
-    use imbl::OrdMap;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::types::BatchLocation;
-
-    pub fn serialize<S: Serializer>(
-        index: &OrdMap<i64, BatchLocation>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_seq(index.values())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<OrdMap<i64, BatchLocation>, D::Error> {
-        let runs = Vec::<BatchLocation>::deserialize(d)?;
-        Ok(runs.into_iter().map(|r| (r.base_offset, r)).collect())
-    }
-}
 
 #[path = "read.rs"]
 mod read;
