@@ -29,7 +29,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use skiff_metastore::client::MetastoreClient;
 use skiff_metastore::rpc::remote::{RemoteMetastore, RemoteOptions};
 use skiff_metastore::rpc::server;
-use skiff_metastore::types::{CommitBatch, CommitObject, CreateTopic, ObjectId, TopicPartition};
+use skiff_metastore::types::{
+    BatchLocation, CommitBatch, CommitObject, CreateTopic, ObjectId, ReplaceBatches, RunLayout,
+    TopicPartition,
+};
 use skiff_metastore::{LocalMetastore, LocalMetastoreOptions};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -145,6 +148,53 @@ fn object(all: &[TopicPartition], rng: &mut fastrand::Rng, count: usize) -> Comm
         batches,
         now_ms: now,
     }
+}
+
+/// Swaps all of `tp`'s runs for one segment entry; answers how many runs it replaced.
+async fn merge_partition(client: &RemoteMetastore, tp: TopicPartition) -> u64 {
+    let mut runs: Vec<BatchLocation> = Vec::new();
+    let mut offset = 0;
+    loop {
+        let slice = client.read_index(tp, offset, u64::MAX).await.unwrap();
+        let Some(last) = slice.batches.last() else {
+            break;
+        };
+        offset = last.last_offset + 1;
+        runs.extend(slice.batches.iter().copied());
+        if offset >= slice.offsets.high_watermark {
+            break;
+        }
+    }
+    let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
+        return 0;
+    };
+    let object = ObjectId(ulid::Ulid::new());
+    let len: u64 = runs.iter().map(|r| u64::from(r.len)).sum();
+    let segment = BatchLocation {
+        base_offset: first.base_offset,
+        last_offset: last.last_offset,
+        object,
+        position: 32,
+        len: u32::try_from(len).unwrap_or(u32::MAX),
+        first_timestamp: first.first_timestamp,
+        max_timestamp: runs.iter().map(|r| r.max_timestamp).max().unwrap_or(0),
+        // A point every 64 KiB of batches, 20 bytes each, as the compactor writes them.
+        layout: RunLayout::Segment {
+            index_len: u32::try_from(len / 65_536 * 20 + 28).unwrap_or(u32::MAX),
+        },
+    };
+    client
+        .replace_batches(ReplaceBatches {
+            tp,
+            object,
+            size: len + 64,
+            replaced: runs.iter().map(|r| (r.base_offset, r.object)).collect(),
+            batches: vec![segment],
+            now_ms: now_ms(),
+        })
+        .await
+        .unwrap();
+    runs.len() as u64
 }
 
 /// The PRNG of object `n`: the same draws for the same seed whichever committer sends it.
@@ -623,6 +673,46 @@ async fn run(args: Args) {
     );
     let (rss_end, hwm) = rss_mib();
     println!("memory with four nodes: RSS {rss_end:.0} MiB (peak {hwm:.0} MiB)");
+
+    // 6. Merging: every partition's runs swapped for one segment entry, as the compactor swaps
+    // them (the metastore sees only the swap, so no object is read or written here).
+    let started = Instant::now();
+    let replaced = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..args.committers)
+        .map(|c| {
+            let (client, all, replaced) = (client.clone(), all.clone(), replaced.clone());
+            let committers = args.committers;
+            tokio::spawn(async move {
+                for tp in all.iter().skip(c).step_by(committers) {
+                    let n = merge_partition(&client, *tp).await;
+                    replaced.fetch_add(n, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let took = started.elapsed();
+    let leader = leader_of(&nodes);
+    let target = leader.status().last_applied.unwrap_or(0);
+    for n in nodes.iter().chain([&fourth]) {
+        while n.status().last_applied.unwrap_or(0) < target {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let took_snapshot = snapshot_covering(&leader).await;
+    println!(
+        "merged: {} runs of {} partitions swapped for one segment entry each in {:.2} s; the \
+         leader's snapshot after it: {} bytes ({:.1} MiB, built in {:.2} s), most of it the \
+         objects' entries and their commit answers (which the compactor's expiry drops)",
+        replaced.load(Ordering::Relaxed),
+        all.len(),
+        took.as_secs_f64(),
+        leader.snapshot_bytes(),
+        mib(leader.snapshot_bytes()),
+        took_snapshot.as_secs_f64(),
+    );
 
     stop.cancel();
     drop(client);
