@@ -694,9 +694,17 @@ async fn run(args: Args) {
         t.await.unwrap();
     }
     let took = started.elapsed();
-    let leader = leader_of(&nodes);
+    // Four nodes now, and leadership may have moved (to the fourth, too) under the merge.
+    let all_nodes: Vec<Arc<LocalMetastore>> =
+        nodes.iter().cloned().chain([fourth.clone()]).collect();
+    let leader = loop {
+        match all_nodes.iter().find(|n| n.status().state == "Leader") {
+            Some(l) => break l.clone(),
+            None => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
     let target = leader.status().last_applied.unwrap_or(0);
-    for n in nodes.iter().chain([&fourth]) {
+    for n in &all_nodes {
         while n.status().last_applied.unwrap_or(0) < target {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
