@@ -141,15 +141,17 @@ impl Iterator for Records {
 
 impl std::iter::FusedIterator for Records {}
 
-/// The first record of a batch whose timestamp is at or after `timestamp`, as
-/// `(offset_delta, record timestamp)`; `None` when every record is older.
+/// The first record of a batch at offset delta `min_delta` or later whose timestamp is at or
+/// after `timestamp`, as `(offset_delta, record timestamp)`; `None` when every such record is
+/// older. `min_delta` skips what lies below the log start, as Kafka's search starts there.
 pub fn first_offset_at_or_after(
     batch: &Batch,
     timestamp: i64,
+    min_delta: i64,
 ) -> Result<Option<(i64, i64)>, RecordError> {
     for record in records(batch)? {
         let record = record?;
-        if record.timestamp >= timestamp {
+        if record.timestamp >= timestamp && i64::from(record.offset_delta) >= min_delta {
             return Ok(Some((i64::from(record.offset_delta), record.timestamp)));
         }
     }

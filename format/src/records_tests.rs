@@ -61,10 +61,13 @@ fn timestamp_lookup() {
             .record(1_010, None, Some(b"d"))
             .build(),
     );
-    assert_eq!(first_offset_at_or_after(&b, 0), Ok(Some((0, 1_000))));
-    assert_eq!(first_offset_at_or_after(&b, 1_001), Ok(Some((1, 1_005))));
-    assert_eq!(first_offset_at_or_after(&b, 1_006), Ok(Some((3, 1_010))));
-    assert_eq!(first_offset_at_or_after(&b, 1_011), Ok(None));
+    assert_eq!(first_offset_at_or_after(&b, 0, 0), Ok(Some((0, 1_000))));
+    assert_eq!(first_offset_at_or_after(&b, 1_001, 0), Ok(Some((1, 1_005))));
+    assert_eq!(first_offset_at_or_after(&b, 1_006, 0), Ok(Some((3, 1_010))));
+    assert_eq!(first_offset_at_or_after(&b, 1_011, 0), Ok(None));
+    // From offset delta 2 on (a log start inside the batch), the first record late enough.
+    assert_eq!(first_offset_at_or_after(&b, 0, 2), Ok(Some((2, 1_003))));
+    assert_eq!(first_offset_at_or_after(&b, 1_004, 2), Ok(Some((3, 1_010))));
 }
 
 #[test]
@@ -77,7 +80,7 @@ fn log_append_time_uses_max_timestamp() {
             .build(),
     );
     assert!(records(&b).unwrap().all(|r| r.unwrap().timestamp == 9));
-    assert_eq!(first_offset_at_or_after(&b, 7), Ok(Some((0, 9))));
+    assert_eq!(first_offset_at_or_after(&b, 7, 0), Ok(Some((0, 9))));
 }
 
 /// `bytes`, an uncompressed batch, with its records compressed by `codec` and its attributes,
@@ -152,9 +155,9 @@ fn decodes_compressed_batches() {
         assert_eq!(keys, [&b"h"[..], b"h", b"other"], "{codec:?}");
         assert_eq!(got[1].headers[1].value, None);
         // Lookups see the records inside.
-        assert_eq!(first_offset_at_or_after(&b, 0), Ok(Some((0, 1_000))));
-        assert_eq!(first_offset_at_or_after(&b, 1_001), Ok(Some((2, 1_020))));
-        assert_eq!(first_offset_at_or_after(&b, 1_021), Ok(None));
+        assert_eq!(first_offset_at_or_after(&b, 0, 0), Ok(Some((0, 1_000))));
+        assert_eq!(first_offset_at_or_after(&b, 1_001, 0), Ok(Some((2, 1_020))));
+        assert_eq!(first_offset_at_or_after(&b, 1_021, 0), Ok(None));
         assert_eq!(
             max_timestamp(&b),
             Ok(Some((2, 1_020))),
@@ -173,7 +176,7 @@ fn compressed_log_append_time_uses_max_timestamp() {
     for codec in Codec::ALL {
         let b = compressed(codec, &plain);
         assert!(records(&b).unwrap().all(|r| r.unwrap().timestamp == 9));
-        assert_eq!(first_offset_at_or_after(&b, 7), Ok(Some((0, 9))));
+        assert_eq!(first_offset_at_or_after(&b, 7, 0), Ok(Some((0, 9))));
         assert_eq!(max_timestamp(&b), Ok(Some((0, 9))));
     }
 }
@@ -218,7 +221,7 @@ fn unreadable_compressed_batches_are_errors() {
             matches!(decode(&junk), Err(RecordError::Decompress(_))),
             "{codec:?}"
         );
-        assert!(first_offset_at_or_after(&junk, 0).is_err());
+        assert!(first_offset_at_or_after(&junk, 0, 0).is_err());
         assert!(max_timestamp(&junk).is_err());
         // Over the limit.
         assert_eq!(

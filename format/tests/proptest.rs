@@ -105,7 +105,7 @@ proptest! {
                 let _ = r;
             }
         }
-        let _ = first_offset_at_or_after(&b, ts);
+        let _ = first_offset_at_or_after(&b, ts, 0);
         // A hand-built Batch whose header lies about its length must not panic either.
         let mut lying = b.clone();
         lying.header.batch_length = i32::MAX;
@@ -144,7 +144,7 @@ proptest! {
         }
         let target = specs[specs.len() / 2].timestamp;
         let want = specs.iter().position(|s| s.timestamp >= target).unwrap();
-        let got = first_offset_at_or_after(&batch, target).unwrap();
+        let got = first_offset_at_or_after(&batch, target, 0).unwrap();
         prop_assert_eq!(got, Some((want as i64, specs[want].timestamp)));
     }
 

@@ -87,17 +87,27 @@ async fn lookup(agent: &Agent, tp: TopicPartition, target: i64) -> Result<(i64, 
             None => Ok((-1, -1)),
         },
         ts if ts < 0 => Err(codes::INVALID_REQUEST),
-        ts => match agent
-            .metastore
-            .batch_for_timestamp(tp, ts)
-            .await
-            .map_err(meta_err)?
-        {
-            Some(b) => Ok(record_at_or_after(agent, &b, ts)
+        ts => {
+            // DeleteRecords (or retention) can move the log start inside a run: the search
+            // starts there, as Kafka's does, so no answer is an offset a fetch would refuse.
+            let log_start = agent
+                .metastore
+                .offsets(tp)
                 .await
-                .unwrap_or((b.base_offset, b.first_timestamp.max(ts)))),
-            None => Ok((-1, -1)),
-        },
+                .map_err(meta_err)?
+                .log_start_offset;
+            match agent
+                .metastore
+                .batch_for_timestamp(tp, ts)
+                .await
+                .map_err(meta_err)?
+            {
+                Some(b) => Ok(record_at_or_after(agent, &b, ts, log_start)
+                    .await
+                    .unwrap_or((b.base_offset.max(log_start), b.first_timestamp.max(ts)))),
+                None => Ok((-1, -1)),
+            }
+        }
     }
 }
 
@@ -122,11 +132,16 @@ impl Target {
 /// the run cannot be read or decoded (a failed read, corrupt batches or records, records over
 /// `skiff_format::records::MAX_DECOMPRESSED_RECORDS` once decompressed); the caller falls back
 /// to the run's own bounds.
-async fn record_at_or_after(agent: &Agent, b: &BatchLocation, ts: i64) -> Option<(i64, i64)> {
-    if b.first_timestamp >= ts {
+async fn record_at_or_after(
+    agent: &Agent,
+    b: &BatchLocation,
+    ts: i64,
+    log_start: i64,
+) -> Option<(i64, i64)> {
+    if b.first_timestamp >= ts && b.base_offset >= log_start {
         return Some((b.base_offset, b.first_timestamp));
     }
-    find(agent, b, Target::AtOrAfter(ts)).await
+    find(agent, b, Target::AtOrAfter(ts), log_start).await
 }
 
 /// The first record of run `b` carrying the largest timestamp of its records; `None` as for
@@ -136,20 +151,20 @@ async fn record_with_max_timestamp(agent: &Agent, b: &BatchLocation) -> Option<(
         // The first record already has the run's max timestamp: no need to read it.
         return Some((b.base_offset, b.max_timestamp));
     }
-    find(agent, b, Target::Max(b.max_timestamp)).await
+    find(agent, b, Target::Max(b.max_timestamp), i64::MIN).await
 }
 
 /// Looks for `target` in run `b`. A flushed run has no index and is read whole (it is at most
 /// `MAX_RUN_BYTES`); a segment is read from the stretch its index names, onward until found.
 /// For [`Target::Max`], if no record reaches the run's max timestamp (the index entry and the
 /// records disagree), the largest found is the answer, as it was for a run of one batch.
-async fn find(agent: &Agent, b: &BatchLocation, target: Target) -> Option<(i64, i64)> {
+async fn find(agent: &Agent, b: &BatchLocation, target: Target, from: i64) -> Option<(i64, i64)> {
     let mut best = None;
     match b.layout {
         RunLayout::Flushed => {
             let bytes = agent.reader.read_run(b, 0..u64::from(b.len)).await.ok()?;
             let offsets = RunOffsets::Consecutive(b.base_offset);
-            if let Some(found) = search(b, &bytes, offsets, target, &mut best).await? {
+            if let Some(found) = search(b, &bytes, offsets, target, from, &mut best).await? {
                 return Some(found);
             }
         }
@@ -165,7 +180,8 @@ async fn find(agent: &Agent, b: &BatchLocation, target: Target) -> Option<(i64, 
             while at < u64::from(b.len) {
                 let end = u64::from(index.end_at_or_after(at.saturating_add(step), b.len));
                 let bytes = agent.reader.read_run(b, at..end).await.ok()?;
-                let found = search(b, &bytes, RunOffsets::InHeaders, target, &mut best).await?;
+                let found =
+                    search(b, &bytes, RunOffsets::InHeaders, target, from, &mut best).await?;
                 if found.is_some() {
                     return found;
                 }
@@ -177,14 +193,15 @@ async fn find(agent: &Agent, b: &BatchLocation, target: Target) -> Option<(i64, 
     best
 }
 
-/// Walks the batches of `bytes`, part of run `b`, for `target`: `Some(Some(_))` found,
-/// `Some(None)` not in these bytes, `None` for bytes that do not decode or offsets outside the
-/// run. Batches whose header shows them too old are not decoded.
+/// Walks the batches of `bytes`, part of run `b`, for `target` at offset `from` or later:
+/// `Some(Some(_))` found, `Some(None)` not in these bytes, `None` for bytes that do not decode
+/// or offsets outside the run. Batches whose header shows them too old are not decoded.
 async fn search(
     b: &BatchLocation,
     bytes: &Bytes,
     offsets: RunOffsets,
     target: Target,
+    from: i64,
     best: &mut Option<(i64, i64)>,
 ) -> Option<Option<(i64, i64)>> {
     for batch in run_batches(bytes, offsets) {
@@ -193,10 +210,11 @@ async fn search(
         if base < b.base_offset || last > b.last_offset || batch.range.end > bytes.len() {
             return None;
         }
-        if batch
-            .header
-            .trusted_timestamps()
-            .is_some_and(|t| t.max < target.timestamp())
+        if last < from
+            || batch
+                .header
+                .trusted_timestamps()
+                .is_some_and(|t| t.max < target.timestamp())
         {
             continue;
         }
@@ -206,9 +224,12 @@ async fn search(
         };
         match target {
             Target::AtOrAfter(ts) => {
-                let found = scan(one, move |batch| first_offset_at_or_after(batch, ts))
-                    .await?
-                    .ok()?;
+                let min_delta = from.saturating_sub(base).max(0);
+                let found = scan(one, move |batch| {
+                    first_offset_at_or_after(batch, ts, min_delta)
+                })
+                .await?
+                .ok()?;
                 if let Some((delta, timestamp)) = found {
                     return Some(Some((offset_in(base, last, delta)?, timestamp)));
                 }
@@ -288,7 +309,7 @@ mod tests {
             };
             let want = believed.then_some((10, 1_000));
             assert_eq!(
-                record_at_or_after(&t.agent, &b, 500).await,
+                record_at_or_after(&t.agent, &b, 500, 0).await,
                 want,
                 "{zigzag}"
             );
@@ -384,6 +405,38 @@ mod tests {
         }
         assert_eq!(lookup(&t.agent, tp, MAX_TIMESTAMP).await, Ok((6, 700)));
         assert_eq!(lookup(&t.agent, tp, 210).await, Ok((1, 300)));
+    }
+
+    /// DeleteRecords inside a run: answers start at the log start, never below it.
+    #[tokio::test]
+    async fn by_timestamp_never_answers_below_the_log_start() {
+        let t = test_support::agent(AgentConfig::default()).await;
+        let tp = topic(&t).await;
+        let timestamps = vec![
+            vec![100, 300, 200],
+            vec![250, 260],
+            vec![500, 700, 600],
+            vec![700],
+        ];
+        test_support::commit_run(&t, tp, &batches(&timestamps, |_| 0, 1)).await;
+        // Offset 4 is the second record of the second batch: the log starts inside the run.
+        t.agent
+            .metastore
+            .delete_records(tp, 4)
+            .await
+            .expect("delete records");
+        let kept: Vec<(i64, i64)> = records(0, &timestamps)
+            .into_iter()
+            .filter(|r| r.0 >= 4)
+            .collect();
+        for target in (0..=800).step_by(10).chain([259, 261, 499, 501, 699, 701]) {
+            assert_eq!(
+                lookup(&t.agent, tp, target).await,
+                Ok(model(&kept, target)),
+                "timestamp {target}"
+            );
+        }
+        assert_eq!(lookup(&t.agent, tp, 0).await, Ok((4, 260)));
     }
 
     #[tokio::test]

@@ -32,6 +32,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(it) = records_with_limit(&batch, 4096) {
         it.for_each(drop);
     }
-    let _ = first_offset_at_or_after(&batch, 0);
+    let _ = first_offset_at_or_after(&batch, 0, 0);
     let _ = max_timestamp(&batch);
 });
