@@ -41,16 +41,18 @@ struct ProducerStateV4 {
 }
 
 /// Producers of an older snapshot have no last write: the first expiry pass starts their clock.
-fn topics(v: OrdMap<TopicId, TopicStateV4>) -> OrdMap<TopicId, TopicState> {
+/// Each older version reaches the current state through version 5's layout, so the index and
+/// the partitions are converted in one place.
+fn topics(v: OrdMap<TopicId, TopicStateV4>) -> OrdMap<TopicId, TopicStateV5> {
     v.iter()
         .map(|(id, t)| {
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| PartitionState {
+                .map(|p| PartitionStateV5 {
                     log_start_offset: p.log_start_offset,
                     high_watermark: p.high_watermark,
-                    index: runs(&p.index),
+                    index: p.index.clone(),
                     timestamp_highs: p.timestamp_highs.clone(),
                     producers: p
                         .producers
@@ -64,10 +66,9 @@ fn topics(v: OrdMap<TopicId, TopicStateV4>) -> OrdMap<TopicId, TopicState> {
                             (*pid, state)
                         })
                         .collect(),
-                    bytes: Default::default(),
                 })
                 .collect();
-            let topic = TopicState {
+            let topic = TopicStateV5 {
                 meta: t.meta.clone(),
                 partitions,
             };
@@ -184,7 +185,7 @@ pub(crate) struct StateMachineV4 {
 
 impl From<StateMachineV4> for StateMachine {
     fn from(v: StateMachineV4) -> Self {
-        Self {
+        StateMachineV5 {
             topics_by_name: v.topics_by_name,
             topics: topics(v.topics),
             objects: v.objects,
@@ -197,8 +198,8 @@ impl From<StateMachineV4> for StateMachine {
             exports: v.exports,
             broker_last_seen: BTreeMap::new(),
             next_broker_id: 0,
-            refs: Default::default(),
         }
+        .into()
     }
 }
 
