@@ -133,6 +133,26 @@ mod tests {
         }
     }
 
+    /// Past its byte bound the cache evicts: 200 indexes of ~24 KiB each into 1 MiB.
+    #[test]
+    fn the_cache_stays_within_its_bytes() {
+        let indexes = SegmentIndexes::new(1 << 20);
+        let mut index = SegmentIndex::default();
+        for i in 0..1000u32 {
+            index.push(i64::from(i), i * 65_536, 0);
+        }
+        let index = Arc::new(index);
+        for n in 0..200u64 {
+            let mut run = segment(u32::MAX, 0);
+            run.position = n;
+            indexes.insert(&run, index.clone());
+        }
+        let cache = indexes.cache.as_ref().unwrap();
+        cache.run_pending_tasks();
+        assert!(cache.weighted_size() <= 1 << 20, "{}", cache.weighted_size());
+        assert!(cache.entry_count() < 200, "{}", cache.entry_count());
+    }
+
     #[test]
     fn the_encoding_sizes_agree_with_the_format() {
         let mut index = SegmentIndex::default();
