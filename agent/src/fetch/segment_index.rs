@@ -149,7 +149,11 @@ mod tests {
         }
         let cache = indexes.cache.as_ref().unwrap();
         cache.run_pending_tasks();
-        assert!(cache.weighted_size() <= 1 << 20, "{}", cache.weighted_size());
+        assert!(
+            cache.weighted_size() <= 1 << 20,
+            "{}",
+            cache.weighted_size()
+        );
         assert!(cache.entry_count() < 200, "{}", cache.entry_count());
     }
 
