@@ -1,5 +1,20 @@
 //! One client connection: a reading half that routes requests in order, and a writing half that
 //! sends their answers in the same order while later requests are already being worked on.
+//!
+//! Kafka takes one connection's requests in the order they were sent: its socket server stops
+//! reading a connection until the answer to its last request has been sent. Clients rely on it (a
+//! later OffsetCommit supersedes an earlier one; a JoinGroup follows a LeaveGroup). Skiff keeps that
+//! order for every request's effects, with two exceptions where waiting would only cost time:
+//!
+//! - A Produce takes effect in the batcher's queue, in request order, the moment it is routed; the
+//!   queue keeps that order into the object and the commit. So a Produce waits only for earlier
+//!   requests other than Produce, and a window of them can wait for the same flush.
+//! - A Fetch changes nothing, so nothing after it waits for it, not even for as long as it
+//!   long-polls. (Kafka would hold the later requests for up to the fetch's `max_wait_ms`.) It
+//!   starts once everything before it has taken effect, so it sees its connection's earlier writes.
+//!
+//! Every other request waits for everything before it, Produce included (Kafka would have
+//! answered those before reading it), and is finished before anything after it starts.
 
 use std::sync::Arc;
 
@@ -8,7 +23,7 @@ use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -25,6 +40,7 @@ pub type RequestMemory = Arc<Semaphore>;
 
 /// A request read off the socket, with what it holds until its answer is written.
 struct Request {
+    api_key: Option<i16>,
     body: Bytes,
     memory: OwnedSemaphorePermit,
     /// A place in the connection's window for requests other than Produce.
@@ -53,6 +69,48 @@ impl InFlight {
     }
 }
 
+/// What a connection's next request must wait for before it takes effect (the module doc).
+#[derive(Default)]
+struct Order {
+    /// The last request that is neither a Produce nor a Fetch, until it has finished.
+    previous: Option<oneshot::Receiver<()>>,
+    /// The Produce requests routed since then, until each is answered.
+    produces: Vec<oneshot::Receiver<()>>,
+}
+
+impl Order {
+    /// Waits until a request of `api_key` may take effect.
+    async fn wait(&mut self, api_key: Option<i16>) {
+        if let Some(previous) = self.previous.take() {
+            let _ = previous.await;
+        }
+        if api_key != Some(ApiKey::Produce as i16) {
+            for produce in self.produces.drain(..) {
+                let _ = produce.await;
+            }
+        }
+    }
+
+    /// Records the request just routed, so that later ones wait for it as they must. Returns
+    /// what its task signals once it is done (dropped unsignalled, as when the task is aborted,
+    /// counts as done too).
+    fn routed(&mut self, api_key: Option<i16>) -> Option<oneshot::Sender<()>> {
+        let (done, finished) = oneshot::channel();
+        if api_key == Some(ApiKey::Produce as i16) {
+            // Bounded by the writer's window: answered ones go as new ones come.
+            self.produces.retain_mut(|p| {
+                matches!(p.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+            });
+            self.produces.push(finished);
+        } else if api_key == Some(ApiKey::Fetch as i16) {
+            return None;
+        } else {
+            self.previous = Some(finished);
+        }
+        Some(done)
+    }
+}
+
 pub async fn serve(
     agent: Arc<Agent>,
     stream: TcpStream,
@@ -73,6 +131,7 @@ pub async fn serve(
     // Cancelled by the writer when it gives up, so the reading stops with it.
     let stop = shutdown.child_token();
     let writer = tokio::spawn(write_answers(rx, write_half, stop.clone(), peer.clone()));
+    let mut order = Order::default();
 
     loop {
         let next = read_request(&mut reader, &agent.config, &memory, &non_produce, &peer);
@@ -80,13 +139,29 @@ pub async fn serve(
             request = next => request,
             _ = stop.cancelled() => None,
         };
-        let Some(Request { body, memory, slot }) = request else {
+        let Some(Request {
+            api_key,
+            body,
+            memory,
+            slot,
+        }) = request
+        else {
             break;
         };
+        tokio::select! {
+            () = order.wait(api_key) => {}
+            _ = stop.cancelled() => break,
+        }
         match handlers::route(&agent, body, &peer).await {
             Ok(pending) => {
+                let done = order.routed(api_key);
+                let answer = tokio::spawn(async move {
+                    let answer = pending.await;
+                    drop(done);
+                    answer
+                });
                 let request = InFlight {
-                    answer: tokio::spawn(pending),
+                    answer,
                     memory,
                     slot,
                 };
@@ -162,7 +237,12 @@ async fn read_request(
             return None;
         }
     };
-    Some(Request { body, memory, slot })
+    Some(Request {
+        api_key,
+        body,
+        memory,
+        slot,
+    })
 }
 
 /// Writes the answers in request order. When it has to stop early (a failed write, an answer
@@ -219,12 +299,18 @@ mod tests {
     use std::time::Duration;
 
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use bytes::Buf;
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{
-        ApiVersionsRequest, BrokerId, FetchRequest, MetadataRequest, ProduceRequest, TopicName,
+        ApiVersionsRequest, BrokerId, FetchRequest, GroupId, ListOffsetsRequest, ListOffsetsResponse,
+        MetadataRequest, OffsetCommitRequest, ProduceRequest, TopicName,
     };
-    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::protocol::{Decodable, StrBytes};
     use skiff_format::encode::BatchBuilder;
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
@@ -375,6 +461,100 @@ mod tests {
             .expect("serve");
         // Every task that held the agent has stopped: the hour-long poll too.
         assert_eq!(Arc::strong_count(&t.agent), 1);
+    }
+
+    fn offset_commit(correlation_id: i32, group: &str, offset: i64) -> Vec<u8> {
+        let partition = OffsetCommitRequestPartition::default()
+            .with_partition_index(0)
+            .with_committed_offset(offset);
+        let topic = OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![partition]);
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![topic]);
+        request(ApiKey::OffsetCommit, 7, correlation_id, &req)
+    }
+
+    async fn read_frame(client: &mut TcpStream) -> Bytes {
+        let size = client.read_i32().await.expect("size");
+        let mut frame = vec![0u8; usize::try_from(size).expect("size")];
+        client.read_exact(&mut frame).await.expect("frame");
+        Bytes::from(frame)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn pipelined_commits_take_effect_in_the_order_they_were_sent() {
+        let t = test_support::agent_with_jittered_writes(AgentConfig::default()).await;
+        t.agent
+            .create_topic(TOPIC, 1, BTreeMap::new())
+            .await
+            .expect("topic");
+        let (addr, _server) = serve_one(t.agent.clone()).await;
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        let commits = 200;
+        // Interleaved with fetches that wait: they must hold up neither the commits' effects nor,
+        // once they answer, their answers for longer than they wait.
+        let mut wire = Vec::new();
+        for i in 1..=commits {
+            wire.extend(offset_commit(i, "ordered", i64::from(i)));
+            if i % 50 == 0 {
+                wire.extend(fetch(10_000 + i, 200));
+            }
+        }
+        client.write_all(&wire).await.expect("send");
+        let mut answered = Vec::new();
+        for _ in 0..commits + commits / 50 {
+            let mut frame = with_timeout(read_frame(&mut client)).await.expect("answer");
+            answered.push(frame.get_i32());
+        }
+        // Answers come back in request order...
+        let mut expected = Vec::new();
+        for i in 1..=commits {
+            expected.push(i);
+            if i % 50 == 0 {
+                expected.push(10_000 + i);
+            }
+        }
+        assert_eq!(answered, expected);
+        // ...and the commits took effect in it: the last one sent is the one kept.
+        let committed = t
+            .agent
+            .metastore
+            .group_offsets("ordered")
+            .await
+            .expect("offsets");
+        let offsets: Vec<i64> = committed.iter().map(|(_, c)| c.offset).collect();
+        assert_eq!(offsets, vec![i64::from(commits)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_request_after_a_produce_sees_its_records() {
+        let t = agent_with_topic(AgentConfig::default()).await;
+        let (addr, _server) = serve_one(t.agent.clone()).await;
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        let partition = ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(-1);
+        let topic = ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![partition]);
+        let list = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![topic]);
+        let mut wire = produce(1);
+        wire.extend(produce(2));
+        wire.extend(request(ApiKey::ListOffsets, 1, 3, &list));
+        client.write_all(&wire).await.expect("send");
+        for _ in 0..2 {
+            with_timeout(read_frame(&mut client)).await.expect("produced");
+        }
+        let mut frame = with_timeout(read_frame(&mut client)).await.expect("listed");
+        assert_eq!(frame.get_i32(), 3);
+        let answer = ListOffsetsResponse::decode(&mut frame, 1).expect("decode");
+        let p = &answer.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.offset), (0, 2));
     }
 
     #[tokio::test]

@@ -6,7 +6,10 @@ use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use object_store::ObjectStore;
+use skiff_metastore::client::{MetastoreClient, Transport};
 use skiff_metastore::local::LocalMetastore;
+use skiff_metastore::rpc::{Read, ReadAnswer};
+use skiff_metastore::types::{Command, CommandResponse};
 
 use crate::batcher::Batcher;
 use crate::clock::{Clock, SystemClock};
@@ -29,6 +32,43 @@ pub async fn agent(config: AgentConfig) -> TestAgent {
 pub async fn agent_with_clock(config: AgentConfig, clock: Arc<dyn Clock>) -> TestAgent {
     let dir = tempfile::tempdir().expect("tempdir");
     let metastore = Arc::new(LocalMetastore::open(dir.path()).await.expect("metastore"));
+    build(config, clock, metastore, dir).await
+}
+
+/// [`agent`], over a metastore whose writes each wait a random moment first, as writes over a
+/// network do: writes sent concurrently then land in any order.
+pub async fn agent_with_jittered_writes(config: AgentConfig) -> TestAgent {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = LocalMetastore::open(dir.path()).await.expect("metastore");
+    let metastore = Arc::new(Jittered(local));
+    build(config, Arc::new(SystemClock), metastore, dir).await
+}
+
+struct Jittered<T>(T);
+
+#[async_trait::async_trait]
+impl<T: Transport> Transport for Jittered<T> {
+    async fn write(&self, cmd: Command) -> skiff_metastore::client::Result<CommandResponse> {
+        let wait = std::time::Duration::from_micros(fastrand::u64(0..2_000));
+        tokio::time::sleep(wait).await;
+        self.0.write(cmd).await
+    }
+
+    async fn read(&self, read: Read) -> skiff_metastore::client::Result<ReadAnswer> {
+        self.0.read(read).await
+    }
+
+    fn commit_counter(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.commit_counter()
+    }
+}
+
+async fn build(
+    config: AgentConfig,
+    clock: Arc<dyn Clock>,
+    metastore: Arc<dyn MetastoreClient>,
+    dir: tempfile::TempDir,
+) -> TestAgent {
     let metrics = Metrics::new();
     let store = crate::storage::open(
         &crate::storage::StoreSettings::new("memory://"),
