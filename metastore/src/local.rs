@@ -424,8 +424,12 @@ impl LocalMetastore {
         // A commit's age is judged by the clock of the node that proposes it, the leader (a
         // follower's proposal is refused as NotLeader), not by the agent's: every replica then
         // applies the same stamp, and an agent's clock cannot make an old object look young.
-        if let Command::CommitObject(commit) = &mut cmd {
-            commit.now_ms = wall_clock_ms();
+        // Agents' liveness likewise: a heartbeat is stamped here, so that which agents are live
+        // (and so which agent coordinates a group) is judged by one clock, not by each sender's.
+        match &mut cmd {
+            Command::CommitObject(commit) => commit.now_ms = wall_clock_ms(),
+            Command::AgentHeartbeat(hb) => hb.now_ms = wall_clock_ms(),
+            _ => {}
         }
         if crate::limits::check_command(&cmd).is_err() {
             // Clients check before sending; only one that does not can get here.

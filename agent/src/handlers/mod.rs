@@ -53,18 +53,33 @@ pub enum Close {
 /// `Ok(None)`: no answer is due (acks=0).
 pub type Pending = BoxFuture<'static, Result<Option<Bytes>, Close>>;
 
-/// Turns one request frame into its pending answer. Runs on the connection's reading task, so
-/// what happens here (validation, queueing produce batches) happens in request order.
-pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pending, Close> {
+/// A request whose header decoded and whose body passed the guard, so that kafka-protocol may
+/// decode it: nothing it allocates from a length on the wire can exceed what the frame holds.
+pub struct Checked {
+    pub api: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+    pub body: Bytes,
+}
+
+/// What [`check`] makes of a frame.
+pub enum Parsed {
+    Checked(Checked),
+    /// ApiVersions in a version we do not know: answered with the versions we do.
+    UnsupportedApiVersions { correlation_id: i32 },
+}
+
+/// Everything done to a frame before its body is decoded: the api and version looked up, the
+/// header decoded, the body's structure checked. Fuzzed (agent/fuzz) together with the decoders.
+pub fn check(frame: Bytes) -> Result<Parsed, Close> {
     let prefix = peek_prefix(&frame).ok_or(Close::Short)?;
     let api = ApiKey::try_from(prefix.api_key).map_err(|_| Close::UnknownApi(prefix.api_key))?;
     let version = prefix.api_version;
     if !versions::supported(api, version) {
         if api == ApiKey::ApiVersions {
-            // Kafka answers an unknown ApiVersions version with v0 and the versions it knows,
-            // so the client can retry with one of them.
-            let body = api_versions::unsupported();
-            return Ok(respond_now(api, 0, prefix.correlation_id, &body));
+            return Ok(Parsed::UnsupportedApiVersions {
+                correlation_id: prefix.correlation_id,
+            });
         }
         return Err(Close::UnsupportedVersion { api, version });
     }
@@ -79,6 +94,31 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
         version,
         reason: e.to_string(),
     })?;
+    Ok(Parsed::Checked(Checked {
+        api,
+        version,
+        header,
+        body,
+    }))
+}
+
+/// Turns one request frame into its pending answer. Runs on the connection's reading task, so
+/// what happens here (validation, queueing produce batches) happens in request order.
+pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pending, Close> {
+    let Checked {
+        api,
+        version,
+        header,
+        mut body,
+    } = match check(frame)? {
+        Parsed::Checked(checked) => checked,
+        Parsed::UnsupportedApiVersions { correlation_id } => {
+            // Kafka answers an unknown ApiVersions version with v0 and the versions it knows,
+            // so the client can retry with one of them.
+            let body = api_versions::unsupported();
+            return Ok(respond_now(ApiKey::ApiVersions, 0, correlation_id, &body));
+        }
+    };
     let agent = agent.clone();
     Ok(match api {
         ApiKey::Produce => produce::route(agent, header, decode(api, version, &mut body)?).await,
