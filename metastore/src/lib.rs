@@ -13,6 +13,7 @@ pub mod client;
 pub mod codec;
 pub mod legacy_commands;
 pub mod limits;
+pub mod placement;
 #[cfg(feature = "node")]
 pub mod local;
 #[cfg(feature = "node")]
