@@ -15,9 +15,9 @@ use crate::types::{
 };
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
-    CommitOffsets, CommittedOffset, CreatePartitions, CreateTopic, GroupPartition, IndexAnswer, IndexRead,
-    IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
-    TopicMeta, TopicPartition,
+    CommitOffsets, CommittedOffset, CreatePartitions, CreateTopic, GroupPartition, IndexAnswer,
+    IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets,
+    ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
 
 /// Failures at the client boundary, sorted by what the caller should do about them.

@@ -71,17 +71,27 @@ fn new_partitions_start_empty_and_take_writes_while_old_ones_keep_theirs() {
     let mut sm = StateMachine::new();
     create(&mut sm, "t", 1, 2);
     assert_eq!(commit_one(&mut sm, 1, tp(1, 1)), 0);
-    assert_eq!(sm.offsets(tp(1, 2)), Err(MetaError::UnknownTopicOrPartition));
+    assert_eq!(
+        sm.offsets(tp(1, 2)),
+        Err(MetaError::UnknownTopicOrPartition)
+    );
 
     let meta = grow(&mut sm, "t", 1, 5).unwrap();
     assert_eq!(meta.partitions, 5);
     assert_eq!(sm.topic_by_name("t").unwrap().partitions, 5);
     for p in 2..5 {
         let o = sm.offsets(tp(1, p)).unwrap();
-        assert_eq!((o.log_start_offset, o.high_watermark), (0, 0), "partition {p}");
+        assert_eq!(
+            (o.log_start_offset, o.high_watermark),
+            (0, 0),
+            "partition {p}"
+        );
     }
     assert_eq!(sm.offsets(tp(1, 1)).unwrap().high_watermark, 2);
-    assert_eq!(sm.offsets(tp(1, 5)), Err(MetaError::UnknownTopicOrPartition));
+    assert_eq!(
+        sm.offsets(tp(1, 5)),
+        Err(MetaError::UnknownTopicOrPartition)
+    );
     assert_eq!(commit_one(&mut sm, 2, tp(1, 4)), 0);
     assert_eq!(commit_one(&mut sm, 3, tp(1, 4)), 2);
 

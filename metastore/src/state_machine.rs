@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::types::{
     AgentHeartbeat, AgentInfo, AlterTopicConfigs, BatchAppend, BatchLocation, Command,
     CommandResponse, CommitOffsets, CommittedOffset, ConfigOp, CreatePartitions, CreateTopic,
-    GroupPartition,
-    LiveAgents, MetaError, ObjectId, PartitionOffsets, TopicId, TopicMeta, TopicPartition,
+    GroupPartition, LiveAgents, MetaError, ObjectId, PartitionOffsets, TopicId, TopicMeta,
+    TopicPartition,
 };
 
 /// Kafka's limit: longer names do not fit in the file names Kafka derives from them.

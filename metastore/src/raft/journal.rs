@@ -281,7 +281,9 @@ impl Journal {
             VERSION_3,
             VERSION_2,
             VERSION_JSON,
-        ].contains(&version) {
+        ]
+        .contains(&version)
+        {
             return Err(JournalError::UnsupportedVersion {
                 path: path.to_owned(),
                 version,

@@ -14,9 +14,9 @@ use crate::raft::log_store::JOURNAL_FILE;
 use crate::raft::TypeConfig;
 use crate::types::{
     AcquireLeases, AgentHeartbeat, AlterTopicConfigs, BatchLocation, Command, CommitBatch,
-    CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CreatePartitions, CreateTopic, EnforceRetention,
-    ExpireState, GroupPartition, InitProducerId, ObjectId, ReplaceBatches, RunLayout,
-    TopicPartition,
+    CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CreatePartitions, CreateTopic,
+    EnforceRetention, ExpireState, GroupPartition, InitProducerId, ObjectId, ReplaceBatches,
+    RunLayout, TopicPartition,
 };
 
 const NODE: u64 = 1;
