@@ -583,3 +583,35 @@ def metadata_v1_brokers(payload: bytes) -> tuple[int, list[tuple[int, str, int]]
         r.string()  # rack
         brokers.append((node_id, host, port))
     return correlation_id, brokers
+
+
+# --- CreatePartitions v1 (non-flexible) --------------------------------------------------------
+API_CREATE_PARTITIONS = 37
+
+
+def create_partitions_v1_request(topics, correlation_id: int, validate_only: bool = False) -> bytes:
+    """`topics`: [(name, count, assignments or None)], assignments a list of broker id lists.
+    Names may repeat: the request is sent as given."""
+    body = struct.pack(">i", len(topics))
+    for name, count, assignments in topics:
+        body += string(name) + struct.pack(">i", count)
+        if assignments is None:
+            body += struct.pack(">i", -1)
+        else:
+            body += struct.pack(">i", len(assignments))
+            for brokers in assignments:
+                body += struct.pack(">i", len(brokers)) + b"".join(struct.pack(">i", b) for b in brokers)
+    body += struct.pack(">i?", 30000, validate_only)
+    return frame(header_v1(API_CREATE_PARTITIONS, 1, correlation_id) + body)
+
+
+def parse_create_partitions_v1(payload: bytes) -> tuple[int, list[tuple[str, int, str | None]]]:
+    """(correlation_id, [(name, error_code, error_message)]) in the response's order."""
+    r = Reader(payload)
+    correlation_id, _throttle = r.take(">ii")
+    results = []
+    for _ in range(r.take(">i")):
+        name = r.string()
+        code = r.take(">h")
+        results.append((name, code, r.string()))
+    return correlation_id, results
