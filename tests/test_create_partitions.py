@@ -83,14 +83,17 @@ def test_confluent_kafka_bad_requests_get_kafkas_errors_and_change_nothing(broke
     clients.create_topic(broker.bootstrap, topic, 3)
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     for validate_only in (True, False):
+        bad = KafkaError.INVALID_PARTITIONS
+        unknown = "no-such-" + topic
         cases = [
-            (topic, 2, KafkaError.INVALID_PARTITIONS, "Topic currently has 3 partitions, which is higher than the requested 2."),
-            (topic, 3, KafkaError.INVALID_PARTITIONS, "Topic already has 3 partitions."),
-            (topic, MAX_PARTITIONS + 1, KafkaError.INVALID_PARTITIONS, "A topic may have at most 10000 partitions; 10001 were requested."),
-            ("no-such-" + topic, 4, KafkaError.UNKNOWN_TOPIC_OR_PART, f"The topic 'no-such-{topic}' does not exist."),
+            (topic, 2, bad, "Topic currently has 3 partitions, which is higher than the requested 2."),
+            (topic, 3, bad, "Topic already has 3 partitions."),
+            (topic, MAX_PARTITIONS + 1, bad, "A topic may have at most 10000 partitions; 10001 were requested."),
+            (unknown, 4, KafkaError.UNKNOWN_TOPIC_OR_PART, f"The topic '{unknown}' does not exist."),
         ]
         for name, count, code, message in cases:
-            err = kafka_error(admin.create_partitions([NewPartitions(name, count)], validate_only=validate_only)[name])
+            futures = admin.create_partitions([NewPartitions(name, count)], validate_only=validate_only)
+            err = kafka_error(futures[name])
             assert (err.code(), err.str()) == (code, message), (validate_only, count)
     assert partition_count(broker.bootstrap, topic) == 3
 
@@ -103,17 +106,15 @@ def test_kafka_python_grows_a_topic_and_refuses_what_kafka_refuses(broker, topic
             r = admin.create_partitions(request, validate_only=validate_only, raise_errors=False)
             return sorted((x.name, x.error_code, x.error_message) for x in r.results)
 
+        lower = "Topic currently has 1 partitions, which is higher than the requested {}."
         for validate_only in (True, False):
-            assert results({topic: 0}, validate_only) == [
-                (topic, INVALID_PARTITIONS, "Topic currently has 1 partitions, which is higher than the requested 0.")
-            ]
-            assert results({topic: -4}, validate_only) == [
-                (topic, INVALID_PARTITIONS, "Topic currently has 1 partitions, which is higher than the requested -4.")
-            ]
+            assert results({topic: 0}, validate_only) == [(topic, INVALID_PARTITIONS, lower.format(0))]
+            assert results({topic: -4}, validate_only) == [(topic, INVALID_PARTITIONS, lower.format(-4))]
             # Assignments are checked as Kafka checks them, then ignored (every agent serves every
             # partition): one list per new partition.
+            message = "Increasing the number of partitions by 3 but 1 assignments provided."
             assert results({topic: {"count": 4, "assignments": [[0]]}}, validate_only) == [
-                (topic, INVALID_REPLICA_ASSIGNMENT, "Increasing the number of partitions by 3 but 1 assignments provided.")
+                (topic, INVALID_REPLICA_ASSIGNMENT, message)
             ]
         assert results({topic: 3}, validate_only=True) == [(topic, 0, None)]
         assert partition_count(broker.bootstrap, topic) == 1
