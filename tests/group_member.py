@@ -2,9 +2,12 @@
 
     python group_member.py BOOTSTRAP GROUP TOPIC OUT_FILE [CONFIG_JSON]
 
-Subscribes to TOPIC in GROUP with confluent-kafka, and appends one JSON line to OUT_FILE per event:
-  {"e": "assign"|"revoke"|"lost", "p": [partitions], "t": time}   rebalance callbacks
-  {"e": "msg", "p": partition, "o": offset, "v": value}          a record processed
+Subscribes to TOPIC in GROUP with confluent-kafka (several topics separated by commas; a name
+starting with ^ is a regex, as librdkafka has it), and appends one JSON line to OUT_FILE per event:
+  {"e": "assign"|"revoke"|"lost", "p": [partitions], "tp": [[topic, partition]], "t": time}
+                                                                  rebalance callbacks
+  {"e": "msg", "p": partition, "o": offset, "v": value, "topic": topic}  a record processed
+  {"e": "error", "err": text, "code": code, "fatal": bool}        a consumer error
   {"e": "commit", "p": {partition: next offset}}                  offsets committed after processing
   {"e": "commit_failed", "batch": [[partition, offset], ...]}     a rebalance came first
 Every poll's records are processed (written and flushed) before their offsets are committed
@@ -61,12 +64,15 @@ def parts(ps):
     return sorted(p.partition for p in ps)
 
 
-consumer.subscribe(
-    [topic],
-    on_assign=lambda c, ps: emit({"e": "assign", "p": parts(ps), "t": time.time()}),
-    on_revoke=lambda c, ps: emit({"e": "revoke", "p": parts(ps), "t": time.time()}),
-    on_lost=lambda c, ps: emit({"e": "lost", "p": parts(ps), "t": time.time()}),
-)
+def tps(ps):
+    return sorted([p.topic, p.partition] for p in ps)
+
+
+def on(kind):
+    return lambda c, ps: emit({"e": kind, "p": parts(ps), "tp": tps(ps), "t": time.time()})
+
+
+consumer.subscribe(topic.split(","), on_assign=on("assign"), on_revoke=on("revoke"), on_lost=on("lost"))
 emit({"e": "start", "t": time.time()})
 while not stopping:
     msgs = consumer.consume(num_messages=200, timeout=0.2)
@@ -74,9 +80,12 @@ while not stopping:
     batch = []
     for m in msgs:
         if m.error():
-            emit({"e": "error", "err": str(m.error())})
+            err = m.error()
+            emit({"e": "error", "err": str(err), "code": err.code(), "fatal": err.fatal()})
+            if err.fatal():
+                stopping = True
             continue
-        emit({"e": "msg", "p": m.partition(), "o": m.offset(), "v": m.value().decode()})
+        emit({"e": "msg", "p": m.partition(), "o": m.offset(), "v": m.value().decode(), "topic": m.topic()})
         done[m.partition()] = m.offset() + 1
         batch.append([m.partition(), m.offset()])
     if done:

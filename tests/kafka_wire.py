@@ -583,3 +583,85 @@ def metadata_v1_brokers(payload: bytes) -> tuple[int, list[tuple[int, str, int]]
         r.string()  # rack
         brokers.append((node_id, host, port))
     return correlation_id, brokers
+
+
+# --- CreatePartitions v1 (non-flexible) --------------------------------------------------------
+API_CREATE_PARTITIONS = 37
+
+
+def create_partitions_v1_request(topics, correlation_id: int, validate_only: bool = False) -> bytes:
+    """`topics`: [(name, count, assignments or None)], assignments a list of broker id lists.
+    Names may repeat: the request is sent as given."""
+    body = struct.pack(">i", len(topics))
+    for name, count, assignments in topics:
+        body += string(name) + struct.pack(">i", count)
+        if assignments is None:
+            body += struct.pack(">i", -1)
+        else:
+            body += struct.pack(">i", len(assignments))
+            for brokers in assignments:
+                body += struct.pack(">i", len(brokers)) + b"".join(struct.pack(">i", b) for b in brokers)
+    body += struct.pack(">i?", 30000, validate_only)
+    return frame(header_v1(API_CREATE_PARTITIONS, 1, correlation_id) + body)
+
+
+def parse_create_partitions_v1(payload: bytes) -> tuple[int, list[tuple[str, int, str | None]]]:
+    """(correlation_id, [(name, error_code, error_message)]) in the response's order."""
+    r = Reader(payload)
+    correlation_id, _throttle = r.take(">ii")
+    results = []
+    for _ in range(r.take(">i")):
+        name = r.string()
+        code = r.take(">h")
+        results.append((name, code, r.string()))
+    return correlation_id, results
+
+
+# --- ConsumerGroupHeartbeat v1 (KIP-848; flexible: request header v2, response header v1) -------
+API_CONSUMER_GROUP_HEARTBEAT = 68
+
+
+def consumer_group_heartbeat_v1_request(
+    group_id: str,
+    correlation_id: int,
+    member_id: str = "",
+    member_epoch: int = 0,
+    instance_id: str | None = None,
+    topics: list[str] | None = None,
+    regex: str | None = None,
+    rebalance_timeout_ms: int = 30000,
+) -> bytes:
+    names = uvarint(0) if topics is None else uvarint(len(topics) + 1) + b"".join(compact_string(t) for t in topics)
+    body = (
+        compact_string(group_id)
+        + compact_string(member_id)
+        + struct.pack(">i", member_epoch)
+        + compact_string(instance_id)
+        + compact_string(None)  # rack_id
+        + struct.pack(">i", rebalance_timeout_ms)
+        + names
+        + compact_string(regex)
+        + compact_string(None)  # server_assignor
+        + (uvarint(1) if member_epoch == 0 else uvarint(0))  # topic_partitions: [] on join, else null
+        + uvarint(0)  # tagged fields
+    )
+    return frame(header_v2(API_CONSUMER_GROUP_HEARTBEAT, 1, correlation_id) + body)
+
+
+def parse_consumer_group_heartbeat_v1(payload: bytes) -> dict:
+    """The fields before the assignment: correlation_id, error_code, error_message, member_id,
+    member_epoch."""
+    r = Reader(payload)
+    correlation_id = r.take(">i")
+    skip_tagged_fields(r)  # response header v1
+    _throttle, error_code = r.take(">ih")
+    error_message = read_compact_string(r)
+    member_id = read_compact_string(r)
+    member_epoch = r.take(">i")
+    return {
+        "correlation_id": correlation_id,
+        "error_code": error_code,
+        "error_message": error_message,
+        "member_id": member_id,
+        "member_epoch": member_epoch,
+    }

@@ -67,6 +67,40 @@ impl Agent {
         self.topics.by_id(self.metastore.as_ref(), id).await
     }
 
+    /// The topic named `name` with partitions up to `partition` (the largest a request names),
+    /// looking past the cache when the cached topic has fewer: they may have just been created on
+    /// another agent.
+    pub async fn topic_named_covering(
+        &self,
+        name: &str,
+        partition: i32,
+    ) -> Result<Option<TopicMeta>, MetastoreError> {
+        self.topics
+            .by_name_covering(self.metastore.as_ref(), name, partition)
+            .await
+    }
+
+    pub async fn topic_with_id_covering(
+        &self,
+        id: skiff_metastore::types::TopicId,
+        partition: i32,
+    ) -> Result<Option<TopicMeta>, MetastoreError> {
+        self.topics
+            .by_id_covering(self.metastore.as_ref(), id, partition)
+            .await
+    }
+
+    /// CreatePartitions: grows the topic, and drops the cached list so this agent serves the new
+    /// partitions at once (other agents look past their cache for a partition they do not know).
+    pub async fn create_partitions(
+        &self,
+        req: skiff_metastore::types::CreatePartitions,
+    ) -> Result<TopicMeta, MetastoreError> {
+        let grown = self.metastore.create_partitions(req).await;
+        self.topics.forget();
+        grown
+    }
+
     pub async fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetastoreError> {
         let deleted = self.metastore.delete_topic(name, self.clock.now_ms()).await;
         self.topics.forget();

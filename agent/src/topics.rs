@@ -4,7 +4,9 @@
 //! librdkafka sends one request per partition; against a quorum each uncached lookup is an HTTP
 //! round trip to the leader plus a read-index check. So lookups are answered from a list fetched
 //! at most once per `ttl`, and a name or id the list does not know refreshes it at once, so a topic
-//! created anywhere is seen immediately. Staleness is safe: a batch for a topic deleted meanwhile
+//! created anywhere is seen immediately; so does a partition past a known topic's cached count,
+//! so that partitions that CreatePartitions added on another agent are served at once (the
+//! `*_covering` lookups). Staleness is safe: a batch for a topic deleted meanwhile
 //! is refused by the metastore when its object is committed, and a fetch of it by the index read.
 
 use std::sync::{Arc, RwLock};
@@ -100,6 +102,35 @@ impl TopicCache {
         self.find(metastore, |t| t.topic_id == id).await
     }
 
+    /// The topic named `name`, refreshed when the cached one has no partition `partition` (it
+    /// may have grown elsewhere). The topic as it stands when even the fresh list lacks it.
+    pub async fn by_name_covering(
+        &self,
+        metastore: &dyn MetastoreClient,
+        name: &str,
+        partition: i32,
+    ) -> Result<Option<TopicMeta>, MetastoreError> {
+        let covers = |t: &TopicMeta| t.name == name && partition < t.partitions;
+        match self.find(metastore, covers).await? {
+            Some(t) => Ok(Some(t)),
+            None => self.by_name(metastore, name).await,
+        }
+    }
+
+    /// [`TopicCache::by_name_covering`] by topic id.
+    pub async fn by_id_covering(
+        &self,
+        metastore: &dyn MetastoreClient,
+        id: TopicId,
+        partition: i32,
+    ) -> Result<Option<TopicMeta>, MetastoreError> {
+        let covers = |t: &TopicMeta| t.topic_id == id && partition < t.partitions;
+        match self.find(metastore, covers).await? {
+            Some(t) => Ok(Some(t)),
+            None => self.by_id(metastore, id).await,
+        }
+    }
+
     /// After this agent created or deleted a topic: the next lookup fetches the list.
     pub fn forget(&self) {
         *self.list.write().unwrap_or_else(|e| e.into_inner()) = None;
@@ -144,6 +175,42 @@ mod tests {
         assert_eq!(again.len(), 2);
         assert!(Arc::ptr_eq(&again, &cache.all(&ms).await.expect("list")));
         assert!(cache.by_name(&ms, "nope").await.expect("lookup").is_none());
+        ms.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_partition_added_elsewhere_is_found_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ms = LocalMetastore::open(dir.path()).await.expect("metastore");
+        let cache = TopicCache::new(Duration::from_secs(3600));
+        let meta = ms.create_topic(create("a", 1)).await.expect("a");
+        assert_eq!(cache.all(&ms).await.expect("list")[0].partitions, 1);
+        ms.create_partitions(skiff_metastore::types::CreatePartitions {
+            name: "a".into(),
+            topic_id: meta.topic_id,
+            count: 3,
+        })
+        .await
+        .expect("grow");
+        // The cached topic has one partition: a plain lookup serves it as it was...
+        let cached = cache.by_name(&ms, "a").await.expect("a").expect("known");
+        assert_eq!(cached.partitions, 1);
+        // ...while a lookup of partition 2 refreshes and finds it, by name and by id.
+        let fresh = cache.by_name_covering(&ms, "a", 2).await.expect("a");
+        assert_eq!(fresh.map(|t| t.partitions), Some(3));
+        let by_id = cache
+            .by_id_covering(&ms, meta.topic_id, 2)
+            .await
+            .expect("a");
+        assert_eq!(by_id.map(|t| t.partitions), Some(3));
+        // Past even the fresh count: the topic as it stands, for the caller to refuse.
+        let past = cache.by_name_covering(&ms, "a", 3).await.expect("a");
+        assert_eq!(past.map(|t| t.partitions), Some(3));
+        assert!(cache
+            .by_name_covering(&ms, "nope", 0)
+            .await
+            .expect("lookup")
+            .is_none());
         ms.shutdown().await;
     }
 }

@@ -15,9 +15,9 @@ use crate::types::{
 };
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
-    CommitOffsets, CommittedOffset, CreateTopic, GroupPartition, IndexAnswer, IndexRead,
-    IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets, ProducerIdAndEpoch,
-    TopicMeta, TopicPartition,
+    CommitOffsets, CommittedOffset, CreatePartitions, CreateTopic, GroupPartition, IndexAnswer,
+    IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets,
+    ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
 
 /// Failures at the client boundary, sorted by what the caller should do about them.
@@ -48,6 +48,9 @@ pub type Result<T, E = MetastoreError> = std::result::Result<T, E>;
 pub trait MetastoreClient: Send + Sync + 'static {
     async fn create_topic(&self, req: CreateTopic) -> Result<TopicMeta>;
     async fn delete_topic(&self, name: &str, now_ms: i64) -> Result<TopicMeta>;
+    /// CreatePartitions: the topic afterwards. [`MetaError::InvalidPartitions`] for a count below
+    /// the current one or over the limit; growing to the current count succeeds.
+    async fn create_partitions(&self, req: CreatePartitions) -> Result<TopicMeta>;
     /// Commits one flushed object. The outer error concerns the whole commit; the inner ones are
     /// per batch (for example a sequence gap on one partition).
     async fn commit_object(
@@ -166,6 +169,13 @@ impl<T: Transport> MetastoreClient for T {
             now_ms,
         };
         answer::topic_deleted(self.write(cmd).await?)
+    }
+
+    async fn create_partitions(&self, req: CreatePartitions) -> Result<TopicMeta> {
+        match self.write(Command::CreatePartitions(req)).await? {
+            CommandResponse::PartitionsCreated(r) => Ok(r?),
+            other => Err(answer::unexpected(&other)),
+        }
     }
 
     async fn commit_object(
@@ -374,7 +384,7 @@ mod answer {
         ProducerIdAndEpoch, StateExpired, TopicMeta, Trimmed,
     };
 
-    fn unexpected(resp: &CommandResponse) -> MetastoreError {
+    pub fn unexpected(resp: &CommandResponse) -> MetastoreError {
         MetastoreError::OutcomeUnknown(format!("unexpected response {resp:?}"))
     }
 

@@ -29,6 +29,11 @@ pub const APPEND_BUDGET_BYTES: usize = 8 << 20;
 /// with a batch in each of 10,000 partitions is about 0.7 MB.
 pub const MAX_COMMAND_BYTES: usize = 4 << 20;
 
+/// The most partitions one topic may have (CreateTopics and CreatePartitions). Every replica
+/// allocates per-partition state on create, so an absurd count would exhaust memory on all of
+/// them at once; Kafka clusters rarely go beyond a few thousand per topic.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
 /// Refuses a command too large to replicate.
 pub fn check_command(cmd: &crate::types::Command) -> Result<(), crate::types::MetaError> {
     match crate::codec::encoded_len(cmd) {

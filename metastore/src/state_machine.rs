@@ -11,16 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{
     AgentHeartbeat, AgentInfo, AlterTopicConfigs, BatchAppend, BatchLocation, Command,
-    CommandResponse, CommitOffsets, CommittedOffset, ConfigOp, CreateTopic, GroupPartition,
-    LiveAgents, MetaError, ObjectId, PartitionOffsets, TopicId, TopicMeta, TopicPartition,
+    CommandResponse, CommitOffsets, CommittedOffset, ConfigOp, CreatePartitions, CreateTopic,
+    GroupPartition, LiveAgents, MetaError, ObjectId, PartitionOffsets, TopicId, TopicMeta,
+    TopicPartition,
 };
 
 /// Kafka's limit: longer names do not fit in the file names Kafka derives from them.
 const MAX_TOPIC_NAME_LEN: usize = 249;
 
-/// Every replica allocates per-partition state on create, so an absurd count would exhaust memory
-/// on all of them at once; Kafka clusters rarely go beyond a few thousand per topic.
-pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+pub use crate::limits::MAX_PARTITIONS_PER_TOPIC;
 
 /// Kafka keeps the last five batches per producer and partition: a producer has at most five
 /// requests in flight with idempotence on, so any retry it can send is among them.
@@ -201,6 +200,9 @@ impl StateMachine {
                 })
             }
             Command::ExpireState(pass) => CommandResponse::StateExpired(self.expire_state(pass)),
+            Command::CreatePartitions(req) => {
+                CommandResponse::PartitionsCreated(self.create_partitions(req))
+            }
         }
     }
 
@@ -331,6 +333,26 @@ impl StateMachine {
             },
         );
         Ok(meta)
+    }
+
+    /// Grows the topic to `count` partitions; the new ones start empty, at offset 0. Never
+    /// shrinks: a count below the current one is [`MetaError::InvalidPartitions`], and the
+    /// current one itself succeeds (a retry of a grow that applied).
+    fn create_partitions(&mut self, req: &CreatePartitions) -> Result<TopicMeta, MetaError> {
+        let topic = self
+            .topics_by_name
+            .get(&req.name)
+            .filter(|id| **id == req.topic_id)
+            .and_then(|id| self.topics.get_mut(id))
+            .ok_or(MetaError::UnknownTopicOrPartition)?;
+        if req.count < topic.meta.partitions || req.count > MAX_PARTITIONS_PER_TOPIC {
+            return Err(MetaError::InvalidPartitions);
+        }
+        while topic.partitions.len() < req.count as usize {
+            topic.partitions.push_back(PartitionState::default());
+        }
+        topic.meta.partitions = req.count;
+        Ok(topic.meta.clone())
     }
 
     fn alter_topic_configs(&mut self, req: &AlterTopicConfigs) -> Result<TopicMeta, MetaError> {
@@ -585,3 +607,7 @@ mod tests;
 #[cfg(test)]
 #[path = "runs_tests.rs"]
 mod runs_tests;
+
+#[cfg(test)]
+#[path = "create_partitions_tests.rs"]
+mod create_partitions_tests;

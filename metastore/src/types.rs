@@ -203,6 +203,22 @@ pub enum Command {
     },
     ExpireState(ExpireState),
     ReplaceBatches(ReplaceBatches),
+    /// CreatePartitions: grows a topic (journal version 6 on).
+    CreatePartitions(CreatePartitions),
+}
+
+/// CreatePartitions on one topic: its partition count becomes `count`. The agent has checked the
+/// request against the topic as it read it; apply checks again, since the topic may have changed
+/// since. Growing to the count it already has succeeds, so a command of unknown outcome can
+/// simply be resent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePartitions {
+    pub name: String,
+    /// The topic the agent read: a topic deleted and created again under the name meanwhile is
+    /// not grown ([`MetaError::UnknownTopicOrPartition`]).
+    pub topic_id: TopicId,
+    /// The new partition count, up to [`crate::limits::MAX_PARTITIONS_PER_TOPIC`].
+    pub count: i32,
 }
 
 /// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on one topic. The agent validates
@@ -377,6 +393,8 @@ pub enum CommandResponse {
     /// [`MetaError::RewriteConflict`] if the export did not stand where the command said.
     ExportAdvanced(Result<(), MetaError>),
     StateExpired(StateExpired),
+    /// The topic after a [`CreatePartitions`].
+    PartitionsCreated(Result<TopicMeta, MetaError>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,8 +8,20 @@
 //! assignment epoch and receives the target's partitions that no other member still holds. A
 //! partition is never told to two members at once.
 //!
+//! A member subscribes by topic names, by a regular expression (`subscribed_topic_regex`,
+//! v1), or both. Every heartbeat resolves the subscriptions against the topics as they stand,
+//! so a topic created later that a member names or whose name its regex matches, and
+//! partitions added later to a subscribed topic, move the group epoch and are assigned.
+//!
+//! Static members (`instance_id`, KIP-345 as KIP-848 has it): an instance id belongs to one
+//! member at a time. A member joining with an instance id that an active member holds is
+//! refused with UNRELEASED_INSTANCE_ID; once the holder leaves with epoch -2 its partitions
+//! wait for it (until its session times out), and the next member to join with the instance
+//! id takes them over, with its epoch. A heartbeat naming the instance id with another member
+//! id is FENCED_INSTANCE_ID.
+//!
 //! Synchronous and clock-free like [`super::classic`]: the caller passes the time and the
-//! subscribed topics' metadata.
+//! topics' metadata.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -26,6 +38,25 @@ pub type TopicsMeta = BTreeMap<String, (Uuid, i32)>;
 
 /// Server-side assignors (`group.consumer.assignors`), the first being the default.
 pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
+
+/// The most a compiled subscription regex may take: a member cannot make the coordinator
+/// allocate without bound.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Kafka matches a subscription regex against whole topic names (RE2J's `matches`).
+fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+}
 
 #[derive(Clone, Debug)]
 pub struct ConsumerLimits {
@@ -53,6 +84,8 @@ pub struct HeartbeatRequest {
     pub rebalance_timeout: Duration,
     /// `None`: unchanged since the last heartbeat.
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// `None`: unchanged; empty: no regex any more.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// What the member holds now; `None`: unchanged.
     pub owned: Option<BTreeSet<Tp>>,
@@ -91,6 +124,13 @@ pub struct Member {
     previous_epoch: i32,
     rebalance_timeout: Duration,
     pub subscribed: Vec<String>,
+    /// The subscription regex, as the member sent it.
+    pub regex: Option<String>,
+    compiled: Option<regex::Regex>,
+    /// The topics the member is subscribed to now: its names, and the topics its regex matches.
+    resolved: BTreeSet<String>,
+    /// A static member that left with epoch -2: its partitions wait for its instance id.
+    left_static: bool,
     assignor: Option<String>,
     /// The partitions this member was last told it owns.
     pub current: BTreeSet<Tp>,
@@ -162,15 +202,51 @@ impl ConsumerGroup {
         }
     }
 
-    /// The union of the members' subscriptions, the topics whose metadata the caller must pass.
-    pub fn subscribed_topics(&self, extra: Option<&[String]>) -> BTreeSet<String> {
-        let mut all: BTreeSet<String> = self
-            .members
-            .values()
-            .flat_map(|m| m.subscribed.iter().cloned())
-            .collect();
-        all.extend(extra.into_iter().flatten().cloned());
-        all
+    /// Resolves every member's subscription against `topics`: its names and the topics its
+    /// regex matches. Each distinct regex is matched once. True if any member's changed.
+    fn resolve(&mut self, topics: &TopicsMeta) -> bool {
+        let mut matched: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for m in self.members.values() {
+            if let (Some(pattern), Some(re)) = (&m.regex, &m.compiled) {
+                matched
+                    .entry(pattern.clone())
+                    .or_insert_with(|| topics.keys().filter(|t| re.is_match(t)).cloned().collect());
+            }
+        }
+        let mut changed = false;
+        for m in self.members.values_mut() {
+            let mut resolved: BTreeSet<String> = m.subscribed.iter().cloned().collect();
+            if let Some(set) = m.regex.as_ref().and_then(|p| matched.get(p)) {
+                resolved.extend(set.iter().cloned());
+            }
+            if resolved != m.resolved {
+                m.resolved = resolved;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// A member naming an instance id must be the member that holds it (Kafka's
+    /// `throwIfStaticMemberIsUnknown` and `throwIfInstanceIdIsFenced`).
+    fn check_instance(&self, req: &HeartbeatRequest) -> Result<(), HeartbeatResult> {
+        let Some(instance) = &req.instance_id else {
+            return Ok(());
+        };
+        match self.statics.get(instance) {
+            None => Err(HeartbeatResult::error(
+                codes::UNKNOWN_MEMBER_ID,
+                &format!("Instance id {instance} is unknown."),
+            )),
+            Some(holder) if *holder != req.member_id => Err(HeartbeatResult::error(
+                codes::FENCED_INSTANCE_ID,
+                &format!(
+                    "Static member {} with instance id {instance} was fenced by member {holder}.",
+                    req.member_id
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     pub fn heartbeat(
@@ -187,6 +263,19 @@ impl ConsumerGroup {
                 );
             }
         }
+        let regex = match req.subscribed_topic_regex.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(pattern) => match compile_regex(pattern) {
+                Ok(re) => Some(Some((pattern.to_owned(), re))),
+                Err(why) => {
+                    return HeartbeatResult::error(
+                        codes::INVALID_REGULAR_EXPRESSION,
+                        &format!("SubscribedTopicRegex `{pattern}` is not a valid regular expression: {why}."),
+                    )
+                }
+            },
+        };
         let mut changed = false;
         let member_id = match req.member_epoch {
             0 => match self.join(&req, now) {
@@ -198,6 +287,9 @@ impl ConsumerGroup {
             },
             -1 | -2 => return self.leave(&req, now),
             epoch if epoch > 0 => {
+                if let Err(e) = self.check_instance(&req) {
+                    return e;
+                }
                 let Some(m) = self.members.get(&req.member_id) else {
                     return HeartbeatResult::error(codes::UNKNOWN_MEMBER_ID, "unknown member");
                 };
@@ -226,6 +318,14 @@ impl ConsumerGroup {
                     changed = true;
                 }
             }
+            if let Some(regex) = regex {
+                let (pattern, compiled) = regex.unzip();
+                if pattern != m.regex {
+                    m.regex = pattern;
+                    m.compiled = compiled;
+                    changed = true;
+                }
+            }
             if req.server_assignor.is_some() {
                 m.assignor = req.server_assignor.clone();
             }
@@ -234,7 +334,8 @@ impl ConsumerGroup {
                 m.current = m.current.intersection(owned).copied().collect();
             }
         }
-        let wanted = self.subscribed_topics(None);
+        changed |= self.resolve(topics);
+        let wanted: BTreeSet<&String> = self.members.values().flat_map(|m| &m.resolved).collect();
         let metadata: TopicsMeta = topics
             .iter()
             .filter(|(name, _)| wanted.contains(*name))
@@ -266,10 +367,10 @@ impl ConsumerGroup {
         req: &HeartbeatRequest,
         now: Instant,
     ) -> Result<(String, bool), HeartbeatResult> {
-        if req.subscribed_topic_names.is_none() {
+        if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
             return Err(HeartbeatResult::error(
                 codes::INVALID_REQUEST,
-                "a joining member must name its subscription",
+                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
             ));
         }
         // v0: the broker names members; v1 (KIP-1082): the client does.
@@ -288,6 +389,10 @@ impl ConsumerGroup {
             previous_epoch: -1,
             rebalance_timeout: req.rebalance_timeout,
             subscribed: Vec::new(),
+            regex: None,
+            compiled: None,
+            resolved: BTreeSet::new(),
+            left_static: false,
             assignor: req.server_assignor.clone(),
             current: BTreeSet::new(),
             session_deadline: now + self.limits.session_timeout,
@@ -297,11 +402,27 @@ impl ConsumerGroup {
             if let Some(old_id) = self.statics.get(instance).cloned() {
                 // A static member back: it takes over its predecessor's place and partitions
                 // (KIP-345), without moving the group epoch.
+                if let Some(old) = self.members.get(&old_id) {
+                    // Only once the holder has left (epoch -2) may another member take the
+                    // instance id over; the holder itself may rejoin under its own id.
+                    if !old.left_static && old_id != member_id {
+                        return Err(HeartbeatResult::error(
+                            codes::UNRELEASED_INSTANCE_ID,
+                            &format!(
+                                "Static member {member_id} with instance id {instance} cannot join the group because the instance id is owned by member {old_id}."
+                            ),
+                        ));
+                    }
+                }
                 let mut returned = false;
                 if let Some(old) = self.members.remove(&old_id) {
                     member.current = old.current;
                     member.epoch = old.epoch;
+                    member.previous_epoch = old.previous_epoch;
                     member.subscribed = old.subscribed;
+                    member.regex = old.regex;
+                    member.compiled = old.compiled;
+                    member.resolved = old.resolved;
                     if let Some(t) = self.target.remove(&old_id) {
                         self.target.insert(member_id.clone(), t);
                     }
@@ -321,14 +442,18 @@ impl ConsumerGroup {
     }
 
     fn leave(&mut self, req: &HeartbeatRequest, now: Instant) -> HeartbeatResult {
+        if let Err(e) = self.check_instance(req) {
+            return e;
+        }
         let Some(m) = self.members.get(&req.member_id) else {
             return HeartbeatResult::error(codes::UNKNOWN_MEMBER_ID, "unknown member");
         };
         if req.member_epoch == -2 && m.instance_id.is_some() {
             // A static member leaving for a while: its partitions wait for it until its session
-            // times out.
+            // times out, and its instance id is free for the next member to join with it.
             if let Some(m) = self.members.get_mut(&req.member_id) {
                 m.session_deadline = now + self.limits.session_timeout;
+                m.left_static = true;
             }
         } else {
             self.remove(&req.member_id);
@@ -443,7 +568,7 @@ impl ConsumerGroup {
             .map(|m| {
                 (
                     m.id.as_str(),
-                    m.subscribed.iter().map(String::as_str).collect(),
+                    m.resolved.iter().map(String::as_str).collect(),
                 )
             })
             .collect();

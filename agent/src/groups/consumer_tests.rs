@@ -17,6 +17,7 @@ fn req(member_id: &str, epoch: i32, owned: Option<BTreeSet<Tp>>) -> HeartbeatReq
         rack_id: None,
         rebalance_timeout: Duration::from_secs(30),
         subscribed_topic_names: (epoch == 0).then(|| vec!["t".to_string()]),
+        subscribed_topic_regex: None,
         server_assignor: None,
         owned,
         client_id: "c".into(),
@@ -179,4 +180,157 @@ fn a_static_member_that_comes_back_keeps_its_partitions() {
     assert_eq!(again.assignment, Some(ps(&[0, 1, 2])));
     assert_eq!(g.group_epoch(), epoch, "no new group epoch");
     assert_eq!(g.members().count(), 1);
+}
+
+const U: Uuid = Uuid::from_u128(8);
+const V: Uuid = Uuid::from_u128(9);
+
+fn tps(list: &[(Uuid, i32)]) -> BTreeSet<Tp> {
+    list.iter().copied().collect()
+}
+
+#[test]
+fn a_regex_subscription_gets_the_matching_topics_and_those_created_later() {
+    let now = Instant::now();
+    let mut g = group();
+    let mut all: TopicsMeta = BTreeMap::from([
+        ("orders-eu".to_string(), (T, 1)),
+        ("orders-us".to_string(), (U, 2)),
+        ("payments".to_string(), (V, 1)),
+    ]);
+    let mut join = req("", 0, None);
+    join.subscribed_topic_names = None;
+    join.subscribed_topic_regex = Some("orders-.*".into());
+    let a = g.heartbeat(join, &all, now);
+    assert_eq!(a.error, codes::NONE);
+    let a_id = a.member_id.unwrap();
+    // Whole names only: "orders-.*" does not match "xorders-eu".
+    assert_eq!(a.assignment, Some(tps(&[(T, 0), (U, 0), (U, 1)])));
+    let held = tps(&[(T, 0), (U, 0), (U, 1)]);
+    let nothing = g.heartbeat(req(&a_id, a.member_epoch, Some(held.clone())), &all, now);
+    assert_eq!(nothing.assignment, None);
+
+    // A new matching topic is assigned on the next heartbeat; one that does not match is not.
+    let w = Uuid::from_u128(10);
+    all.insert("orders-apac".into(), (w, 1));
+    all.insert("xorders-eu".into(), (Uuid::from_u128(11), 1));
+    let r = g.heartbeat(req(&a_id, a.member_epoch, Some(held.clone())), &all, now);
+    assert_eq!(r.member_epoch, a.member_epoch + 1);
+    assert_eq!(r.assignment, Some(tps(&[(T, 0), (U, 0), (U, 1), (w, 0)])));
+
+    // The regex changed to another one: what it no longer matches is revoked.
+    let mut change = req(&a_id, r.member_epoch, Some(r.assignment.clone().unwrap()));
+    change.subscribed_topic_regex = Some("payments|orders-eu".into());
+    let r2 = g.heartbeat(change, &all, now);
+    assert_eq!(r2.assignment, Some(tps(&[(T, 0)])));
+    assert_eq!(
+        g.member(&a_id).and_then(|m| m.regex.clone()).as_deref(),
+        Some("payments|orders-eu")
+    );
+}
+
+#[test]
+fn names_and_a_regex_together_are_one_subscription() {
+    let now = Instant::now();
+    let mut g = group();
+    let all: TopicsMeta = BTreeMap::from([
+        ("t".to_string(), (T, 1)),
+        ("logs-1".to_string(), (U, 1)),
+        ("other".to_string(), (V, 1)),
+    ]);
+    let mut join = req("", 0, None);
+    join.subscribed_topic_regex = Some("logs-[0-9]+".into());
+    let a = g.heartbeat(join, &all, now);
+    assert_eq!(a.assignment, Some(tps(&[(T, 0), (U, 0)])));
+    // An empty regex clears it: the names stay.
+    let mut clear = req(
+        a.member_id.as_deref().unwrap(),
+        a.member_epoch,
+        a.assignment.clone(),
+    );
+    clear.subscribed_topic_regex = Some(String::new());
+    let r = g.heartbeat(clear, &all, now);
+    assert_eq!(r.assignment, Some(tps(&[(T, 0)])));
+}
+
+#[test]
+fn an_invalid_regex_is_refused_and_joins_nothing() {
+    let now = Instant::now();
+    let mut g = group();
+    let mut join = req("", 0, None);
+    join.subscribed_topic_names = None;
+    join.subscribed_topic_regex = Some("orders-(".into());
+    let r = g.heartbeat(join, &topics(1), now);
+    assert_eq!(r.error, codes::INVALID_REGULAR_EXPRESSION);
+    let message = r.error_message.unwrap();
+    assert!(
+        message.starts_with("SubscribedTopicRegex `orders-(` is not a valid regular expression"),
+        "{message}"
+    );
+    assert!(g.is_empty());
+    // Neither names nor a regex on the first heartbeat.
+    let mut bare = req("", 0, None);
+    bare.subscribed_topic_names = None;
+    let r = g.heartbeat(bare, &topics(1), now);
+    assert_eq!(r.error, codes::INVALID_REQUEST);
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.")
+    );
+}
+
+fn static_join(instance: &str) -> HeartbeatRequest {
+    let mut join = req("", 0, None);
+    join.instance_id = Some(instance.into());
+    join
+}
+
+#[test]
+fn an_instance_id_held_by_an_active_member_is_not_released_to_another() {
+    let now = Instant::now();
+    let mut g = group();
+    let first = g.heartbeat(static_join("i"), &topics(2), now);
+    let first_id = first.member_id.clone().unwrap();
+    assert_eq!(first.assignment, Some(ps(&[0, 1])));
+
+    let second = g.heartbeat(static_join("i"), &topics(2), now);
+    assert_eq!(second.error, codes::UNRELEASED_INSTANCE_ID);
+    assert!(second.member_id.is_none());
+    assert_eq!(g.members().count(), 1);
+    // The holder carries on undisturbed.
+    let mut hb = req(&first_id, first.member_epoch, Some(ps(&[0, 1])));
+    hb.instance_id = Some("i".into());
+    let r = g.heartbeat(hb, &topics(2), now);
+    assert_eq!((r.error, r.member_epoch), (codes::NONE, first.member_epoch));
+
+    // Once it leaves with -2, the next member with the instance id takes its place and
+    // partitions over, at its epoch, without a new group epoch.
+    let epoch = g.group_epoch();
+    let mut leave = req(&first_id, -2, None);
+    leave.instance_id = Some("i".into());
+    assert_eq!(g.heartbeat(leave, &topics(2), now).member_epoch, -2);
+    let back = g.heartbeat(static_join("i"), &topics(2), now);
+    assert_eq!(back.error, codes::NONE);
+    let back_id = back.member_id.clone().unwrap();
+    assert_ne!(back_id, first_id);
+    assert_eq!(
+        (back.member_epoch, back.assignment),
+        (first.member_epoch, Some(ps(&[0, 1])))
+    );
+    assert_eq!(g.group_epoch(), epoch);
+
+    // The old member id is fenced now.
+    let mut old = req(&first_id, first.member_epoch, None);
+    old.instance_id = Some("i".into());
+    assert_eq!(
+        g.heartbeat(old, &topics(2), now).error,
+        codes::FENCED_INSTANCE_ID
+    );
+    // And a heartbeat with an instance id nobody holds is an unknown member.
+    let mut stranger = req(&back_id, back.member_epoch, None);
+    stranger.instance_id = Some("j".into());
+    assert_eq!(
+        g.heartbeat(stranger, &topics(2), now).error,
+        codes::UNKNOWN_MEMBER_ID
+    );
 }

@@ -79,6 +79,7 @@ pub async fn heartbeat(
         subscribed_topic_names: req
             .subscribed_topic_names
             .map(|names| names.iter().map(|n| n.as_str().to_owned()).collect()),
+        subscribed_topic_regex: req.subscribed_topic_regex.map(|s| s.as_str().to_owned()),
         server_assignor: req.server_assignor.map(|s| s.as_str().to_owned()),
         owned: req.topic_partitions.map(|tps| {
             tps.iter()
@@ -179,6 +180,7 @@ pub async fn describe(
                             .map(|n| TopicName(str_bytes(n.clone())))
                             .collect(),
                     )
+                    .with_subscribed_topic_regex(m.regex.clone().map(str_bytes))
                     .with_assignment(assignment(Some(&m.current)))
                     .with_target_assignment(assignment(g.target.get(&m.id)))
             })

@@ -14,7 +14,8 @@ use crate::protocol::codes;
 pub async fn handle(agent: &Agent, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let meta = agent.topic_named(&t.name).await;
+        let last = t.partitions.iter().map(|p| p.partition_index).max();
+        let meta = agent.topic_named_covering(&t.name, last.unwrap_or(0)).await;
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let result = DeleteRecordsPartitionResult::default()

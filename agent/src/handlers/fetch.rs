@@ -53,10 +53,11 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
     let mut topics: Vec<(TopicName, uuid::Uuid)> = Vec::with_capacity(req.topics.len());
     let mut wants = Vec::new();
     for (i, t) in req.topics.iter().enumerate() {
+        let last = t.partitions.iter().map(|p| p.partition).max().unwrap_or(0);
         let meta: Option<TopicMeta> = if by_id {
-            agent.topic_with_id(t.topic_id).await
+            agent.topic_with_id_covering(t.topic_id, last).await
         } else {
-            agent.topic_named(t.topic.as_str()).await
+            agent.topic_named_covering(t.topic.as_str(), last).await
         }
         .ok()
         .flatten();

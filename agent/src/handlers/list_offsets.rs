@@ -19,7 +19,12 @@ const MAX_TIMESTAMP: i64 = -3;
 pub async fn handle(agent: &Agent, _version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let meta = agent.topic_named(&t.name).await.ok().flatten();
+        let last = t.partitions.iter().map(|p| p.partition_index).max();
+        let meta = agent
+            .topic_named_covering(&t.name, last.unwrap_or(0))
+            .await
+            .ok()
+            .flatten();
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let response = ListOffsetsPartitionResponse::default()

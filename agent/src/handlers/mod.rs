@@ -4,6 +4,7 @@
 pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
@@ -148,6 +149,12 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
                 create_topics::handle(&agent, version, req).await
+            })
+        }
+        ApiKey::CreatePartitions => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                create_partitions::handle(&agent, req).await
             })
         }
         ApiKey::DeleteTopics => {

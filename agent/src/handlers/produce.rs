@@ -32,7 +32,12 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
 
     for topic in &req.topic_data {
         let meta = if acks_valid {
-            agent.topic_named(&topic.name).await.ok().flatten()
+            let last = topic.partition_data.iter().map(|p| p.index).max();
+            agent
+                .topic_named_covering(&topic.name, last.unwrap_or(0))
+                .await
+                .ok()
+                .flatten()
         } else {
             None
         };

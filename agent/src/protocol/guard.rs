@@ -167,6 +167,7 @@ const API_SCHEMAS: &[ApiSchema] = &[
     api(ApiKey::ApiVersions, 0, 4, 3, API_VERSIONS),
     api(ApiKey::CreateTopics, 2, 7, 5, CREATE_TOPICS),
     api(ApiKey::DeleteTopics, 1, 6, 4, DELETE_TOPICS),
+    api(ApiKey::CreatePartitions, 0, 3, 2, CREATE_PARTITIONS),
     api(ApiKey::InitProducerId, 0, 5, 2, INIT_PRODUCER_ID),
     api(ApiKey::DescribeConfigs, 1, 4, 4, DESCRIBE_CONFIGS),
     api(ApiKey::AlterConfigs, 0, 2, 2, ALTER_CONFIGS),
@@ -312,6 +313,20 @@ const CREATE_TOPICS_ASSIGNMENT: &[Field] = &[
 const CREATE_TOPICS_CONFIG: &[Field] = &[
     f(Str, 0, N),         // name
     f(NullableStr, 0, N), // value
+];
+
+const CREATE_PARTITIONS: &[Field] = &[
+    f(Array(&Struct(CREATE_PARTITIONS_TOPIC)), 0, N), // topics
+    f(Int32, 0, N),                                   // timeout_ms
+    f(Bool, 0, N),                                    // validate_only
+];
+const CREATE_PARTITIONS_TOPIC: &[Field] = &[
+    f(Str, 0, N),                                                  // name
+    f(Int32, 0, N),                                                // count
+    f(NullableArray(&Struct(CREATE_PARTITIONS_ASSIGNMENT)), 0, N), // assignments
+];
+const CREATE_PARTITIONS_ASSIGNMENT: &[Field] = &[
+    f(Array(&Int32), 0, N), // broker_ids
 ];
 
 const DELETE_TOPICS: &[Field] = &[

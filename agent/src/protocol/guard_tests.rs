@@ -9,6 +9,9 @@ use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDesc
 use kafka_protocol::messages::consumer_group_heartbeat_request::{
     ConsumerGroupHeartbeatRequest, TopicPartitions,
 };
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsRequest, CreatePartitionsTopic,
+};
 use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
 };
@@ -285,6 +288,28 @@ fn create_topics(v: i16, null: bool) -> Bytes {
             .with_unknown_tagged_fields(tags())
     };
     let req = CreateTopicsRequest::default()
+        .with_topics(vec![topic("a"), topic("bb")])
+        .with_timeout_ms(5000)
+        .with_validate_only(true)
+        .with_unknown_tagged_fields(tags());
+    encode(req, v)
+}
+
+fn create_partitions(v: i16, null: bool) -> Bytes {
+    let assignment = |brokers: [i32; 2]| {
+        CreatePartitionsAssignment::default()
+            .with_broker_ids(brokers.map(BrokerId).to_vec())
+            .with_unknown_tagged_fields(tags())
+    };
+    let topic = |topic_name| {
+        let assignments = (!null).then(|| vec![assignment([1, 2]), assignment([2, 3])]);
+        CreatePartitionsTopic::default()
+            .with_name(name(topic_name))
+            .with_count(5)
+            .with_assignments(assignments)
+            .with_unknown_tagged_fields(tags())
+    };
+    let req = CreatePartitionsRequest::default()
         .with_topics(vec![topic("a"), topic("bb")])
         .with_timeout_ms(5000)
         .with_validate_only(true)
@@ -666,6 +691,7 @@ fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
         ApiKey::ApiVersions => vec![api_versions(v)],
         ApiKey::CreateTopics => vec![create_topics(v, false), create_topics(v, true)],
         ApiKey::DeleteTopics => vec![delete_topics(v, false), delete_topics(v, true)],
+        ApiKey::CreatePartitions => vec![create_partitions(v, false), create_partitions(v, true)],
         ApiKey::InitProducerId => vec![init_producer_id(v, false), init_producer_id(v, true)],
         ApiKey::DescribeConfigs => vec![describe_configs(v, false), describe_configs(v, true)],
         ApiKey::FindCoordinator => vec![find_coordinator(v)],
@@ -703,6 +729,7 @@ fn kafka_versions(api: ApiKey) -> VersionRange {
         ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
         ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
         ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+        ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
         ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
         ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
         ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
@@ -740,6 +767,7 @@ fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Result<usize, String> {
         ApiKey::ApiVersions => len::<ApiVersionsRequest>(v, body),
         ApiKey::CreateTopics => len::<CreateTopicsRequest>(v, body),
         ApiKey::DeleteTopics => len::<DeleteTopicsRequest>(v, body),
+        ApiKey::CreatePartitions => len::<CreatePartitionsRequest>(v, body),
         ApiKey::InitProducerId => len::<InitProducerIdRequest>(v, body),
         ApiKey::DescribeConfigs => len::<DescribeConfigsRequest>(v, body),
         ApiKey::FindCoordinator => len::<FindCoordinatorRequest>(v, body),

@@ -14,9 +14,9 @@ use crate::raft::log_store::JOURNAL_FILE;
 use crate::raft::TypeConfig;
 use crate::types::{
     AcquireLeases, AgentHeartbeat, AlterTopicConfigs, BatchLocation, Command, CommitBatch,
-    CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CreateTopic, EnforceRetention,
-    ExpireState, GroupPartition, InitProducerId, ObjectId, ReplaceBatches, RunLayout,
-    TopicPartition,
+    CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CreatePartitions, CreateTopic,
+    EnforceRetention, ExpireState, GroupPartition, InitProducerId, ObjectId, ReplaceBatches,
+    RunLayout, TopicPartition,
 };
 
 const NODE: u64 = 1;
@@ -544,6 +544,11 @@ fn every_command() -> Vec<Command> {
                 layout: RunLayout::Segment { index_len: 28 },
             }],
             now_ms: 11,
+        }),
+        Command::CreatePartitions(CreatePartitions {
+            name: "orders".into(),
+            topic_id: TOPIC,
+            count: 8,
         }),
     ]
 }
