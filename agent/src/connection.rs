@@ -98,9 +98,8 @@ impl Order {
         let (done, finished) = oneshot::channel();
         if api_key == Some(ApiKey::Produce as i16) {
             // Bounded by the writer's window: answered ones go as new ones come.
-            self.produces.retain_mut(|p| {
-                matches!(p.try_recv(), Err(oneshot::error::TryRecvError::Empty))
-            });
+            self.produces
+                .retain_mut(|p| matches!(p.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
             self.produces.push(finished);
         } else if api_key == Some(ApiKey::Fetch as i16) {
             return None;
@@ -298,8 +297,8 @@ mod tests {
     use std::future::Future;
     use std::time::Duration;
 
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use bytes::Buf;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::messages::offset_commit_request::{
@@ -307,8 +306,8 @@ mod tests {
     };
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{
-        ApiVersionsRequest, BrokerId, FetchRequest, GroupId, ListOffsetsRequest, ListOffsetsResponse,
-        MetadataRequest, OffsetCommitRequest, ProduceRequest, TopicName,
+        ApiVersionsRequest, BrokerId, FetchRequest, GroupId, ListOffsetsRequest,
+        ListOffsetsResponse, MetadataRequest, OffsetCommitRequest, ProduceRequest, TopicName,
     };
     use kafka_protocol::protocol::{Decodable, StrBytes};
     use skiff_format::encode::BatchBuilder;
@@ -548,7 +547,9 @@ mod tests {
         wire.extend(request(ApiKey::ListOffsets, 1, 3, &list));
         client.write_all(&wire).await.expect("send");
         for _ in 0..2 {
-            with_timeout(read_frame(&mut client)).await.expect("produced");
+            with_timeout(read_frame(&mut client))
+                .await
+                .expect("produced");
         }
         let mut frame = with_timeout(read_frame(&mut client)).await.expect("listed");
         assert_eq!(frame.get_i32(), 3);

@@ -15,9 +15,9 @@ use crate::types::{
 };
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
-    CommitOffsets, CommittedOffset, CreatePartitions, CreateTopic, GroupPartition, IndexAnswer,
-    IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError, PartitionOffsets,
-    ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    CommitOffsets, CommittedOffset, CoordinatedCommit, CreatePartitions, CreateTopic,
+    GroupPartition, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
+    PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
 };
 
 /// Failures at the client boundary, sorted by what the caller should do about them.
@@ -65,6 +65,14 @@ pub trait MetastoreClient: Send + Sync + 'static {
     async fn commit_offsets(
         &self,
         req: CommitOffsets,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>>;
+    /// [`commit_offsets`](Self::commit_offsets) from the agent `coordinator`, fenced: refused
+    /// partition by partition with [`MetaError::NotCoordinator`] unless that agent coordinates
+    /// the group among the live agents when the command applies ([`CoordinatedCommit`]).
+    async fn commit_group_offsets(
+        &self,
+        coordinator: i32,
+        commit: CommitOffsets,
     ) -> Result<Vec<std::result::Result<(), MetaError>>>;
     /// Forgets a group's committed offsets ([`MetaError::GroupIdNotFound`] if it has none).
     async fn delete_group(&self, group: &str) -> Result<()>;
@@ -198,6 +206,18 @@ impl<T: Transport> MetastoreClient for T {
         req: CommitOffsets,
     ) -> Result<Vec<std::result::Result<(), MetaError>>> {
         answer::offsets_committed(self.write(Command::CommitOffsets(req)).await?)
+    }
+
+    async fn commit_group_offsets(
+        &self,
+        coordinator: i32,
+        commit: CommitOffsets,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
+        let cmd = Command::CommitGroupOffsets(CoordinatedCommit {
+            coordinator,
+            commit,
+        });
+        answer::offsets_committed(self.write(cmd).await?)
     }
 
     async fn delete_group(&self, group: &str) -> Result<()> {

@@ -13,9 +13,9 @@ pub mod client;
 pub mod codec;
 pub mod legacy_commands;
 pub mod limits;
-pub mod placement;
 #[cfg(feature = "node")]
 pub mod local;
+pub mod placement;
 #[cfg(feature = "node")]
 pub mod raft;
 pub mod rpc;

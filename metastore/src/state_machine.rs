@@ -154,6 +154,13 @@ impl StateMachine {
             Command::CommitOffsets(req) => {
                 CommandResponse::OffsetsCommitted(self.commit_offsets(req))
             }
+            Command::CommitGroupOffsets(c) => CommandResponse::OffsetsCommitted(
+                if self.coordinates(c.coordinator, &c.commit.group) {
+                    self.commit_offsets(&c.commit)
+                } else {
+                    vec![Err(MetaError::NotCoordinator); c.commit.offsets.len()]
+                },
+            ),
             Command::DeleteGroup { group } => {
                 let found = self.groups.remove(group).is_some();
                 CommandResponse::GroupDeleted(if found {
@@ -227,6 +234,16 @@ impl StateMachine {
             answers.push(Ok(()));
         }
         answers
+    }
+
+    /// Whether the agent `broker_id` coordinates `group` among the live agents. With none live
+    /// (a metastore no agent has heartbeat to yet) there is nothing to fence against.
+    fn coordinates(&self, broker_id: i32, group: &str) -> bool {
+        let live = self.live_agents();
+        match crate::placement::coordinator_of(group, &live.agents) {
+            Some(a) => a.broker_id == broker_id,
+            None => true,
+        }
     }
 
     /// A group's committed offsets, by partition.

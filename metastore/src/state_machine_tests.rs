@@ -705,3 +705,66 @@ fn configs_are_set_deleted_appended_subtracted_and_replaced() {
         Err(MetaError::UnknownTopicOrPartition)
     );
 }
+
+fn coordinated_commit(
+    sm: &mut StateMachine,
+    coordinator: i32,
+    offset: i64,
+) -> Vec<Result<(), MetaError>> {
+    let commit = crate::types::CommitOffsets {
+        group: "fenced".into(),
+        offsets: vec![(
+            crate::types::GroupPartition {
+                topic: "t".into(),
+                partition: 0,
+            },
+            crate::types::CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 0,
+            },
+        )],
+    };
+    let cmd = Command::CommitGroupOffsets(crate::types::CoordinatedCommit {
+        coordinator,
+        commit,
+    });
+    match sm.apply(&cmd) {
+        CommandResponse::OffsetsCommitted(answers) => answers,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn committed_offset(sm: &StateMachine) -> Option<i64> {
+    sm.group_offsets("fenced").first().map(|(_, c)| c.offset)
+}
+
+#[test]
+fn only_the_groups_coordinator_among_the_live_agents_commits_its_offsets() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 1).unwrap();
+    // No agent live yet: nothing to fence against.
+    assert_eq!(coordinated_commit(&mut sm, 7, 1), vec![Ok(())]);
+    heartbeat(&mut sm, 9001, 0);
+    let live = heartbeat(&mut sm, 9002, 0);
+    let owner = crate::placement::coordinator_of("fenced", &live.agents)
+        .unwrap()
+        .broker_id;
+    let other = if owner == 0 { 1 } else { 0 };
+    assert_eq!(coordinated_commit(&mut sm, owner, 2), vec![Ok(())]);
+    assert_eq!(
+        coordinated_commit(&mut sm, other, 3),
+        vec![Err(MetaError::NotCoordinator)]
+    );
+    assert_eq!(committed_offset(&sm), Some(2));
+    // The owner's session runs out: the group moves to the other agent, and a late commit from
+    // the old owner (whose view has not caught up) is refused.
+    heartbeat(&mut sm, if other == 0 { 9001 } else { 9002 }, 5_000);
+    assert_eq!(
+        coordinated_commit(&mut sm, owner, 4),
+        vec![Err(MetaError::NotCoordinator)]
+    );
+    assert_eq!(coordinated_commit(&mut sm, other, 5), vec![Ok(())]);
+    assert_eq!(committed_offset(&sm), Some(5));
+}

@@ -205,6 +205,22 @@ pub enum Command {
     ReplaceBatches(ReplaceBatches),
     /// CreatePartitions: grows a topic (journal version 6 on).
     CreatePartitions(CreatePartitions),
+    /// OffsetCommit through the group's coordinator (journal version 6 on).
+    CommitGroupOffsets(CoordinatedCommit),
+}
+
+/// Offsets committed by the agent that coordinates the group, fenced: applied only if
+/// `coordinator` is the agent the live agents, as this state holds them when the command
+/// applies, make the group's coordinator ([`crate::placement::coordinator_of`]). Otherwise every
+/// partition gets [`MetaError::NotCoordinator`], so an agent whose view of the agents is stale (it
+/// has not yet heard that another agent joined or that it was expired) cannot commit for a group
+/// that has moved, while the new coordinator already does. The live set is the metastore's
+/// (heartbeats are stamped by its clock), so two agents cannot both pass the check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoordinatedCommit {
+    /// The broker id of the committing agent.
+    pub coordinator: i32,
+    pub commit: CommitOffsets,
 }
 
 /// CreatePartitions on one topic: its partition count becomes `count`. The agent has checked the
@@ -481,6 +497,9 @@ pub enum MetaError {
     /// applied, and nothing remembered; the batches must be written again, in a new object.
     #[error("object too old to commit; write its batches again")]
     ObjectTooOld,
+    /// A [`CoordinatedCommit`] from an agent that does not coordinate the group.
+    #[error("not the group's coordinator")]
+    NotCoordinator,
 }
 
 /// A partition as consumer groups name it: by topic name, as OffsetCommit and OffsetFetch do.

@@ -67,7 +67,9 @@ pub struct Checked {
 pub enum Parsed {
     Checked(Checked),
     /// ApiVersions in a version we do not know: answered with the versions we do.
-    UnsupportedApiVersions { correlation_id: i32 },
+    UnsupportedApiVersions {
+        correlation_id: i32,
+    },
 }
 
 /// Everything done to a frame before its body is decoded: the api and version looked up, the

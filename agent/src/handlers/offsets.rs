@@ -85,15 +85,23 @@ pub async fn commit(agent: &Agent, req: OffsetCommitRequest) -> OffsetCommitResp
     let mut stored = if offsets.is_empty() {
         Ok(Vec::new().into_iter())
     } else {
-        agent
-            .metastore
-            .commit_offsets(CommitOffsets {
-                group: group_id.to_owned(),
-                offsets,
-            })
-            .await
-            .map(Vec::into_iter)
-            .map_err(|e| codes::coordinator_error(&e))
+        let commit = CommitOffsets {
+            group: group_id.to_owned(),
+            offsets,
+        };
+        // Fenced by the metastore when this agent knows its broker id: a commit from an agent
+        // whose view of the agents is stale must not land after the new coordinator's.
+        match agent.membership.me() {
+            Some(me) => {
+                agent
+                    .metastore
+                    .commit_group_offsets(me.broker_id, commit)
+                    .await
+            }
+            None => agent.metastore.commit_offsets(commit).await,
+        }
+        .map(Vec::into_iter)
+        .map_err(|e| codes::coordinator_error(&e))
     };
     let mut topics: Vec<OffsetCommitResponseTopic> = req
         .topics

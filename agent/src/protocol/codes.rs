@@ -69,6 +69,8 @@ pub fn meta_error(e: &MetaError) -> i16 {
         MetaError::CommandTooLarge => RECORD_LIST_TOO_LARGE,
         // Retriable: nothing was committed, and the producer's resend lands in a new object.
         MetaError::ObjectTooOld => KAFKA_STORAGE_ERROR,
+        // Retriable: the client looks the coordinator up again and commits there.
+        MetaError::NotCoordinator => NOT_COORDINATOR,
     }
 }
 

@@ -18,7 +18,8 @@
 //! has the layout and types of version 2 as it was last written; it exists because commands were
 //! added under version 2, which an older build of version 2 cannot read. Version 4 added
 //! `Command::ExpireState` (last, so a version 3 record decodes the same under version 4), version
-//! 6 `Command::CreatePartitions` (last, so a version 5 record decodes the same under version 6).
+//! 6 `Command::CreatePartitions` and `Command::CommitGroupOffsets` (last, so a version 5 record
+//! decodes the same under version 6).
 //!
 //! Every record is an assignment to the log state (see [`LogState::apply`]), so replaying the file
 //! from the start rebuilds the state, and a rewrite can replace any prefix by the state it produced.

@@ -14,9 +14,9 @@ use crate::raft::log_store::JOURNAL_FILE;
 use crate::raft::TypeConfig;
 use crate::types::{
     AcquireLeases, AgentHeartbeat, AlterTopicConfigs, BatchLocation, Command, CommitBatch,
-    CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CreatePartitions, CreateTopic,
-    EnforceRetention, ExpireState, GroupPartition, InitProducerId, ObjectId, ReplaceBatches,
-    RunLayout, TopicPartition,
+    CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CoordinatedCommit, CreatePartitions,
+    CreateTopic, EnforceRetention, ExpireState, GroupPartition, InitProducerId, ObjectId,
+    ReplaceBatches, RunLayout, TopicPartition,
 };
 
 const NODE: u64 = 1;
@@ -549,6 +549,24 @@ fn every_command() -> Vec<Command> {
             name: "orders".into(),
             topic_id: TOPIC,
             count: 8,
+        }),
+        Command::CommitGroupOffsets(CoordinatedCommit {
+            coordinator: 2,
+            commit: CommitOffsets {
+                group: "g".into(),
+                offsets: vec![(
+                    GroupPartition {
+                        topic: "orders".into(),
+                        partition: 4,
+                    },
+                    CommittedOffset {
+                        offset: 12,
+                        leader_epoch: 3,
+                        metadata: "m".into(),
+                        commit_timestamp_ms: 13,
+                    },
+                )],
+            },
         }),
     ]
 }
