@@ -11,9 +11,9 @@ use super::*;
 use crate::client::{MetastoreClient, MetastoreError};
 use crate::raft::log_store::JOURNAL_FILE;
 use crate::types::{
-    AcquireLeases, AgentHeartbeat, CommitBatch, CommitObject, CommitOffsets, CommittedOffset,
-    CreateTopic, ExpireState, GroupPartition, IndexSlice, InitProducerId, MetaError, ObjectId,
-    PartitionOffsets, TopicMeta, TopicPartition,
+    AcquireLeases, AgentHeartbeat, AlterBrokerConfigs, BrokerConfigs, CommitBatch, CommitObject,
+    CommitOffsets, CommittedOffset, ConfigOp, CreateTopic, ExpireState, GroupPartition, IndexSlice,
+    InitProducerId, MetaError, ObjectId, PartitionOffsets, TopicMeta, TopicPartition,
 };
 
 const TOPIC: Uuid = Uuid::from_u128(0xfeed);
@@ -119,7 +119,28 @@ async fn populate(ms: &LocalMetastore) -> i64 {
     })
     .await
     .unwrap();
+    for broker in [None, Some(0)] {
+        ms.alter_broker_configs(AlterBrokerConfigs {
+            broker,
+            replace: false,
+            ops: vec![ConfigOp::Set {
+                name: "log.retention.ms".into(),
+                value: format!("{}", 1000 + broker.unwrap_or(-1)),
+            }],
+        })
+        .await
+        .unwrap();
+    }
     pid
+}
+
+/// The dynamic broker configs `populate` sets (fixtures from v7 on).
+fn fixture_broker_configs() -> BrokerConfigs {
+    let retention = |v: &str| BTreeMap::from([("log.retention.ms".to_owned(), v.to_owned())]);
+    BrokerConfigs {
+        cluster: retention("999"),
+        brokers: BTreeMap::from([(0, retention("1000"))]),
+    }
 }
 
 /// Held for ever by "compactor-a" in fixtures from v4 on.
@@ -364,7 +385,7 @@ fn fixture(version: u32) -> std::path::PathBuf {
     Path::new(&root).join(format!("tests/fixtures/data-dir-v{version}"))
 }
 /// The version `write_fixture` writes.
-const FIXTURE_CURRENT: u32 = 6;
+const FIXTURE_CURRENT: u32 = 7;
 const FIXTURE_FILES: [&str; 2] = [JOURNAL_FILE, crate::raft::snapshot::SNAPSHOT_FILE];
 
 fn fixture_options() -> LocalMetastoreOptions {
@@ -429,6 +450,11 @@ async fn reads_the_v6_fixture() {
     reads_fixture(6).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v7_fixture() {
+    reads_fixture(7).await;
+}
+
 async fn reads_fixture(version: u32) {
     let dir = tempfile::tempdir().unwrap();
     for f in FIXTURE_FILES {
@@ -449,6 +475,12 @@ async fn reads_fixture(version: u32) {
         vec![]
     };
     assert_eq!(ms.group_offsets("readers").await.unwrap(), groups);
+    let broker_configs = if version >= 7 {
+        fixture_broker_configs()
+    } else {
+        BrokerConfigs::default()
+    };
+    assert_eq!(ms.broker_configs().await.unwrap(), broker_configs);
     let someone_else = ms
         .acquire_leases(AcquireLeases {
             holder: "compactor-b".into(),
@@ -496,7 +528,7 @@ async fn reads_fixture(version: u32) {
 
     // Opened once, the journal was rewritten and a snapshot taken, both in the current version
     // (byte 8 is the low byte of the version); they read back to the same state.
-    for (f, version) in FIXTURE_FILES.iter().zip([5, 6]) {
+    for (f, version) in FIXTURE_FILES.iter().zip([6, 7]) {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
         assert_eq!(bytes[8], version, "{f} is version {}", bytes[8]);
     }
@@ -505,6 +537,7 @@ async fn reads_fixture(version: u32) {
         .unwrap();
     let after = observe(&ms).await;
     assert_eq!(format!("{before:?}"), format!("{after:?}"));
+    assert_eq!(ms.broker_configs().await.unwrap(), broker_configs);
     // The producer's last write (the commit above) came back from the snapshot: it expires a
     // bound after it, not after the pass.
     let pass = |now_ms| ExpireState {

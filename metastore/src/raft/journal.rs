@@ -5,7 +5,7 @@
 //! record = len:u32le crc32c(payload):u32le payload     payload = `Record`
 //! ```
 //!
-//! Versions 4 (written), 3 and 2 encode payloads with [`codec`](crate::codec) (postcard), version
+//! Versions 6 (written), 5, 4, 3 and 2 encode payloads with [`codec`](crate::codec) (postcard), version
 //! 1 with JSON. All share the record layout. A journal of an earlier version is read and then
 //! rewritten in the current one at once, so one file never mixes versions.
 //!
@@ -17,7 +17,8 @@
 //! a fixture per version (`tests/fixtures/journal-v*`) and fail until both are bumped. Version 3
 //! has the layout and types of version 2 as it was last written; it exists because commands were
 //! added under version 2, which an older build of version 2 cannot read. Version 4 added
-//! `Command::ExpireState` (last, so a version 3 record decodes the same under version 4).
+//! `Command::ExpireState` (last, so a version 3 record decodes the same under version 4); version 6
+//! added `Command::AlterBrokerConfigs`, last too.
 //!
 //! Every record is an assignment to the log state (see [`LogState::apply`]), so replaying the file
 //! from the start rebuilds the state, and a rewrite can replace any prefix by the state it produced.
@@ -60,7 +61,10 @@ const MAGIC: &[u8; 8] = b"SKIFFJNL";
 /// The version written. A new variant or field in anything a record holds (above all
 /// [`Command`](crate::types::Command)) means a new version, a fixture for it, and reading the
 /// old one: see the module doc and the schema tests.
-const VERSION: u32 = 5;
+const VERSION: u32 = 6;
+/// postcard, before `Command::AlterBrokerConfigs`; its records decode as version 6's. Read,
+/// never written.
+const VERSION_5: u32 = 5;
 /// postcard, before index runs (`Command::ReplaceBatches` with run entries); its records decode
 /// as version 5's, the old rewrite as `Command::ReplaceBatchesV4`. Read, never written.
 const VERSION_4: u32 = 4;
@@ -270,7 +274,16 @@ impl Journal {
             });
         }
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        if ![VERSION, VERSION_4, VERSION_3, VERSION_2, VERSION_JSON].contains(&version) {
+        if ![
+            VERSION,
+            VERSION_5,
+            VERSION_4,
+            VERSION_3,
+            VERSION_2,
+            VERSION_JSON,
+        ]
+        .contains(&version)
+        {
             return Err(JournalError::UnsupportedVersion {
                 path: path.to_owned(),
                 version,
