@@ -65,6 +65,7 @@ pub async fn agent_with_clock(config: AgentConfig, clock: Arc<dyn Clock>) -> Tes
         reader: Reader::new(store.clone()),
         metrics,
         clock,
+        broker_configs: crate::broker_config::DynamicConfigs::new(),
     });
     TestAgent {
         agent,

@@ -67,6 +67,7 @@ pub fn meta_error(e: &MetaError) -> i16 {
         MetaError::CommandTooLarge => RECORD_LIST_TOO_LARGE,
         // Retriable: nothing was committed, and the producer's resend lands in a new object.
         MetaError::ObjectTooOld => KAFKA_STORAGE_ERROR,
+        MetaError::ConfigsOverLimit => INVALID_REQUEST,
     }
 }
 
