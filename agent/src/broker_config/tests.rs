@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 
 fn set(name: &str, value: &str) -> ConfigOp {
