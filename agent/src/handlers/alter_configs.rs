@@ -235,3 +235,7 @@ async fn alter_broker(
         Err(e) => (codes::metastore_error(&e), Some(e.to_string())),
     }
 }
+
+#[cfg(test)]
+#[path = "configs_tests.rs"]
+mod tests;
