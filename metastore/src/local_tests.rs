@@ -140,6 +140,7 @@ fn fixture_broker_configs() -> BrokerConfigs {
     BrokerConfigs {
         cluster: retention("999"),
         brokers: BTreeMap::from([(0, retention("1000"))]),
+        version: 2,
     }
 }
 

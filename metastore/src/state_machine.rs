@@ -370,6 +370,7 @@ impl StateMachine {
         if oversized || after.len() > MAX_BROKER_CONFIGS {
             return Err(MetaError::ConfigsOverLimit);
         }
+        after.version = after.version.saturating_add(1);
         self.broker_configs = after;
         Ok(self.broker_configs.clone())
     }

@@ -737,6 +737,7 @@ fn broker_configs_are_kept_per_resource_within_their_bounds() {
     assert_eq!(after.cluster["log.retention.ms"], "1000");
     let after = alter(&mut sm, Some(3), false, vec![set("log.retention.ms", "7")]).unwrap();
     assert_eq!(after.brokers[&3]["log.retention.ms"], "7");
+    assert_eq!(after.version, 2, "one step per change");
     assert_eq!(
         after.cluster.len(),
         2,

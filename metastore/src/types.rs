@@ -226,6 +226,8 @@ pub struct AlterBrokerConfigs {
 pub struct BrokerConfigs {
     pub cluster: BTreeMap<String, String>,
     pub brokers: BTreeMap<i32, BTreeMap<String, String>>,
+    /// Moves forward with every change, so a reader can tell an older copy from a newer one.
+    pub version: u64,
 }
 
 impl BrokerConfigs {

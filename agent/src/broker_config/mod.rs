@@ -60,9 +60,11 @@ impl DynamicConfigs {
             .clone()
     }
 
+    /// Takes `configs` unless what is here is as new: a read sent before an alter may be
+    /// answered after the alter's own answer was applied.
     pub fn set(&self, configs: BrokerConfigs) {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if **current != configs {
+        if configs.version > current.version {
             info!(entries = configs.len(), "dynamic broker configs changed");
             *current = Arc::new(configs);
         }

@@ -234,3 +234,18 @@ fn alters_are_checked_as_kafka_checks_them() {
         Ok(vec![delete])
     );
 }
+
+#[test]
+fn an_older_read_never_replaces_a_newer_set() {
+    let store = DynamicConfigs::new();
+    let at = |version, value: &str| BrokerConfigs {
+        cluster: configs(&[("log.retention.ms", value)]),
+        version,
+        ..BrokerConfigs::default()
+    };
+    store.set(at(2, "new"));
+    store.set(at(1, "old"));
+    assert_eq!(store.get().cluster["log.retention.ms"], "new");
+    store.set(at(3, "newer"));
+    assert_eq!(store.get().version, 3);
+}
