@@ -55,10 +55,10 @@ pub async fn run_agent(
         settings.agent.consumer_group_limits(),
     );
     let broker_configs = skiff_agent::broker_config::DynamicConfigs::new();
-    broker_configs
-        .refresh(metastore.as_ref())
-        .await
-        .context("reading the dynamic broker configs")?;
+    // A metastore older than its agents cannot answer: serve with none, and keep asking.
+    if let Err(e) = broker_configs.refresh(metastore.as_ref()).await {
+        warn!(error = %e, "reading the dynamic broker configs failed; serving without them for now");
+    }
     let agent = Arc::new(Agent {
         broker_configs: broker_configs.clone(),
         topics: skiff_agent::topics::TopicCache::new(TOPIC_CACHE_TTL),
