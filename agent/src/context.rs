@@ -7,6 +7,7 @@ use skiff_metastore::client::{MetastoreClient, MetastoreError};
 use skiff_metastore::types::{CreateTopic, MetaError, TopicMeta};
 
 use crate::batcher::Batcher;
+use crate::broker_config::{BrokerView, DynamicConfigs};
 use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::fetch::IndexCache;
@@ -27,6 +28,8 @@ pub struct Agent {
     pub topics: TopicCache,
     pub index_cache: IndexCache,
     pub groups: Arc<Coordinator>,
+    /// The dynamic broker configs as last read from the metastore.
+    pub broker_configs: Arc<DynamicConfigs>,
 }
 
 impl Agent {
@@ -153,12 +156,30 @@ impl Agent {
         }
     }
 
-    /// The largest batch a topic accepts: its `max.message.bytes` or the agent's default.
+    /// This agent's broker settings, with the dynamic configs in force now.
+    pub fn broker_view(&self) -> BrokerView<'_> {
+        BrokerView::new(self.broker_configs.get(), self.broker_id(), &self.config)
+    }
+
+    /// A topic config in force for `topic`: the topic's own, else the broker-wide default
+    /// (dynamic, then this agent's setting), else Kafka's default. The one place topic configs
+    /// fall back to the broker's, so every check that reads a topic config through it follows
+    /// dynamic changes. `None` only for a name that is not a topic config.
+    pub fn topic_config(&self, topic: &TopicMeta, name: &str) -> Option<String> {
+        if let Some(v) = topic.configs.get(name) {
+            return Some(v.clone());
+        }
+        self.broker_view()
+            .topic_default(name)
+            .and_then(|d| d.value)
+            .or_else(|| crate::topic_config::default_of(name).map(str::to_owned))
+    }
+
+    /// The largest batch a topic accepts: its `max.message.bytes` or the broker's
+    /// `message.max.bytes`.
     pub fn max_message_bytes(&self, topic: &TopicMeta) -> usize {
-        topic
-            .configs
-            .get("max.message.bytes")
-            .and_then(|v| v.parse().ok())
+        self.topic_config(topic, "max.message.bytes")
+            .and_then(|v| v.trim().parse().ok())
             .unwrap_or(self.config.max_message_bytes)
     }
 }

@@ -2,6 +2,7 @@
 //! into one flush window ([`batcher`]); fetches read committed batches back ([`fetch`]).
 
 pub mod batcher;
+pub mod broker_config;
 pub mod clock;
 pub mod config;
 pub mod connection;

@@ -105,6 +105,7 @@ async fn build(
         reader: Reader::new(store.clone()),
         metrics,
         clock,
+        broker_configs: crate::broker_config::DynamicConfigs::new(),
     });
     TestAgent {
         agent,

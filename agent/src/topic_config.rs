@@ -307,10 +307,42 @@ pub fn with_list_defaults(current: &BTreeMap<String, String>, ops: Vec<ConfigOp>
 
 /// Whether a topic's `message.timestamp.type` is `LogAppendTime`: its index timestamps are then
 /// the agent's clock at append, whatever the producer wrote.
-pub fn log_append_time(configs: &BTreeMap<String, String>) -> bool {
-    configs
-        .get("message.timestamp.type")
-        .is_some_and(|v| v.trim() == "LogAppendTime")
+/// `timestamp_type` is the topic's in force ([`crate::context::Agent::topic_config`]), so a
+/// broker-wide `log.message.timestamp.type` counts.
+pub fn log_append_time(timestamp_type: Option<&str>) -> bool {
+    timestamp_type.is_some_and(|v| v.trim() == "LogAppendTime")
+}
+
+/// Whether `name` is a topic config.
+pub fn known(name: &str) -> bool {
+    CONFIGS.iter().any(|(n, _, _)| *n == name)
+}
+
+/// Kafka's default of a topic config, where it has one that does not come from the agent.
+pub fn default_of(name: &str) -> Option<&'static str> {
+    CONFIGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .and_then(|(_, _, d)| *d)
+}
+
+/// A topic config's type as DescribeConfigs v3+ shows it (Kafka's `ConfigType`).
+pub fn config_type(name: &str) -> i8 {
+    use crate::broker_config::table::Type;
+    let ty = match CONFIGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, k, _)| *k)
+    {
+        Some(Kind::Long(_, max)) if max <= i64::from(i32::MAX) => Type::Int,
+        Some(Kind::Long(..)) => Type::Long,
+        Some(Kind::Double(..)) => Type::Double,
+        Some(Kind::Bool) => Type::Boolean,
+        Some(Kind::List(_)) => Type::List,
+        Some(Kind::Choice(_) | Kind::Text | Kind::Projection) => Type::String,
+        None => return 0,
+    };
+    ty as i8
 }
 
 /// The default of every config, for DescribeConfigs. `max_message_bytes` is the agent's.

@@ -54,7 +54,13 @@ pub async fn run_agent(
         settings.agent.group_limits(),
         settings.agent.consumer_group_limits(),
     );
+    let broker_configs = skiff_agent::broker_config::DynamicConfigs::new();
+    // A metastore older than its agents cannot answer: serve with none, and keep asking.
+    if let Err(e) = broker_configs.refresh(metastore.as_ref()).await {
+        warn!(error = %e, "reading the dynamic broker configs failed; serving without them for now");
+    }
     let agent = Arc::new(Agent {
+        broker_configs: broker_configs.clone(),
         topics: skiff_agent::topics::TopicCache::new(TOPIC_CACHE_TTL),
         groups: groups.clone(),
         index_cache: skiff_agent::fetch::IndexCache::new(
@@ -80,6 +86,11 @@ pub async fn run_agent(
         }
         None => None,
     };
+    let config_reads = broker_configs.spawn(
+        metastore.clone(),
+        skiff_agent::broker_config::refresh_interval(&settings.agent),
+        shutdown.clone(),
+    );
     let heartbeats = membership.spawn(metastore, clock_for_heartbeats, shutdown.clone());
     let group_timers = groups.spawn(shutdown.clone());
     let lag = skiff_agent::groups::lag::spawn(agent.clone(), shutdown.clone());
@@ -117,6 +128,7 @@ pub async fn run_agent(
     }
     let _ = metrics_task.await;
     let _ = heartbeats.await;
+    let _ = config_reads.await;
     let _ = group_timers.await;
     if let Some(c) = compactor {
         let _ = c.await;

@@ -21,7 +21,7 @@
 //! batches, and records without a key (Kafka refuses them on compacted topics; if one got in, it
 //! is not the compactor's to drop).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 use skiff_format::{Batch, Retained};
@@ -74,32 +74,53 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// `None` unless the topic's `cleanup.policy` includes `compact`. Values that do not parse
-    /// count as unset (CreateTopics checks them; one bad old value must not stop the rest).
-    pub fn of(meta: &TopicMeta) -> Option<Self> {
-        let compact = meta
-            .configs
-            .get("cleanup.policy")
+    /// `None` unless the topic's `cleanup.policy` includes `compact`. A setting the topic does
+    /// not have comes from the cluster's dynamic broker default (`log.cleanup.policy`,
+    /// `log.cleaner.*`), else Kafka's default. Values that do not parse count as unset
+    /// (agents check them; one bad old value must not stop the rest).
+    pub fn of(meta: &TopicMeta, cluster: &BTreeMap<String, String>) -> Option<Self> {
+        let get = |key: &str, broker_key: &str| {
+            meta.configs
+                .get(key)
+                .or_else(|| cluster.get(broker_key))
+                .map(|v| v.trim())
+        };
+        let compact = get("cleanup.policy", "log.cleanup.policy")
             .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"));
         if !compact {
             return None;
         }
-        let int = |key: &str, default: i64| {
-            meta.configs
-                .get(key)
-                .and_then(|v| v.trim().parse::<i64>().ok())
+        let int = |key: &str, broker_key: &str, default: i64| {
+            get(key, broker_key)
+                .and_then(|v| v.parse::<i64>().ok())
                 .unwrap_or(default)
         };
         Some(Self {
-            min_cleanable_dirty_ratio: meta
-                .configs
-                .get("min.cleanable.dirty.ratio")
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|r| (0.0..=1.0).contains(r))
-                .unwrap_or(0.5),
-            min_compaction_lag_ms: int("min.compaction.lag.ms", 0).max(0),
-            max_compaction_lag_ms: int("max.compaction.lag.ms", i64::MAX).max(0),
-            delete_retention_ms: int("delete.retention.ms", 86_400_000).max(0),
+            min_cleanable_dirty_ratio: get(
+                "min.cleanable.dirty.ratio",
+                "log.cleaner.min.cleanable.ratio",
+            )
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(0.5),
+            min_compaction_lag_ms: int(
+                "min.compaction.lag.ms",
+                "log.cleaner.min.compaction.lag.ms",
+                0,
+            )
+            .max(0),
+            max_compaction_lag_ms: int(
+                "max.compaction.lag.ms",
+                "log.cleaner.max.compaction.lag.ms",
+                i64::MAX,
+            )
+            .max(0),
+            delete_retention_ms: int(
+                "delete.retention.ms",
+                "log.cleaner.delete.retention.ms",
+                86_400_000,
+            )
+            .max(0),
         })
     }
 }
@@ -166,8 +187,9 @@ impl Compactor {
     pub async fn pass(&mut self, now_ms: i64) -> Result<CompactionReport, CompactionError> {
         let mut report = CompactionReport::default();
         let mut live = HashMap::new();
+        let cluster = self.shared.metastore.broker_configs().await?.cluster;
         for topic in self.shared.metastore.topics().await? {
-            let Some(policy) = Policy::of(&topic) else {
+            let Some(policy) = Policy::of(&topic, &cluster) else {
                 continue;
             };
             for partition in 0..topic.partitions {
@@ -704,4 +726,47 @@ fn chunks(range: &[BatchLocation], budget: u64) -> Vec<&[BatchLocation]> {
         out.push(&range[start..]);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(configs: &[(&str, &str)]) -> TopicMeta {
+        TopicMeta {
+            name: "t".into(),
+            topic_id: skiff_metastore::types::TopicId::from_u128(1),
+            partitions: 1,
+            configs: configs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            created_ms: 0,
+        }
+    }
+
+    #[test]
+    fn topics_without_their_own_settings_follow_the_clusters_defaults() {
+        let none = BTreeMap::new();
+        assert_eq!(Policy::of(&topic(&[]), &none), None);
+        let cluster: BTreeMap<String, String> = [
+            ("log.cleanup.policy", "compact"),
+            ("log.cleaner.min.cleanable.ratio", "0.1"),
+            ("log.cleaner.delete.retention.ms", "5"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let policy = Policy::of(&topic(&[]), &cluster).expect("compacted by the default");
+        assert_eq!(policy.min_cleanable_dirty_ratio, 0.1);
+        assert_eq!(policy.delete_retention_ms, 5);
+        // The topic's own settings win.
+        let own = topic(&[("cleanup.policy", "delete"), ("delete.retention.ms", "7")]);
+        assert_eq!(Policy::of(&own, &cluster), None);
+        let own = topic(&[("delete.retention.ms", "7")]);
+        assert_eq!(
+            Policy::of(&own, &cluster).map(|p| p.delete_retention_ms),
+            Some(7)
+        );
+    }
 }

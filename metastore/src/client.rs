@@ -10,8 +10,8 @@ use tokio::sync::watch;
 
 use crate::rpc::{Read, ReadAnswer};
 use crate::types::{
-    AcquireLeases, AlterTopicConfigs, EnforceRetention, ExpireState, ObjectId, ReplaceBatches,
-    StateExpired, Trimmed, UnreferencedObject,
+    AcquireLeases, AlterBrokerConfigs, AlterTopicConfigs, BrokerConfigs, EnforceRetention,
+    ExpireState, ObjectId, ReplaceBatches, StateExpired, Trimmed, UnreferencedObject,
 };
 use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
@@ -109,6 +109,8 @@ pub trait MetastoreClient: Send + Sync + 'static {
     async fn advance_export(&self, tp: TopicPartition, from: Option<i64>, to: i64) -> Result<()>;
     /// Each partition's export progress (exclusive), `None` if it never exported.
     async fn export_progress(&self, tps: Vec<TopicPartition>) -> Result<Vec<Option<i64>>>;
+    async fn alter_broker_configs(&self, req: AlterBrokerConfigs) -> Result<BrokerConfigs>;
+    async fn broker_configs(&self) -> Result<BrokerConfigs>;
 
     /// All live topics, by name.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;
@@ -310,6 +312,17 @@ impl<T: Transport> MetastoreClient for T {
         }
     }
 
+    async fn alter_broker_configs(&self, req: AlterBrokerConfigs) -> Result<BrokerConfigs> {
+        answer::broker_configs_altered(self.write(Command::AlterBrokerConfigs(req)).await?)
+    }
+
+    async fn broker_configs(&self) -> Result<BrokerConfigs> {
+        match self.read(Read::BrokerConfigs).await? {
+            ReadAnswer::BrokerConfigs(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
     async fn topics(&self) -> Result<Vec<TopicMeta>> {
         match self.read(Read::Topics).await? {
             ReadAnswer::Topics(t) => Ok(t),
@@ -400,8 +413,8 @@ mod answer {
     use super::{MetastoreError, Result};
     use crate::rpc::ReadAnswer;
     use crate::types::{
-        BatchAppend, CommandResponse, LiveAgents, MetaError, ObjectId, PartitionOffsets,
-        ProducerIdAndEpoch, StateExpired, TopicMeta, Trimmed,
+        BatchAppend, BrokerConfigs, CommandResponse, LiveAgents, MetaError, ObjectId,
+        PartitionOffsets, ProducerIdAndEpoch, StateExpired, TopicMeta, Trimmed,
     };
 
     pub fn unexpected(resp: &CommandResponse) -> MetastoreError {
@@ -496,6 +509,13 @@ mod answer {
     pub fn configs_altered(resp: CommandResponse) -> Result<TopicMeta> {
         match resp {
             CommandResponse::ConfigsAltered(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn broker_configs_altered(resp: CommandResponse) -> Result<BrokerConfigs> {
+        match resp {
+            CommandResponse::BrokerConfigsAltered(r) => Ok(r?),
             other => Err(unexpected(&other)),
         }
     }

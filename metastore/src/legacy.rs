@@ -162,6 +162,45 @@ impl From<StateMachineV5> for StateMachine {
             exports: v.exports,
             broker_last_seen: v.broker_last_seen,
             next_broker_id: v.next_broker_id,
+            broker_configs: Default::default(),
+            refs: Default::default(),
+        }
+    }
+}
+
+/// The state as snapshot version 6 held it, before dynamic broker configs.
+#[derive(Deserialize)]
+pub(crate) struct StateMachineV6 {
+    topics_by_name: BTreeMap<String, TopicId>,
+    topics: OrdMap<TopicId, TopicState>,
+    objects: OrdMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+    agents: BTreeMap<String, AgentInfo>,
+    broker_ids: BTreeMap<String, i32>,
+    agents_epoch: i64,
+    groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
+    leases: BTreeMap<String, Lease>,
+    exports: BTreeMap<TopicPartition, i64>,
+    broker_last_seen: BTreeMap<String, i64>,
+    next_broker_id: i32,
+}
+
+impl From<StateMachineV6> for StateMachine {
+    fn from(v: StateMachineV6) -> Self {
+        Self {
+            topics_by_name: v.topics_by_name,
+            topics: v.topics,
+            objects: v.objects,
+            next_producer_id: v.next_producer_id,
+            agents: v.agents,
+            broker_ids: v.broker_ids,
+            agents_epoch: v.agents_epoch,
+            groups: v.groups,
+            leases: v.leases,
+            exports: v.exports,
+            broker_last_seen: v.broker_last_seen,
+            next_broker_id: v.next_broker_id,
+            broker_configs: Default::default(),
             refs: Default::default(),
         }
     }

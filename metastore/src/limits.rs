@@ -42,6 +42,12 @@ pub fn check_command(cmd: &crate::types::Command) -> Result<(), crate::types::Me
     }
 }
 
+/// Dynamic broker configs kept, over the cluster's defaults and every broker's overrides.
+pub const MAX_BROKER_CONFIGS: usize = 1024;
+
+/// The longest name or value of a dynamic broker config, in bytes.
+pub const MAX_CONFIG_VALUE_BYTES: usize = 4096;
+
 /// Room for what surrounds the payload of a request: vote, log ids, snapshot metadata with the
 /// membership.
 const ENVELOPE_BYTES: usize = 1 << 20;

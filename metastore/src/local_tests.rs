@@ -11,9 +11,9 @@ use super::*;
 use crate::client::{MetastoreClient, MetastoreError};
 use crate::raft::log_store::JOURNAL_FILE;
 use crate::types::{
-    AcquireLeases, AgentHeartbeat, CommitBatch, CommitObject, CommitOffsets, CommittedOffset,
-    CreateTopic, ExpireState, GroupPartition, IndexSlice, InitProducerId, MetaError, ObjectId,
-    PartitionOffsets, TopicMeta, TopicPartition,
+    AcquireLeases, AgentHeartbeat, AlterBrokerConfigs, BrokerConfigs, CommitBatch, CommitObject,
+    CommitOffsets, CommittedOffset, ConfigOp, CreateTopic, ExpireState, GroupPartition, IndexSlice,
+    InitProducerId, MetaError, ObjectId, PartitionOffsets, TopicMeta, TopicPartition,
 };
 
 const TOPIC: Uuid = Uuid::from_u128(0xfeed);
@@ -119,7 +119,29 @@ async fn populate(ms: &LocalMetastore) -> i64 {
     })
     .await
     .unwrap();
+    for broker in [None, Some(0)] {
+        ms.alter_broker_configs(AlterBrokerConfigs {
+            broker,
+            replace: false,
+            ops: vec![ConfigOp::Set {
+                name: "log.retention.ms".into(),
+                value: format!("{}", 1000 + broker.unwrap_or(-1)),
+            }],
+        })
+        .await
+        .unwrap();
+    }
     pid
+}
+
+/// The dynamic broker configs `populate` sets (fixtures from v7 on).
+fn fixture_broker_configs() -> BrokerConfigs {
+    let retention = |v: &str| BTreeMap::from([("log.retention.ms".to_owned(), v.to_owned())]);
+    BrokerConfigs {
+        cluster: retention("999"),
+        brokers: BTreeMap::from([(0, retention("1000"))]),
+        version: 2,
+    }
 }
 
 /// Held for ever by "compactor-a" in fixtures from v4 on.
@@ -356,7 +378,7 @@ async fn commits_watch_moves_and_shutdown_refuses() {
 
 /// Data directories written by each on-disk format (v1: journal and snapshot in JSON; v2:
 /// postcard; v3: consumer groups' offsets, journal still v2; v4: compactor leases; v5: producers'
-/// last writes and addresses' last heartbeats, journal v4), so that a
+/// last writes and addresses' last heartbeats, journal v4; v6: index runs, journal v5), so that a
 /// format change that cannot read one fails here rather than on someone's upgrade. Found at run
 /// time: a test binary may be reused by another checkout sharing the target directory.
 fn fixture(version: u32) -> std::path::PathBuf {
@@ -364,7 +386,7 @@ fn fixture(version: u32) -> std::path::PathBuf {
     Path::new(&root).join(format!("tests/fixtures/data-dir-v{version}"))
 }
 /// The version `write_fixture` writes.
-const FIXTURE_CURRENT: u32 = 5;
+const FIXTURE_CURRENT: u32 = 7;
 const FIXTURE_FILES: [&str; 2] = [JOURNAL_FILE, crate::raft::snapshot::SNAPSHOT_FILE];
 
 fn fixture_options() -> LocalMetastoreOptions {
@@ -424,6 +446,16 @@ async fn reads_the_v5_fixture() {
     reads_fixture(5).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v6_fixture() {
+    reads_fixture(6).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v7_fixture() {
+    reads_fixture(7).await;
+}
+
 async fn reads_fixture(version: u32) {
     let dir = tempfile::tempdir().unwrap();
     for f in FIXTURE_FILES {
@@ -444,6 +476,12 @@ async fn reads_fixture(version: u32) {
         vec![]
     };
     assert_eq!(ms.group_offsets("readers").await.unwrap(), groups);
+    let broker_configs = if version >= 7 {
+        fixture_broker_configs()
+    } else {
+        BrokerConfigs::default()
+    };
+    assert_eq!(ms.broker_configs().await.unwrap(), broker_configs);
     let someone_else = ms
         .acquire_leases(AcquireLeases {
             holder: "compactor-b".into(),
@@ -467,7 +505,8 @@ async fn reads_fixture(version: u32) {
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     };
     let written_after = wall_ms();
-    check_continues_with(&ms, 0, ObjectId(ulid::Ulid(3))).await;
+    // The fourth object, whatever its name (`Ulid(3)` up to v5; named at write time from v6).
+    check_continues_with(&ms, 0, slices[0].batches[3].object).await;
     let written_before = wall_ms();
     // A trigger is ignored while a snapshot is being built, so ask until one covers everything.
     let mut covered = false;
@@ -490,7 +529,7 @@ async fn reads_fixture(version: u32) {
 
     // Opened once, the journal was rewritten and a snapshot taken, both in the current version
     // (byte 8 is the low byte of the version); they read back to the same state.
-    for (f, version) in FIXTURE_FILES.iter().zip([6, 6]) {
+    for (f, version) in FIXTURE_FILES.iter().zip([6, 7]) {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
         assert_eq!(bytes[8], version, "{f} is version {}", bytes[8]);
     }
@@ -499,6 +538,7 @@ async fn reads_fixture(version: u32) {
         .unwrap();
     let after = observe(&ms).await;
     assert_eq!(format!("{before:?}"), format!("{after:?}"));
+    assert_eq!(ms.broker_configs().await.unwrap(), broker_configs);
     // The producer's last write (the commit above) came back from the snapshot: it expires a
     // bound after it, not after the pass.
     let pass = |now_ms| ExpireState {

@@ -32,6 +32,7 @@ impl StateMachine {
             }
             Read::ObjectsKnown(ids) => ReadAnswer::ObjectsKnown(self.objects_known(&ids)),
             Read::ExportProgress(tps) => ReadAnswer::ExportProgress(self.export_progress(&tps)),
+            Read::BrokerConfigs => ReadAnswer::BrokerConfigs(self.broker_configs().clone()),
         }
     }
 }

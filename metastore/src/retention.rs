@@ -2,7 +2,7 @@
 //! nothing points at. A child module of the state machine, so it sees its private state; every
 //! function here is as deterministic as `apply` (time comes in the command).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use imbl::Vector;
 
@@ -14,17 +14,46 @@ use crate::types::{
     UnreferencedObject,
 };
 
-/// A topic's retention settings: its own configs, else the pass's defaults. A config value that
-/// does not parse counts as unset (CreateTopics validates them; an old bad value must not stop
-/// retention for every other topic).
+/// A topic's retention settings: its own configs, else the cluster's dynamic broker defaults
+/// (`log.retention.ms`, `.minutes`, `.hours`, `log.retention.bytes`, `log.cleanup.policy`), else
+/// the pass's defaults. A config value that does not parse counts as unset (agents validate
+/// them; an old bad value must not stop retention for every other topic). Retention runs for
+/// the whole cluster, so an agent's own overrides do not count here.
 struct Policy {
     delete: bool,
     retention_ms: i64,
     retention_bytes: i64,
 }
 
+/// Retention's defaults for topics that do not set their own: the pass's, under the cluster's
+/// dynamic broker configs.
+struct Defaults<'a> {
+    retention_ms: i64,
+    retention_bytes: i64,
+    cleanup_policy: Option<&'a str>,
+}
+
+impl<'a> Defaults<'a> {
+    fn of(pass: &EnforceRetention, cluster: &'a BTreeMap<String, String>) -> Self {
+        let number = |key: &str| cluster.get(key).and_then(|v| v.trim().parse::<i64>().ok());
+        // Kafka's precedence: milliseconds, then minutes, then hours; negative is no limit.
+        let scaled = |key: &str, scale: i64| {
+            number(key).map(|v| if v < 0 { -1 } else { v.saturating_mul(scale) })
+        };
+        let retention_ms = number("log.retention.ms")
+            .or_else(|| scaled("log.retention.minutes", 60_000))
+            .or_else(|| scaled("log.retention.hours", 3_600_000))
+            .unwrap_or(pass.default_retention_ms);
+        Self {
+            retention_ms,
+            retention_bytes: number("log.retention.bytes").unwrap_or(pass.default_retention_bytes),
+            cleanup_policy: cluster.get("log.cleanup.policy").map(String::as_str),
+        }
+    }
+}
+
 impl Policy {
-    fn of(meta: &TopicMeta, pass: &EnforceRetention) -> Self {
+    fn of(meta: &TopicMeta, defaults: &Defaults<'_>) -> Self {
         let number = |key: &str, default: i64| {
             meta.configs
                 .get(key)
@@ -35,11 +64,13 @@ impl Policy {
         let delete = meta
             .configs
             .get("cleanup.policy")
+            .map(String::as_str)
+            .or(defaults.cleanup_policy)
             .is_none_or(|p| p.split(',').any(|x| x.trim() == "delete"));
         Self {
             delete,
-            retention_ms: number("retention.ms", pass.default_retention_ms),
-            retention_bytes: number("retention.bytes", pass.default_retention_bytes),
+            retention_ms: number("retention.ms", defaults.retention_ms),
+            retention_bytes: number("retention.bytes", defaults.retention_bytes),
         }
     }
 }
@@ -66,11 +97,13 @@ impl StateMachine {
         let mut trimmed = Vec::new();
         let mut gone = Vec::new();
         let ids: Vec<TopicId> = self.topics.keys().copied().collect();
+        let cluster = self.broker_configs.cluster.clone();
+        let defaults = Defaults::of(pass, &cluster);
         for id in &ids {
             let Some(topic) = self.topics.get_mut(id) else {
                 continue;
             };
-            let policy = Policy::of(&topic.meta, pass);
+            let policy = Policy::of(&topic.meta, &defaults);
             if !policy.delete {
                 continue;
             }

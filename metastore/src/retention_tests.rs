@@ -213,3 +213,56 @@ fn only_unreferenced_objects_are_forgotten() {
     });
     assert_eq!(unreferenced(&sm), vec![oid(2)]);
 }
+
+fn broker_defaults(sm: &mut StateMachine, broker: Option<i32>, pairs: &[(&str, &str)]) {
+    let ops = pairs
+        .iter()
+        .map(|(k, v)| ConfigOp::Set {
+            name: k.to_string(),
+            value: v.to_string(),
+        })
+        .collect();
+    let r = sm.apply(&Command::AlterBrokerConfigs(AlterBrokerConfigs {
+        broker,
+        replace: true,
+        ops,
+    }));
+    assert!(
+        matches!(r, CommandResponse::BrokerConfigsAltered(Ok(_))),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn the_clusters_dynamic_retention_defaults_apply_to_topics_without_their_own() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, &[]);
+    commit(&mut sm, 1, 1_000);
+    commit(&mut sm, 2, 50_000);
+    // An agent's own override does not count: retention is cluster-wide.
+    broker_defaults(&mut sm, Some(0), &[("log.retention.ms", "1")]);
+    assert!(retention(&mut sm, 60_000).is_empty());
+    // A minute is 60,000 ms: both batches are younger.
+    broker_defaults(&mut sm, None, &[("log.retention.minutes", "1")]);
+    assert!(retention(&mut sm, 60_000).is_empty());
+    // Milliseconds outrank minutes: the first batch is past 30 s, the second is not.
+    broker_defaults(
+        &mut sm,
+        None,
+        &[
+            ("log.retention.minutes", "1"),
+            ("log.retention.ms", "30000"),
+        ],
+    );
+    let trimmed = retention(&mut sm, 60_000);
+    assert_eq!(trimmed.len(), 1);
+    assert_eq!(trimmed[0].log_start_offset, 10);
+    // A cluster default of compact stops deletion.
+    commit(&mut sm, 3, 100_000);
+    broker_defaults(
+        &mut sm,
+        None,
+        &[("log.retention.ms", "1"), ("log.cleanup.policy", "compact")],
+    );
+    assert!(retention(&mut sm, 200_000).is_empty());
+}

@@ -10,10 +10,10 @@ use imbl::{OrdMap, Vector};
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    AgentHeartbeat, AgentInfo, AlterTopicConfigs, BatchAppend, BatchLocation, Command,
-    CommandResponse, CommitOffsets, CommittedOffset, ConfigOp, CreatePartitions, CreateTopic,
-    GroupPartition, LiveAgents, MetaError, ObjectId, PartitionOffsets, TopicId, TopicMeta,
-    TopicPartition,
+    AgentHeartbeat, AgentInfo, AlterBrokerConfigs, AlterTopicConfigs, BatchAppend, BatchLocation,
+    BrokerConfigs, Command, CommandResponse, CommitOffsets, CommittedOffset, ConfigOp,
+    CreatePartitions, CreateTopic, GroupPartition, LiveAgents, MetaError, ObjectId,
+    PartitionOffsets, TopicId, TopicMeta, TopicPartition,
 };
 
 /// Kafka's limit: longer names do not fit in the file names Kafka derives from them.
@@ -67,6 +67,10 @@ pub struct StateMachine {
     /// At least one above every id in `broker_ids` (older snapshots: 0, and that rule decides).
     #[serde(default)]
     next_broker_id: i32,
+    /// Dynamic broker configs (snapshot version 7 on), bounded by
+    /// [`crate::limits::MAX_BROKER_CONFIGS`].
+    #[serde(default)]
+    broker_configs: BrokerConfigs,
     /// How many index entries point at each object, kept with every change of an index so
     /// that GC asks in O(unreferenced objects), not O(index). Derived: not in snapshots.
     #[serde(skip)]
@@ -209,6 +213,9 @@ impl StateMachine {
             Command::ExpireState(pass) => CommandResponse::StateExpired(self.expire_state(pass)),
             Command::CreatePartitions(req) => {
                 CommandResponse::PartitionsCreated(self.create_partitions(req))
+            }
+            Command::AlterBrokerConfigs(req) => {
+                CommandResponse::BrokerConfigsAltered(self.alter_broker_configs(req))
             }
         }
     }
@@ -378,42 +385,37 @@ impl StateMachine {
             .get(&req.name)
             .and_then(|id| self.topics.get_mut(id))
             .ok_or(MetaError::UnknownTopicOrPartition)?;
-        let configs = &mut topic.meta.configs;
-        if req.replace {
-            configs.clear();
-        }
-        for op in &req.ops {
-            match op {
-                ConfigOp::Set { name, value } => {
-                    configs.insert(name.clone(), value.clone());
-                }
-                ConfigOp::Delete { name } => {
-                    configs.remove(name);
-                }
-                ConfigOp::Append { name, value } => {
-                    let mut items = list(configs.get(name));
-                    for item in list(Some(value)) {
-                        if !items.contains(&item) {
-                            items.push(item);
-                        }
-                    }
-                    configs.insert(name.clone(), items.join(","));
-                }
-                ConfigOp::Subtract { name, value } => {
-                    let gone = list(Some(value));
-                    let items: Vec<String> = list(configs.get(name))
-                        .into_iter()
-                        .filter(|i| !gone.contains(i))
-                        .collect();
-                    if items.is_empty() {
-                        configs.remove(name);
-                    } else {
-                        configs.insert(name.clone(), items.join(","));
-                    }
-                }
-            }
-        }
+        edit_configs(&mut topic.meta.configs, req.replace, &req.ops);
         Ok(topic.meta.clone())
+    }
+
+    /// All or nothing: a result over the bounds leaves the configs as they were.
+    fn alter_broker_configs(
+        &mut self,
+        req: &AlterBrokerConfigs,
+    ) -> Result<BrokerConfigs, MetaError> {
+        use crate::limits::{MAX_BROKER_CONFIGS, MAX_CONFIG_VALUE_BYTES};
+        let mut after = self.broker_configs.clone();
+        let configs = match req.broker {
+            None => &mut after.cluster,
+            Some(id) => after.brokers.entry(id).or_default(),
+        };
+        edit_configs(configs, req.replace, &req.ops);
+        let oversized = configs
+            .iter()
+            .any(|(n, v)| n.len() > MAX_CONFIG_VALUE_BYTES || v.len() > MAX_CONFIG_VALUE_BYTES);
+        after.brokers.retain(|_, c| !c.is_empty());
+        if oversized || after.len() > MAX_BROKER_CONFIGS {
+            return Err(MetaError::ConfigsOverLimit);
+        }
+        after.version = after.version.saturating_add(1);
+        self.broker_configs = after;
+        Ok(self.broker_configs.clone())
+    }
+
+    /// The dynamic broker configs.
+    pub fn broker_configs(&self) -> &BrokerConfigs {
+        &self.broker_configs
     }
 
     fn delete_topic(&mut self, name: &str) -> Result<TopicMeta, MetaError> {
@@ -559,6 +561,44 @@ impl PartitionState {
     }
 }
 
+/// Applies config operations to a resource's overrides, in order (`replace`: from none).
+fn edit_configs(configs: &mut BTreeMap<String, String>, replace: bool, ops: &[ConfigOp]) {
+    if replace {
+        configs.clear();
+    }
+    for op in ops {
+        match op {
+            ConfigOp::Set { name, value } => {
+                configs.insert(name.clone(), value.clone());
+            }
+            ConfigOp::Delete { name } => {
+                configs.remove(name);
+            }
+            ConfigOp::Append { name, value } => {
+                let mut items = list(configs.get(name));
+                for item in list(Some(value)) {
+                    if !items.contains(&item) {
+                        items.push(item);
+                    }
+                }
+                configs.insert(name.clone(), items.join(","));
+            }
+            ConfigOp::Subtract { name, value } => {
+                let gone = list(Some(value));
+                let items: Vec<String> = list(configs.get(name))
+                    .into_iter()
+                    .filter(|i| !gone.contains(i))
+                    .collect();
+                if items.is_empty() {
+                    configs.remove(name);
+                } else {
+                    configs.insert(name.clone(), items.join(","));
+                }
+            }
+        }
+    }
+}
+
 /// The items of a list config such as `cleanup.policy`, trimmed, empty ones dropped.
 fn list(value: Option<&String>) -> Vec<String> {
     value
@@ -606,7 +646,9 @@ pub use index_reads::MAX_SLICE_BATCHES;
 
 #[path = "legacy.rs"]
 mod legacy;
-pub(crate) use legacy::{StateMachineV2, StateMachineV3, StateMachineV4, StateMachineV5};
+pub(crate) use legacy::{
+    StateMachineV2, StateMachineV3, StateMachineV4, StateMachineV5, StateMachineV6,
+};
 
 #[path = "read.rs"]
 mod read;

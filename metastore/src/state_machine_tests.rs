@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::commit::increment_sequence;
 use super::*;
-use crate::types::{CommitBatch, CommitObject, InitProducerId};
+use crate::types::{AlterBrokerConfigs, CommitBatch, CommitObject, InitProducerId};
 
 fn topic_id(n: u128) -> TopicId {
     Uuid::from_u128(n)
@@ -767,4 +767,82 @@ fn only_the_groups_coordinator_among_the_live_agents_commits_its_offsets() {
     );
     assert_eq!(coordinated_commit(&mut sm, other, 5), vec![Ok(())]);
     assert_eq!(committed_offset(&sm), Some(5));
+}
+
+#[test]
+fn broker_configs_are_kept_per_resource_within_their_bounds() {
+    use crate::limits::{MAX_BROKER_CONFIGS, MAX_CONFIG_VALUE_BYTES};
+    let mut sm = StateMachine::new();
+    let alter = |sm: &mut StateMachine, broker, replace, ops| match sm.apply(
+        &Command::AlterBrokerConfigs(AlterBrokerConfigs {
+            broker,
+            replace,
+            ops,
+        }),
+    ) {
+        CommandResponse::BrokerConfigsAltered(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let set = |name: &str, value: &str| ConfigOp::Set {
+        name: name.into(),
+        value: value.into(),
+    };
+    let after = alter(
+        &mut sm,
+        None,
+        false,
+        vec![
+            set("log.retention.ms", "1000"),
+            set("message.max.bytes", "5000"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(after.cluster["log.retention.ms"], "1000");
+    let after = alter(&mut sm, Some(3), false, vec![set("log.retention.ms", "7")]).unwrap();
+    assert_eq!(after.brokers[&3]["log.retention.ms"], "7");
+    assert_eq!(after.version, 2, "one step per change");
+    assert_eq!(
+        after.cluster.len(),
+        2,
+        "a broker's override leaves the default alone"
+    );
+    // AlterConfigs replaces the resource's whole set; a broker left with none is dropped.
+    let after = alter(&mut sm, None, true, vec![set("num.io.threads", "4")]).unwrap();
+    assert_eq!(after.cluster.keys().collect::<Vec<_>>(), ["num.io.threads"]);
+    let after = alter(
+        &mut sm,
+        Some(3),
+        false,
+        vec![ConfigOp::Delete {
+            name: "log.retention.ms".into(),
+        }],
+    )
+    .unwrap();
+    assert!(after.brokers.is_empty());
+    assert_eq!(sm.broker_configs(), &after);
+
+    // Over a bound: refused whole, nothing changed.
+    let huge = "x".repeat(MAX_CONFIG_VALUE_BYTES + 1);
+    assert_eq!(
+        alter(
+            &mut sm,
+            Some(1),
+            false,
+            vec![set("a", "1"), set("b", &huge)]
+        ),
+        Err(MetaError::ConfigsOverLimit)
+    );
+    let many: Vec<ConfigOp> = (0..MAX_BROKER_CONFIGS)
+        .map(|i| set(&format!("c{i}"), "1"))
+        .collect();
+    assert_eq!(
+        alter(&mut sm, Some(1), false, many),
+        Err(MetaError::ConfigsOverLimit)
+    );
+    assert_eq!(sm.broker_configs(), &after);
+
+    // The configs are part of the state a snapshot carries.
+    let bytes = crate::codec::encode(&sm).unwrap();
+    let back: StateMachine = crate::codec::decode(&bytes).unwrap();
+    assert_eq!(back.broker_configs(), sm.broker_configs());
 }

@@ -207,6 +207,51 @@ pub enum Command {
     CreatePartitions(CreatePartitions),
     /// OffsetCommit through the group's coordinator (journal version 6 on).
     CommitGroupOffsets(CoordinatedCommit),
+    /// Dynamic broker configs (journal version 6 on).
+    AlterBrokerConfigs(AlterBrokerConfigs),
+}
+
+/// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on a broker resource: the
+/// cluster-wide dynamic defaults (`broker: None`, Kafka's resource name "") or one broker's
+/// overrides. The agent validates names and values; apply edits the set in order, and refuses
+/// the whole command ([`MetaError::ConfigsOverLimit`]) if the result is over
+/// [`crate::limits::MAX_BROKER_CONFIGS`] or a name or value over its size bound.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterBrokerConfigs {
+    pub broker: Option<i32>,
+    /// AlterConfigs: the resource's dynamic configs become exactly the `Set` operations.
+    pub replace: bool,
+    pub ops: Vec<ConfigOp>,
+}
+
+/// The dynamic broker configs (Kafka's KIP-226): cluster-wide defaults, and per-broker overrides
+/// that shadow them on that broker only. Names are Kafka's broker config names
+/// (`log.retention.ms`, `offset.metadata.max.bytes`, …).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerConfigs {
+    pub cluster: BTreeMap<String, String>,
+    pub brokers: BTreeMap<i32, BTreeMap<String, String>>,
+    /// Moves forward with every change, so a reader can tell an older copy from a newer one.
+    pub version: u64,
+}
+
+impl BrokerConfigs {
+    /// Every config set, over all resources.
+    pub fn len(&self) -> usize {
+        self.cluster.len() + self.brokers.values().map(BTreeMap::len).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The configs of one resource: the cluster's (`None`) or a broker's.
+    pub fn of(&self, broker: Option<i32>) -> Option<&BTreeMap<String, String>> {
+        match broker {
+            None => Some(&self.cluster),
+            Some(id) => self.brokers.get(&id),
+        }
+    }
 }
 
 /// Offsets committed by the agent that coordinates the group, fenced: applied only if
@@ -411,6 +456,8 @@ pub enum CommandResponse {
     StateExpired(StateExpired),
     /// The topic after a [`CreatePartitions`].
     PartitionsCreated(Result<TopicMeta, MetaError>),
+    /// Every dynamic broker config after an [`AlterBrokerConfigs`].
+    BrokerConfigsAltered(Result<BrokerConfigs, MetaError>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -500,6 +547,11 @@ pub enum MetaError {
     /// A [`CoordinatedCommit`] from an agent that does not coordinate the group.
     #[error("not the group's coordinator")]
     NotCoordinator,
+    /// An [`AlterBrokerConfigs`] whose result would be over the bounds of
+    /// [`crate::limits::MAX_BROKER_CONFIGS`] (entries) or
+    /// [`crate::limits::MAX_CONFIG_VALUE_BYTES`] (a name or value).
+    #[error("dynamic broker configs over their bound")]
+    ConfigsOverLimit,
 }
 
 /// A partition as consumer groups name it: by topic name, as OffsetCommit and OffsetFetch do.

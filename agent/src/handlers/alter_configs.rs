@@ -1,5 +1,6 @@
-//! IncrementalAlterConfigs and AlterConfigs for topics. Broker configs are static in Skiff (flags
-//! and files), so broker resources are refused.
+//! IncrementalAlterConfigs and AlterConfigs for topics and for the dynamic broker configs (the
+//! cluster's defaults, resource name "", or this agent's, its broker id; see
+//! [`crate::broker_config`]).
 
 use std::collections::BTreeMap;
 
@@ -9,9 +10,10 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 };
-use skiff_metastore::types::{AlterTopicConfigs, ConfigOp};
+use skiff_metastore::types::{AlterBrokerConfigs, AlterTopicConfigs, ConfigOp};
 
 use super::str_bytes;
+use crate::broker_config::{self, AlterError};
 use crate::context::Agent;
 use crate::protocol::codes;
 use crate::topic_config;
@@ -123,13 +125,11 @@ async fn alter(
 ) -> Outcome {
     match resource_type {
         RESOURCE_TOPIC => {}
-        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => {
+        RESOURCE_BROKER => return alter_broker(agent, name, replace, ops, validate_only).await,
+        RESOURCE_BROKER_LOGGER => {
             return (
                 codes::INVALID_REQUEST,
-                Some(
-                    "broker configs are static in Skiff: set them with flags or the config file"
-                        .into(),
-                ),
+                Some("Skiff has no broker loggers to configure: set RUST_LOG instead".into()),
             )
         }
         other => {
@@ -170,3 +170,72 @@ async fn alter(
         Err(e) => (codes::metastore_error(&e), Some(e.to_string())),
     }
 }
+
+/// A broker resource: "" is the cluster's defaults, a broker id this agent's overrides. As in
+/// Kafka, a broker's own configs are altered through that broker (clients send the request to
+/// it), so another id is refused.
+async fn alter_broker(
+    agent: &Agent,
+    name: &str,
+    replace: bool,
+    ops: Vec<ConfigOp>,
+    validate_only: bool,
+) -> Outcome {
+    let broker = if name.is_empty() {
+        None
+    } else {
+        let me = agent.broker_id();
+        match name.parse::<i32>() {
+            Ok(id) if id == me => Some(id),
+            Ok(_) => {
+                return (
+                    codes::INVALID_REQUEST,
+                    Some(format!(
+                        "Unexpected broker id, expected {me}, but received {name}"
+                    )),
+                )
+            }
+            Err(_) => {
+                return (
+                    codes::INVALID_REQUEST,
+                    Some(format!("Node id must be an integer, but it is: {name}")),
+                )
+            }
+        }
+    };
+    // List operations start from the newest value, not this agent's last read.
+    let current = match agent.metastore.broker_configs().await {
+        Ok(c) => c,
+        Err(e) => return (codes::metastore_error(&e), Some(e.to_string())),
+    };
+    let resource = current.of(broker).cloned().unwrap_or_default();
+    agent.broker_configs.set(current);
+    let ops = match broker_config::check_alter(&resource, replace, &ops) {
+        Ok(ops) => ops,
+        Err(AlterError::Request(m)) => return (codes::INVALID_REQUEST, Some(m)),
+        Err(AlterError::Config(m)) => return (codes::INVALID_CONFIG, Some(m)),
+    };
+    if validate_only {
+        return (codes::NONE, None);
+    }
+    let altered = agent
+        .metastore
+        .alter_broker_configs(AlterBrokerConfigs {
+            broker,
+            replace,
+            ops,
+        })
+        .await;
+    match altered {
+        Ok(all) => {
+            // In force here at once; the other agents read it within their refresh interval.
+            agent.broker_configs.set(all);
+            (codes::NONE, None)
+        }
+        Err(e) => (codes::metastore_error(&e), Some(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+#[path = "configs_tests.rs"]
+mod tests;

@@ -1,25 +1,66 @@
+//! DescribeConfigs for topics (every topic config, the topic's own or the broker-wide default in
+//! force) and for brokers (Kafka's broker settings, [`crate::broker_config::table`]).
+
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::str_bytes;
+use crate::broker_config::{
+    table, BrokerView, Resolved, Synonym, SOURCE_DEFAULT, SOURCE_DYNAMIC_DEFAULT_BROKER,
+    SOURCE_TOPIC,
+};
 use crate::context::Agent;
 use crate::protocol::codes;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-/// Kafka's `ConfigSource` values.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 
-/// Topic configs every topic has, with the values in force when the topic does not override them.
-fn topic_defaults(agent: &Agent) -> impl Iterator<Item = (&'static str, String)> {
-    crate::topic_config::defaults(agent.config.max_message_bytes)
+/// How an entry is written: with its synonyms or not.
+#[derive(Clone, Copy)]
+struct Shape {
+    synonyms: bool,
+}
+
+impl Shape {
+    fn entry(
+        self,
+        name: &str,
+        resolved: Resolved,
+        read_only: bool,
+        config_type: i8,
+    ) -> DescribeConfigsResourceResult {
+        let synonyms = if self.synonyms {
+            resolved
+                .synonyms
+                .into_iter()
+                .map(|s| {
+                    DescribeConfigsSynonym::default()
+                        .with_name(str_bytes(s.name))
+                        .with_value(s.value.map(str_bytes))
+                        .with_source(s.source)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        DescribeConfigsResourceResult::default()
+            .with_name(str_bytes(name))
+            .with_value(resolved.value.map(str_bytes))
+            .with_read_only(read_only)
+            .with_config_source(resolved.source)
+            .with_is_sensitive(false)
+            .with_synonyms(synonyms)
+            .with_config_type(config_type)
+            .with_documentation(None)
+    }
 }
 
 pub async fn handle(agent: &Agent, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let shape = Shape {
+        synonyms: req.include_synonyms,
+    };
     let mut results = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let result = DescribeConfigsResult::default()
@@ -30,25 +71,29 @@ pub async fn handle(agent: &Agent, req: DescribeConfigsRequest) -> DescribeConfi
                 .as_ref()
                 .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
         };
-        let entry = |name: &str, value: String, source: i8| {
-            DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(name))
-                .with_value(Some(str_bytes(value)))
-                .with_config_source(source)
-        };
         let result = match r.resource_type {
             RESOURCE_TOPIC => match agent.topic_named(&r.resource_name).await {
                 Ok(Some(topic)) => {
-                    let mut configs: Vec<_> = topic_defaults(agent)
-                        .filter(|(name, _)| !topic.configs.contains_key(*name) && wanted(name))
-                        .map(|(name, value)| entry(name, value, SOURCE_DEFAULT))
-                        .collect();
+                    let view = agent.broker_view();
+                    let mut configs: Vec<_> =
+                        crate::topic_config::defaults(agent.config.max_message_bytes)
+                            .filter(|(name, _)| wanted(name))
+                            .map(|(name, default)| {
+                                let resolved = topic_value(&view, &topic.configs, name, default);
+                                let ty = crate::topic_config::config_type(name);
+                                shape.entry(name, resolved, false, ty)
+                            })
+                            .collect();
+                    // Overrides of names this build does not list (set by an older one).
                     configs.extend(
                         topic
                             .configs
                             .iter()
-                            .filter(|(name, _)| wanted(name))
-                            .map(|(name, value)| entry(name, value.clone(), SOURCE_TOPIC)),
+                            .filter(|(name, _)| wanted(name) && !crate::topic_config::known(name))
+                            .map(|(name, value)| {
+                                let resolved = own(name, value.clone(), SOURCE_TOPIC);
+                                shape.entry(name, resolved, false, 0)
+                            }),
                     );
                     result.with_configs(configs)
                 }
@@ -56,27 +101,40 @@ pub async fn handle(agent: &Agent, req: DescribeConfigsRequest) -> DescribeConfi
                 Err(e) => result.with_error_code(codes::metastore_error(&e)),
             },
             RESOURCE_BROKER => {
-                let configs = [
-                    ("broker.id", agent.broker_id().to_string()),
-                    (
-                        "auto.create.topics.enable",
-                        agent.config.auto_create_topics.to_string(),
-                    ),
-                    ("num.partitions", agent.config.num_partitions.to_string()),
-                    (
-                        "message.max.bytes",
-                        agent.config.max_message_bytes.to_string(),
-                    ),
-                    (
-                        "socket.request.max.bytes",
-                        agent.config.max_request_bytes.to_string(),
-                    ),
-                ]
-                .into_iter()
-                .filter(|(name, _)| wanted(name))
-                .map(|(name, value)| entry(name, value, SOURCE_STATIC_BROKER).with_read_only(true))
-                .collect();
-                result.with_configs(configs)
+                let me = agent.broker_id();
+                let name = r.resource_name.as_str();
+                if name.is_empty() {
+                    // Kafka's cluster-wide resource: the dynamic defaults set, nothing else.
+                    let dynamic = agent.broker_configs.get();
+                    let configs = dynamic
+                        .cluster
+                        .iter()
+                        .filter(|(name, _)| wanted(name))
+                        .map(|(name, value)| {
+                            let ty = table::row(name).map_or(0, |r| r.ty as i8);
+                            let resolved = own(name, value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER);
+                            shape.entry(name, resolved, false, ty)
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                } else if name.parse::<i32>().ok() == Some(me) {
+                    let view = agent.broker_view();
+                    let configs = table::ROWS
+                        .iter()
+                        .filter(|row| wanted(row.name))
+                        .map(|row| {
+                            let read_only = row.mode == table::Mode::Static;
+                            shape.entry(row.name, view.setting(row), read_only, row.ty as i8)
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                } else {
+                    result
+                        .with_error_code(codes::INVALID_REQUEST)
+                        .with_error_message(Some(str_bytes(format!(
+                        "Unexpected broker id, expected {me} or empty string, but received {name}"
+                    ))))
+                }
             }
             _ => result
                 .with_error_code(codes::INVALID_REQUEST)
@@ -85,4 +143,64 @@ pub async fn handle(agent: &Agent, req: DescribeConfigsRequest) -> DescribeConfi
         results.push(result);
     }
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// A value with one level: itself.
+fn own(name: &str, value: String, source: i8) -> Resolved {
+    // Synonym names are static; a name from the wire is found in the table, or shown without.
+    let synonyms = table::row(name)
+        .map(|row| Synonym {
+            name: row.name,
+            value: Some(value.clone()),
+            source,
+        })
+        .into_iter()
+        .collect();
+    Resolved {
+        value: Some(value),
+        source,
+        synonyms,
+    }
+}
+
+/// A topic config in force: the topic's own, else the broker-wide default, else Kafka's.
+fn topic_value(
+    view: &BrokerView<'_>,
+    overrides: &std::collections::BTreeMap<String, String>,
+    name: &'static str,
+    default: String,
+) -> Resolved {
+    let broker = view.topic_default(name);
+    let mut synonyms = Vec::new();
+    let (value, source) = match overrides.get(name) {
+        Some(v) => {
+            synonyms.push(Synonym {
+                name,
+                value: Some(v.clone()),
+                source: SOURCE_TOPIC,
+            });
+            (Some(v.clone()), SOURCE_TOPIC)
+        }
+        None => match &broker {
+            Some(Resolved {
+                value: Some(v),
+                source,
+                ..
+            }) => (Some(v.clone()), *source),
+            _ => (Some(default.clone()), SOURCE_DEFAULT),
+        },
+    };
+    match broker {
+        Some(b) if !b.synonyms.is_empty() => synonyms.extend(b.synonyms),
+        _ => synonyms.push(Synonym {
+            name,
+            value: Some(default),
+            source: SOURCE_DEFAULT,
+        }),
+    }
+    Resolved {
+        value,
+        source,
+        synonyms,
+    }
 }

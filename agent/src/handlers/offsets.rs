@@ -28,9 +28,6 @@ use crate::context::Agent;
 use crate::groups::lock;
 use crate::protocol::codes;
 
-/// Kafka's `offset.metadata.max.bytes`.
-const MAX_METADATA_BYTES: usize = 4096;
-
 pub async fn commit(agent: &Agent, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = req.group_id.as_str();
     let checked = check_coordinator(agent, group_id).and_then(|()| {
@@ -52,6 +49,7 @@ pub async fn commit(agent: &Agent, req: OffsetCommitRequest) -> OffsetCommitResp
         }
     });
     let now_ms = agent.clock.now_ms();
+    let max_metadata_bytes = agent.broker_view().offset_metadata_max_bytes();
     // Per partition: the code decided here, or None for "store it".
     let mut codes_by_partition: Vec<(usize, i32, Option<i16>)> = Vec::new();
     let mut offsets = Vec::new();
@@ -60,7 +58,7 @@ pub async fn commit(agent: &Agent, req: OffsetCommitRequest) -> OffsetCommitResp
             let metadata = p.committed_metadata.as_ref().map_or("", |m| m.as_str());
             let code = match checked {
                 Err(code) => Some(code),
-                Ok(()) if metadata.len() > MAX_METADATA_BYTES => {
+                Ok(()) if metadata.len() > max_metadata_bytes => {
                     Some(codes::OFFSET_METADATA_TOO_LARGE)
                 }
                 Ok(()) => {

@@ -57,8 +57,10 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
                     let records = p.records.clone().unwrap_or_default();
                     let first = entries.len();
                     let mut failed = None;
-                    let append_time = crate::topic_config::log_append_time(&m.configs)
-                        .then(|| agent.clock.now_ms());
+                    let append_time = crate::topic_config::log_append_time(
+                        agent.topic_config(m, "message.timestamp.type").as_deref(),
+                    )
+                    .then(|| agent.clock.now_ms());
                     for batch in batches(records, agent.max_message_bytes(m)) {
                         let entry = match batch {
                             Ok(batch) if batch.header.is_transactional() => Err(Slot::Failed(

@@ -71,6 +71,7 @@ pub fn meta_error(e: &MetaError) -> i16 {
         MetaError::ObjectTooOld => KAFKA_STORAGE_ERROR,
         // Retriable: the client looks the coordinator up again and commits there.
         MetaError::NotCoordinator => NOT_COORDINATOR,
+        MetaError::ConfigsOverLimit => INVALID_REQUEST,
     }
 }
 

@@ -18,8 +18,8 @@
 //! has the layout and types of version 2 as it was last written; it exists because commands were
 //! added under version 2, which an older build of version 2 cannot read. Version 4 added
 //! `Command::ExpireState` (last, so a version 3 record decodes the same under version 4), version
-//! 6 `Command::CreatePartitions` and `Command::CommitGroupOffsets` (last, so a version 5 record
-//! decodes the same under version 6).
+//! 6 `Command::CreatePartitions`, `Command::CommitGroupOffsets` and `Command::AlterBrokerConfigs`
+//! (last, so a version 5 record decodes the same under version 6).
 //!
 //! Every record is an assignment to the log state (see [`LogState::apply`]), so replaying the file
 //! from the start rebuilds the state, and a rewrite can replace any prefix by the state it produced.
@@ -63,8 +63,8 @@ const MAGIC: &[u8; 8] = b"SKIFFJNL";
 /// [`Command`](crate::types::Command)) means a new version, a fixture for it, and reading the
 /// old one: see the module doc and the schema tests.
 const VERSION: u32 = 6;
-/// postcard, before `Command::CreatePartitions`; its records decode as version 6's. Read, never
-/// written.
+/// postcard, before `Command::CreatePartitions`, `Command::CommitGroupOffsets` and
+/// `Command::AlterBrokerConfigs`; its records decode as version 6's. Read, never written.
 const VERSION_5: u32 = 5;
 /// postcard, before index runs (`Command::ReplaceBatches` with run entries); its records decode
 /// as version 5's, the old rewrite as `Command::ReplaceBatchesV4`. Read, never written.

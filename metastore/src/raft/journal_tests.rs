@@ -13,10 +13,10 @@ use crate::legacy_commands::{BatchLocationV1, ReplaceBatchesV4};
 use crate::raft::log_store::JOURNAL_FILE;
 use crate::raft::TypeConfig;
 use crate::types::{
-    AcquireLeases, AgentHeartbeat, AlterTopicConfigs, BatchLocation, Command, CommitBatch,
-    CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CoordinatedCommit, CreatePartitions,
-    CreateTopic, EnforceRetention, ExpireState, GroupPartition, InitProducerId, ObjectId,
-    ReplaceBatches, RunLayout, TopicPartition,
+    AcquireLeases, AgentHeartbeat, AlterBrokerConfigs, AlterTopicConfigs, BatchLocation, Command,
+    CommitBatch, CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CoordinatedCommit,
+    CreatePartitions, CreateTopic, EnforceRetention, ExpireState, GroupPartition, InitProducerId,
+    ObjectId, ReplaceBatches, RunLayout, TopicPartition,
 };
 
 const NODE: u64 = 1;
@@ -567,6 +567,11 @@ fn every_command() -> Vec<Command> {
                     },
                 )],
             },
+        }),
+        Command::AlterBrokerConfigs(AlterBrokerConfigs {
+            broker: Some(2),
+            replace: true,
+            ops: every_config_op(),
         }),
     ]
 }

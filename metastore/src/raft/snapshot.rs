@@ -7,8 +7,8 @@
 //!
 //! Version 1 holds the state in JSON; versions 2 and on in [`codec`](crate::codec) (postcard),
 //! each with the fields of its time (3 added consumer groups' offsets, 4 compactor leases, 5
-//! producers' last writes and addresses' last heartbeats, for expiry). All are read; the current
-//! one is written.
+//! producers' last writes and addresses' last heartbeats, for expiry, 6 index runs, 7 dynamic
+//! broker configs). All are read; the current one is written.
 //!
 //! The state's length and checksum trail it so that it can be streamed out without buffering;
 //! the file is the unit Raft ships to followers too, so a received snapshot is checked the same
@@ -29,7 +29,9 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
 /// The current snapshot's file name inside the data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 const MAGIC: &[u8; 8] = b"SKIFFSNP";
-const VERSION: u32 = 6;
+const VERSION: u32 = 7;
+/// Before dynamic broker configs. Read, never written.
+const VERSION_6: u32 = 6;
 /// Before index runs: one entry per batch.
 const VERSION_5: u32 = 5;
 /// The first version: the state in JSON. Read, never written.
@@ -223,6 +225,8 @@ pub fn decode_state(version: u32, bytes: &[u8]) -> Result<StateMachine, Snapshot
         crate::codec::decode::<crate::state_machine::StateMachineV4>(bytes)?.into()
     } else if version == VERSION_5 {
         crate::codec::decode::<crate::state_machine::StateMachineV5>(bytes)?.into()
+    } else if version == VERSION_6 {
+        crate::codec::decode::<crate::state_machine::StateMachineV6>(bytes)?.into()
     } else {
         crate::codec::decode(bytes)?
     })
@@ -240,6 +244,7 @@ fn read_header(r: &mut impl Read) -> Result<(u32, SnapshotMeta), SnapshotError> 
     let version = word(8);
     if ![
         VERSION,
+        VERSION_6,
         VERSION_5,
         VERSION_4,
         VERSION_3,

@@ -94,6 +94,8 @@ pub enum Read {
         reads: Vec<IndexRead>,
         total_max_bytes: u64,
     },
+    /// Every dynamic broker config. Agents read it every few seconds to apply changes.
+    BrokerConfigs,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -109,6 +111,7 @@ pub enum ReadAnswer {
     UnreferencedObjects(Vec<UnreferencedObject>),
     ObjectsKnown(Vec<bool>),
     ExportProgress(Vec<Option<i64>>),
+    BrokerConfigs(crate::types::BrokerConfigs),
 }
 
 /// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after
