@@ -32,6 +32,8 @@ impl StateMachine {
             }
             Read::ObjectsKnown(ids) => ReadAnswer::ObjectsKnown(self.objects_known(&ids)),
             Read::ExportProgress(tps) => ReadAnswer::ExportProgress(self.export_progress(&tps)),
+            Read::PartitionSizes(tps) => ReadAnswer::PartitionSizes(self.partition_sizes(&tps)),
+            Read::Producers(tps) => ReadAnswer::Producers(self.producers(&tps)),
         }
     }
 }
