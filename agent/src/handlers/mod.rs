@@ -359,3 +359,7 @@ pub(crate) fn duplicates<T: Ord>(values: impl Iterator<Item = T>) -> std::collec
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
+
+#[cfg(test)]
+#[path = "admin_tests.rs"]
+mod admin_tests;
