@@ -1,5 +1,7 @@
 //! The admin and describe handlers against a local metastore.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::alter_partition_reassignments_request::{
