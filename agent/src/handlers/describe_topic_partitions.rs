@@ -3,6 +3,8 @@
 //! `max.request.partition.size.limit` default, 2000) are described per response, and
 //! `next_cursor` names where the next request starts.
 
+use std::collections::HashMap;
+
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
@@ -66,6 +68,11 @@ pub async fn handle(
         }
     }
 
+    let by_name: HashMap<&str, &TopicMeta> = all
+        .iter()
+        .filter(|m| !is_internal_topic(&m.name))
+        .map(|m| (m.name.as_str(), m))
+        .collect();
     let brokers = Brokers::of(agent);
     let mut budget = req.response_partition_limit.clamp(1, MAX_PARTITIONS);
     let (start_name, mut start_partition) = match &req.cursor {
@@ -82,11 +89,7 @@ pub async fn handle(
         if start_name.as_deref() != Some(name.as_str()) {
             start_partition = 0;
         }
-        let meta = all
-            .iter()
-            .find(|m| &m.name == name)
-            .filter(|m| !is_internal_topic(&m.name));
-        let Some(meta) = meta else {
+        let Some(&meta) = by_name.get(name.as_str()) else {
             topics.push(error_topic(
                 TopicName(str_bytes(name.clone())),
                 codes::UNKNOWN_TOPIC_OR_PARTITION,
@@ -112,10 +115,7 @@ pub async fn handle(
         if budget == 0 {
             // The next topic that exists is where the next page starts.
             while let Some(next) = pending.peek() {
-                if all
-                    .iter()
-                    .any(|m| &m.name == *next && !is_internal_topic(&m.name))
-                {
+                if by_name.contains_key(next.as_str()) {
                     next_cursor = Some(cursor_at(next, 0));
                     break;
                 }
