@@ -127,7 +127,7 @@ def test_describe_log_dirs_sizes_partitions_from_the_index(shared_broker, topic)
     sizes = {(t["name"], p["partition_index"]): p["partition_size"] for t in d["topics"] for p in t["partitions"]}
     assert sizes == {(topic, 0): size0, (topic, 2): size2}
     # kafka-python sends v4 to a broker that has it: the object store's size is unknown.
-    assert d.get("total_bytes", -1) == -1 and d.get("usable_bytes", -1) == -1
+    assert d["total_bytes"] == -1 and d["usable_bytes"] == -1
 
 
 # --- OffsetForLeaderEpoch ---------------------------------------------------------------------------

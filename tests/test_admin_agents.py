@@ -1,6 +1,11 @@
-"""librdkafka validates a consumer's position with OffsetForLeaderEpoch when a partition's leader
+"""Admin and describe APIs with more than one agent.
+
+librdkafka validates a consumer's position with OffsetForLeaderEpoch when a partition's leader
 epoch moves (KIP-320). In Skiff the epoch moves whenever the live agents change, and no leader
-change ever truncates the log: the consumer must keep its position, not reset it."""
+change ever truncates the log: the consumer must keep its position, not reset it.
+
+DescribeLogDirs: each agent lists the partitions it leads, so summing over brokers counts each
+partition once."""
 
 from __future__ import annotations
 
@@ -95,3 +100,41 @@ def test_a_consumer_keeps_its_position_across_an_agent_joining(broker_factory, t
         c.close()
     assert offsets == list(range(RECORDS)), offsets[RECORDS // 2 - 3 : RECORDS // 2 + 3]
     assert not any("Reset using configured policy" in line or "truncation detected" in line for line in log.lines)
+
+
+@pytest.mark.timeout(300)
+def test_two_agents_describe_each_partition_in_one_log_dir(broker_factory, topic):
+    from kafka.admin import KafkaAdminClient
+
+    q = broker_factory.quorum(nodes=1, agents=2, agent_args=("--session-timeout-ms", "3000"))
+    a0, a1 = q.agents
+    wait_for(lambda: brokers_listed(a0.bootstrap) == brokers_listed(a1.bootstrap) == {0, 1}, 30, message="2 brokers")
+    partitions = 16
+    clients.create_topic(a0.bootstrap, topic, partitions)
+    p = clients.producer(a0.bootstrap)
+    d = clients.Deliveries()
+    for i in range(partitions * 5):
+        clients.produce(p, topic, d, i, value=b"x" * 100, partition=i % partitions)
+    clients.flush(p, d, partitions * 5)
+
+    admin = KafkaAdminClient(bootstrap_servers=a0.bootstrap, request_timeout_ms=30000)
+    try:
+        answers = admin.describe_log_dirs([topic])
+        leaders = {
+            p["partition_index"]: p["leader_id"]
+            for t in admin.describe_topic_partitions([topic])["topics"]
+            for p in t["partitions"]
+        }
+    finally:
+        admin.close()
+    seen: dict[int, int] = {}
+    for broker in answers:
+        (log_dir,) = broker["log_dirs"]
+        for t in log_dir["topics"]:
+            for part in t["partitions"]:
+                assert part["partition_index"] not in seen, f"partition {part['partition_index']} listed twice"
+                seen[part["partition_index"]] = broker["broker"]
+                assert part["partition_size"] > 5 * 100
+    # Every partition once, in the log dir of the agent Metadata names as its leader; both lead some.
+    assert seen == leaders
+    assert set(seen.values()) == {0, 1}
