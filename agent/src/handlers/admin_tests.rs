@@ -379,3 +379,65 @@ async fn elections_are_never_needed_and_reassignments_are_refused() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn describe_cluster_answers_brokers_only() {
+    let t = agent_with(&[]).await;
+    let r = describe_cluster::handle(&t.agent, 1, DescribeClusterRequest::default());
+    assert_eq!((r.error_code, r.endpoint_type), (codes::NONE, 1));
+    assert_eq!(r.brokers.len(), 1);
+    assert_eq!(r.controller_id, r.brokers[0].broker_id);
+    assert_eq!(r.cluster_id.as_str(), "skiff-cluster");
+    assert_eq!(r.cluster_authorized_operations, i32::MIN);
+    let r = describe_cluster::handle(
+        &t.agent,
+        1,
+        DescribeClusterRequest::default().with_endpoint_type(2),
+    );
+    assert_eq!(r.error_code, codes::MISMATCHED_ENDPOINT_TYPE);
+    assert!(r.brokers.is_empty());
+    let r = describe_cluster::handle(
+        &t.agent,
+        1,
+        DescribeClusterRequest::default().with_endpoint_type(9),
+    );
+    assert_eq!(r.error_code, codes::UNSUPPORTED_ENDPOINT_TYPE);
+    let r = describe_cluster::handle(
+        &t.agent,
+        0,
+        DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+    );
+    assert_eq!(r.cluster_authorized_operations, 8096);
+}
+
+#[tokio::test]
+async fn describe_producers_marks_unknown_partitions() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest as ProducersTopic;
+    let t = agent_with(&[("t", 2)]).await;
+    let req = DescribeProducersRequest::default().with_topics(vec![
+        ProducersTopic::default()
+            .with_name(name("t"))
+            .with_partition_indexes(vec![1, 2]),
+        ProducersTopic::default()
+            .with_name(name("__transaction_state"))
+            .with_partition_indexes(vec![0]),
+    ]);
+    let r = describe_producers::handle(&t.agent, req).await;
+    let got: Vec<(i32, i16, usize)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (p.partition_index, p.error_code, p.active_producers.len()))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, codes::NONE, 0),
+            (2, codes::UNKNOWN_TOPIC_OR_PARTITION, 0),
+            (0, codes::UNKNOWN_TOPIC_OR_PARTITION, 0)
+        ]
+    );
+}
