@@ -665,3 +665,110 @@ def parse_consumer_group_heartbeat_v1(payload: bytes) -> dict:
         "member_id": member_id,
         "member_epoch": member_epoch,
     }
+
+
+# --- admin and describe APIs ------------------------------------------------------------------------
+API_OFFSET_FOR_LEADER_EPOCH = 23
+API_DESCRIBE_LOG_DIRS = 35
+API_DESCRIBE_CLUSTER = 60
+
+
+def offset_for_leader_epoch_request(
+    topic: str, partitions, correlation_id: int, version: int = 2
+) -> bytes:
+    """OffsetForLeaderEpoch v2-4 for one topic; `partitions`: [(partition, current_leader_epoch, leader_epoch)]."""
+    assert 2 <= version <= 4
+    if version >= 4:
+        body = struct.pack(">i", -1) + uvarint(2) + compact_string(topic) + uvarint(len(partitions) + 1)
+        for p, current, epoch in partitions:
+            body += struct.pack(">iii", p, current, epoch) + uvarint(0)
+        body += uvarint(0) + uvarint(0)
+        return frame(header_v2(API_OFFSET_FOR_LEADER_EPOCH, version, correlation_id) + body)
+    body = struct.pack(">i", -1) if version == 3 else b""
+    body += struct.pack(">i", 1) + string(topic) + struct.pack(">i", len(partitions))
+    for p, current, epoch in partitions:
+        body += struct.pack(">iii", p, current, epoch)
+    return frame(header_v1(API_OFFSET_FOR_LEADER_EPOCH, version, correlation_id) + body)
+
+
+def parse_offset_for_leader_epoch(payload: bytes, version: int = 2) -> dict[tuple[str, int], tuple[int, int, int]]:
+    """{(topic, partition): (error_code, leader_epoch, end_offset)}."""
+    r = Reader(payload)
+    r.take(">i")  # correlation id
+    flexible = version >= 4
+    if flexible:
+        skip_tagged_fields(r)
+    r.take(">i")  # throttle
+    out = {}
+    topics = read_uvarint(r) - 1 if flexible else r.take(">i")
+    for _ in range(topics):
+        name = read_compact_string(r) if flexible else r.string()
+        parts = read_uvarint(r) - 1 if flexible else r.take(">i")
+        for _ in range(parts):
+            code, p, epoch, end = r.take(">hiiq")
+            out[(name, p)] = (code, epoch, end)
+            if flexible:
+                skip_tagged_fields(r)
+        if flexible:
+            skip_tagged_fields(r)
+    return out
+
+
+def describe_log_dirs_v1_request(topics, correlation_id: int) -> bytes:
+    """DescribeLogDirs v1; `topics`: None for all, else [(topic, [partitions])]."""
+    if topics is None:
+        body = struct.pack(">i", -1)
+    else:
+        body = struct.pack(">i", len(topics))
+        for name, parts in topics:
+            body += string(name) + struct.pack(">i", len(parts)) + b"".join(struct.pack(">i", p) for p in parts)
+    return frame(header_v1(API_DESCRIBE_LOG_DIRS, 1, correlation_id) + body)
+
+
+def parse_describe_log_dirs_v1(payload: bytes) -> list[tuple[int, str, dict[tuple[str, int], tuple[int, int, bool]]]]:
+    """[(error_code, log_dir, {(topic, partition): (size, offset_lag, is_future)})]."""
+    r = Reader(payload)
+    r.take(">i")  # correlation id
+    r.take(">i")  # throttle
+    results = []
+    for _ in range(r.take(">i")):
+        code = r.take(">h")
+        log_dir = r.string()
+        parts = {}
+        for _ in range(r.take(">i")):
+            name = r.string()
+            for _ in range(r.take(">i")):
+                p, size, lag, future = r.take(">iqq?")
+                parts[(name, p)] = (size, lag, future)
+        results.append((code, log_dir, parts))
+    return results
+
+
+def describe_cluster_request(correlation_id: int, version: int = 0, endpoint_type: int = 1, include_ops: bool = False) -> bytes:
+    body = struct.pack(">?", include_ops)
+    if version >= 1:
+        body += struct.pack(">b", endpoint_type)
+    return frame(header_v2(API_DESCRIBE_CLUSTER, version, correlation_id) + body + uvarint(0))
+
+
+def parse_describe_cluster(payload: bytes, version: int = 0) -> dict:
+    r = Reader(payload)
+    r.take(">i")  # correlation id
+    skip_tagged_fields(r)
+    _throttle, code = r.take(">ih")
+    out = {"error_code": code, "error_message": read_compact_string(r)}
+    if version >= 1:
+        out["endpoint_type"] = r.take(">b")
+    out["cluster_id"] = read_compact_string(r)
+    out["controller_id"] = r.take(">i")
+    brokers = []
+    for _ in range(read_uvarint(r) - 1):
+        broker_id = r.take(">i")
+        host = read_compact_string(r)
+        port = r.take(">i")
+        read_compact_string(r)  # rack
+        skip_tagged_fields(r)
+        brokers.append((broker_id, host, port))
+    out["brokers"] = brokers
+    out["cluster_authorized_operations"] = r.take(">i")
+    return out

@@ -137,6 +137,9 @@ impl Agent {
         name: &str,
         allow_create: bool,
     ) -> Result<TopicMeta, MetastoreError> {
+        if crate::topics::is_internal_topic(name) {
+            return Err(MetaError::UnknownTopicOrPartition.into());
+        }
         if let Some(topic) = self.topic_named(name).await? {
             return Ok(topic);
         }

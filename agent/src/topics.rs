@@ -137,6 +137,18 @@ impl TopicCache {
     }
 }
 
+/// Kafka's internal topics. What they hold (group offsets, transaction state, the cluster's
+/// metadata) Skiff keeps in the metastore, so no log of these names exists or may be created.
+pub const INTERNAL_TOPICS: &[&str] = &[
+    "__consumer_offsets",
+    "__transaction_state",
+    "__cluster_metadata",
+];
+
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

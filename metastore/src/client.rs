@@ -17,7 +17,7 @@ use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
     CommitOffsets, CommittedOffset, CoordinatedCommit, CreatePartitions, CreateTopic,
     GroupPartition, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
-    PartitionOffsets, ProducerIdAndEpoch, TopicMeta, TopicPartition,
+    PartitionOffsets, ProducerIdAndEpoch, ProducerSummary, TopicMeta, TopicPartition,
 };
 
 /// Failures at the client boundary, sorted by what the caller should do about them.
@@ -148,6 +148,18 @@ pub trait MetastoreClient: Send + Sync + 'static {
     ) -> Result<Option<BatchLocation>>;
     /// The batch with the largest `max_timestamp` (the earliest such batch on ties), if any.
     async fn batch_with_max_timestamp(&self, tp: TopicPartition) -> Result<Option<BatchLocation>>;
+    /// Each partition's bytes in the index, in the order asked, with
+    /// [`MetaError::UnknownTopicOrPartition`] for a partition that does not exist. At most
+    /// [`crate::limits::MAX_PARTITIONS_PER_READ`] partitions are answered.
+    async fn partition_sizes(
+        &self,
+        tps: Vec<TopicPartition>,
+    ) -> Result<Vec<std::result::Result<u64, MetaError>>>;
+    /// Each partition's idempotent producers, like [`MetastoreClient::partition_sizes`].
+    async fn producers(
+        &self,
+        tps: Vec<TopicPartition>,
+    ) -> Result<Vec<std::result::Result<Vec<ProducerSummary>, MetaError>>>;
 
     /// A counter that moves forward every time a commit is applied; long-polling fetches wait on it.
     fn commits(&self) -> watch::Receiver<u64>;
@@ -397,6 +409,26 @@ impl<T: Transport> MetastoreClient for T {
     async fn batch_with_max_timestamp(&self, tp: TopicPartition) -> Result<Option<BatchLocation>> {
         match self.read(Read::BatchWithMaxTimestamp(tp)).await? {
             ReadAnswer::Batch(r) => Ok(r?),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn partition_sizes(
+        &self,
+        tps: Vec<TopicPartition>,
+    ) -> Result<Vec<std::result::Result<u64, MetaError>>> {
+        match self.read(Read::PartitionSizes(tps)).await? {
+            ReadAnswer::PartitionSizes(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn producers(
+        &self,
+        tps: Vec<TopicPartition>,
+    ) -> Result<Vec<std::result::Result<Vec<ProducerSummary>, MetaError>>> {
+        match self.read(Read::Producers(tps)).await? {
+            ReadAnswer::Producers(r) => Ok(r),
             other => Err(answer::unexpected_read(&other)),
         }
     }

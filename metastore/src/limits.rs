@@ -72,3 +72,7 @@ pub fn commit_too_late(object: crate::types::ObjectId, now_ms: i64) -> bool {
     let made_ms = i64::try_from(object.0.timestamp_ms()).unwrap_or(i64::MAX);
     now_ms.saturating_sub(made_ms) > MAX_COMMIT_AGE_MS
 }
+
+/// The most partitions one admin read (partition sizes, producers) names; agents split longer
+/// lists. Keeps an answer (about 16 bytes a partition for sizes) far below the RPC body limit.
+pub const MAX_PARTITIONS_PER_READ: usize = 16_384;

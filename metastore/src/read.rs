@@ -33,6 +33,8 @@ impl StateMachine {
             Read::ObjectsKnown(ids) => ReadAnswer::ObjectsKnown(self.objects_known(&ids)),
             Read::ExportProgress(tps) => ReadAnswer::ExportProgress(self.export_progress(&tps)),
             Read::BrokerConfigs => ReadAnswer::BrokerConfigs(self.broker_configs().clone()),
+            Read::PartitionSizes(tps) => ReadAnswer::PartitionSizes(self.partition_sizes(&tps)),
+            Read::Producers(tps) => ReadAnswer::Producers(self.producers(&tps)),
         }
     }
 }

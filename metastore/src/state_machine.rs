@@ -626,6 +626,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
     Ok(())
 }
 
+#[path = "admin_reads.rs"]
+pub mod admin_reads;
+
 #[path = "commit.rs"]
 mod commit;
 

@@ -846,3 +846,55 @@ fn broker_configs_are_kept_per_resource_within_their_bounds() {
     let back: StateMachine = crate::codec::decode(&bytes).unwrap();
     assert_eq!(back.broker_configs(), sm.broker_configs());
 }
+
+#[test]
+fn partition_sizes_sum_the_index_and_follow_trims() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 2).unwrap();
+    let p = tp(1, 0);
+    commit(&mut sm, 1, vec![plain(p, 0, 100, 0), plain(p, 1, 250, 0)]);
+    assert_eq!(
+        sm.partition_sizes(&[p, tp(1, 1), tp(1, 2), tp(9, 0)]),
+        vec![
+            Ok(350),
+            Ok(0),
+            Err(MetaError::UnknownTopicOrPartition),
+            Err(MetaError::UnknownTopicOrPartition)
+        ]
+    );
+    // DeleteRecords past the first batch drops its bytes.
+    sm.apply(&Command::DeleteRecords { tp: p, offset: 1 });
+    assert_eq!(sm.partition_sizes(&[p]), vec![Ok(250)]);
+    let many = vec![p; crate::limits::MAX_PARTITIONS_PER_READ + 1];
+    assert_eq!(
+        sm.partition_sizes(&many).len(),
+        crate::limits::MAX_PARTITIONS_PER_READ
+    );
+}
+
+#[test]
+fn producers_are_described_per_partition() {
+    let mut sm = StateMachine::new();
+    create(&mut sm, "t", 1, 2).unwrap();
+    let p = tp(1, 0);
+    let a = init_pid(&mut sm);
+    let b = init_pid(&mut sm);
+    base(one(&mut sm, 1, idem(p, a, 0, 0, 2)));
+    base(one(&mut sm, 2, idem(p, a, 0, 3, 1)));
+    base(one(&mut sm, 3, idem(p, b, 0, 0, 0)));
+    let described = sm.producers(&[p, tp(1, 1), tp(1, 5)]);
+    let summary = |producer_id, last_sequence| crate::types::ProducerSummary {
+        producer_id,
+        epoch: 0,
+        last_sequence,
+        last_write_ms: 2000,
+    };
+    assert_eq!(
+        described,
+        vec![
+            Ok(vec![summary(a, 4), summary(b, 0)]),
+            Ok(vec![]),
+            Err(MetaError::UnknownTopicOrPartition)
+        ]
+    );
+}

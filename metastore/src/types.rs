@@ -482,6 +482,18 @@ pub struct PartitionOffsets {
     pub high_watermark: i64,
 }
 
+/// One idempotent producer's state on one partition, as DescribeProducers shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence number of its last committed batch.
+    pub last_sequence: i32,
+    /// When the metastore last committed a batch of it to the partition (the commit's time,
+    /// not the batch's timestamp); -1 if not known (state from a snapshot before version 5).
+    pub last_write_ms: i64,
+}
+
 /// What a fetch needs: the batches from the one containing `offset` on, up to a byte budget.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexSlice {

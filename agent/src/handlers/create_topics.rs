@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -14,8 +14,33 @@ pub async fn handle(
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
+    // Kafka refuses every name the request repeats, once, and goes on with the others.
+    let duplicates = super::duplicates(req.topics.iter().map(|t| t.name.to_string()));
+    let mut answered_duplicates = BTreeSet::new();
     for t in req.topics {
         let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+        if duplicates.contains(&t.name.to_string()) {
+            if answered_duplicates.insert(t.name.to_string()) {
+                results.push(
+                    result
+                        .with_error_code(codes::INVALID_REQUEST)
+                        .with_error_message(Some(str_bytes("Duplicate topic name."))),
+                );
+            }
+            continue;
+        }
+        if crate::topics::is_internal_topic(&t.name) {
+            let message = format!(
+                "Creation of internal topic {} is prohibited.",
+                t.name.as_str()
+            );
+            results.push(
+                result
+                    .with_error_code(codes::INVALID_REQUEST)
+                    .with_error_message(Some(str_bytes(message))),
+            );
+            continue;
+        }
         // Explicit assignments fix the partition count; -1 means the broker default.
         let partitions = if !t.assignments.is_empty() {
             t.assignments.len() as i32

@@ -19,7 +19,39 @@ pub async fn handle(agent: &Agent, version: i16, req: DeleteTopicsRequest) -> De
             .collect()
     };
     let mut responses = Vec::with_capacity(targets.len());
+    // Kafka refuses every name (and id) the request repeats, once, and goes on with the others.
+    let dup_names = super::duplicates(
+        targets
+            .iter()
+            .filter_map(|(n, _)| n.as_ref().map(|n| n.to_string())),
+    );
+    let dup_ids = super::duplicates(
+        targets
+            .iter()
+            .filter(|(n, id)| n.is_none() && !id.is_nil())
+            .map(|(_, id)| *id),
+    );
+    let mut answered = std::collections::BTreeSet::new();
     for (name, id) in targets.drain(..) {
+        let duplicate = match &name {
+            Some(n) if dup_names.contains(&n.to_string()) => {
+                Some(("Duplicate topic name.", n.to_string()))
+            }
+            None if dup_ids.contains(&id) => Some(("Duplicate topic id.", id.to_string())),
+            _ => None,
+        };
+        if let Some((message, key)) = duplicate {
+            if answered.insert(key) {
+                responses.push(
+                    DeletableTopicResult::default()
+                        .with_name(name)
+                        .with_topic_id(id)
+                        .with_error_code(codes::INVALID_REQUEST)
+                        .with_error_message(Some(str_bytes(message))),
+                );
+            }
+            continue;
+        }
         let name = match name {
             Some(n) => Some(n),
             None => match agent.topic_with_id(id).await {

@@ -374,8 +374,15 @@ pub async fn describe(
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(req.groups.len());
+    let operations = crate::authz::if_requested(
+        version >= 3 && req.include_authorized_operations,
+        crate::authz::Resource::Group,
+        &crate::authz::Principal,
+    );
     for id in req.groups {
-        let described = DescribedGroup::default().with_group_id(id.clone());
+        let described = DescribedGroup::default()
+            .with_group_id(id.clone())
+            .with_authorized_operations(operations);
         if let Err(code) = check_coordinator(agent, id.as_str()) {
             groups.push(described.with_error_code(code));
             continue;

@@ -8,15 +8,21 @@ pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
+pub mod reassignments;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -277,6 +283,52 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
                 describe_configs::handle(&agent, req).await
             })
         }
+        ApiKey::DescribeCluster => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                describe_cluster::handle(&agent, version, req)
+            })
+        }
+        ApiKey::DescribeLogDirs => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                describe_log_dirs::handle(&agent, req).await
+            })
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                offset_for_leader_epoch::handle(&agent, req).await
+            })
+        }
+        ApiKey::DescribeTopicPartitions => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                describe_topic_partitions::handle(&agent, req).await
+            })
+        }
+        ApiKey::ElectLeaders => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                reassignments::elect(&agent, req).await
+            })
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                reassignments::alter(&agent, req).await
+            })
+        }
+        ApiKey::ListPartitionReassignments => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move { reassignments::list(req) })
+        }
+        ApiKey::DescribeProducers => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                describe_producers::handle(&agent, req).await
+            })
+        }
         _ => return Err(Close::UnsupportedVersion { api, version }),
     })
 }
@@ -338,7 +390,25 @@ fn encode<R: Encodable>(
     })
 }
 
+/// The values that occur more than once.
+pub(crate) fn duplicates<T: Ord>(values: impl Iterator<Item = T>) -> std::collections::BTreeSet<T> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut twice = std::collections::BTreeSet::new();
+    for v in values {
+        if seen.contains(&v) {
+            twice.insert(v);
+        } else {
+            seen.insert(v);
+        }
+    }
+    twice
+}
+
 /// A `StrBytes` from an owned string, without the `From` ambiguity at call sites.
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
+
+#[cfg(test)]
+#[path = "admin_tests.rs"]
+mod admin_tests;

@@ -29,6 +29,14 @@ pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
+// Admin and describe APIs.
+pub const FENCED_LEADER_EPOCH: i16 = 74;
+pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+pub const ELECTION_NOT_NEEDED: i16 = 84;
+pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+pub const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
+pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
+
 // Consumer groups.
 pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 pub const NOT_COORDINATOR: i16 = 16;

@@ -96,6 +96,9 @@ enum Ty {
     Array(&'static Ty),
     NullableArray(&'static Ty),
     Struct(&'static [Field]),
+    /// A struct behind an Int8 marker: 1 for present, anything else for null (kafka-protocol's
+    /// `OptionStruct`).
+    NullableStruct(&'static [Field]),
 }
 
 /// A field present in versions `min..=max`. A field with a tag lives in its struct's tagged-fields
@@ -203,6 +206,44 @@ const API_SCHEMAS: &[ApiSchema] = &[
         1,
         0,
         CONSUMER_GROUP_DESCRIBE,
+    ),
+    api(ApiKey::DescribeCluster, 0, 2, 0, admin::DESCRIBE_CLUSTER),
+    api(ApiKey::DescribeLogDirs, 1, 4, 2, admin::DESCRIBE_LOG_DIRS),
+    api(
+        ApiKey::OffsetForLeaderEpoch,
+        2,
+        4,
+        4,
+        admin::OFFSET_FOR_LEADER_EPOCH,
+    ),
+    api(
+        ApiKey::DescribeTopicPartitions,
+        0,
+        0,
+        0,
+        admin::DESCRIBE_TOPIC_PARTITIONS,
+    ),
+    api(ApiKey::ElectLeaders, 0, 2, 2, admin::ELECT_LEADERS),
+    api(
+        ApiKey::AlterPartitionReassignments,
+        0,
+        1,
+        0,
+        admin::ALTER_PARTITION_REASSIGNMENTS,
+    ),
+    api(
+        ApiKey::ListPartitionReassignments,
+        0,
+        0,
+        0,
+        admin::LIST_PARTITION_REASSIGNMENTS,
+    ),
+    api(
+        ApiKey::DescribeProducers,
+        0,
+        0,
+        0,
+        admin::DESCRIBE_PRODUCERS,
     ),
 ];
 
@@ -641,6 +682,7 @@ impl Walk<'_> {
                 // The tagged-fields count.
                 inline + usize::from(self.flexible)
             }
+            NullableStruct(_) => 1,
         }
     }
 
@@ -687,6 +729,12 @@ impl Walk<'_> {
                 }
             }
             Struct(fields) => self.fields(fields)?,
+            NullableStruct(fields) => {
+                let [present] = self.int::<1>()?;
+                if present == 1 {
+                    self.fields(fields)?;
+                }
+            }
         }
         Ok(())
     }
@@ -728,6 +776,9 @@ impl Walk<'_> {
         Ok(())
     }
 }
+
+#[path = "guard_admin.rs"]
+mod admin;
 
 #[cfg(test)]
 #[path = "guard_tests.rs"]

@@ -61,6 +61,9 @@ use proptest::prelude::*;
 use super::*;
 use crate::protocol::versions::SUPPORTED;
 
+#[path = "guard_admin_tests.rs"]
+mod admin_samples;
+
 fn s(v: &'static str) -> StrBytes {
     StrBytes::from_static_str(v)
 }
@@ -716,7 +719,9 @@ fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
             consumer_group_heartbeat(v, true),
         ],
         ApiKey::ConsumerGroupDescribe => vec![consumer_group_describe(v)],
-        other => panic!("no samples for {other:?}"),
+        other => {
+            admin_samples::samples(other, v).unwrap_or_else(|| panic!("no samples for {other:?}"))
+        }
     }
 }
 
@@ -748,7 +753,8 @@ fn kafka_versions(api: ApiKey) -> VersionRange {
         ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
         ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
         ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
-        other => panic!("no request type for {other:?}"),
+        other => admin_samples::kafka_versions(other)
+            .unwrap_or_else(|| panic!("no request type for {other:?}")),
     }
 }
 
@@ -786,7 +792,8 @@ fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Result<usize, String> {
         ApiKey::IncrementalAlterConfigs => len::<IncrementalAlterConfigsRequest>(v, body),
         ApiKey::ConsumerGroupHeartbeat => len::<ConsumerGroupHeartbeatRequest>(v, body),
         ApiKey::ConsumerGroupDescribe => len::<ConsumerGroupDescribeRequest>(v, body),
-        other => panic!("no request type for {other:?}"),
+        other => admin_samples::kafka_decode(other, v, body)
+            .unwrap_or_else(|| panic!("no request type for {other:?}")),
     }
 }
 

@@ -30,6 +30,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+    // v0 left Kafka in 4.0 and kafka-protocol 0.18 decodes from v1.
+    (ApiKey::DescribeLogDirs, 1, 4),
+    // v0-1 left Kafka in 4.0 and kafka-protocol 0.18 decodes from v2.
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 pub fn supported(api_key: ApiKey, version: i16) -> bool {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::MetastoreError;
 use crate::types::{
     BatchLocation, CommittedOffset, GroupPartition, IndexAnswer, IndexRead, IndexSlice, MetaError,
-    PartitionOffsets, TopicMeta, TopicPartition,
+    PartitionOffsets, ProducerSummary, TopicMeta, TopicPartition,
 };
 use crate::types::{ObjectId, UnreferencedObject};
 
@@ -96,6 +96,12 @@ pub enum Read {
     },
     /// Every dynamic broker config. Agents read it every few seconds to apply changes.
     BrokerConfigs,
+    /// Each partition's bytes in the index (DescribeLogDirs); at most
+    /// [`crate::limits::MAX_PARTITIONS_PER_READ`] partitions.
+    PartitionSizes(Vec<TopicPartition>),
+    /// Each partition's idempotent producers (DescribeProducers); at most
+    /// [`crate::limits::MAX_PARTITIONS_PER_READ`] partitions.
+    Producers(Vec<TopicPartition>),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -112,6 +118,8 @@ pub enum ReadAnswer {
     ObjectsKnown(Vec<bool>),
     ExportProgress(Vec<Option<i64>>),
     BrokerConfigs(crate::types::BrokerConfigs),
+    PartitionSizes(Vec<Result<u64, MetaError>>),
+    Producers(Vec<Result<Vec<ProducerSummary>, MetaError>>),
 }
 
 /// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after
