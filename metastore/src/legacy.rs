@@ -22,6 +22,7 @@ use crate::types::{
 #[derive(Clone, Deserialize)]
 pub(crate) struct TopicStateV4 {
     meta: TopicMeta,
+    #[serde(deserialize_with = "crate::capped::vector")]
     partitions: Vector<PartitionStateV4>,
 }
 
@@ -29,8 +30,11 @@ pub(crate) struct TopicStateV4 {
 struct PartitionStateV4 {
     log_start_offset: i64,
     high_watermark: i64,
+    #[serde(deserialize_with = "crate::capped::map")]
     index: OrdMap<i64, BatchLocationV1>,
+    #[serde(deserialize_with = "crate::capped::vector")]
     timestamp_highs: Vector<(i64, i64)>,
+    #[serde(deserialize_with = "crate::capped::map")]
     producers: OrdMap<i64, ProducerStateV4>,
 }
 
@@ -86,6 +90,7 @@ fn runs(index: &OrdMap<i64, BatchLocationV1>) -> RunIndex {
 #[derive(Clone, Deserialize)]
 pub(crate) struct TopicStateV5 {
     meta: TopicMeta,
+    #[serde(deserialize_with = "crate::capped::vector")]
     partitions: Vector<PartitionStateV5>,
 }
 
@@ -93,8 +98,11 @@ pub(crate) struct TopicStateV5 {
 struct PartitionStateV5 {
     log_start_offset: i64,
     high_watermark: i64,
+    #[serde(deserialize_with = "crate::capped::map")]
     index: OrdMap<i64, BatchLocationV1>,
+    #[serde(deserialize_with = "crate::capped::vector")]
     timestamp_highs: Vector<(i64, i64)>,
+    #[serde(deserialize_with = "crate::capped::map")]
     producers: OrdMap<i64, ProducerState>,
 }
 
@@ -103,7 +111,9 @@ struct PartitionStateV5 {
 #[derive(Deserialize)]
 pub(crate) struct StateMachineV5 {
     topics_by_name: BTreeMap<String, TopicId>,
+    #[serde(deserialize_with = "crate::capped::map")]
     topics: OrdMap<TopicId, TopicStateV5>,
+    #[serde(deserialize_with = "crate::capped::map")]
     objects: OrdMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
     #[serde(default)]
@@ -113,6 +123,7 @@ pub(crate) struct StateMachineV5 {
     #[serde(default)]
     agents_epoch: i64,
     #[serde(default)]
+    #[serde(deserialize_with = "crate::capped::map_of_maps")]
     groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
     #[serde(default)]
     leases: BTreeMap<String, Lease>,
@@ -172,12 +183,15 @@ impl From<StateMachineV5> for StateMachine {
 #[derive(Deserialize)]
 pub(crate) struct StateMachineV6 {
     topics_by_name: BTreeMap<String, TopicId>,
+    #[serde(deserialize_with = "crate::capped::map")]
     topics: OrdMap<TopicId, TopicState>,
+    #[serde(deserialize_with = "crate::capped::map")]
     objects: OrdMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
     agents: BTreeMap<String, AgentInfo>,
     broker_ids: BTreeMap<String, i32>,
     agents_epoch: i64,
+    #[serde(deserialize_with = "crate::capped::map_of_maps")]
     groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
     leases: BTreeMap<String, Lease>,
     exports: BTreeMap<TopicPartition, i64>,
@@ -211,12 +225,15 @@ impl From<StateMachineV6> for StateMachine {
 #[derive(Deserialize)]
 pub(crate) struct StateMachineV4 {
     topics_by_name: BTreeMap<String, TopicId>,
+    #[serde(deserialize_with = "crate::capped::map")]
     topics: OrdMap<TopicId, TopicStateV4>,
+    #[serde(deserialize_with = "crate::capped::map")]
     objects: OrdMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
     agents: BTreeMap<String, AgentInfo>,
     broker_ids: BTreeMap<String, i32>,
     agents_epoch: i64,
+    #[serde(deserialize_with = "crate::capped::map_of_maps")]
     groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
     leases: BTreeMap<String, Lease>,
     exports: BTreeMap<TopicPartition, i64>,
@@ -246,12 +263,15 @@ impl From<StateMachineV4> for StateMachine {
 #[derive(Deserialize)]
 pub(crate) struct StateMachineV3 {
     topics_by_name: BTreeMap<String, TopicId>,
+    #[serde(deserialize_with = "crate::capped::map")]
     topics: OrdMap<TopicId, TopicStateV4>,
+    #[serde(deserialize_with = "crate::capped::map")]
     objects: OrdMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
     agents: BTreeMap<String, AgentInfo>,
     broker_ids: BTreeMap<String, i32>,
     agents_epoch: i64,
+    #[serde(deserialize_with = "crate::capped::map_of_maps")]
     groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
 }
 
@@ -277,7 +297,9 @@ impl From<StateMachineV3> for StateMachine {
 #[derive(Deserialize)]
 pub(crate) struct StateMachineV2 {
     topics_by_name: BTreeMap<String, TopicId>,
+    #[serde(deserialize_with = "crate::capped::map")]
     topics: OrdMap<TopicId, TopicStateV4>,
+    #[serde(deserialize_with = "crate::capped::map")]
     objects: OrdMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
     agents: BTreeMap<String, AgentInfo>,

@@ -9,6 +9,8 @@
 //! feature `node`. Without it the crate is the client side only, and pulls in neither openraft
 //! nor axum: agents and compactors depend on it that way.
 
+#[cfg(feature = "node")]
+mod capped;
 pub mod client;
 pub mod codec;
 pub mod legacy_commands;

@@ -36,8 +36,10 @@ const PRODUCER_BATCHES_KEPT: usize = 5;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateMachine {
     topics_by_name: BTreeMap<String, TopicId>,
+    #[serde(deserialize_with = "crate::capped::map")]
     topics: OrdMap<TopicId, TopicState>,
     /// Kept after their topics are deleted: the compactor decides when the bytes can go.
+    #[serde(deserialize_with = "crate::capped::map")]
     objects: OrdMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
     /// Live agents by address (`host:port`). Older snapshots have none: `default`.
@@ -51,6 +53,7 @@ pub struct StateMachine {
     /// Consumer groups' committed offsets. Membership lives in the coordinating agent's memory;
     /// only what must survive it is here.
     #[serde(default)]
+    #[serde(deserialize_with = "crate::capped::map_of_maps")]
     groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
     /// Compactors' claims on units of work, by key (snapshot version 4 on).
     #[serde(default)]
@@ -87,6 +90,7 @@ pub(crate) struct Lease {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct TopicState {
     meta: TopicMeta,
+    #[serde(deserialize_with = "crate::capped::vector")]
     partitions: Vector<PartitionState>,
 }
 
@@ -101,7 +105,9 @@ struct PartitionState {
     /// maximum, which turns both timestamp lookups into a binary search instead of a scan.
     /// Whatever changes the index other than by appending (trims, rewrites) must repair it
     /// (`PartitionState::repair_timestamp_highs`).
+    #[serde(deserialize_with = "crate::capped::vector")]
     timestamp_highs: Vector<(i64, i64)>,
+    #[serde(deserialize_with = "crate::capped::map")]
     producers: OrdMap<i64, ProducerState>,
     /// The bytes of the batches in `index`, for `retention.bytes`. Derived: not in snapshots.
     #[serde(skip)]
