@@ -14,6 +14,7 @@ pub mod projection;
 pub mod records;
 pub mod rewrite;
 pub mod run;
+pub mod validate;
 pub mod varint;
 
 pub use batch::{
@@ -25,7 +26,10 @@ pub use object::{
     ObjectError, ObjectHeader,
 };
 pub use records::{
-    first_offset_at_or_after, max_timestamp, records, records_with_limit, timestamps, Record,
-    RecordError, RecordHeader,
+    first_offset_at_or_after, max_timestamp, records, records_with_limit, timestamps, walk, Record,
+    RecordError, RecordHeader, RecordSummary,
 };
 pub use rewrite::{retain, Retained, RewriteError};
+pub use validate::{
+    check, log_append_time_header, Checked, Checks, RecordViolation, TimestampBounds, Violation,
+};
