@@ -101,10 +101,11 @@ const CONFIGS: &[(&str, Kind, Option<&str>)] = &[
     ("max.message.bytes", Kind::Long(0, i32::MAX as i64), None),
     ("message.downconversion.enable", Kind::Bool, Some("true")),
     ("message.format.version", Kind::Text, Some("3.0-IV1")),
+    // Kafka 4.0's default (KIP-1030); 3.x's was Long.MAX_VALUE.
     (
         "message.timestamp.after.max.ms",
         Kind::Long(0, i64::MAX),
-        Some("9223372036854775807"),
+        Some("3600000"),
     ),
     (
         "message.timestamp.before.max.ms",
@@ -305,12 +306,60 @@ pub fn with_list_defaults(current: &BTreeMap<String, String>, ops: Vec<ConfigOp>
     out
 }
 
-/// Whether a topic's `message.timestamp.type` is `LogAppendTime`: its index timestamps are then
-/// the agent's clock at append, whatever the producer wrote.
-pub fn log_append_time(configs: &BTreeMap<String, String>) -> bool {
+/// The value a topic has for `name`: its own, else the default ([`default_of`]).
+fn effective<'a>(configs: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
     configs
-        .get("message.timestamp.type")
-        .is_some_and(|v| v.trim() == "LogAppendTime")
+        .get(name)
+        .map(|v| v.trim())
+        .or_else(|| default_of(name))
+}
+
+/// The default a topic gets for `name` when it does not set it: Kafka's (the broker's settings
+/// of the `log.*` names are not configurable yet).
+fn default_of(name: &str) -> Option<&'static str> {
+    CONFIGS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .and_then(|(_, _, default)| *default)
+}
+
+fn effective_long(configs: &BTreeMap<String, String>, name: &str) -> Option<i64> {
+    effective(configs, name).and_then(|v| v.parse().ok())
+}
+
+/// Whether a topic's `message.timestamp.type` is `LogAppendTime`: its batches are then stamped
+/// with the agent's clock when a flush window takes them in, whatever the producer wrote.
+pub fn log_append_time(configs: &BTreeMap<String, String>) -> bool {
+    effective(configs, "message.timestamp.type") == Some("LogAppendTime")
+}
+
+/// Whether a topic's `cleanup.policy` includes `compact`: every record it takes needs a key.
+pub fn compacted(configs: &BTreeMap<String, String>) -> bool {
+    effective(configs, "cleanup.policy")
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == "compact"))
+}
+
+/// How far in the past and in the future (ms) a `CreateTime` record's timestamp may be from the
+/// agent's clock (KIP-937): `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`.
+/// The deprecated `message.timestamp.difference.max.ms` stands in for a bound the topic does
+/// not set, or sets to `Long.MAX_VALUE` (as Kafka 3.6 to 3.9 read it; Kafka 4.0 dropped it).
+pub fn timestamp_bounds(configs: &BTreeMap<String, String>) -> (i64, i64) {
+    let bound = |name: &str| {
+        let own = configs
+            .get(name)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|&v| v != i64::MAX);
+        let deprecated = configs
+            .get("message.timestamp.difference.max.ms")
+            .and_then(|v| v.trim().parse::<i64>().ok());
+        own.or(deprecated)
+            .or_else(|| effective_long(configs, name))
+            .unwrap_or(i64::MAX)
+    };
+    (
+        bound("message.timestamp.before.max.ms"),
+        bound("message.timestamp.after.max.ms"),
+    )
 }
 
 /// The default of every config, for DescribeConfigs. `max_message_bytes` is the agent's.
@@ -345,6 +394,49 @@ mod tests {
         assert!(validate("skiff.parquet.json.schema", "n:int64,name:string").is_ok());
         assert!(validate("skiff.parquet.json.schema", "offset:int64").is_err());
         assert!(validate("skiff.parquet.json.schema", "n:uuid").is_err());
+    }
+
+    fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn timestamp_bounds_default_to_kafka_4s_and_the_deprecated_name_fills_in() {
+        assert_eq!(timestamp_bounds(&configs(&[])), (i64::MAX, 3_600_000));
+        let own = configs(&[
+            ("message.timestamp.before.max.ms", "10"),
+            ("message.timestamp.after.max.ms", "20"),
+            ("message.timestamp.difference.max.ms", "5"),
+        ]);
+        assert_eq!(timestamp_bounds(&own), (10, 20));
+        let deprecated = configs(&[("message.timestamp.difference.max.ms", "5")]);
+        assert_eq!(timestamp_bounds(&deprecated), (5, 5));
+        let max = configs(&[
+            ("message.timestamp.after.max.ms", "9223372036854775807"),
+            ("message.timestamp.difference.max.ms", "5"),
+        ]);
+        assert_eq!(timestamp_bounds(&max), (5, 5));
+        let unbounded = configs(&[("message.timestamp.after.max.ms", "9223372036854775807")]);
+        assert_eq!(timestamp_bounds(&unbounded), (i64::MAX, i64::MAX));
+    }
+
+    #[test]
+    fn timestamp_type_and_compaction_are_read_with_their_defaults() {
+        assert!(!log_append_time(&configs(&[])));
+        assert!(log_append_time(&configs(&[(
+            "message.timestamp.type",
+            "LogAppendTime"
+        )])));
+        assert!(!compacted(&configs(&[])));
+        assert!(compacted(&configs(&[(
+            "cleanup.policy",
+            "delete, compact"
+        )])));
+        assert!(compacted(&configs(&[("cleanup.policy", "compact")])));
+        assert!(!compacted(&configs(&[("cleanup.policy", "delete")])));
     }
 
     #[test]

@@ -58,11 +58,7 @@ fn entry(tp: TopicPartition, value: &[u8], producer: Option<(i64, i32)>) -> Entr
         .header
         .trusted_timestamps()
         .expect("consistent header");
-    Entry {
-        tp,
-        batch,
-        timestamps,
-    }
+    Entry::new(tp, batch, timestamps)
 }
 
 fn puts(metrics: &Metrics) -> u64 {
@@ -109,7 +105,7 @@ async fn a_thousand_partitions_in_one_window_make_one_object() {
         waits.push(batcher.append(entries).await.expect("queued"));
     }
     for w in waits {
-        for r in w.await.expect("answered") {
+        for r in w.await.expect("answered").results {
             assert_eq!(r.expect("committed").base_offset, 0);
         }
     }
@@ -187,7 +183,7 @@ async fn pipelined_batches_commit_in_the_order_they_were_queued() {
         }
     }
     for (expected, w) in waits.into_iter().enumerate() {
-        let answer = w.await.expect("answered");
+        let answer = w.await.expect("answered").results;
         let r = answer.first().expect("one answer").clone();
         assert_eq!(r.expect("in order").base_offset, expected as i64);
     }
@@ -278,7 +274,8 @@ async fn a_failed_put_acknowledges_nothing_and_commits_nothing() {
         .await
         .expect("queued")
         .await
-        .expect("answered");
+        .expect("answered")
+        .results;
     assert_eq!(answer.len(), 2);
     for r in answer {
         assert!(matches!(r, Err(AppendError::Storage(_))), "got {r:?}");
@@ -358,6 +355,7 @@ async fn a_commit_refused_as_too_old_is_resent_and_acknowledged_once() {
             .expect("queued")
             .await
             .expect("answered")
+            .results
     };
     let first = send().await;
     assert!(
@@ -413,7 +411,8 @@ async fn a_flush_past_the_commit_deadline_is_not_committed() {
         .await
         .expect("queued")
         .await
-        .expect("answered");
+        .expect("answered")
+        .results;
     assert!(
         matches!(answer.as_slice(), [Err(AppendError::Expired(_))]),
         "{answer:?}"
@@ -451,18 +450,14 @@ async fn a_window_past_the_batch_cap_is_flushed_without_waiting_for_its_interval
     let mut waits = Vec::new();
     for _ in 0..2 {
         let entries = (0..half)
-            .map(|_| Entry {
-                tp,
-                batch: one.batch.clone(),
-                timestamps: one.timestamps,
-            })
+            .map(|_| Entry::new(tp, one.batch.clone(), one.timestamps))
             .collect();
         waits.push(batcher.append(entries).await.expect("queued"));
     }
     let answered = tokio::time::timeout(Duration::from_secs(120), async {
         let mut n = 0;
         for w in waits {
-            for r in w.await.expect("answered") {
+            for r in w.await.expect("answered").results {
                 r.expect("committed");
                 n += 1;
             }

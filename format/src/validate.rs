@@ -108,6 +108,9 @@ pub struct Checked {
     pub violations: Vec<RecordViolation>,
     /// How many records were refused in all.
     pub refused: usize,
+    /// Whether a timestamp was among the reasons (Kafka's INVALID_TIMESTAMP then, else
+    /// INVALID_RECORD), listed or not.
+    pub invalid_timestamp: bool,
 }
 
 /// Reads every record of `batch` (decompressing at most `max_decompressed` bytes) and checks it
@@ -123,6 +126,7 @@ pub fn check(
     let header = &batch.header;
     let mut violations = Vec::new();
     let mut refused = 0usize;
+    let mut invalid_timestamp = false;
     let mut found: Option<Timestamps> = None;
     walk(batch, max_decompressed, |r| {
         let t = found.get_or_insert(Timestamps {
@@ -145,6 +149,7 @@ pub fn check(
         };
         if let Some(violation) = violation {
             refused += 1;
+            invalid_timestamp |= violation != Violation::MissingKey;
             if violations.len() < max_listed {
                 violations.push(RecordViolation {
                     index: r.index,
@@ -160,6 +165,7 @@ pub fn check(
         }),
         violations,
         refused,
+        invalid_timestamp,
     })
 }
 
