@@ -108,9 +108,16 @@ pub struct Checked {
     pub violations: Vec<RecordViolation>,
     /// How many records were refused in all.
     pub refused: usize,
-    /// Whether a timestamp was among the reasons (Kafka's INVALID_TIMESTAMP then, else
-    /// INVALID_RECORD), listed or not.
-    pub invalid_timestamp: bool,
+    /// Of those, how many for a missing key; the others are for their timestamps (Kafka's
+    /// INVALID_TIMESTAMP then, as soon as there is one; INVALID_RECORD otherwise).
+    pub missing_keys: usize,
+}
+
+impl Checked {
+    /// Whether a timestamp was among the reasons, listed or not.
+    pub fn invalid_timestamp(&self) -> bool {
+        self.refused > self.missing_keys
+    }
 }
 
 /// Reads every record of `batch` (decompressing at most `max_decompressed` bytes) and checks it
@@ -126,7 +133,7 @@ pub fn check(
     let header = &batch.header;
     let mut violations = Vec::new();
     let mut refused = 0usize;
-    let mut invalid_timestamp = false;
+    let mut missing_keys = 0usize;
     let mut found: Option<Timestamps> = None;
     walk(batch, max_decompressed, |r| {
         let t = found.get_or_insert(Timestamps {
@@ -149,7 +156,9 @@ pub fn check(
         };
         if let Some(violation) = violation {
             refused += 1;
-            invalid_timestamp |= violation != Violation::MissingKey;
+            if violation == Violation::MissingKey {
+                missing_keys += 1;
+            }
             if violations.len() < max_listed {
                 violations.push(RecordViolation {
                     index: r.index,
@@ -165,7 +174,7 @@ pub fn check(
         }),
         violations,
         refused,
-        invalid_timestamp,
+        missing_keys,
     })
 }
 

@@ -49,7 +49,8 @@ fn keyless_records_are_refused_on_a_compacted_topic_by_batch_index() {
         .violations
         .iter()
         .all(|v| v.violation == Violation::MissingKey));
-    assert_eq!(c.refused, 2);
+    assert_eq!((c.refused, c.missing_keys), (2, 2));
+    assert!(!c.invalid_timestamp());
     // Not compacted: nothing refused.
     let c = check(&b, &Checks::default(), usize::MAX, 100).unwrap();
     assert_eq!(c.refused, 0);
@@ -104,6 +105,7 @@ fn timestamps_outside_the_bounds_are_refused_record_by_record() {
     assert_eq!(indices(&c), [2]);
     let c = check(&b, &bounds(HOUR, HOUR), usize::MAX, 100).unwrap();
     assert_eq!(indices(&c), [1, 2]);
+    assert!(c.invalid_timestamp());
     // The index's timestamps come from the records.
     assert_eq!(
         c.timestamps,

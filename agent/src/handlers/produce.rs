@@ -14,6 +14,7 @@ use tracing::debug;
 use super::{encode, str_bytes, Pending};
 use crate::batcher::{AppendError, Appended, Entry};
 use crate::context::Agent;
+use crate::metrics::RefusalLabels;
 use crate::protocol::codes;
 use crate::topic_config;
 
@@ -86,23 +87,24 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
                     };
                     let partition = format!("{}-{}", topic.name.as_str(), p.index);
                     for batch in batches(records, agent.max_message_bytes(m)) {
-                        let entry = match batch {
-                            Ok(batch) if batch.header.is_transactional() => Err(failed(
-                                codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                                Some("transactions are not supported yet".into()),
-                            )),
-                            Ok(batch) => {
-                                admit(&batch, checks, &partition).await.map(|timestamps| {
-                                    let entry = Entry::new(tp, batch, timestamps);
-                                    if log_append_time {
-                                        entry.log_append_time()
-                                    } else {
-                                        entry
-                                    }
-                                })
-                            }
-                            Err(e) => Err(refused(&e)),
-                        };
+                        let entry =
+                            match batch {
+                                Ok(batch) if batch.header.is_transactional() => Err(failed(
+                                    codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                                    Some("transactions are not supported yet".into()),
+                                )),
+                                Ok(batch) => admit(&agent, &batch, checks, &partition).await.map(
+                                    |timestamps| {
+                                        let entry = Entry::new(tp, batch, timestamps);
+                                        if log_append_time {
+                                            entry.log_append_time()
+                                        } else {
+                                            entry
+                                        }
+                                    },
+                                ),
+                                Err(e) => Err(refused(&e)),
+                            };
                         match entry {
                             Ok(entry) => entries.push(entry),
                             Err(slot) => {
@@ -195,7 +197,12 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
 /// `CreateTime` topics with a timestamp bound, and for a header that cannot be believed: Sarama
 /// writes `max_timestamp = -1` in every batch), they are computed from the records, as Kafka
 /// computes a batch's max timestamp: retention and ListOffsets believe the index.
-async fn admit(batch: &Batch, checks: Checks, partition: &str) -> Result<Timestamps, Slot> {
+async fn admit(
+    agent: &Agent,
+    batch: &Batch,
+    checks: Checks,
+    partition: &str,
+) -> Result<Timestamps, Slot> {
     let header = &batch.header;
     if !checks.needed(header) {
         return Ok(header.trusted_timestamps().unwrap_or(Timestamps {
@@ -209,7 +216,20 @@ async fn admit(batch: &Batch, checks: Checks, partition: &str) -> Result<Timesta
     .await;
     match checked {
         Some(Ok(c)) if c.refused == 0 => Ok(c.timestamps),
-        Some(Ok(c)) => Err(refused_records(&c, checks, partition)),
+        Some(Ok(c)) => {
+            let count = |reason, n: usize| {
+                if n > 0 {
+                    agent
+                        .metrics
+                        .produce_refused_records
+                        .get_or_create(&RefusalLabels { reason })
+                        .inc_by(n as u64);
+                }
+            };
+            count("no_key", c.missing_keys);
+            count("timestamp", c.refused - c.missing_keys);
+            Err(refused_records(&c, checks, partition))
+        }
         Some(Err(e)) => Err(refused(&BatchError::Records(e))),
         None => Err(failed(
             codes::UNKNOWN_SERVER_ERROR,
@@ -243,7 +263,7 @@ fn refused_records(c: &Checked, checks: Checks, partition: &str) -> Slot {
                 .with_batch_index_error_message(Some(str_bytes(message)))
         })
         .collect();
-    if c.invalid_timestamp {
+    if c.invalid_timestamp() {
         return Slot::Failed(
             codes::INVALID_TIMESTAMP,
             Some("One or more records have been rejected due to invalid timestamp".into()),

@@ -418,6 +418,11 @@ async fn keyless_records_on_a_compacted_topic_are_refused_while_keyed_ones_succe
     );
     assert_eq!(answers[1].error_code, 0);
     assert_eq!(indexed(&t, tp).await, []);
+    let metrics = t.agent.metrics.render();
+    assert!(
+        metrics.contains("skiff_produce_refused_records_total{reason=\"no_key\"} 2"),
+        "{metrics}"
+    );
     let other = TopicPartition { partition: 1, ..tp };
     assert_eq!(indexed(&t, other).await, [THREE]);
 }
