@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -8,7 +9,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestH
 use skiff_format::batch::{batches, Batch, BatchError, Timestamps};
 use skiff_format::records::MAX_DECOMPRESSED_RECORDS;
 use skiff_format::validate::{self, Checked, Checks, TimestampBounds, Violation};
-use skiff_metastore::types::TopicPartition;
+use skiff_metastore::types::{TopicMeta, TopicPartition};
 use tracing::debug;
 
 use super::{encode, str_bytes, Pending};
@@ -72,60 +73,20 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
                     };
                     let records = p.records.clone().unwrap_or_default();
                     let first = entries.len();
-                    let mut refusal = None;
-                    let log_append_time = topic_config::log_append_time(&m.configs);
-                    let checks = Checks {
-                        require_key: topic_config::compacted(&m.configs),
-                        timestamps: (!log_append_time).then(|| {
-                            let (before, after) = topic_config::timestamp_bounds(&m.configs);
-                            TimestampBounds {
-                                now,
-                                before_max_ms: before,
-                                after_max_ms: after,
+                    let name = topic.name.as_str();
+                    match admit_partition(&agent, m, tp, records, name, now, &mut entries).await {
+                        Err(slot) => {
+                            if let Slot::Failed(code, message, _) = &slot {
+                                debug!(topic = %name, partition = p.index, code, error = message.as_deref().unwrap_or(""), "rejected batch");
                             }
-                        }),
-                    };
-                    let partition = format!("{}-{}", topic.name.as_str(), p.index);
-                    for batch in batches(records, agent.max_message_bytes(m)) {
-                        let entry =
-                            match batch {
-                                Ok(batch) if batch.header.is_transactional() => Err(failed(
-                                    codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                                    Some("transactions are not supported yet".into()),
-                                )),
-                                Ok(batch) => admit(&agent, &batch, checks, &partition).await.map(
-                                    |timestamps| {
-                                        let entry = Entry::new(tp, batch, timestamps);
-                                        if log_append_time {
-                                            entry.log_append_time()
-                                        } else {
-                                            entry
-                                        }
-                                    },
-                                ),
-                                Err(e) => Err(refused(&e)),
-                            };
-                        match entry {
-                            Ok(entry) => entries.push(entry),
-                            Err(slot) => {
-                                if let Slot::Failed(code, message, _) = &slot {
-                                    debug!(topic = %topic.name.as_str(), partition = p.index, code, error = message.as_deref().unwrap_or(""), "rejected batch");
-                                }
-                                refusal = Some(slot);
-                                break;
-                            }
-                        }
-                    }
-                    match refusal {
-                        Some(slot) => {
                             // The partition's data is refused whole, as Kafka does.
                             entries.truncate(first);
                             slot
                         }
-                        None if entries.len() == first => {
+                        Ok(_) if entries.len() == first => {
                             failed(codes::INVALID_RECORD, Some("no record batch".into()))
                         }
-                        None => Slot::Queued {
+                        Ok(log_append_time) => Slot::Queued {
                             first,
                             count: entries.len() - first,
                             log_append_time,
@@ -190,6 +151,49 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
     })
 }
 
+/// Splits one partition's `records` into batches, checks each and pushes them to `entries`;
+/// answers whether the topic is `LogAppendTime`, or the first refusal (the caller drops what was
+/// pushed).
+async fn admit_partition(
+    agent: &Agent,
+    topic: &TopicMeta,
+    tp: TopicPartition,
+    records: Bytes,
+    name: &str,
+    now: i64,
+    entries: &mut Vec<Entry>,
+) -> Result<bool, Slot> {
+    let log_append_time = topic_config::log_append_time(&topic.configs);
+    let checks = Checks {
+        require_key: topic_config::compacted(&topic.configs),
+        timestamps: (!log_append_time).then(|| {
+            let (before, after) = topic_config::timestamp_bounds(&topic.configs);
+            TimestampBounds {
+                now,
+                before_max_ms: before,
+                after_max_ms: after,
+            }
+        }),
+    };
+    for batch in batches(records, agent.max_message_bytes(topic)) {
+        let batch = batch.map_err(|e| refused(&e))?;
+        if batch.header.is_transactional() {
+            return Err(failed(
+                codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                Some("transactions are not supported yet".into()),
+            ));
+        }
+        let timestamps = admit(agent, &batch, checks, (name, tp.partition)).await?;
+        let entry = Entry::new(tp, batch, timestamps);
+        entries.push(if log_append_time {
+            entry.log_append_time()
+        } else {
+            entry
+        });
+    }
+    Ok(log_append_time)
+}
+
 /// Checks `batch`'s records as Kafka's LogValidator does, for the topics and batches that need
 /// it ([`Checks::needed`]), and answers the timestamps the index keeps for it. When the records
 /// are not read, those are the header's, which is consistent then (and a `LogAppendTime` topic's
@@ -201,7 +205,7 @@ async fn admit(
     agent: &Agent,
     batch: &Batch,
     checks: Checks,
-    partition: &str,
+    partition: (&str, i32),
 ) -> Result<Timestamps, Slot> {
     let header = &batch.header;
     if !checks.needed(header) {
@@ -241,7 +245,8 @@ async fn admit(
 /// The answer for a batch with refused records, in Kafka's words: INVALID_TIMESTAMP when a
 /// timestamp is among the reasons, INVALID_RECORD otherwise, and each refused record's batch
 /// index with its own message (KIP-467).
-fn refused_records(c: &Checked, checks: Checks, partition: &str) -> Slot {
+fn refused_records(c: &Checked, checks: Checks, (topic, index): (&str, i32)) -> Slot {
+    let partition = format!("{topic}-{index}");
     let record_errors: Vec<BatchIndexAndErrorMessage> = c
         .violations
         .iter()
