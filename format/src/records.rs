@@ -1,6 +1,7 @@
 //! A record decoder for v2 batches, for the few places that need individual records (ListOffsets
-//! by timestamp, the compactor, and the produce path for a batch whose header timestamps cannot
-//! be believed). Fetch never decodes records.
+//! by timestamp, the compactor), and [`walk`], which reads each record's framing, timestamp and
+//! whether it has a key without slicing or allocating, for the produce path's checks
+//! ([`crate::validate`]). Fetch never decodes records.
 //!
 //! The records section is the batch's bytes after its 61-byte header. For a compressed batch it is
 //! first decompressed ([`crate::compression`]) into one buffer of at most
