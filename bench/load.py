@@ -94,9 +94,10 @@ class Histograms:
         return out
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+def create_topic(bootstrap: str, topic: str, partitions: int, config: dict[str, str]) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(60)
+    new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config)
+    admin.create_topics([new])[topic].result(60)
     deadline = time.monotonic() + 60
     while True:
         t = admin.list_topics(topic, timeout=10).topics.get(topic)
@@ -115,6 +116,7 @@ def producer_conf(args, **extra) -> dict:
         "batch.size": 1_000_000,
         "queue.buffering.max.kbytes": 1 << 20,
         "message.timeout.ms": 120_000,
+        "compression.type": args.compression,
     }
     if args.idempotence:
         conf["enable.idempotence"] = True
@@ -344,6 +346,9 @@ def main() -> None:
     ap.add_argument("--producers", type=int, default=2, help="producer processes in the throughput phase")
     ap.add_argument("--linger-ms", type=int, default=50)
     ap.add_argument("--idempotence", action="store_true", help="enable.idempotence (at most 5 requests in flight)")
+    ap.add_argument("--compression", default="none", help="the producers' compression.type")
+    ap.add_argument("--topic-config", action="append", default=[], metavar="NAME=VALUE",
+                    help="a config of the topic the load creates (repeat for more)")
     ap.add_argument("--rate", type=int, default=2000, help="records/s in the latency phase")
     ap.add_argument("--seconds", type=int, default=20, help="length of the latency phase")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -357,7 +362,8 @@ def main() -> None:
     costs.add_argument("--fanout", type=int, default=1, help="consumer groups reading every byte")
     args = ap.parse_args()
 
-    create_topic(args.bootstrap, args.topic, args.partitions)
+    config = dict(kv.split("=", 1) for kv in args.topic_config)
+    create_topic(args.bootstrap, args.topic, args.partitions, config)
     report = {
         "produce": phase_produce(args),
         "consume": phase_consume(args),
@@ -370,7 +376,8 @@ def main() -> None:
     pr, co, la = report["produce"], report["consume"], report["latency"]
     idem = ", idempotent" if args.idempotence else ""
     print(f"produce   {pr['records']:,} x 1 KiB over {args.partitions} partitions, acks=all{idem}, "
-          f"{args.producers} producer(s), linger.ms={args.linger_ms}")
+          f"{args.producers} producer(s), linger.ms={args.linger_ms}, compression {args.compression}"
+          + "".join(f", {kv}" for kv in args.topic_config))
     print(f"          {pr['mib_per_s']} MiB/s, {pr['records_per_s']:,} records/s ({pr['seconds']} s)")
     print(f"          {pr['puts']:.0f} PUTs for {pr['flushes']:.0f} flushes = {pr['puts_per_gib']} PUTs/GiB, "
           f"{pr['mib_per_put']} MiB per PUT; "

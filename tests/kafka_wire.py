@@ -181,6 +181,17 @@ def produce_request(
     return frame(header_v1(API_PRODUCE, version, correlation_id) + body)
 
 
+def produce_request_v8(data, correlation_id: int, acks: int = -1, timeout_ms: int = 30000) -> bytes:
+    """Produce v8 (the last non-flexible version, with KIP-467's record errors in its answer) of
+    several partitions in one request: data = [(topic, [(partition, batch), ...]), ...]."""
+    body = string(None) + struct.pack(">hi", acks, timeout_ms) + struct.pack(">i", len(data))
+    for topic, partitions in data:
+        body += string(topic) + struct.pack(">i", len(partitions))
+        for partition, batch in partitions:
+            body += struct.pack(">i", partition) + nbytes(batch)
+    return frame(header_v1(API_PRODUCE, 8, correlation_id) + body)
+
+
 def fetch_request(topic: str, partition: int, offset: int, correlation_id: int, max_bytes: int = 1 << 20) -> bytes:
     """Fetch v4 for one partition, answered at once (max_wait 0)."""
     body = (
@@ -244,6 +255,30 @@ def parse_produce_response(payload: bytes, version: int) -> tuple[int, dict[tupl
                     r.string()
                 r.string()  # error_message
             out[(name, index)] = (error_code, base_offset)
+    return correlation_id, out
+
+
+def parse_produce_response_v8(payload: bytes) -> tuple[int, dict[tuple[str, int], dict]]:
+    """Produce response v8: (correlation_id, {(topic, partition): {error_code, base_offset,
+    log_append_time_ms, log_start_offset, record_errors: [(batch_index, message)], error_message}})."""
+    r = Reader(payload)
+    correlation_id = r.take(">i")
+    out = {}
+    for _ in range(r.take(">i")):
+        name = r.string()
+        for _ in range(r.take(">i")):
+            index, error_code, base_offset, log_append_time_ms, log_start_offset = r.take(">ihqqq")
+            record_errors = [(r.take(">i"), r.string()) for _ in range(r.take(">i"))]
+            out[(name, index)] = {
+                "error_code": error_code,
+                "base_offset": base_offset,
+                "log_append_time_ms": log_append_time_ms,
+                "log_start_offset": log_start_offset,
+                "record_errors": record_errors,
+                "error_message": r.string(),
+            }
+    r.take(">i")  # throttle_time_ms
+    assert r.pos == len(r.data), "nothing after the response"
     return correlation_id, out
 
 

@@ -6,7 +6,8 @@
   on at the old high watermark;
 - retention.bytes: the oldest batches go until the partition fits;
 - DeleteRecords (AdminClient.delete_records): the low watermark it answers is the new earliest
-  offset, records from there on still read back, below it is out of range;
+  offset, records from there on still read back, below it is out of range, and ListOffsets by
+  timestamp answers no offset below it;
 - an object uploaded but never committed is deleted after the orphan grace period; objects of a
   topic with infinite retention are never deleted.
 
@@ -126,6 +127,14 @@ def test_delete_records(broker_factory, topic):
     assert [m.value() for m in got] == [b"r%d" % i for i in range(4, 10)]
     err = fetch_error_at(broker.bootstrap, topic, 2)
     assert err is not None and err.code() == KafkaError._AUTO_OFFSET_RESET, err
+    # ListOffsets by timestamp searches from the log start: the earliest time answers 4, never
+    # an offset below it that a fetch would refuse.
+    c = clients.consumer(broker.bootstrap)
+    try:
+        [at] = c.offsets_for_times([TopicPartition(topic, 0, 0)], timeout=30)
+    finally:
+        c.close()
+    assert at.error is None and at.offset == 4, at
 
     # Beyond the high watermark: OFFSET_OUT_OF_RANGE, nothing moves.
     (fut,) = admin.delete_records([TopicPartition(topic, 0, 11)]).values()

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use object_store::{ObjectStore, PutPayload};
 use skiff_format::batch::{Batch, Timestamps};
 use skiff_format::object::ObjectBuilder;
+use skiff_format::validate::log_append_time_header;
 use skiff_metastore::client::{MetastoreClient, MetastoreError};
 use skiff_metastore::limits::MAX_COMMIT_AGE_MS;
 use skiff_metastore::types::{
@@ -51,6 +53,53 @@ pub struct Entry {
     /// What the index records for the batch, checked by the produce path (the header's only
     /// when it is consistent): retention and ListOffsets believe them.
     pub timestamps: Timestamps,
+    /// The topic is `LogAppendTime`: the window stamps the batch when it takes it in.
+    log_append_time: bool,
+    /// The stamped header that replaces the batch's first 61 bytes in the object.
+    stamped: Option<Bytes>,
+}
+
+impl Entry {
+    pub fn new(tp: TopicPartition, batch: Batch, timestamps: Timestamps) -> Self {
+        Entry {
+            tp,
+            batch,
+            timestamps,
+            log_append_time: false,
+            stamped: None,
+        }
+    }
+
+    /// For a `LogAppendTime` topic: when the flush window takes the batch in, its header is
+    /// rewritten as Kafka's broker rewrites it on append (timestamp-type bit, `max_timestamp`
+    /// = the agent's clock then, CRC), and the index gets that time as the batch's timestamps.
+    pub fn log_append_time(mut self) -> Self {
+        self.log_append_time = true;
+        self
+    }
+
+    /// Stamps the batch with `now` if its topic is `LogAppendTime`. Only the header is new.
+    fn stamp(&mut self, now: i64) {
+        if !self.log_append_time {
+            return;
+        }
+        if let Some((bytes, header)) = log_append_time_header(&self.batch, now) {
+            self.batch.header = header;
+            self.stamped = Some(bytes);
+            self.timestamps = Timestamps {
+                first: now,
+                max: now,
+            };
+        }
+    }
+}
+
+/// The answer to one [`Batcher::append`]: a result per entry, in order, and the time the
+/// window took them in (the log append time of `LogAppendTime` topics).
+#[derive(Debug)]
+pub struct Appended {
+    pub results: Vec<AppendResult>,
+    pub log_append_time_ms: i64,
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -75,8 +124,20 @@ pub type AppendResult = Result<BatchAppend, AppendError>;
 
 struct Append {
     entries: Vec<Entry>,
-    reply: oneshot::Sender<Vec<AppendResult>>,
+    reply: oneshot::Sender<Appended>,
+    /// When the window took it in.
+    taken_at_ms: i64,
     _permit: OwnedSemaphorePermit,
+}
+
+impl Append {
+    fn answer(self, results: Vec<AppendResult>) {
+        // The producer may have gone away; nothing to do then.
+        let _ = self.reply.send(Appended {
+            results,
+            log_append_time_ms: self.taken_at_ms,
+        });
+    }
 }
 
 /// The handle connections use. Cheap to clone.
@@ -134,7 +195,7 @@ impl Batcher {
     pub async fn append(
         &self,
         entries: Vec<Entry>,
-    ) -> Result<oneshot::Receiver<Vec<AppendResult>>, AppendError> {
+    ) -> Result<oneshot::Receiver<Appended>, AppendError> {
         let bytes: usize = entries.iter().map(|e| e.batch.bytes.len()).sum();
         let want = u32::try_from(bytes)
             .unwrap_or(u32::MAX)
@@ -150,6 +211,7 @@ impl Batcher {
             .send(Append {
                 entries,
                 reply,
+                taken_at_ms: -1,
                 _permit: permit,
             })
             .await
@@ -196,7 +258,13 @@ impl WindowLoop {
             let deadline = window.as_ref().map(|w| w.opened + self.flush_interval);
             tokio::select! {
                 append = self.rx.recv() => {
-                    let Some(append) = append else { break };
+                    let Some(mut append) = append else { break };
+                    // The log append time: one clock reading per append, in the order appends
+                    // reach the window, which is the order their offsets are given.
+                    append.taken_at_ms = self.clock.now_ms();
+                    for entry in &mut append.entries {
+                        entry.stamp(append.taken_at_ms);
+                    }
                     let w = window.get_or_insert_with(|| Window {
                         opened: tokio::time::Instant::now(),
                         bytes: 0,
@@ -255,11 +323,16 @@ impl WindowLoop {
         let mut batches = Vec::with_capacity(order.len());
         for &(a, e) in &order {
             let entry = &window.appends[a].entries[e];
-            let position = builder.push(
-                *entry.tp.topic_id.as_bytes(),
-                entry.tp.partition,
-                &entry.batch,
-            );
+            let topic = *entry.tp.topic_id.as_bytes();
+            let position = match &entry.stamped {
+                Some(header) => builder.push_with_header(
+                    topic,
+                    entry.tp.partition,
+                    &entry.batch,
+                    header.clone(),
+                ),
+                None => builder.push(topic, entry.tp.partition, &entry.batch),
+            };
             let h = &entry.batch.header;
             batches.push(CommitBatch {
                 tp: entry.tp,
@@ -394,8 +467,7 @@ impl Committer {
                     })
                 })
                 .collect();
-            // The producer may have gone away; nothing to do then.
-            let _ = append.reply.send(answer);
+            append.answer(answer);
         }
     }
 
@@ -449,6 +521,6 @@ impl Committer {
 fn answer_all(appends: Vec<Append>, error: AppendError) {
     for append in appends {
         let n = append.entries.len();
-        let _ = append.reply.send(vec![Err(error.clone()); n]);
+        append.answer(vec![Err(error.clone()); n]);
     }
 }

@@ -172,10 +172,15 @@ impl Agent {
         if let Some(v) = topic.configs.get(name) {
             return Some(v.clone());
         }
-        self.broker_view()
-            .topic_default(name)
-            .and_then(|d| d.value)
+        self.broker_default(name)
             .or_else(|| crate::topic_config::default_of(name).map(str::to_owned))
+    }
+
+    /// The broker-wide default in force for the topic config `name` (dynamic, then this
+    /// agent's setting), if the broker has one: what [`crate::topic_config::InForce`] falls
+    /// back to before Kafka's default.
+    pub fn broker_default(&self, name: &str) -> Option<String> {
+        self.broker_view().topic_default(name).and_then(|d| d.value)
     }
 
     /// The largest batch a topic accepts: its `max.message.bytes` or the broker's

@@ -43,6 +43,13 @@ pub struct DirectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `no_key` (a compacted topic) or `timestamp` (outside the topic's bounds, or a producer's
+    /// LogAppendTime).
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupPartitionLabels {
     pub group: String,
     pub topic: String,
@@ -52,6 +59,9 @@ pub struct GroupPartitionLabels {
 pub struct Metrics {
     pub produce_requests: Counter,
     pub produce_latency: Histogram,
+    /// Records refused by the produce checks (Kafka's `NoKeyCompactedTopicRecordsPerSec` and
+    /// the timestamp refusals), by reason.
+    pub produce_refused_records: Family<RefusalLabels, Counter>,
     pub fetch_requests: Counter,
     pub fetch_latency: Histogram,
     /// Partitions of fetch passes whose index slice came from the agent's cache, or did not.
@@ -109,6 +119,7 @@ impl Metrics {
         let m = Self {
             produce_requests: Counter::default(),
             produce_latency: latency(),
+            produce_refused_records: Family::default(),
             fetch_requests: Counter::default(),
             fetch_latency: latency(),
             index_cache_hits: Counter::default(),
@@ -141,6 +152,11 @@ impl Metrics {
             "produce_latency_seconds",
             "Time from a produce request's arrival to its response",
             m.produce_latency.clone(),
+        );
+        registry.register(
+            "produce_refused_records",
+            "Produced records refused by their topic's rules: no key on a compacted topic, a timestamp out of bounds",
+            m.produce_refused_records.clone(),
         );
         registry.register(
             "fetch_requests",

@@ -1,6 +1,6 @@
 //! Running a record decoder over one batch: in place when the batch is uncompressed, on the
 //! blocking pool when it is compressed. Shared by ListOffsets (which looks for one record) and
-//! produce (which reads the timestamps of a batch whose header cannot be believed).
+//! produce (which checks the records of the topics and batches that need it).
 
 use skiff_format::batch::{Batch, Compression};
 use tokio::sync::Semaphore;

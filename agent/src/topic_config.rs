@@ -101,10 +101,11 @@ const CONFIGS: &[(&str, Kind, Option<&str>)] = &[
     ("max.message.bytes", Kind::Long(0, i32::MAX as i64), None),
     ("message.downconversion.enable", Kind::Bool, Some("true")),
     ("message.format.version", Kind::Text, Some("3.0-IV1")),
+    // Kafka 4.0's default (KIP-1030); 3.x's was Long.MAX_VALUE.
     (
         "message.timestamp.after.max.ms",
         Kind::Long(0, i64::MAX),
-        Some("9223372036854775807"),
+        Some("3600000"),
     ),
     (
         "message.timestamp.before.max.ms",
@@ -305,14 +306,6 @@ pub fn with_list_defaults(current: &BTreeMap<String, String>, ops: Vec<ConfigOp>
     out
 }
 
-/// Whether a topic's `message.timestamp.type` is `LogAppendTime`: its index timestamps are then
-/// the agent's clock at append, whatever the producer wrote.
-/// `timestamp_type` is the topic's in force ([`crate::context::Agent::topic_config`]), so a
-/// broker-wide `log.message.timestamp.type` counts.
-pub fn log_append_time(timestamp_type: Option<&str>) -> bool {
-    timestamp_type.is_some_and(|v| v.trim() == "LogAppendTime")
-}
-
 /// Whether `name` is a topic config.
 pub fn known(name: &str) -> bool {
     CONFIGS.iter().any(|(n, _, _)| *n == name)
@@ -343,6 +336,74 @@ pub fn config_type(name: &str) -> i8 {
         None => return 0,
     };
     ty as i8
+}
+
+/// A topic's configs as they are in force: its own settings, and what it gets for the others.
+/// `fallback` answers the broker-wide default in force for a name (dynamic, then the agent's
+/// setting: [`crate::context::Agent::in_force`]); Kafka's default comes after it.
+pub struct InForce<'a> {
+    pub own: &'a BTreeMap<String, String>,
+    pub fallback: &'a (dyn Fn(&str) -> Option<String> + Sync),
+}
+
+impl<'a> InForce<'a> {
+    /// Only the topic's own settings over Kafka's defaults.
+    pub fn own(own: &'a BTreeMap<String, String>) -> Self {
+        InForce {
+            own,
+            fallback: &|_| None,
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.own
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .or_else(|| (self.fallback)(name))
+            .or_else(|| default_of(name).map(str::to_owned))
+    }
+
+    fn get_long(&self, name: &str) -> Option<i64> {
+        self.get(name).and_then(|v| v.trim().parse().ok())
+    }
+}
+
+/// Whether a topic's `message.timestamp.type` is `LogAppendTime`: its batches are then stamped
+/// with the agent's clock when a flush window takes them in, whatever the producer wrote.
+pub fn log_append_time(configs: &InForce<'_>) -> bool {
+    configs.get("message.timestamp.type").as_deref() == Some("LogAppendTime")
+}
+
+/// Whether a topic's `cleanup.policy` includes `compact`: every record it takes needs a key.
+pub fn compacted(configs: &InForce<'_>) -> bool {
+    configs
+        .get("cleanup.policy")
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == "compact"))
+}
+
+/// How far in the past and in the future (ms) a `CreateTime` record's timestamp may be from the
+/// agent's clock (KIP-937): `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`.
+/// The deprecated `message.timestamp.difference.max.ms` stands in for a bound the topic does
+/// not set, or sets to `Long.MAX_VALUE` (as Kafka 3.6 to 3.9 read it; Kafka 4.0 dropped it).
+pub fn timestamp_bounds(configs: &InForce<'_>) -> (i64, i64) {
+    let bound = |name: &str| {
+        let own = configs
+            .own
+            .get(name)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|&v| v != i64::MAX);
+        let deprecated = configs
+            .own
+            .get("message.timestamp.difference.max.ms")
+            .and_then(|v| v.trim().parse::<i64>().ok());
+        own.or(deprecated)
+            .or_else(|| configs.get_long(name))
+            .unwrap_or(i64::MAX)
+    };
+    (
+        bound("message.timestamp.before.max.ms"),
+        bound("message.timestamp.after.max.ms"),
+    )
 }
 
 /// The default of every config, for DescribeConfigs. `max_message_bytes` is the agent's.
@@ -377,6 +438,61 @@ mod tests {
         assert!(validate("skiff.parquet.json.schema", "n:int64,name:string").is_ok());
         assert!(validate("skiff.parquet.json.schema", "offset:int64").is_err());
         assert!(validate("skiff.parquet.json.schema", "n:uuid").is_err());
+    }
+
+    fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn timestamp_bounds_default_to_kafka_4s_and_the_deprecated_name_fills_in() {
+        assert_eq!(
+            timestamp_bounds(&InForce::own(&configs(&[]))),
+            (i64::MAX, 3_600_000)
+        );
+        let own = configs(&[
+            ("message.timestamp.before.max.ms", "10"),
+            ("message.timestamp.after.max.ms", "20"),
+            ("message.timestamp.difference.max.ms", "5"),
+        ]);
+        assert_eq!(timestamp_bounds(&InForce::own(&own)), (10, 20));
+        let deprecated = configs(&[("message.timestamp.difference.max.ms", "5")]);
+        assert_eq!(timestamp_bounds(&InForce::own(&deprecated)), (5, 5));
+        let max = configs(&[
+            ("message.timestamp.after.max.ms", "9223372036854775807"),
+            ("message.timestamp.difference.max.ms", "5"),
+        ]);
+        assert_eq!(timestamp_bounds(&InForce::own(&max)), (5, 5));
+        let unbounded = configs(&[("message.timestamp.after.max.ms", "9223372036854775807")]);
+        assert_eq!(
+            timestamp_bounds(&InForce::own(&unbounded)),
+            (i64::MAX, i64::MAX)
+        );
+    }
+
+    #[test]
+    fn timestamp_type_and_compaction_are_read_with_their_defaults() {
+        assert!(!log_append_time(&InForce::own(&configs(&[]))));
+        assert!(log_append_time(&InForce::own(&configs(&[(
+            "message.timestamp.type",
+            "LogAppendTime"
+        )]))));
+        assert!(!compacted(&InForce::own(&configs(&[]))));
+        assert!(compacted(&InForce::own(&configs(&[(
+            "cleanup.policy",
+            "delete, compact"
+        )]))));
+        assert!(compacted(&InForce::own(&configs(&[(
+            "cleanup.policy",
+            "compact"
+        )]))));
+        assert!(!compacted(&InForce::own(&configs(&[(
+            "cleanup.policy",
+            "delete"
+        )]))));
     }
 
     #[test]

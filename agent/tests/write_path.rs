@@ -58,11 +58,7 @@ fn entry(tp: TopicPartition, value: &[u8], producer: Option<(i64, i32)>) -> Entr
         .header
         .trusted_timestamps()
         .expect("consistent header");
-    Entry {
-        tp,
-        batch,
-        timestamps,
-    }
+    Entry::new(tp, batch, timestamps)
 }
 
 fn puts(metrics: &Metrics) -> u64 {
@@ -109,7 +105,7 @@ async fn a_thousand_partitions_in_one_window_make_one_object() {
         waits.push(batcher.append(entries).await.expect("queued"));
     }
     for w in waits {
-        for r in w.await.expect("answered") {
+        for r in w.await.expect("answered").results {
             assert_eq!(r.expect("committed").base_offset, 0);
         }
     }
@@ -187,7 +183,7 @@ async fn pipelined_batches_commit_in_the_order_they_were_queued() {
         }
     }
     for (expected, w) in waits.into_iter().enumerate() {
-        let answer = w.await.expect("answered");
+        let answer = w.await.expect("answered").results;
         let r = answer.first().expect("one answer").clone();
         assert_eq!(r.expect("in order").base_offset, expected as i64);
     }
@@ -278,7 +274,8 @@ async fn a_failed_put_acknowledges_nothing_and_commits_nothing() {
         .await
         .expect("queued")
         .await
-        .expect("answered");
+        .expect("answered")
+        .results;
     assert_eq!(answer.len(), 2);
     for r in answer {
         assert!(matches!(r, Err(AppendError::Storage(_))), "got {r:?}");
@@ -358,6 +355,7 @@ async fn a_commit_refused_as_too_old_is_resent_and_acknowledged_once() {
             .expect("queued")
             .await
             .expect("answered")
+            .results
     };
     let first = send().await;
     assert!(
@@ -413,7 +411,8 @@ async fn a_flush_past_the_commit_deadline_is_not_committed() {
         .await
         .expect("queued")
         .await
-        .expect("answered");
+        .expect("answered")
+        .results;
     assert!(
         matches!(answer.as_slice(), [Err(AppendError::Expired(_))]),
         "{answer:?}"
@@ -451,18 +450,14 @@ async fn a_window_past_the_batch_cap_is_flushed_without_waiting_for_its_interval
     let mut waits = Vec::new();
     for _ in 0..2 {
         let entries = (0..half)
-            .map(|_| Entry {
-                tp,
-                batch: one.batch.clone(),
-                timestamps: one.timestamps,
-            })
+            .map(|_| Entry::new(tp, one.batch.clone(), one.timestamps))
             .collect();
         waits.push(batcher.append(entries).await.expect("queued"));
     }
     let answered = tokio::time::timeout(Duration::from_secs(120), async {
         let mut n = 0;
         for w in waits {
-            for r in w.await.expect("answered") {
+            for r in w.await.expect("answered").results {
                 r.expect("committed");
                 n += 1;
             }
@@ -473,6 +468,85 @@ async fn a_window_past_the_batch_cap_is_flushed_without_waiting_for_its_interval
     .expect("the window was flushed by its batch count, not its hour");
     assert_eq!(answered, 2 * half);
     assert_eq!(puts(&metrics), 1);
+    drop(batcher);
+    task.await.expect("batcher stops");
+    meta.shutdown().await;
+}
+
+/// A clock that moves on by one millisecond each time it is read.
+struct Ticking(std::sync::atomic::AtomicI64);
+
+impl skiff_agent::clock::Clock for Ticking {
+    fn now_ms(&self) -> i64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn log_append_time_is_stamped_as_the_window_takes_appends_in_and_in_their_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = Arc::new(LocalMetastore::open(dir.path()).await.expect("open"));
+    let metrics = Metrics::new();
+    let store = skiff_agent::storage::open(
+        &skiff_agent::storage::StoreSettings::new("memory://"),
+        metrics.clone(),
+    )
+    .await
+    .expect("store");
+    let (batcher, task) = Batcher::spawn(
+        &config(50),
+        store.clone(),
+        meta.clone(),
+        metrics.clone(),
+        Arc::new(Ticking(std::sync::atomic::AtomicI64::new(5_000))),
+    );
+    let t = topic(&meta, "appended", 1).await;
+    let tp = TopicPartition {
+        topic_id: t.topic_id,
+        partition: 0,
+    };
+    // Three appends, the middle one not LogAppendTime, all in one window.
+    let mut waits = Vec::new();
+    for stamped in [true, false, true] {
+        let e = entry(tp, b"v", None);
+        let e = if stamped { e.log_append_time() } else { e };
+        waits.push(batcher.append(vec![e]).await.expect("queued"));
+    }
+    let mut times = Vec::new();
+    for w in waits {
+        let answer = w.await.expect("answered");
+        assert!(answer.results.iter().all(Result::is_ok), "{answer:?}");
+        times.push(answer.log_append_time_ms);
+    }
+    assert!(
+        times[0] >= 5_000 && times[0] < times[1] && times[1] < times[2],
+        "{times:?}"
+    );
+
+    // One flush: one index entry for the partition's run, from the first batch's first timestamp
+    // to the largest.
+    let slice = meta.read_index(tp, 0, 1 << 20).await.expect("index");
+    let indexed: Vec<(i64, i64)> = slice
+        .batches
+        .iter()
+        .map(|b| (b.first_timestamp, b.max_timestamp))
+        .collect();
+    assert_eq!(indexed, [(times[0], times[2])]);
+    let bytes = Reader::new(store)
+        .read(&slice.batches, 0, 1 << 20)
+        .await
+        .expect("read");
+    let stored: Vec<_> = batches(bytes, 1 << 20)
+        .collect::<Result<_, _>>()
+        .expect("valid batches, CRCs and all");
+    let headers: Vec<(bool, i64)> = stored
+        .iter()
+        .map(|b| (b.header.is_log_append_time(), b.header.max_timestamp))
+        .collect();
+    assert_eq!(
+        headers,
+        [(true, times[0]), (false, 1_000), (true, times[2])]
+    );
     drop(batcher);
     task.await.expect("batcher stops");
     meta.shutdown().await;

@@ -3,8 +3,8 @@
 //! The produce path splits a partition's `records` field into batches with [`batches`], which
 //! checks each header (lengths, magic, CRC-32C, record count, size limit) and yields zero-copy
 //! slices of the input. Records stay as the producer sent them, compressed or not; they are
-//! decoded only when the header's timestamps cannot be believed
-//! ([`BatchHeader::trusted_timestamps`]).
+//! read only for the checks a topic asks for or when the header's timestamps cannot be believed
+//! ([`crate::validate`], [`BatchHeader::trusted_timestamps`]).
 //!
 //! Layout of a v2 batch header (all big-endian), offsets in bytes:
 //!

@@ -2,7 +2,8 @@
 //!
 //! Never used on the fetch path: batches are stored and served as produced. Only the few readers
 //! that need individual records decompress: ListOffsets by timestamp, the compactor, and the
-//! produce path for a batch whose header timestamps it cannot believe.
+//! produce path for a topic whose records it checks (keys on compacted topics, timestamp bounds)
+//! or a batch whose header timestamps it cannot believe.
 //!
 //! | codec | Kafka's payload | crate |
 //! | --- | --- | --- |

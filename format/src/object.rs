@@ -211,6 +211,28 @@ impl ObjectBuilder {
         position
     }
 
+    /// Appends a batch as [`ObjectBuilder::push`] does, with `header` (61 bytes, which
+    /// `batch.header` describes) in place of the header its bytes hold: a `LogAppendTime` topic's
+    /// stamped header (`crate::validate::log_append_time_header`). The records stay the batch's
+    /// `Bytes`, uncopied.
+    pub fn push_with_header(
+        &mut self,
+        topic_id: [u8; 16],
+        partition: i32,
+        batch: &Batch,
+        header: Bytes,
+    ) -> u64 {
+        let position = self.add_entry(topic_id, partition, batch);
+        let records = if batch.bytes.len() >= header.len() {
+            batch.bytes.slice(header.len()..)
+        } else {
+            Bytes::new()
+        };
+        self.batches.push(header);
+        self.batches.push(records);
+        position
+    }
+
     /// The footer entry of `batch`, placed at the end of the batch area; answers its position.
     fn add_entry(&mut self, topic_id: [u8; 16], partition: i32, batch: &Batch) -> u64 {
         let position = self.position;
@@ -224,7 +246,12 @@ impl ObjectBuilder {
             len,
             last_offset_delta: h.last_offset_delta,
             record_count: h.record_count,
-            first_timestamp: h.base_timestamp,
+            // Every record of a `LogAppendTime` batch has its max timestamp.
+            first_timestamp: if h.is_log_append_time() {
+                h.max_timestamp
+            } else {
+                h.base_timestamp
+            },
             max_timestamp: h.max_timestamp,
             producer_id: h.producer_id,
             producer_epoch: h.producer_epoch,

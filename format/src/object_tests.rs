@@ -87,6 +87,37 @@ fn a_batch_pushed_with_a_base_offset_carries_it_and_stays_valid() {
 }
 
 #[test]
+fn a_stamped_header_replaces_the_batchs_own_and_the_records_are_not_copied() {
+    let input = batch(3, 2);
+    let (header, parsed) = crate::validate::log_append_time_header(&input, 99).unwrap();
+    let stamped = Batch {
+        header: parsed,
+        bytes: input.bytes.clone(),
+    };
+    let mut builder = ObjectBuilder::new(7);
+    let p0 = builder.push_with_header(T1, 0, &stamped, header);
+    let len = builder.len();
+    let (parts, entries) = builder.finish();
+    assert_eq!(parts.len(), 4);
+    assert_eq!(
+        parts[2].as_ptr(),
+        input.bytes[61..].as_ptr(),
+        "the records are not copied"
+    );
+    let object = parts.concat();
+    assert_eq!(object.len() as u64, len);
+    assert_eq!(decode_object(&object).unwrap().1, entries);
+    assert_eq!(
+        (entries[0].first_timestamp, entries[0].max_timestamp),
+        (99, 99)
+    );
+    let at = Bytes::copy_from_slice(&object[p0 as usize..p0 as usize + input.bytes.len()]);
+    let read = Batch::parse_stored(at).unwrap();
+    assert_eq!(read.header, parsed);
+    assert!(read.header.is_log_append_time());
+}
+
+#[test]
 fn footer_found_from_the_tail() {
     let (_, object, entries) = sample();
     // One suffix read that is large enough holds trailer and footer.

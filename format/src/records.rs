@@ -1,6 +1,7 @@
 //! A record decoder for v2 batches, for the few places that need individual records (ListOffsets
-//! by timestamp, the compactor, and the produce path for a batch whose header timestamps cannot
-//! be believed). Fetch never decodes records.
+//! by timestamp, the compactor), and [`walk`], which reads each record's framing, timestamp and
+//! whether it has a key without slicing or allocating, for the produce path's checks
+//! ([`crate::validate`]). Fetch never decodes records.
 //!
 //! The records section is the batch's bytes after its 61-byte header. For a compressed batch it is
 //! first decompressed ([`crate::compression`]) into one buffer of at most
@@ -190,6 +191,144 @@ pub fn timestamps(batch: &Batch) -> Result<Timestamps, RecordError> {
         first: batch.header.base_timestamp,
         max: batch.header.max_timestamp,
     }))
+}
+
+/// What [`walk`] reads of each record: its place, timestamp and whether it has a key. Keys,
+/// values and headers are skipped over, never sliced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// The record's place in its batch, from 0: Kafka's `batch_index` (KIP-467).
+    pub index: usize,
+    pub offset_delta: i32,
+    /// As [`Record::timestamp`].
+    pub timestamp: i64,
+    pub has_key: bool,
+}
+
+/// Reads every record of `batch` with `f`, checking each one's framing as [`records`] does
+/// (the same errors for the same bytes) without allocating per record: an uncompressed batch is
+/// read in place, a compressed one is decompressed once, into at most `max_decompressed` bytes.
+/// For the produce path, which checks records (keys on compacted topics, timestamp bounds)
+/// without needing them.
+pub fn walk(
+    batch: &Batch,
+    max_decompressed: usize,
+    mut f: impl FnMut(&RecordSummary),
+) -> Result<(), RecordError> {
+    let header = &batch.header;
+    let end = header.total_len().min(batch.bytes.len());
+    let raw = batch.bytes.get(BATCH_HEADER_LEN..end).unwrap_or_default();
+    let decompressed;
+    let data: &[u8] = match header.compression() {
+        Compression::None => raw,
+        codec => {
+            decompressed = decompress(codec, raw, max_decompressed)?;
+            &decompressed
+        }
+    };
+    let count = usize::try_from(header.record_count).unwrap_or(0);
+    let mut reader = SliceReader(data);
+    for index in 0..count {
+        let (timestamp_delta, offset_delta, has_key) = skim_record(&mut reader)?;
+        let timestamp = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.wrapping_add(timestamp_delta)
+        };
+        f(&RecordSummary {
+            index,
+            offset_delta,
+            timestamp,
+            has_key,
+        });
+    }
+    match reader.0.len() {
+        0 => Ok(()),
+        left => Err(RecordError::TrailingBytes(left)),
+    }
+}
+
+/// One record's timestamp delta, offset delta and whether it has a key, checked as
+/// [`read_record`] checks it.
+fn skim_record(reader: &mut SliceReader<'_>) -> Result<(i64, i32, bool), RecordError> {
+    let len = reader.length("record")?.ok_or(RecordError::InvalidLength {
+        what: "record",
+        len: -1,
+    })?;
+    let mut body = SliceReader(reader.take(len)?);
+    body.take(1)?; // attributes
+    let timestamp_delta = body.varlong()?;
+    let offset_delta = body.varint()?;
+    let has_key = body.skip_bytes("key")?;
+    body.skip_bytes("value")?;
+    let count = body.varint()?;
+    let count = usize::try_from(count).map_err(|_| RecordError::InvalidLength {
+        what: "header count",
+        len: i64::from(count),
+    })?;
+    for _ in 0..count {
+        if !body.skip_bytes("header key")? {
+            return Err(RecordError::InvalidLength {
+                what: "header key",
+                len: -1,
+            });
+        }
+        body.skip_bytes("header value")?;
+    }
+    if !body.0.is_empty() {
+        return Err(RecordError::SizeMismatch {
+            declared: len,
+            read: len - body.0.len(),
+        });
+    }
+    Ok((timestamp_delta, offset_delta, has_key))
+}
+
+/// A bounds-checked reader over a slice, for [`walk`].
+struct SliceReader<'a>(&'a [u8]);
+
+impl<'a> SliceReader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+        let (head, rest) = self.0.split_at_checked(n).ok_or(RecordError::Truncated)?;
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn varint(&mut self) -> Result<i32, RecordError> {
+        let (v, n) = read_varint(self.0)?;
+        self.take(n)?;
+        Ok(v)
+    }
+
+    fn varlong(&mut self) -> Result<i64, RecordError> {
+        let (v, n) = read_varlong(self.0)?;
+        self.take(n)?;
+        Ok(v)
+    }
+
+    /// As [`Cursor::length`].
+    fn length(&mut self, what: &'static str) -> Result<Option<usize>, RecordError> {
+        let len = self.varint()?;
+        if len == -1 {
+            return Ok(None);
+        }
+        let n = usize::try_from(len).map_err(|_| RecordError::InvalidLength {
+            what,
+            len: i64::from(len),
+        })?;
+        if n > self.0.len() {
+            return Err(RecordError::Truncated);
+        }
+        Ok(Some(n))
+    }
+
+    /// Skips a length-prefixed, nullable byte string: whether it was not null.
+    fn skip_bytes(&mut self, what: &'static str) -> Result<bool, RecordError> {
+        match self.length(what)? {
+            None => Ok(false),
+            Some(n) => self.take(n).map(|_| true),
+        }
+    }
 }
 
 fn read_record(cursor: &mut Cursor, header: &BatchHeader) -> Result<Record, RecordError> {

@@ -208,11 +208,13 @@ pub const ROWS: &[Row] = &[
         "message.downconversion.enable",
         "true",
     ),
+    // Kafka 4.0's default (KIP-1030): an hour ahead at most, so one far-future timestamp
+    // cannot hold time-based retention back.
     topic(
         "log.message.timestamp.after.max.ms",
         Type::Long,
         "message.timestamp.after.max.ms",
-        LONG_MAX,
+        "3600000",
     ),
     topic(
         "log.message.timestamp.before.max.ms",

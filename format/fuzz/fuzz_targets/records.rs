@@ -8,7 +8,11 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use skiff_format::batch::Batch;
 use skiff_format::encode::{update_crc, BatchBuilder};
-use skiff_format::records::{first_offset_at_or_after, max_timestamp, records, records_with_limit};
+use skiff_format::records::{
+    first_offset_at_or_after, max_timestamp, records, records_with_limit, walk,
+    MAX_DECOMPRESSED_RECORDS,
+};
+use skiff_format::validate::{check, log_append_time_header, Checks, TimestampBounds};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, body)) = data.split_first() else {
@@ -34,4 +38,25 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = first_offset_at_or_after(&batch, 0, 0);
     let _ = max_timestamp(&batch);
+    // The produce path's walk reads what the decoder reads, and fails where it fails.
+    let decoded = records(&batch).map(|it| it.collect::<Result<Vec<_>, _>>());
+    let mut walked = 0;
+    let outcome = walk(&batch, MAX_DECOMPRESSED_RECORDS, |_| walked += 1);
+    match decoded {
+        Ok(Ok(all)) => assert!(outcome.is_ok() && walked == all.len()),
+        Ok(Err(e)) | Err(e) => assert_eq!(outcome, Err(e)),
+    }
+    let checks = Checks {
+        require_key: true,
+        timestamps: Some(TimestampBounds {
+            now: 0,
+            before_max_ms: 1,
+            after_max_ms: 1,
+        }),
+    };
+    let _ = check(&batch, &checks, 4096, 16);
+    let (header, _) = log_append_time_header(&batch, 7).expect("a validated batch has a header");
+    let mut stamped = header.to_vec();
+    stamped.extend_from_slice(&batch.bytes[61..]);
+    Batch::parse(Bytes::from(stamped), usize::MAX).expect("a stamped batch is valid");
 });
