@@ -39,7 +39,11 @@ class Confluent:
 
 class KafkaPython:
     def __init__(self, bootstrap):
-        self.p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=50, request_timeout_ms=60000)
+        # A linger longer than the send loop: flush() then sends every partition in one request,
+        # however long a loaded machine takes to queue the 1,000 records.
+        self.p = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=30_000, request_timeout_ms=60000
+        )
 
     def send(self, topic, items):
         futures = [self.p.send(topic, value=value, partition=part) for part, value in items]

@@ -355,3 +355,103 @@ pub async fn delete(agent: &Agent, req: OffsetDeleteRequest) -> OffsetDeleteResp
         .collect();
     OffsetDeleteResponse::default().with_topics(topics)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{GroupId, TopicName};
+    use skiff_metastore::types::AgentHeartbeat;
+
+    use super::*;
+    use crate::config::AgentConfig;
+    use crate::handlers::str_bytes;
+    use crate::test_support;
+
+    fn commit_request(group: &str, offset: i64) -> OffsetCommitRequest {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(str_bytes("t")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)])])
+    }
+
+    fn code(answer: &OffsetCommitResponse) -> i16 {
+        answer.topics[0].partitions[0].error_code
+    }
+
+    /// An agent that has not yet heard that another agent joined still thinks it coordinates a
+    /// group that moved to the newcomer: the metastore refuses its commit, and the client, told
+    /// NOT_COORDINATOR, looks the coordinator up again.
+    #[tokio::test]
+    async fn a_commit_from_an_agent_with_a_stale_view_of_the_agents_is_refused() {
+        let t = test_support::agent(AgentConfig::default()).await;
+        let agent = &t.agent;
+        agent
+            .create_topic("t", 1, std::collections::BTreeMap::new())
+            .await
+            .unwrap();
+        agent
+            .membership
+            .heartbeat(agent.metastore.as_ref(), agent.clock.as_ref())
+            .await
+            .unwrap();
+        let me = agent.membership.me().unwrap().broker_id;
+        // Another agent joins; this one's view still holds only itself.
+        let live = agent
+            .metastore
+            .agent_heartbeat(AgentHeartbeat {
+                host: "other".into(),
+                port: 1,
+                session_timeout_ms: 60_000,
+                now_ms: 0,
+            })
+            .await
+            .unwrap();
+        let moved = (0..100)
+            .map(|i| format!("group-{i}"))
+            .find(|g| {
+                crate::membership::coordinator_of(g, &live.agents)
+                    .unwrap()
+                    .broker_id
+                    != me
+            })
+            .unwrap();
+        let stayed = (0..100)
+            .map(|i| format!("group-{i}"))
+            .find(|g| {
+                crate::membership::coordinator_of(g, &live.agents)
+                    .unwrap()
+                    .broker_id
+                    == me
+            })
+            .unwrap();
+        assert!(agent.coordinates(&moved), "the agent's view is stale");
+        assert_eq!(
+            code(&commit(agent, commit_request(&moved, 5)).await),
+            codes::NOT_COORDINATOR
+        );
+        assert!(agent
+            .metastore
+            .group_offsets(&moved)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            code(&commit(agent, commit_request(&stayed, 5)).await),
+            codes::NONE
+        );
+        // Once its view catches up it no longer takes the group's commits at all.
+        agent
+            .membership
+            .heartbeat(agent.metastore.as_ref(), agent.clock.as_ref())
+            .await
+            .unwrap();
+        assert!(!agent.coordinates(&moved));
+    }
+}
