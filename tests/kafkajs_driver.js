@@ -3,7 +3,7 @@
 //   node kafkajs_driver.js '{"op": "create_partitions", "brokers": ["127.0.0.1:9092"], ...}'
 //
 // Operations (every one takes "brokers"; an admin's or producer's Kafka error is answered as
-// {ok: false, error} unless the operation says otherwise):
+// {ok: false, error}, a consumer's fails the run):
 //   cluster           {}                                        -> {brokers: [{nodeId, port}], controller}
 //   create_topic      {topic, partitions, configs: {k: v}}      -> {ok: true} | {ok: false, error}
 //   create_partitions {topics: [{topic, count}], validateOnly}  -> {ok: true} | {ok: false, error}
@@ -14,9 +14,10 @@
 //   describe_configs  {resources: [{type, name, configNames}], node}
 //                                                               -> {ok: true, resources: [{name, errorCode,
 //                                                                   configs: {k: {value, source, readOnly}}}]}
-//       (KafkaJS sends no configNames, "all", for an empty list.) Both go through KafkaJS's admin, which sends a BROKER resource to that broker and refuses
-//       the cluster-wide resource "" itself; with "node" they go through KafkaJS's own protocol
-//       layer (its Broker object) straight to that broker id, so "" can be sent.
+//       (KafkaJS sends no configNames, "all", for an empty list.) Both go through KafkaJS's admin,
+//       which sends a BROKER resource to that broker and refuses the cluster-wide resource ""
+//       itself; with "node" they go through KafkaJS's own protocol layer (its Broker object)
+//       straight to that broker id, so "" can be sent.
 //   produce           {topic, messages: [{partition, key, value, timestamp}]} or {topicMessages:
 //                     [{topic, messages}]} (one sendBatch)  -> {ok: true, results: [{topic, partition,
 //                     baseOffset, logAppendTime}], produceRequests} | {ok: false, error, produceRequests}
@@ -79,7 +80,10 @@ function configsOf(resources) {
     errorMessage: r.errorMessage,
     configs: r.configEntries
       ? Object.fromEntries(
-          r.configEntries.map((c) => [c.configName, { value: c.configValue, source: c.configSource, readOnly: c.readOnly }]),
+          r.configEntries.map((c) => [
+            c.configName,
+            { value: c.configValue, source: c.configSource, readOnly: c.readOnly },
+          ]),
         )
       : undefined,
   }));
@@ -139,7 +143,11 @@ async function main() {
       });
     case "create_topic":
       return withAdmin(kafka, async (admin) => {
-        const topic = { topic: req.topic, numPartitions: req.partitions || 1, configEntries: configEntries(req.configs) };
+        const topic = {
+          topic: req.topic,
+          numPartitions: req.partitions || 1,
+          configEntries: configEntries(req.configs),
+        };
         const created = await admin.createTopics({ topics: [topic] });
         return { ok: created };
       });
@@ -159,19 +167,25 @@ async function main() {
         return { leaders: Object.fromEntries(md.topics[0].partitions.map((p) => [p.partitionId, p.leader])) };
       });
     case "alter_configs": {
-      const resources = req.resources.map((r) => ({ type: r.type, name: r.name, configEntries: configEntries(r.configs) }));
+      const resources = req.resources.map((r) => ({
+        type: r.type,
+        name: r.name,
+        configEntries: configEntries(r.configs),
+      }));
       const answer = (out) => ({ ok: true, resources: configsOf(out.resources) });
       const validateOnly = !!req.validateOnly;
-      if (req.node !== undefined) return onBroker(kafka, req.node, async (b) => answer(await b.alterConfigs({ resources, validateOnly })));
+      if (req.node !== undefined) {
+        return onBroker(kafka, req.node, async (b) => answer(await b.alterConfigs({ resources, validateOnly })));
+      }
       return withAdmin(kafka, async (admin) => answer(await admin.alterConfigs({ resources, validateOnly })));
     }
     case "describe_configs": {
       const resources = req.resources.map((r) => ({ type: r.type, name: r.name, configNames: r.configNames || [] }));
       const answer = (out) => ({ ok: true, resources: configsOf(out.resources) });
       if (req.node !== undefined) {
-        return onBroker(kafka, req.node, async (b) => answer(await b.describeConfigs({ resources, includeSynonyms: false })));
+        return onBroker(kafka, req.node, async (b) => answer(await b.describeConfigs({ resources })));
       }
-      return withAdmin(kafka, async (admin) => answer(await admin.describeConfigs({ resources, includeSynonyms: false })));
+      return withAdmin(kafka, async (admin) => answer(await admin.describeConfigs({ resources })));
     }
     case "produce": {
       const producer = kafka.producer({ allowAutoTopicCreation: false });

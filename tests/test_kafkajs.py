@@ -32,7 +32,8 @@ AGENT_ARGS = ("--session-timeout-ms", "3000")
 HOUR_MS = 3_600_000
 
 BROKER, TOPIC = 4, 2  # ConfigResourceTypes
-TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, DEFAULT_CONFIG = 1, 2, 3, 5  # KafkaJS's ConfigSource
+# KafkaJS's ConfigSource
+TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, DEFAULT_CONFIG = 1, 2, 3, 5
 CREATE_TIME, LOG_APPEND_TIME = 0, 1  # KafkaJS's TimestampTypes
 MESSAGE_TOO_LARGE, INVALID_REQUEST, INVALID_RECORD = 10, 42, 87
 KAFKA_MESSAGE_MAX_BYTES = "1048588"
@@ -151,8 +152,9 @@ def test_kafkajs_dynamic_broker_configs_across_two_agents(broker_factory, topic)
     assert alter_broker(b.bootstrap, str(id_b), {})["ok"]
     assert alter_broker(b.bootstrap, "", {}, node=id_b)["ok"]
     assert broker_configs(b.bootstrap, "", node=id_b) == {}
+    static = (KAFKA_MESSAGE_MAX_BYTES, DEFAULT_CONFIG)
     wait_for(
-        lambda: broker_configs(a.bootstrap, str(id_a))["message.max.bytes"] == (KAFKA_MESSAGE_MAX_BYTES, DEFAULT_CONFIG),
+        lambda: broker_configs(a.bootstrap, str(id_a))["message.max.bytes"] == static,
         30,
         interval=0.2,
         message="agent a to drop the default",
@@ -211,7 +213,10 @@ def test_kafkajs_keyless_records_on_a_compacted_topic_fail_and_keyed_ones_in_the
     # One broker: KafkaJS's sendBatch makes one ProduceRequest of the three topics.
     batch = [
         {"topic": compacted, "messages": [{"partition": 0, "key": f"k{i}", "value": f"v{i}"} for i in range(3)]},
-        {"topic": keyless_target, "messages": [{"partition": 0, "key": "k", "value": "v"}, {"partition": 0, "value": "no key"}]},
+        {
+            "topic": keyless_target,
+            "messages": [{"partition": 0, "key": "k", "value": "v"}, {"partition": 0, "value": "no key"}],
+        },
         {"topic": plain, "messages": [{"partition": 0, "value": "no key, not compacted"}]},
     ]
     out = kafkajs.run("produce", broker.bootstrap, topicMessages=batch)
@@ -228,7 +233,8 @@ def test_kafkajs_keyless_records_on_a_compacted_topic_fail_and_keyed_ones_in_the
     assert [(m["offset"], m["key"], m["value"]) for m in got] == [(i, f"k{i}", f"v{i}") for i in range(3)]
 
     # A keyed record to the refusing topic is taken afterwards.
-    out = kafkajs.run("produce", broker.bootstrap, topic=keyless_target, messages=[{"partition": 0, "key": "k", "value": "v"}])
+    keyed = [{"partition": 0, "key": "k", "value": "v"}]
+    out = kafkajs.run("produce", broker.bootstrap, topic=keyless_target, messages=keyed)
     assert out["ok"] and out["results"][0]["baseOffset"] == 0, out
 
 
