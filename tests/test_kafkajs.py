@@ -7,7 +7,7 @@ Kafka's produce path and broker configs promise:
   sends a BROKER resource to that broker itself) shadows it on that agent only;
 - message.timestamp.type=LogAppendTime: the producer's RecordMetadata and the consumer's records
   carry the agent's append time, inside the test's own clock window, with the batch's
-  LogAppendTime attribute;
+  LogAppendTime attribute; a record two hours in the future is refused at once (KIP-937);
 - a compacted topic refuses keyless records with INVALID_RECORD, at once (not retried), while the
   keyed ones in the same produce request are stored;
 - a subscribed group picks up partitions added later (KafkaJS's classic protocol).
@@ -35,7 +35,7 @@ BROKER, TOPIC = 4, 2  # ConfigResourceTypes
 # KafkaJS's ConfigSource
 TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, DEFAULT_CONFIG = 1, 2, 3, 5
 CREATE_TIME, LOG_APPEND_TIME = 0, 1  # KafkaJS's TimestampTypes
-MESSAGE_TOO_LARGE, INVALID_REQUEST, INVALID_RECORD = 10, 42, 87
+MESSAGE_TOO_LARGE, INVALID_TIMESTAMP, INVALID_REQUEST, INVALID_RECORD = 10, 32, 42, 87
 KAFKA_MESSAGE_MAX_BYTES = "1048588"
 
 
@@ -201,6 +201,18 @@ def test_kafkajs_log_append_time(broker, topic):
     assert out["ok"] and out["results"][0]["logAppendTime"] == -1, out
     got = kafkajs.run("consume", broker.bootstrap, topic=plain, group="ct-" + topic, expect=2)["messages"]
     assert [(m["timestampType"], m["timestamp"]) for m in got] == [(CREATE_TIME, created), (CREATE_TIME, created + 1)]
+
+
+def test_kafkajs_far_future_timestamp_is_refused_at_once(broker, topic):
+    create_topic(broker.bootstrap, topic)
+    now = now_floor_ms()
+    future = [{"partition": 0, "value": "future", "timestamp": now + 2 * HOUR_MS}]
+    out = kafkajs.run("produce", broker.bootstrap, topic=topic, messages=future)
+    assert error_of(out) == ("INVALID_TIMESTAMP", INVALID_TIMESTAMP)
+    assert out["produceRequests"] == 1, out
+    current = [{"partition": 0, "value": "now", "timestamp": now}]
+    out = kafkajs.run("produce", broker.bootstrap, topic=topic, messages=current)
+    assert out["ok"] and out["results"][0]["baseOffset"] == 0, out
 
 
 @pytest.mark.timeout(120)
