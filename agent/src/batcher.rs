@@ -345,6 +345,7 @@ impl WindowLoop {
                 producer_id: h.producer_id,
                 producer_epoch: h.producer_epoch,
                 base_sequence: h.base_sequence,
+                transactional: h.is_transactional(),
             });
         }
         let size = builder.len();

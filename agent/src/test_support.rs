@@ -184,7 +184,8 @@ pub fn location(
                 .sum();
             base_offset + count - 1
         }
-        skiff_metastore::types::RunLayout::Segment { .. } => {
+        skiff_metastore::types::RunLayout::Segment { .. }
+        | skiff_metastore::types::RunLayout::Marker { .. } => {
             headers.last().map(|h| h.last_offset()).expect("a batch")
         }
     };
@@ -227,6 +228,7 @@ pub async fn commit_run(
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            transactional: false,
         });
         bytes.extend_from_slice(b);
     }

@@ -77,11 +77,12 @@ pub enum RunCorruption {
 
 /// How many bytes a rewrite reads of run `b`: its batches, and a segment's index after them.
 fn stored_len(b: &BatchLocation) -> u64 {
-    let index_len = match b.layout {
-        RunLayout::Flushed => 0,
-        RunLayout::Segment { index_len } => index_len,
-    };
-    u64::from(b.len) + u64::from(index_len)
+    match b.layout {
+        RunLayout::Flushed => u64::from(b.len),
+        RunLayout::Segment { index_len } => u64::from(b.len) + u64::from(index_len),
+        // Built from the entry, never read.
+        RunLayout::Marker { .. } => 0,
+    }
 }
 
 fn stored_range(b: &BatchLocation) -> Range<u64> {
@@ -94,6 +95,14 @@ pub(crate) fn stored_run(
     read: &HashMap<(ObjectId, u64), Bytes>,
     b: &BatchLocation,
 ) -> Result<Vec<StoredBatch>, StoredBatchError> {
+    if let RunLayout::Marker {
+        producer_id,
+        producer_epoch,
+        commit,
+    } = b.layout
+    {
+        return marker(b, producer_id, producer_epoch, commit);
+    }
     // Exactly what was asked for, so the run's `len` bytes are there to slice.
     let raw = read
         .get(&(b.object, b.position))
@@ -109,11 +118,41 @@ pub(crate) fn stored_run(
     })
 }
 
+/// A marker entry as the one control batch it stands for.
+fn marker(
+    b: &BatchLocation,
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+) -> Result<Vec<StoredBatch>, StoredBatchError> {
+    let bytes = skiff_format::control::Marker {
+        producer_id,
+        producer_epoch,
+        commit,
+        timestamp: b.max_timestamp,
+        coordinator_epoch: 0,
+    }
+    .encode(b.base_offset);
+    let batch = Batch::parse_stored(bytes).map_err(|source| StoredBatchError::Corrupt {
+        object: b.object,
+        position: b.position,
+        reason: RunCorruption::Batch { at: 0, source },
+    })?;
+    Ok(vec![StoredBatch {
+        base_offset: b.base_offset,
+        batch,
+        first_timestamp: Some(b.first_timestamp),
+        max_timestamp: b.max_timestamp,
+    }])
+}
+
 fn walk(raw: &Bytes, b: &BatchLocation) -> Result<Vec<StoredBatch>, RunCorruption> {
     let len = b.len as usize;
     let (run, index) = (raw.slice(..len), raw.slice(len..));
     let (offsets, index) = match b.layout {
-        RunLayout::Flushed => (RunOffsets::Consecutive(b.base_offset), None),
+        RunLayout::Flushed | RunLayout::Marker { .. } => {
+            (RunOffsets::Consecutive(b.base_offset), None)
+        }
         RunLayout::Segment { .. } => (RunOffsets::InHeaders, Some(SegmentIndex::decode(&index)?)),
     };
     let points = index.as_ref().map_or(&[][..], |i| i.points());
@@ -188,7 +227,7 @@ pub(crate) async fn batches<'a>(
     objects_read: &mut usize,
 ) -> (HashMap<(ObjectId, u64), Bytes>, Vec<ObjectId>) {
     let mut wanted: BTreeMap<ObjectId, Vec<Range<u64>>> = BTreeMap::new();
-    for b in runs {
+    for b in runs.into_iter().filter(|b| !b.is_marker()) {
         wanted.entry(b.object).or_default().push(stored_range(b));
     }
     *objects_read += wanted.len();

@@ -53,6 +53,7 @@ async fn deletes_what_nothing_points_at_and_keeps_the_rest() {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            transactional: false,
         };
         meta.commit_object(CommitObject {
             object: *id,

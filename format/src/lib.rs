@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod compression;
+pub mod control;
 pub mod encode;
 pub mod object;
 pub mod projection;

@@ -50,6 +50,7 @@ fn commit(n: u64, rng: &mut fastrand::Rng, partitions: usize) -> Command {
                 producer_id: -1,
                 producer_epoch: -1,
                 base_sequence: -1,
+                transactional: false,
             })
             .collect(),
         now_ms: NOW,

@@ -50,6 +50,7 @@ fn object(n: u64) -> CommitObject {
                 producer_id: -1,
                 producer_epoch: -1,
                 base_sequence: -1,
+                transactional: false,
             })
             .collect(),
         now_ms: 1_700_000_000_300,

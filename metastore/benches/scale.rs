@@ -139,6 +139,7 @@ fn object(all: &[TopicPartition], rng: &mut fastrand::Rng, count: usize) -> Comm
                 producer_id: -1,
                 producer_epoch: -1,
                 base_sequence: -1,
+                transactional: false,
             });
         }
     }

@@ -14,6 +14,10 @@ use crate::types::{
     ExpireState, ObjectId, ReplaceBatches, StateExpired, Trimmed, UnreferencedObject,
 };
 use crate::types::{
+    AddOffsetsToTxn, AddPartitionsToTxn, EndTxn, ExpireTransactions, InitTransactionalProducer,
+    TransactionSummary, TransactionsExpired, TxnCommitOffsets,
+};
+use crate::types::{
     AgentHeartbeat, BatchAppend, BatchLocation, Command, CommandResponse, CommitObject,
     CommitOffsets, CommittedOffset, CoordinatedCommit, CreatePartitions, CreateTopic,
     GroupPartition, IndexAnswer, IndexRead, IndexSlice, InitProducerId, LiveAgents, MetaError,
@@ -160,6 +164,47 @@ pub trait MetastoreClient: Send + Sync + 'static {
         &self,
         tps: Vec<TopicPartition>,
     ) -> Result<Vec<std::result::Result<Vec<ProducerSummary>, MetaError>>>;
+
+    // ---- transactions ----
+    /// InitProducerId with a transactional id ([`InitTransactionalProducer`]).
+    async fn init_transactional_producer(
+        &self,
+        req: InitTransactionalProducer,
+    ) -> Result<ProducerIdAndEpoch>;
+    /// AddPartitionsToTxn: an error for the whole request, or one answer per partition.
+    async fn add_partitions_to_txn(
+        &self,
+        req: AddPartitionsToTxn,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>>;
+    async fn add_offsets_to_txn(&self, req: AddOffsetsToTxn) -> Result<()>;
+    /// TxnOffsetCommit: one answer per partition, in order.
+    async fn txn_commit_offsets(
+        &self,
+        req: TxnCommitOffsets,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>>;
+    /// EndTxn: the producer id and epoch to go on with.
+    async fn end_txn(&self, req: EndTxn) -> Result<ProducerIdAndEpoch>;
+    async fn expire_transactions(&self, pass: ExpireTransactions) -> Result<TransactionsExpired>;
+    /// Aborts the id's ongoing transaction and fences its producer.
+    async fn abort_transaction(&self, transactional_id: &str, now_ms: i64) -> Result<()>;
+    /// DescribeTransactions: `None` for an id with no state.
+    async fn describe_transactions(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<Option<TransactionSummary>>>;
+    /// ListTransactions ([`crate::rpc::TransactionFilter`]).
+    async fn list_transactions(
+        &self,
+        filter: crate::rpc::TransactionFilter,
+    ) -> Result<Vec<TransactionSummary>>;
+    /// Whether an [`ExpireTransactions`] pass at `now_ms` would do anything.
+    async fn transactions_due(
+        &self,
+        now_ms: i64,
+        transactional_id_expiration_ms: i64,
+    ) -> Result<bool>;
+    /// The partitions of `group` with offsets waiting in an ongoing transaction.
+    async fn pending_txn_offsets(&self, group: &str) -> Result<Vec<GroupPartition>>;
 
     /// A counter that moves forward every time a commit is applied; long-polling fetches wait on it.
     fn commits(&self) -> watch::Receiver<u64>;
@@ -433,6 +478,98 @@ impl<T: Transport> MetastoreClient for T {
         }
     }
 
+    async fn init_transactional_producer(
+        &self,
+        req: InitTransactionalProducer,
+    ) -> Result<ProducerIdAndEpoch> {
+        answer::producer_id(self.write(Command::InitTransactionalProducer(req)).await?)
+    }
+
+    async fn add_partitions_to_txn(
+        &self,
+        req: AddPartitionsToTxn,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
+        match self.write(Command::AddPartitionsToTxn(req)).await? {
+            CommandResponse::PartitionsAddedToTxn(r) => Ok(r?),
+            other => Err(answer::unexpected(&other)),
+        }
+    }
+
+    async fn add_offsets_to_txn(&self, req: AddOffsetsToTxn) -> Result<()> {
+        answer::txn_updated(self.write(Command::AddOffsetsToTxn(req)).await?)
+    }
+
+    async fn txn_commit_offsets(
+        &self,
+        req: TxnCommitOffsets,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
+        answer::offsets_committed(self.write(Command::TxnCommitOffsets(req)).await?)
+    }
+
+    async fn end_txn(&self, req: EndTxn) -> Result<ProducerIdAndEpoch> {
+        match self.write(Command::EndTxn(req)).await? {
+            CommandResponse::TxnEnded(r) => Ok(r?),
+            other => Err(answer::unexpected(&other)),
+        }
+    }
+
+    async fn expire_transactions(&self, pass: ExpireTransactions) -> Result<TransactionsExpired> {
+        match self.write(Command::ExpireTransactions(pass)).await? {
+            CommandResponse::TransactionsExpired(r) => Ok(r),
+            other => Err(answer::unexpected(&other)),
+        }
+    }
+
+    async fn abort_transaction(&self, transactional_id: &str, now_ms: i64) -> Result<()> {
+        let cmd = Command::AbortTransaction {
+            transactional_id: transactional_id.to_owned(),
+            now_ms,
+        };
+        answer::txn_updated(self.write(cmd).await?)
+    }
+
+    async fn describe_transactions(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<Option<TransactionSummary>>> {
+        match self.read(Read::Transactions(ids)).await? {
+            ReadAnswer::Transactions(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn list_transactions(
+        &self,
+        filter: crate::rpc::TransactionFilter,
+    ) -> Result<Vec<TransactionSummary>> {
+        match self.read(Read::ListTransactions(filter)).await? {
+            ReadAnswer::TransactionList(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn transactions_due(
+        &self,
+        now_ms: i64,
+        transactional_id_expiration_ms: i64,
+    ) -> Result<bool> {
+        let read = Read::TransactionsDue {
+            now_ms,
+            transactional_id_expiration_ms,
+        };
+        match self.read(read).await? {
+            ReadAnswer::Due(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn pending_txn_offsets(&self, group: &str) -> Result<Vec<GroupPartition>> {
+        match self.read(Read::PendingTxnOffsets(group.to_owned())).await? {
+            ReadAnswer::GroupPartitions(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
     fn commits(&self) -> watch::Receiver<u64> {
         self.commit_counter()
     }
@@ -448,6 +585,13 @@ mod answer {
         BatchAppend, BrokerConfigs, CommandResponse, LiveAgents, MetaError, ObjectId,
         PartitionOffsets, ProducerIdAndEpoch, StateExpired, TopicMeta, Trimmed,
     };
+
+    pub fn txn_updated(resp: CommandResponse) -> Result<()> {
+        match resp {
+            CommandResponse::TxnUpdated(r) => Ok(r?),
+            other => Err(unexpected(&other)),
+        }
+    }
 
     pub fn unexpected(resp: &CommandResponse) -> MetastoreError {
         MetastoreError::OutcomeUnknown(format!("unexpected response {resp:?}"))

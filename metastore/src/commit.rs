@@ -63,6 +63,13 @@ impl StateMachine {
         runs: &mut usize,
     ) -> Result<BatchAppend, MetaError> {
         let next_producer_id = self.next_producer_id;
+        if batch.transactional {
+            self.partition(batch.tp)?;
+            if batch.producer_id < 0 {
+                return Err(MetaError::InvalidProducerIdMapping);
+            }
+            self.check_txn_batch(batch.tp, batch.producer_id, batch.producer_epoch)?;
+        }
         let part = self.partition_mut(batch.tp)?;
         if batch.producer_id < 0 {
             return Ok(part.append(object, batch, runs));
@@ -70,6 +77,22 @@ impl StateMachine {
         if batch.producer_id >= next_producer_id {
             return Err(MetaError::UnknownProducerId);
         }
+        let appended = Self::append_sequenced(part, object, batch, runs)?;
+        if batch.transactional && !appended.duplicate {
+            part.note_txn_write(batch.producer_id, appended.base_offset);
+        }
+        Ok(appended)
+    }
+
+    /// Appends an idempotent producer's batch, checking its epoch and sequence against what the
+    /// partition remembers of the producer: a retry of a batch among the last five gets its
+    /// first answer again.
+    fn append_sequenced(
+        part: &mut PartitionState,
+        object: ObjectId,
+        batch: &CommitBatch,
+        runs: &mut usize,
+    ) -> Result<BatchAppend, MetaError> {
         let last_seq = increment_sequence(batch.base_sequence, batch.last_offset_delta.max(0));
         let Some(producer) = part.producers.get(&batch.producer_id) else {
             // As Kafka does for a producer it has no state of (never seen here, or expired by

@@ -55,6 +55,7 @@ fn commit(
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
+        transactional: false,
     };
     match sm.apply(&Command::CommitObject(CommitObject {
         object,
@@ -145,6 +146,7 @@ async fn the_leader_judges_by_its_own_clock() {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
+            transactional: false,
         }],
         now_ms,
     };

@@ -47,6 +47,7 @@ fn commit_one(sm: &mut StateMachine, object: u128, tp: TopicPartition) -> i64 {
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
+        transactional: false,
     };
     match sm.apply(&Command::CommitObject(CommitObject {
         object: ObjectId(ulid::Ulid(object)),

@@ -49,6 +49,9 @@ impl StateMachine {
                 let mut bytes = 0u64;
                 for b in part.index.iter() {
                     bytes += u64::from(b.len);
+                    if b.is_marker() {
+                        continue;
+                    }
                     let c = counts.entry(b.object).or_insert(0);
                     *c = c.saturating_add(1);
                 }

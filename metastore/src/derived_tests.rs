@@ -66,6 +66,7 @@ impl Run {
                             producer_id: -1,
                             producer_epoch: -1,
                             base_sequence: -1,
+                            transactional: false,
                         }
                     })
                     .collect();

@@ -54,6 +54,7 @@ fn idem(partition: i32, pid: i64, epoch: i16, seq: i32) -> CommitBatch {
         producer_id: pid,
         producer_epoch: epoch,
         base_sequence: seq,
+        transactional: false,
     }
 }
 

@@ -102,7 +102,11 @@ impl StateMachine {
         }
         let mut batches = Vec::new();
         if max_batches == 0 {
-            return Ok(IndexSlice { offsets, batches });
+            return Ok(IndexSlice {
+                offsets,
+                batches,
+                aborted: Vec::new(),
+            });
         }
         let start = match part.index.floor(offset) {
             Some(b) if b.last_offset >= offset => b.base_offset,
@@ -116,7 +120,15 @@ impl StateMachine {
             bytes += b.read_cost(max_bytes.saturating_sub(bytes));
             batches.push(*b);
         }
-        Ok(IndexSlice { offsets, batches })
+        let aborted = match batches.last() {
+            Some(last) => part.aborted_between(offset, last.last_offset),
+            None => Vec::new(),
+        };
+        Ok(IndexSlice {
+            offsets,
+            batches,
+            aborted,
+        })
     }
 }
 

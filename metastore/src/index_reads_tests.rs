@@ -38,6 +38,7 @@ fn state(partitions: i32, batches: usize, len: u32) -> StateMachine {
                 producer_id: -1,
                 producer_epoch: -1,
                 base_sequence: -1,
+                transactional: false,
             })
             .collect();
         let answer = sm.apply(&Command::CommitObject(CommitObject {

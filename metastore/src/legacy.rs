@@ -14,8 +14,8 @@ use super::{
 };
 use crate::legacy_commands::BatchLocationV1;
 use crate::types::{
-    AgentInfo, BatchLocation, CommittedOffset, GroupPartition, ObjectId, TopicId, TopicMeta,
-    TopicPartition,
+    AgentInfo, BatchLocation, BrokerConfigs, CommittedOffset, GroupPartition, ObjectId, TopicId,
+    TopicMeta, TopicPartition,
 };
 
 /// Topics as versions 2 to 4 held them: producers without the time of their last write.
@@ -150,6 +150,8 @@ impl From<StateMachineV5> for StateMachine {
                         index: runs(&p.index),
                         timestamp_highs: p.timestamp_highs.clone(),
                         producers: p.producers.clone(),
+                        open_txns: OrdMap::new(),
+                        aborted: Vector::new(),
                         bytes: Default::default(),
                     })
                     .collect();
@@ -174,6 +176,7 @@ impl From<StateMachineV5> for StateMachine {
             broker_last_seen: v.broker_last_seen,
             next_broker_id: v.next_broker_id,
             broker_configs: Default::default(),
+            transactions: Default::default(),
             refs: Default::default(),
         }
     }
@@ -184,7 +187,7 @@ impl From<StateMachineV5> for StateMachine {
 pub(crate) struct StateMachineV6 {
     topics_by_name: BTreeMap<String, TopicId>,
     #[serde(deserialize_with = "crate::capped::map")]
-    topics: OrdMap<TopicId, TopicState>,
+    topics: OrdMap<TopicId, TopicStateV7>,
     #[serde(deserialize_with = "crate::capped::map")]
     objects: OrdMap<ObjectId, ObjectEntry>,
     next_producer_id: i64,
@@ -201,7 +204,7 @@ pub(crate) struct StateMachineV6 {
 
 impl From<StateMachineV6> for StateMachine {
     fn from(v: StateMachineV6) -> Self {
-        Self {
+        StateMachineV7 {
             topics_by_name: v.topics_by_name,
             topics: v.topics,
             objects: v.objects,
@@ -215,6 +218,93 @@ impl From<StateMachineV6> for StateMachine {
             broker_last_seen: v.broker_last_seen,
             next_broker_id: v.next_broker_id,
             broker_configs: Default::default(),
+        }
+        .into()
+    }
+}
+
+/// Topics as versions 6 and 7 held them, before transactions.
+#[derive(Clone, Deserialize)]
+pub(crate) struct TopicStateV7 {
+    meta: TopicMeta,
+    #[serde(deserialize_with = "crate::capped::vector")]
+    partitions: Vector<PartitionStateV7>,
+}
+
+#[derive(Clone, Deserialize)]
+struct PartitionStateV7 {
+    log_start_offset: i64,
+    high_watermark: i64,
+    index: RunIndex,
+    #[serde(deserialize_with = "crate::capped::vector")]
+    timestamp_highs: Vector<(i64, i64)>,
+    #[serde(deserialize_with = "crate::capped::map")]
+    producers: OrdMap<i64, ProducerState>,
+}
+
+/// The state as snapshot version 7 held it, before transactions.
+#[derive(Deserialize)]
+pub(crate) struct StateMachineV7 {
+    topics_by_name: BTreeMap<String, TopicId>,
+    #[serde(deserialize_with = "crate::capped::map")]
+    topics: OrdMap<TopicId, TopicStateV7>,
+    #[serde(deserialize_with = "crate::capped::map")]
+    objects: OrdMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+    agents: BTreeMap<String, AgentInfo>,
+    broker_ids: BTreeMap<String, i32>,
+    agents_epoch: i64,
+    #[serde(deserialize_with = "crate::capped::map_of_maps")]
+    groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
+    leases: BTreeMap<String, Lease>,
+    exports: BTreeMap<TopicPartition, i64>,
+    broker_last_seen: BTreeMap<String, i64>,
+    next_broker_id: i32,
+    broker_configs: BrokerConfigs,
+}
+
+impl From<StateMachineV7> for StateMachine {
+    fn from(v: StateMachineV7) -> Self {
+        let topics = v
+            .topics
+            .iter()
+            .map(|(id, t)| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionState {
+                        log_start_offset: p.log_start_offset,
+                        high_watermark: p.high_watermark,
+                        index: p.index.clone(),
+                        timestamp_highs: p.timestamp_highs.clone(),
+                        producers: p.producers.clone(),
+                        open_txns: OrdMap::new(),
+                        aborted: Vector::new(),
+                        bytes: Default::default(),
+                    })
+                    .collect();
+                let topic = TopicState {
+                    meta: t.meta.clone(),
+                    partitions,
+                };
+                (*id, topic)
+            })
+            .collect();
+        Self {
+            topics_by_name: v.topics_by_name,
+            topics,
+            objects: v.objects,
+            next_producer_id: v.next_producer_id,
+            agents: v.agents,
+            broker_ids: v.broker_ids,
+            agents_epoch: v.agents_epoch,
+            groups: v.groups,
+            leases: v.leases,
+            exports: v.exports,
+            broker_last_seen: v.broker_last_seen,
+            next_broker_id: v.next_broker_id,
+            broker_configs: v.broker_configs,
+            transactions: Default::default(),
             refs: Default::default(),
         }
     }

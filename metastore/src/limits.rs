@@ -76,3 +76,15 @@ pub fn commit_too_late(object: crate::types::ObjectId, now_ms: i64) -> bool {
 /// The most partitions one admin read (partition sizes, producers) names; agents split longer
 /// lists. Keeps an answer (about 16 bytes a partition for sizes) far below the RPC body limit.
 pub const MAX_PARTITIONS_PER_READ: usize = 16_384;
+
+/// The most partitions one transaction may write to. Ending a transaction touches each of them
+/// in one apply, so this bounds that apply's work (and a transaction's state) whatever a client
+/// sends; Kafka has no such limit, but no real transaction comes near it.
+pub const MAX_PARTITIONS_PER_TXN: usize = 10_000;
+
+/// The most consumer groups one transaction may commit offsets for (AddOffsetsToTxn).
+pub const MAX_GROUPS_PER_TXN: usize = 64;
+
+/// The longest `transactional.id`, in bytes: it is a key of the state, and Kafka has no bound
+/// of its own but the request size.
+pub const MAX_TRANSACTIONAL_ID_BYTES: usize = 1024;

@@ -426,9 +426,18 @@ impl LocalMetastore {
         // applies the same stamp, and an agent's clock cannot make an old object look young.
         // Agents' liveness likewise: a heartbeat is stamped here, so that which agents are live
         // (and so which agent coordinates a group) is judged by one clock, not by each sender's.
+        // And transactions: when one began and when it times out are one clock's readings, so
+        // an agent's skew can neither keep a transaction open nor abort it early.
+        let now = wall_clock_ms();
         match &mut cmd {
-            Command::CommitObject(commit) => commit.now_ms = wall_clock_ms(),
-            Command::AgentHeartbeat(hb) => hb.now_ms = wall_clock_ms(),
+            Command::CommitObject(commit) => commit.now_ms = now,
+            Command::AgentHeartbeat(hb) => hb.now_ms = now,
+            Command::InitTransactionalProducer(req) => req.now_ms = now,
+            Command::AddPartitionsToTxn(req) => req.now_ms = now,
+            Command::AddOffsetsToTxn(req) => req.now_ms = now,
+            Command::EndTxn(req) => req.now_ms = now,
+            Command::ExpireTransactions(pass) => pass.now_ms = now,
+            Command::AbortTransaction { now_ms, .. } => *now_ms = now,
             _ => {}
         }
         if crate::limits::check_command(&cmd).is_err() {

@@ -11,9 +11,10 @@ use super::*;
 use crate::client::{MetastoreClient, MetastoreError};
 use crate::raft::log_store::JOURNAL_FILE;
 use crate::types::{
-    AcquireLeases, AgentHeartbeat, AlterBrokerConfigs, BrokerConfigs, CommitBatch, CommitObject,
-    CommitOffsets, CommittedOffset, ConfigOp, CreateTopic, ExpireState, GroupPartition, IndexSlice,
-    InitProducerId, MetaError, ObjectId, PartitionOffsets, TopicMeta, TopicPartition,
+    AcquireLeases, AddOffsetsToTxn, AgentHeartbeat, AlterBrokerConfigs, BrokerConfigs, CommitBatch,
+    CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CreateTopic, EndTxn, ExpireState,
+    GroupPartition, IndexSlice, InitProducerId, InitTransactionalProducer, MetaError, ObjectId,
+    PartitionOffsets, TopicMeta, TopicPartition, TxnProducer, TxnStatus,
 };
 
 const TOPIC: Uuid = Uuid::from_u128(0xfeed);
@@ -38,6 +39,7 @@ fn batch(partition: i32, delta: i32, producer: Option<(i64, i32)>) -> CommitBatc
         producer_id,
         producer_epoch: 0,
         base_sequence,
+        transactional: false,
     }
 }
 
@@ -131,8 +133,42 @@ async fn populate(ms: &LocalMetastore) -> i64 {
         .await
         .unwrap();
     }
+    // A transactional id whose transaction was aborted (fixtures from v8 on).
+    let txn = ms
+        .init_transactional_producer(InitTransactionalProducer {
+            transactional_id: FIXTURE_TXN.into(),
+            transaction_timeout_ms: 60_000,
+            producer_id: -1,
+            producer_epoch: -1,
+            now_ms: 7,
+        })
+        .await
+        .unwrap();
+    let producer = TxnProducer {
+        transactional_id: FIXTURE_TXN.into(),
+        producer_id: txn.producer_id,
+        producer_epoch: txn.producer_epoch,
+    };
+    ms.add_offsets_to_txn(AddOffsetsToTxn {
+        producer: producer.clone(),
+        group: "readers".into(),
+        now_ms: 8,
+    })
+    .await
+    .unwrap();
+    ms.end_txn(EndTxn {
+        producer,
+        commit: false,
+        bump_epoch: false,
+        now_ms: 9,
+    })
+    .await
+    .unwrap();
     pid
 }
+
+/// The transactional id `populate` aborts a transaction of (fixtures from v8 on).
+const FIXTURE_TXN: &str = "fixture-txn";
 
 /// The dynamic broker configs `populate` sets (fixtures from v7 on).
 fn fixture_broker_configs() -> BrokerConfigs {
@@ -216,7 +252,9 @@ async fn check_continues_with(ms: &LocalMetastore, pid: i64, third: ObjectId) {
         })
         .await
         .unwrap();
-    assert_eq!(pid2.producer_id, pid + 1);
+    // Producer ids are never reused: past the idempotent producer's and, from v8 on, the
+    // transactional id's.
+    assert!(pid2.producer_id > pid, "{} after {pid}", pid2.producer_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,7 +424,7 @@ fn fixture(version: u32) -> std::path::PathBuf {
     Path::new(&root).join(format!("tests/fixtures/data-dir-v{version}"))
 }
 /// The version `write_fixture` writes.
-const FIXTURE_CURRENT: u32 = 7;
+const FIXTURE_CURRENT: u32 = 8;
 const FIXTURE_FILES: [&str; 2] = [JOURNAL_FILE, crate::raft::snapshot::SNAPSHOT_FILE];
 
 fn fixture_options() -> LocalMetastoreOptions {
@@ -456,6 +494,11 @@ async fn reads_the_v7_fixture() {
     reads_fixture(7).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v8_fixture() {
+    reads_fixture(8).await;
+}
+
 async fn reads_fixture(version: u32) {
     let dir = tempfile::tempdir().unwrap();
     for f in FIXTURE_FILES {
@@ -482,6 +525,19 @@ async fn reads_fixture(version: u32) {
         BrokerConfigs::default()
     };
     assert_eq!(ms.broker_configs().await.unwrap(), broker_configs);
+    let txns = ms
+        .describe_transactions(vec![FIXTURE_TXN.into()])
+        .await
+        .unwrap();
+    match &txns[..] {
+        [Some(t)] => {
+            assert!(version >= 8, "v{version} has no transactions");
+            assert_eq!(t.status, TxnStatus::CompleteAbort);
+            assert!(t.partitions.is_empty() && t.groups.is_empty());
+        }
+        [None] => assert!(version < 8, "the transaction survives from v8 on"),
+        other => panic!("{other:?}"),
+    }
     let someone_else = ms
         .acquire_leases(AcquireLeases {
             holder: "compactor-b".into(),
@@ -529,7 +585,7 @@ async fn reads_fixture(version: u32) {
 
     // Opened once, the journal was rewritten and a snapshot taken, both in the current version
     // (byte 8 is the low byte of the version); they read back to the same state.
-    for (f, version) in FIXTURE_FILES.iter().zip([6, 7]) {
+    for (f, version) in FIXTURE_FILES.iter().zip([7, 8]) {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
         assert_eq!(bytes[8], version, "{f} is version {}", bytes[8]);
     }

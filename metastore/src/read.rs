@@ -35,6 +35,21 @@ impl StateMachine {
             Read::BrokerConfigs => ReadAnswer::BrokerConfigs(self.broker_configs().clone()),
             Read::PartitionSizes(tps) => ReadAnswer::PartitionSizes(self.partition_sizes(&tps)),
             Read::Producers(tps) => ReadAnswer::Producers(self.producers(&tps)),
+            Read::Transactions(ids) => ReadAnswer::Transactions(self.describe_transactions(&ids)),
+            Read::ListTransactions(f) => ReadAnswer::TransactionList(self.list_transactions(
+                &f.states,
+                &f.producer_ids,
+                f.min_duration_ms,
+                f.now_ms,
+                (f.limit as usize).min(crate::limits::MAX_PARTITIONS_PER_READ),
+            )),
+            Read::TransactionsDue {
+                now_ms,
+                transactional_id_expiration_ms,
+            } => ReadAnswer::Due(self.transactions_due(now_ms, transactional_id_expiration_ms)),
+            Read::PendingTxnOffsets(group) => {
+                ReadAnswer::GroupPartitions(self.pending_txn_offsets(&group))
+            }
         }
     }
 }

@@ -199,6 +199,7 @@ impl PartitionState {
             return Vector::new();
         }
         self.log_start_offset = offset;
+        self.trim_aborted();
         let keep_from = match self.index.floor(offset) {
             Some(b) if b.last_offset >= offset => b.base_offset,
             _ => offset,

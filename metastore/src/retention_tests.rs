@@ -45,6 +45,7 @@ fn commit(sm: &mut StateMachine, object: u128, ts: i64) {
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
+        transactional: false,
     };
     sm.apply(&Command::CommitObject(CommitObject {
         object: oid(object),

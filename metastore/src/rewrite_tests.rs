@@ -43,6 +43,7 @@ fn five_batches() -> StateMachine {
                 producer_id: -1,
                 producer_epoch: -1,
                 base_sequence: -1,
+                transactional: false,
             }],
             now_ms: ts,
         }));

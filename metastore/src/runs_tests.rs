@@ -48,6 +48,7 @@ fn batch(partition: i32, position: u64, len: u32, records: i32, ts: i64) -> Comm
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
+        transactional: false,
     }
 }
 

@@ -74,6 +74,9 @@ pub struct StateMachine {
     /// [`crate::limits::MAX_BROKER_CONFIGS`].
     #[serde(default)]
     broker_configs: BrokerConfigs,
+    /// The transaction coordinator's state (snapshot version 8 on).
+    #[serde(default)]
+    transactions: transactions::Transactions,
     /// How many index entries point at each object, kept with every change of an index so
     /// that GC asks in O(unreferenced objects), not O(index). Derived: not in snapshots.
     #[serde(skip)]
@@ -109,6 +112,15 @@ struct PartitionState {
     timestamp_highs: Vector<(i64, i64)>,
     #[serde(deserialize_with = "crate::capped::map")]
     producers: OrdMap<i64, ProducerState>,
+    /// The transactions open on the partition (snapshot version 8 on): each producer's first
+    /// offset in it. The last stable offset is the least of them.
+    #[serde(default, deserialize_with = "crate::capped::map")]
+    open_txns: OrdMap<i64, i64>,
+    /// The aborted transactions whose records are in the log, in marker order (snapshot
+    /// version 8 on). Trimmed with the log: one entry per abort marker in the index, so it
+    /// grows with the index, not beyond it.
+    #[serde(default, deserialize_with = "crate::capped::vector")]
+    aborted: Vector<transactions::AbortedEntry>,
     /// The bytes of the batches in `index`, for `retention.bytes`. Derived: not in snapshots.
     #[serde(skip)]
     bytes: Derived<u64>,
@@ -159,6 +171,32 @@ impl StateMachine {
                 self.note_producer_writes(commit, &answer);
                 CommandResponse::Committed(answer)
             }
+            Command::CommitObjectV6(commit) => {
+                let commit = commit.into();
+                let answer = self.commit_object(&commit);
+                self.note_producer_writes(&commit, &answer);
+                CommandResponse::Committed(answer)
+            }
+            Command::InitTransactionalProducer(req) => {
+                CommandResponse::ProducerId(self.init_transactional_producer(req))
+            }
+            Command::AddPartitionsToTxn(req) => {
+                CommandResponse::PartitionsAddedToTxn(self.add_partitions_to_txn(req))
+            }
+            Command::AddOffsetsToTxn(req) => {
+                CommandResponse::TxnUpdated(self.add_offsets_to_txn(req))
+            }
+            Command::TxnCommitOffsets(req) => {
+                CommandResponse::OffsetsCommitted(self.txn_commit_offsets(req))
+            }
+            Command::EndTxn(req) => CommandResponse::TxnEnded(self.end_txn(req)),
+            Command::ExpireTransactions(pass) => {
+                CommandResponse::TransactionsExpired(self.expire_transactions(pass))
+            }
+            Command::AbortTransaction {
+                transactional_id,
+                now_ms,
+            } => CommandResponse::TxnUpdated(self.abort_transaction(transactional_id, *now_ms)),
             Command::InitProducerId(req) => CommandResponse::ProducerId(self.init_producer_id(req)),
             Command::AgentHeartbeat(hb) => CommandResponse::Agents(self.agent_heartbeat(hb)),
             Command::CommitOffsets(req) => {
@@ -563,6 +601,7 @@ impl PartitionState {
         PartitionOffsets {
             log_start_offset: self.log_start_offset,
             high_watermark: self.high_watermark,
+            last_stable_offset: self.last_stable_offset(),
         }
     }
 }
@@ -656,11 +695,14 @@ pub use index_reads::MAX_SLICE_BATCHES;
 #[path = "legacy.rs"]
 mod legacy;
 pub(crate) use legacy::{
-    StateMachineV2, StateMachineV3, StateMachineV4, StateMachineV5, StateMachineV6,
+    StateMachineV2, StateMachineV3, StateMachineV4, StateMachineV5, StateMachineV6, StateMachineV7,
 };
 
 #[path = "read.rs"]
 mod read;
+
+#[path = "transactions.rs"]
+mod transactions;
 
 #[path = "retention.rs"]
 mod retention;

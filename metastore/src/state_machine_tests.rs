@@ -53,6 +53,7 @@ fn plain(tp: TopicPartition, delta: i32, len: u32, ts: i64) -> CommitBatch {
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
+        transactional: false,
     }
 }
 
@@ -61,6 +62,7 @@ fn idem(tp: TopicPartition, pid: i64, epoch: i16, seq: i32, delta: i32) -> Commi
         producer_id: pid,
         producer_epoch: epoch,
         base_sequence: seq,
+        transactional: false,
         ..plain(tp, delta, 100, 0)
     }
 }
@@ -225,7 +227,8 @@ fn offsets_are_contiguous_per_partition() {
         sm.offsets(tp(1, 0)).unwrap(),
         PartitionOffsets {
             log_start_offset: 0,
-            high_watermark: 16
+            high_watermark: 16,
+            last_stable_offset: 16,
         }
     );
     assert_eq!(sm.offsets(tp(1, 1)).unwrap().high_watermark, 1);

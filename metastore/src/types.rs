@@ -17,6 +17,12 @@ pub type TopicId = Uuid;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectId(pub ulid::Ulid);
 
+impl ObjectId {
+    /// The object of every marker entry ([`RunLayout::Marker`]): none. No flush or segment ever
+    /// gets this id (a ULID of time 0 and no randomness), and it is never counted as a reference.
+    pub const MARKER: ObjectId = ObjectId(ulid::Ulid(0));
+}
+
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
@@ -67,7 +73,7 @@ impl BatchLocation {
     /// no index and is read whole; a segment's index lets it read only what it wants.
     pub fn read_cost(&self, want: u64) -> u64 {
         match self.layout {
-            RunLayout::Flushed => u64::from(self.len),
+            RunLayout::Flushed | RunLayout::Marker { .. } => u64::from(self.len),
             RunLayout::Segment { .. } => u64::from(self.len).min(want.max(1)),
         }
     }
@@ -84,7 +90,27 @@ pub enum RunLayout {
     /// leaves gaps), and `index_len` bytes of `skiff_format::run::SegmentIndex` follow the
     /// batches, at `position + len`.
     Segment { index_len: u32 },
+    /// A transaction marker (journal version 7 on): the control batch that commits or aborts
+    /// `producer_id`'s transaction in the partition, one offset long. It has no bytes in any
+    /// object (its `object` is [`ObjectId::MARKER`]); readers build the batch from this entry
+    /// (`skiff_format::control`), and a compactor writes it into the segments it makes.
+    Marker {
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    },
 }
+
+impl BatchLocation {
+    /// Whether this entry is a transaction marker, with no bytes in any object.
+    pub fn is_marker(&self) -> bool {
+        matches!(self.layout, RunLayout::Marker { .. })
+    }
+}
+
+/// A marker's batch length, as `skiff_format::control::MARKER_BATCH_LEN` builds it (a test in
+/// the agent keeps the two equal): what its entry's `len` says.
+pub const MARKER_LEN: u32 = 78;
 
 /// An agent's commit extends the partition's last run only while the run stays under this:
 /// a fetch into the middle of a flushed run reads the whole run (it has no index), so this
@@ -120,6 +146,11 @@ pub struct CommitBatch {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
+    /// The batch belongs to its producer's transaction (journal version 7 on): accepted only
+    /// while that transaction is ongoing, at the producer's epoch, with the partition in it.
+    /// Absent from the JSON journals of version 1, which name this variant: false.
+    #[serde(default)]
+    pub transactional: bool,
 }
 
 /// A flushed object and every batch in it. Committing the same object twice is a no-op that returns
@@ -159,7 +190,9 @@ pub enum Command {
         name: String,
         now_ms: i64,
     },
-    CommitObject(CommitObject),
+    /// A flush as journals before version 7 hold it; applied as a [`Command::CommitObject`]
+    /// with no transactional batch.
+    CommitObjectV6(crate::legacy_commands::CommitObjectV6),
     InitProducerId(InitProducerId),
     AgentHeartbeat(AgentHeartbeat),
     // New variants go last: the journal names a variant by its position.
@@ -209,6 +242,22 @@ pub enum Command {
     CommitGroupOffsets(CoordinatedCommit),
     /// Dynamic broker configs (journal version 6 on).
     AlterBrokerConfigs(AlterBrokerConfigs),
+    /// A flush (journal version 7 on, with transactional batches).
+    CommitObject(CommitObject),
+    // Journal version 7 on: transactions. `CommitObjectV6` is the commit as journals before
+    // version 7 hold it (no transactional flag); new commits are `CommitObject`.
+    InitTransactionalProducer(InitTransactionalProducer),
+    AddPartitionsToTxn(AddPartitionsToTxn),
+    AddOffsetsToTxn(AddOffsetsToTxn),
+    TxnCommitOffsets(TxnCommitOffsets),
+    EndTxn(EndTxn),
+    ExpireTransactions(ExpireTransactions),
+    /// `skiff transactions abort`: aborts the id's ongoing transaction, if any, and fences its
+    /// producer, as a transaction timeout does.
+    AbortTransaction {
+        transactional_id: String,
+        now_ms: i64,
+    },
 }
 
 /// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on a broker resource: the
@@ -458,6 +507,14 @@ pub enum CommandResponse {
     PartitionsCreated(Result<TopicMeta, MetaError>),
     /// Every dynamic broker config after an [`AlterBrokerConfigs`].
     BrokerConfigsAltered(Result<BrokerConfigs, MetaError>),
+    /// AddPartitionsToTxn: the whole request's error, or one answer per partition in order.
+    PartitionsAddedToTxn(Result<Vec<Result<(), MetaError>>, MetaError>),
+    /// AddOffsetsToTxn, and `AbortTransaction`.
+    TxnUpdated(Result<(), MetaError>),
+    /// EndTxn: the producer id and epoch the producer goes on with (a new epoch with
+    /// [`EndTxn::bump_epoch`]).
+    TxnEnded(Result<ProducerIdAndEpoch, MetaError>),
+    TransactionsExpired(TransactionsExpired),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,6 +537,9 @@ pub struct PartitionOffsets {
     pub log_start_offset: i64,
     /// The next offset to be assigned; every offset below it is committed.
     pub high_watermark: i64,
+    /// The first offset of the oldest transaction still open on the partition (the high
+    /// watermark if none): read_committed consumers read up to here.
+    pub last_stable_offset: i64,
 }
 
 /// One idempotent producer's state on one partition, as DescribeProducers shows it.
@@ -499,6 +559,19 @@ pub struct ProducerSummary {
 pub struct IndexSlice {
     pub offsets: PartitionOffsets,
     pub batches: Vec<BatchLocation>,
+    /// The aborted transactions whose records overlap the slice's offsets, oldest first: what
+    /// a read_committed Fetch answers with.
+    pub aborted: Vec<AbortedTxn>,
+}
+
+/// One aborted transaction on one partition: its records lie within `first_offset..=
+/// last_offset`, the last being its abort marker. Kafka's `AbortedTransaction`, with the
+/// marker's offset as well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 /// One partition of a batched index read ([`crate::client::MetastoreClient::read_indexes`]).
@@ -564,6 +637,26 @@ pub enum MetaError {
     /// [`crate::limits::MAX_CONFIG_VALUE_BYTES`] (a name or value).
     #[error("dynamic broker configs over their bound")]
     ConfigsOverLimit,
+    // Transactions (journal version 7 on).
+    /// A newer producer with the same transactional id has started (or the transaction timed
+    /// out): this one is a zombie.
+    #[error("there is a newer producer with the same transactional id")]
+    ProducerFenced,
+    /// The request does not fit the transaction's state (no transaction ongoing, a partition
+    /// not in it, commit after abort).
+    #[error("the producer attempted a transactional operation in an invalid state")]
+    InvalidTxnState,
+    /// The producer id is not the one the transactional id has.
+    #[error("the producer id does not match the transactional id")]
+    InvalidProducerIdMapping,
+    #[error("the transaction timeout is larger than the maximum allowed")]
+    InvalidTransactionTimeout,
+    /// TxnOffsetCommit for a group the transaction has not added (AddOffsetsToTxn).
+    #[error("the group is not in the transaction")]
+    GroupNotInTransaction,
+    /// A transaction over [`crate::limits::MAX_PARTITIONS_PER_TXN`] partitions.
+    #[error("too many partitions in one transaction")]
+    TooManyTxnPartitions,
 }
 
 /// A partition as consumer groups name it: by topic name, as OffsetCommit and OffsetFetch do.
@@ -618,4 +711,125 @@ pub struct AgentInfo {
 pub struct LiveAgents {
     pub epoch: i64,
     pub agents: Vec<AgentInfo>,
+}
+
+// ---- transactions (KIP-98) ----
+
+/// A transactional producer as every transactional request names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnProducer {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// InitProducerId with a `transactional.id`: the id's producer id with a new epoch, which
+/// fences every older producer of the id. An ongoing transaction of the id is aborted first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitTransactionalProducer {
+    pub transactional_id: String,
+    /// `transaction.timeout.ms`; the agent has checked it against
+    /// `transaction.max.timeout.ms`, apply refuses what is not positive.
+    pub transaction_timeout_ms: i32,
+    /// KIP-360: the producer id and epoch the producer had, to recover without losing its
+    /// id; -1 and -1 for a producer starting afresh.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub now_ms: i64,
+}
+
+/// AddPartitionsToTxn: the partitions join the producer's transaction, which begins with the
+/// first of them if none is ongoing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddPartitionsToTxn {
+    pub producer: TxnProducer,
+    pub partitions: Vec<TopicPartition>,
+    pub now_ms: i64,
+}
+
+/// AddOffsetsToTxn: the transaction will commit offsets of `group`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddOffsetsToTxn {
+    pub producer: TxnProducer,
+    pub group: String,
+    pub now_ms: i64,
+}
+
+/// TxnOffsetCommit, once the group's coordinator has checked the member and generation
+/// (KIP-447): the offsets wait in the transaction and become the group's only if it commits.
+/// Fenced like [`CoordinatedCommit`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnCommitOffsets {
+    pub producer: TxnProducer,
+    pub coordinator: i32,
+    pub commit: CommitOffsets,
+}
+
+/// EndTxn: commits or aborts the transaction in one step. A marker goes at the end of every
+/// partition the transaction wrote to, and its pending offsets become the groups' (commit) or
+/// are dropped (abort).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndTxn {
+    pub producer: TxnProducer,
+    pub commit: bool,
+    /// EndTxn version 5 (KIP-890 part 2): every transaction ends with a new epoch, returned.
+    pub bump_epoch: bool,
+    pub now_ms: i64,
+}
+
+/// One pass over the transactional ids at `now_ms`: aborts every transaction open longer than
+/// its timeout (fencing its producer, as Kafka's coordinator does), and forgets the ids with no
+/// transaction ongoing that have been idle for `transactional_id_expiration_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireTransactions {
+    pub now_ms: i64,
+    /// Kafka's `transactional.id.expiration.ms`, default 7 days; negative: never.
+    pub transactional_id_expiration_ms: i64,
+}
+
+/// What an [`ExpireTransactions`] pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionsExpired {
+    /// The ids whose transaction timed out and was aborted.
+    pub timed_out: Vec<String>,
+    /// How many idle ids were forgotten.
+    pub forgotten: u64,
+}
+
+/// A transaction's state, as Kafka's coordinator names them (DescribeTransactions,
+/// ListTransactions). Skiff ends a transaction in one command, so it never rests in
+/// `PrepareCommit`, `PrepareAbort` or `PrepareEpochFence`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TxnStatus {
+    Empty,
+    Ongoing,
+    CompleteCommit,
+    CompleteAbort,
+}
+
+impl TxnStatus {
+    /// Kafka's name of the state.
+    pub fn kafka_name(self) -> &'static str {
+        match self {
+            TxnStatus::Empty => "Empty",
+            TxnStatus::Ongoing => "Ongoing",
+            TxnStatus::CompleteCommit => "CompleteCommit",
+            TxnStatus::CompleteAbort => "CompleteAbort",
+        }
+    }
+}
+
+/// One transactional id, as DescribeTransactions shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionSummary {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub status: TxnStatus,
+    pub timeout_ms: i32,
+    /// When the ongoing transaction began; -1 if none is ongoing.
+    pub start_ms: i64,
+    pub last_update_ms: i64,
+    pub partitions: Vec<TopicPartition>,
+    pub groups: Vec<String>,
 }

@@ -147,6 +147,7 @@ fn object(n: u128) -> CommitObject {
                 producer_id: -1,
                 producer_epoch: -1,
                 base_sequence: -1,
+                transactional: false,
             })
             .collect(),
         now_ms: 5,
@@ -401,6 +402,7 @@ fn wide_object(n: u128, base: usize, batches: usize) -> CommitObject {
                 producer_id: -1,
                 producer_epoch: -1,
                 base_sequence: -1,
+                transactional: false,
             })
             .collect(),
         now_ms: 5,

@@ -17,6 +17,8 @@ pub(super) struct Answer {
     offset: i64,
     max_bytes: u64,
     whole_first: bool,
+    /// No batch from this offset on is answered: a read_committed fetch's last stable offset.
+    end: i64,
     /// A batch ending at or after the fetch offset has been seen.
     reached: bool,
     /// No more batches are wanted: the next would pass the limit, or what was read of a run
@@ -27,13 +29,15 @@ pub(super) struct Answer {
 impl Answer {
     /// For a fetch at `offset` of up to `max_bytes`, with its first batch whole whatever its size
     /// if `whole_first` (KIP-74). `capacity`: the bytes read for it.
-    pub fn new(offset: i64, max_bytes: u64, whole_first: bool, capacity: usize) -> Self {
+    /// Batches starting at or after `end` are left out.
+    pub fn new(offset: i64, max_bytes: u64, whole_first: bool, end: i64, capacity: usize) -> Self {
         let capacity = u64::try_from(capacity).unwrap_or(u64::MAX).min(max_bytes);
         Self {
             out: BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0)),
             offset,
             max_bytes,
             whole_first,
+            end,
             reached: false,
             done: false,
         }
@@ -64,6 +68,8 @@ impl Answer {
                 return Err(corrupt("a flushed run is read whole or not at all"))
             }
             RunLayout::Flushed => (RunOffsets::Consecutive(run.base_offset), true),
+            // Built from the entry: one batch, at the entry's offset.
+            RunLayout::Marker { .. } => (RunOffsets::Consecutive(run.base_offset), true),
             RunLayout::Segment { .. } => (RunOffsets::InHeaders, false),
         };
         // The lowest offset the next batch may start at.
@@ -102,6 +108,10 @@ impl Answer {
                 continue;
             }
             self.reached = true;
+            if batch.base_offset >= self.end {
+                self.done = true;
+                continue;
+            }
             let Some(slice) = bytes.get(batch.range.clone()) else {
                 return Err(corrupt("a batch lies outside the bytes read"));
             };

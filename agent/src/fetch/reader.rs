@@ -31,6 +31,9 @@ pub struct PartitionRead<'a> {
     pub max_bytes: u64,
     /// The first batch comes whole whatever its size: it is the response's first (KIP-74).
     pub whole_first: bool,
+    /// Batches from this offset on are left out (a read_committed fetch's last stable offset;
+    /// `i64::MAX` for none).
+    pub end_offset: i64,
 }
 
 /// Reads committed batches back from the object store.
@@ -94,6 +97,7 @@ impl Reader {
             offset,
             max_bytes,
             whole_first: true,
+            end_offset: i64::MAX,
         };
         self.read_many(&[read])
             .await
@@ -114,6 +118,7 @@ impl Reader {
                 .iter()
                 .flatten()
                 .flatten()
+                .filter(|w| !w.run.is_marker())
                 .filter_map(|w| Some((w.run.object, w.object_range()?))),
         );
         // The GETs are built up front, each owning what it needs: a stream mapping over borrowed
@@ -228,7 +233,7 @@ fn wanted<'a>(
         }
         let len = u64::from(run.len);
         let range = match run.layout {
-            RunLayout::Flushed => 0..len,
+            RunLayout::Flushed | RunLayout::Marker { .. } => 0..len,
             RunLayout::Segment { .. } => {
                 let index =
                     indexes
@@ -345,17 +350,61 @@ fn assemble(
 ) -> Result<Bytes, ReadError> {
     let parts = wanted
         .iter()
-        .map(|w| bytes_at(w.run.object, w.object_range(), spans, chunks))
+        .map(|w| match marker_batch(w.run) {
+            Some(marker) => Ok(Part::Built(marker)),
+            None => bytes_at(w.run.object, w.object_range(), spans, chunks).map(Part::Read),
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let capacity = parts.iter().map(|p| p.len()).sum();
-    let mut answer = Answer::new(read.offset, read.max_bytes, read.whole_first, capacity);
-    for (w, bytes) in wanted.iter().zip(parts) {
+    let capacity = parts.iter().map(|p| p.bytes().len()).sum();
+    let mut answer = Answer::new(
+        read.offset,
+        read.max_bytes,
+        read.whole_first,
+        read.end_offset,
+        capacity,
+    );
+    for (w, part) in wanted.iter().zip(&parts) {
         if answer.done() {
             break;
         }
-        answer.add_run(w.run, w.range.clone(), bytes)?;
+        answer.add_run(w.run, w.range.clone(), part.bytes())?;
     }
     Ok(answer.finish())
+}
+
+/// The bytes of one run of an answer: read from the store, or built from a marker's entry.
+enum Part<'c> {
+    Read(&'c [u8]),
+    Built(Bytes),
+}
+
+impl Part<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Part::Read(b) => b,
+            Part::Built(b) => b,
+        }
+    }
+}
+
+/// A marker entry's control batch (at offset 0: the answer writes the real one in).
+fn marker_batch(run: &BatchLocation) -> Option<Bytes> {
+    let RunLayout::Marker {
+        producer_id,
+        producer_epoch,
+        commit,
+    } = run.layout
+    else {
+        return None;
+    };
+    let marker = skiff_format::control::Marker {
+        producer_id,
+        producer_epoch,
+        commit,
+        timestamp: run.max_timestamp,
+        coordinator_epoch: 0,
+    };
+    Some(marker.encode(0))
 }
 
 #[cfg(test)]

@@ -178,6 +178,7 @@ async fn a_flushed_run_answers_every_offset_from_the_right_batch_with_real_offse
                     offset,
                     max_bytes,
                     whole_first,
+                    end_offset: i64::MAX,
                 };
                 let got = reader.read_many(&[read]).await.pop().unwrap().unwrap();
                 let want = model(&all, offset, max_bytes, whole_first);
@@ -216,9 +217,11 @@ async fn the_first_batch_comes_whole_past_the_limit_and_only_when_it_is_the_resp
         offset: 100,
         max_bytes: 10,
         whole_first: true,
+        end_offset: i64::MAX,
     };
     let not_first = PartitionRead {
         whole_first: false,
+        end_offset: i64::MAX,
         ..whole
     };
     let got = reader.read_many(&[whole, not_first]).await;
@@ -313,6 +316,7 @@ async fn runs_of_both_kinds_answer_every_offset_from_the_right_batch() {
                     offset,
                     max_bytes,
                     whole_first,
+                    end_offset: i64::MAX,
                 };
                 let got = reader.read_many(&[read]).await.pop().unwrap().unwrap();
                 let want = model(&all, offset, max_bytes, whole_first);
@@ -408,12 +412,14 @@ async fn partitions_side_by_side_in_one_object_share_one_get() {
             offset: 104,
             max_bytes: u64::MAX,
             whole_first: true,
+            end_offset: i64::MAX,
         },
         PartitionRead {
             runs: std::slice::from_ref(&p1),
             offset: 8,
             max_bytes: u64::MAX,
             whole_first: false,
+            end_offset: i64::MAX,
         },
     ];
     let got = reader.read_many(&reads).await;
@@ -519,6 +525,7 @@ async fn a_corrupt_or_misleading_segment_index_fails_its_partition_only() {
         offset,
         max_bytes: u64::MAX,
         whole_first: true,
+        end_offset: i64::MAX,
     };
     let got = reader
         .read_many(&[
@@ -604,6 +611,7 @@ async fn a_missing_object_fails_only_the_partitions_that_need_it() {
             offset: 100,
             max_bytes: u64::MAX,
             whole_first: true,
+            end_offset: i64::MAX,
         }
     }
     let got = reader

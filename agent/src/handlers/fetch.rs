@@ -2,10 +2,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use skiff_metastore::types::{
-    BatchLocation, IndexAnswer, IndexRead, PartitionOffsets, TopicMeta, TopicPartition,
+    AbortedTxn, BatchLocation, IndexAnswer, IndexRead, PartitionOffsets, TopicMeta, TopicPartition,
 };
 use tracing::{info, warn};
 
@@ -26,7 +28,10 @@ struct Want {
 
 /// One distinct read's outcome: the partition's offsets, its batches and whether they came from
 /// the index cache; or the error code to answer, with the offsets when the partition exists.
-type Slice = Result<(PartitionOffsets, Vec<BatchLocation>, bool), (i16, Option<PartitionOffsets>)>;
+type Slice = Result<
+    (PartitionOffsets, Vec<BatchLocation>, Vec<AbortedTxn>, bool),
+    (i16, Option<PartitionOffsets>),
+>;
 
 /// What the index says for one partition on this pass.
 struct Plan {
@@ -42,12 +47,19 @@ struct Plan {
     whole_first: bool,
     /// The batches came from the index cache, under this key.
     cached: Option<(TopicPartition, i64)>,
+    /// read_committed: no batch from this offset on (the last stable offset); else `i64::MAX`.
+    end_offset: i64,
+    /// read_committed: the aborted transactions overlapping the batches.
+    aborted: Vec<AbortedTxn>,
 }
 
 pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResponse {
     let started = Instant::now();
     agent.metrics.fetch_requests.inc();
     let by_id = version >= 13;
+    // KIP-98: isolation level 1 reads only up to the last stable offset, with the aborted
+    // transactions of what it reads.
+    let committed = version >= 4 && req.isolation_level == 1;
 
     // Resolve names (or ids, from v13) once; the response echoes what the request used.
     let mut topics: Vec<(TopicName, uuid::Uuid)> = Vec::with_capacity(req.topics.len());
@@ -100,7 +112,7 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
     // read the objects.
     let mut plans = loop {
         commits.borrow_and_update();
-        let plans = plan(agent, &wants, response_max).await;
+        let plans = plan(agent, &wants, response_max, committed).await;
         let bytes: u64 = plans.iter().map(|p| p.cost).sum();
         let failed = plans.iter().any(|p| p.error != codes::NONE);
         if bytes >= min_bytes.max(1) || failed || tokio::time::Instant::now() >= deadline {
@@ -148,7 +160,13 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
             .filter(|i| !stale.contains(i))
             .map(|i| plans[i].cost)
             .sum();
-        let replanned = plan(agent, &again, response_max.saturating_sub(taken).max(1)).await;
+        let replanned = plan(
+            agent,
+            &again,
+            response_max.saturating_sub(taken).max(1),
+            committed,
+        )
+        .await;
         let reread = agent
             .reader
             .read_many(&partition_reads(&again, &replanned))
@@ -173,8 +191,20 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
         if let Some(o) = plan.offsets {
             data = data
                 .with_high_watermark(o.high_watermark)
-                .with_last_stable_offset(o.high_watermark)
+                .with_last_stable_offset(o.last_stable_offset)
                 .with_log_start_offset(o.log_start_offset);
+        }
+        if committed && plan.error == codes::NONE {
+            data = data.with_aborted_transactions(Some(
+                plan.aborted
+                    .iter()
+                    .map(|a| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(a.producer_id))
+                            .with_first_offset(a.first_offset)
+                    })
+                    .collect(),
+            ));
         }
         if plan.error == codes::NONE {
             match records {
@@ -211,7 +241,7 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
 /// partitions, so what it collects under its lock is bounded by the response, not by the sum of
 /// the partitions' limits; and a partition named more than once at one offset is read once, each
 /// occurrence taking what the budget still allows of the same slice.
-async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
+async fn plan(agent: &Agent, wants: &[Want], response_max: u64, committed: bool) -> Vec<Plan> {
     // One read per distinct (partition, offset), asking for the most any occurrence asks.
     let mut read_of: HashMap<(TopicPartition, i64), usize> = HashMap::new();
     let mut reads: Vec<IndexRead> = Vec::new();
@@ -239,7 +269,13 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
     // Batches already cached need only the partition's offsets from the metastore.
     let mut cached: Vec<Option<Vec<BatchLocation>>> = Vec::with_capacity(reads.len());
     for r in &mut reads {
-        let hit = agent.index_cache.get(r.tp, r.offset, r.max_bytes);
+        // A read_committed fetch needs the aborted transactions of its batches, which only a
+        // read of the index answers.
+        let hit = if committed {
+            None
+        } else {
+            agent.index_cache.get(r.tp, r.offset, r.max_bytes)
+        };
         if hit.is_some() {
             agent.metrics.index_cache_hits.inc();
         } else {
@@ -288,7 +324,7 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
                         slice.batches
                     }
                 };
-                slices.push(Ok((slice.offsets, batches, from_cache)));
+                slices.push(Ok((slice.offsets, batches, slice.aborted, from_cache)));
             }
         }
     }
@@ -304,6 +340,8 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
             limit: 0,
             whole_first: false,
             cached: None,
+            end_offset: i64::MAX,
+            aborted: Vec::new(),
         };
         let slice = match w.tp {
             Err(code) => Err((code, None)),
@@ -312,7 +350,7 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
                 None => Err((codes::UNKNOWN_SERVER_ERROR, None)),
             },
         };
-        let (offsets, batches, from_cache) = match slice {
+        let (offsets, batches, aborted, from_cache) = match slice {
             Ok(s) => s,
             Err((code, offsets)) => {
                 plans.push(failed(code, offsets));
@@ -321,9 +359,17 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
         };
         let limit = w.max_bytes.min(budget);
         let whole_first = !any;
+        let end_offset = if committed {
+            offsets.last_stable_offset
+        } else {
+            i64::MAX
+        };
         let mut taken = Vec::new();
         let mut used = 0u64;
-        for b in batches {
+        for b in batches
+            .into_iter()
+            .take_while(|b| b.base_offset < end_offset)
+        {
             let cost = b.read_cost(limit.saturating_sub(used));
             // A partition's first run may cost more than the partition's own limit and still
             // answer: a flushed run is read whole, and its batches from the fetch offset on may
@@ -342,6 +388,16 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
             any = true;
         }
         budget = budget.saturating_sub(used);
+        let aborted = match taken.last() {
+            Some(last) if committed => {
+                let to = last.last_offset.min(end_offset.saturating_sub(1));
+                aborted
+                    .into_iter()
+                    .filter(|a| a.first_offset <= to)
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         plans.push(Plan {
             error: codes::NONE,
             offsets: Some(offsets),
@@ -353,6 +409,8 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64) -> Vec<Plan> {
                 Ok(tp) if from_cache => Some((tp, w.fetch_offset)),
                 _ => None,
             },
+            end_offset,
+            aborted,
         });
     }
     plans
@@ -368,6 +426,7 @@ fn partition_reads<'a>(wants: &[Want], plans: &'a [Plan]) -> Vec<PartitionRead<'
             offset: w.fetch_offset,
             max_bytes: p.limit,
             whole_first: p.whole_first,
+            end_offset: p.end_offset,
         })
         .collect()
 }

@@ -40,6 +40,7 @@ async fn agent(partitions: i32, batches: usize) -> (test_support::TestAgent, Vec
                 producer_id: -1,
                 producer_epoch: -1,
                 base_sequence: -1,
+                transactional: false,
             })
             .collect();
         let answer = t
@@ -77,7 +78,7 @@ async fn huge_partition_limits_over_many_partitions_plan_within_the_response_bud
     let (t, tps) = agent(50, 8).await;
     let wants: Vec<Want> = tps.iter().map(|&tp| want(tp, 0, u64::MAX)).collect();
     let response_max = 10 * u64::from(BATCH) + 1;
-    let plans = plan(&t.agent, &wants, response_max).await;
+    let plans = plan(&t.agent, &wants, response_max, false).await;
     let bytes: u64 = plans
         .iter()
         .flat_map(|p| &p.batches)
@@ -121,7 +122,7 @@ async fn huge_partition_limits_over_many_partitions_plan_within_the_response_bud
 async fn the_first_batch_comes_whole_whatever_the_budget() {
     let (t, tps) = agent(2, 2).await;
     let wants = [want(tps[0], 0, 10), want(tps[1], 0, 10)];
-    let plans = plan(&t.agent, &wants, 10).await;
+    let plans = plan(&t.agent, &wants, 10, false).await;
     assert_eq!(planned(&plans), [1, 0]);
 }
 
@@ -134,7 +135,7 @@ async fn a_partition_named_twice_is_read_once_and_answered_within_the_budget() {
         want(tps[0], 1, 2 * u64::from(BATCH)),
     ];
     let misses = t.agent.metrics.index_cache_misses.get();
-    let plans = plan(&t.agent, &wants, u64::MAX).await;
+    let plans = plan(&t.agent, &wants, u64::MAX, false).await;
     // Two distinct reads, not three.
     assert_eq!(t.agent.metrics.index_cache_misses.get() - misses, 2);
     assert_eq!(planned(&plans), [2, 1, 2]);
@@ -142,7 +143,7 @@ async fn a_partition_named_twice_is_read_once_and_answered_within_the_budget() {
     assert_eq!(plans[2].batches.first().map(|b| b.base_offset), Some(1));
 
     // Under a budget the repeat gets what is left of it.
-    let plans = plan(&t.agent, &wants, 4 * u64::from(BATCH)).await;
+    let plans = plan(&t.agent, &wants, 4 * u64::from(BATCH), false).await;
     assert_eq!(planned(&plans), [2, 1, 1]);
 }
 
@@ -150,7 +151,7 @@ async fn a_partition_named_twice_is_read_once_and_answered_within_the_budget() {
 async fn a_partition_limit_below_its_first_run_still_reads_it() {
     let (t, tps) = agent(2, 2).await;
     let wants = [want(tps[0], 0, 10), want(tps[1], 0, 10)];
-    let plans = plan(&t.agent, &wants, u64::MAX).await;
+    let plans = plan(&t.agent, &wants, u64::MAX, false).await;
     // The reader answers from each what fits in 10 bytes; only the first batch of the
     // response may pass it.
     assert_eq!(planned(&plans), [1, 1]);
@@ -194,7 +195,7 @@ async fn a_segment_costs_what_is_wanted_of_it_not_its_length() {
         .expect("replace");
     let limit = u64::from(BATCH);
     let wants = [want(tps[0], 3, limit), want(tps[1], 0, limit)];
-    let plans = plan(&t.agent, &wants, 2 * limit).await;
+    let plans = plan(&t.agent, &wants, 2 * limit, false).await;
     assert_eq!(planned(&plans), [1, 1]);
     assert_eq!(plans[0].cost, limit, "charged what is read of it");
     assert_eq!(plans[1].limit, limit, "the segment left the next its share");

@@ -166,6 +166,15 @@ async fn record_with_max_timestamp(agent: &Agent, b: &BatchLocation) -> Option<(
 async fn find(agent: &Agent, b: &BatchLocation, target: Target, from: i64) -> Option<(i64, i64)> {
     let mut best = None;
     match b.layout {
+        // A marker is one control batch of one record at the entry's timestamp: Kafka's time
+        // index counts it like any batch.
+        RunLayout::Marker { .. } => {
+            let hit = match target {
+                Target::AtOrAfter(t) => b.max_timestamp >= t,
+                Target::Max(m) => b.max_timestamp >= m,
+            };
+            return (hit && b.base_offset >= from).then_some((b.base_offset, b.max_timestamp));
+        }
         RunLayout::Flushed => {
             let bytes = agent.reader.read_run(b, 0..u64::from(b.len)).await.ok()?;
             let offsets = RunOffsets::Consecutive(b.base_offset);

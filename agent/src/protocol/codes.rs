@@ -81,10 +81,30 @@ pub fn meta_error(e: &MetaError) -> i16 {
         // Retriable: the client looks the coordinator up again and commits there.
         MetaError::NotCoordinator => NOT_COORDINATOR,
         MetaError::ConfigsOverLimit => INVALID_REQUEST,
+        MetaError::ProducerFenced => PRODUCER_FENCED,
+        MetaError::InvalidTxnState => INVALID_TXN_STATE,
+        MetaError::InvalidProducerIdMapping => INVALID_PRODUCER_ID_MAPPING,
+        MetaError::InvalidTransactionTimeout => INVALID_TRANSACTION_TIMEOUT,
+        // What Kafka's group coordinator answers a TxnOffsetCommit whose transaction has not
+        // added the group: the producer must call AddOffsetsToTxn first.
+        MetaError::GroupNotInTransaction => INVALID_TXN_STATE,
+        MetaError::TooManyTxnPartitions => INVALID_REQUEST,
     }
 }
 
 pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+
+// Transactions (KIP-98, KIP-360, KIP-447, KIP-588, KIP-890).
+pub const INVALID_TXN_STATE: i16 = 48;
+pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+pub const PRODUCER_FENCED: i16 = 90;
+pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+pub const TRANSACTION_ABORTABLE: i16 = 120;
 
 /// The code for a metastore failure met by the group coordinator: Kafka's coordinator answers
 /// COORDINATOR_NOT_AVAILABLE when it cannot reach its log, which clients retry after looking

@@ -65,6 +65,7 @@ pub async fn batches_of(store: &InMemory, b: &BatchLocation) -> Vec<(i64, Batch)
     let offsets = match b.layout {
         RunLayout::Flushed => RunOffsets::Consecutive(b.base_offset),
         RunLayout::Segment { .. } => RunOffsets::InHeaders,
+        RunLayout::Marker { .. } => panic!("a marker has no bytes in an object"),
     };
     let mut out = Vec::new();
     let mut starts = Vec::new();
@@ -169,6 +170,7 @@ pub fn commit_batch(tp: TopicPartition, position: u64, batch: &Batch) -> CommitB
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
+        transactional: false,
     }
 }
 

@@ -5,7 +5,7 @@
 //! record = len:u32le crc32c(payload):u32le payload     payload = `Record`
 //! ```
 //!
-//! Versions 6 (written), 5, 4, 3 and 2 encode payloads with [`codec`](crate::codec) (postcard), version
+//! Versions 7 (written), 6, 5, 4, 3 and 2 encode payloads with [`codec`](crate::codec) (postcard), version
 //! 1 with JSON. All share the record layout. A journal of an earlier version is read and then
 //! rewritten in the current one at once, so one file never mixes versions.
 //!
@@ -19,7 +19,9 @@
 //! added under version 2, which an older build of version 2 cannot read. Version 4 added
 //! `Command::ExpireState` (last, so a version 3 record decodes the same under version 4), version
 //! 6 `Command::CreatePartitions`, `Command::CommitGroupOffsets` and `Command::AlterBrokerConfigs`
-//! (last, so a version 5 record decodes the same under version 6).
+//! (last, so a version 5 record decodes the same under version 6), version 7 transactions (new
+//! variants last; the commit, whose batches gained a field, became a new variant, the old one
+//! `Command::CommitObjectV6` at its position, so a version 6 record decodes the same).
 //!
 //! Every record is an assignment to the log state (see [`LogState::apply`]), so replaying the file
 //! from the start rebuilds the state, and a rewrite can replace any prefix by the state it produced.
@@ -62,7 +64,11 @@ const MAGIC: &[u8; 8] = b"SKIFFJNL";
 /// The version written. A new variant or field in anything a record holds (above all
 /// [`Command`](crate::types::Command)) means a new version, a fixture for it, and reading the
 /// old one: see the module doc and the schema tests.
-const VERSION: u32 = 6;
+const VERSION: u32 = 7;
+/// postcard, before transactions (the `Command` variants from `InitTransactionalProducer` on,
+/// `CommitBatch::transactional`, `RunLayout::Marker`); its commits decode as
+/// `Command::CommitObjectV6`, everything else as version 7's. Read, never written.
+const VERSION_6: u32 = 6;
 /// postcard, before `Command::CreatePartitions`, `Command::CommitGroupOffsets` and
 /// `Command::AlterBrokerConfigs`; its records decode as version 6's. Read, never written.
 const VERSION_5: u32 = 5;
@@ -277,6 +283,7 @@ impl Journal {
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
         if ![
             VERSION,
+            VERSION_6,
             VERSION_5,
             VERSION_4,
             VERSION_3,

@@ -9,14 +9,16 @@ use serde::de::{DeserializeOwned, Visitor};
 use uuid::Uuid;
 
 use super::*;
-use crate::legacy_commands::{BatchLocationV1, ReplaceBatchesV4};
+use crate::legacy_commands::{BatchLocationV1, CommitBatchV6, CommitObjectV6, ReplaceBatchesV4};
 use crate::raft::log_store::JOURNAL_FILE;
 use crate::raft::TypeConfig;
 use crate::types::{
-    AcquireLeases, AgentHeartbeat, AlterBrokerConfigs, AlterTopicConfigs, BatchLocation, Command,
-    CommitBatch, CommitObject, CommitOffsets, CommittedOffset, ConfigOp, CoordinatedCommit,
-    CreatePartitions, CreateTopic, EnforceRetention, ExpireState, GroupPartition, InitProducerId,
-    ObjectId, ReplaceBatches, RunLayout, TopicPartition,
+    AcquireLeases, AddOffsetsToTxn, AddPartitionsToTxn, AgentHeartbeat, AlterBrokerConfigs,
+    AlterTopicConfigs, BatchLocation, Command, CommitBatch, CommitObject, CommitOffsets,
+    CommittedOffset, ConfigOp, CoordinatedCommit, CreatePartitions, CreateTopic, EndTxn,
+    EnforceRetention, ExpireState, ExpireTransactions, GroupPartition, InitProducerId,
+    InitTransactionalProducer, ObjectId, ReplaceBatches, RunLayout, TopicPartition,
+    TxnCommitOffsets, TxnProducer,
 };
 
 const NODE: u64 = 1;
@@ -427,10 +429,10 @@ fn every_command() -> Vec<Command> {
             name: "orders".into(),
             now_ms: 2,
         },
-        Command::CommitObject(CommitObject {
+        Command::CommitObjectV6(CommitObjectV6 {
             object: object_id(7),
             size: 4096,
-            batches: vec![CommitBatch {
+            batches: vec![CommitBatchV6 {
                 tp: tp(),
                 position: 61,
                 len: 300,
@@ -533,16 +535,32 @@ fn every_command() -> Vec<Command> {
             object: object_id(10),
             size: 9000,
             replaced: vec![(0, object_id(9))],
-            batches: vec![BatchLocation {
-                base_offset: 0,
-                last_offset: 9,
-                object: object_id(10),
-                position: 32,
-                len: 600,
-                first_timestamp: 10,
-                max_timestamp: 30,
-                layout: RunLayout::Segment { index_len: 28 },
-            }],
+            batches: vec![
+                BatchLocation {
+                    base_offset: 0,
+                    last_offset: 9,
+                    object: object_id(10),
+                    position: 32,
+                    len: 600,
+                    first_timestamp: 10,
+                    max_timestamp: 30,
+                    layout: RunLayout::Segment { index_len: 28 },
+                },
+                BatchLocation {
+                    base_offset: 10,
+                    last_offset: 10,
+                    object: ObjectId::MARKER,
+                    position: 0,
+                    len: crate::types::MARKER_LEN,
+                    first_timestamp: 31,
+                    max_timestamp: 31,
+                    layout: RunLayout::Marker {
+                        producer_id: 9,
+                        producer_epoch: 2,
+                        commit: true,
+                    },
+                },
+            ],
             now_ms: 11,
         }),
         Command::CreatePartitions(CreatePartitions {
@@ -573,7 +591,83 @@ fn every_command() -> Vec<Command> {
             replace: true,
             ops: every_config_op(),
         }),
+        Command::CommitObject(CommitObject {
+            object: object_id(11),
+            size: 4096,
+            batches: vec![CommitBatch {
+                tp: tp(),
+                position: 61,
+                len: 300,
+                last_offset_delta: 4,
+                record_count: 5,
+                first_timestamp: 10,
+                max_timestamp: 20,
+                producer_id: 9,
+                producer_epoch: 1,
+                base_sequence: 11,
+                transactional: true,
+            }],
+            now_ms: 14,
+        }),
+        Command::InitTransactionalProducer(InitTransactionalProducer {
+            transactional_id: "tx".into(),
+            transaction_timeout_ms: 60_000,
+            producer_id: 9,
+            producer_epoch: 1,
+            now_ms: 15,
+        }),
+        Command::AddPartitionsToTxn(AddPartitionsToTxn {
+            producer: txn_producer(),
+            partitions: vec![tp()],
+            now_ms: 16,
+        }),
+        Command::AddOffsetsToTxn(AddOffsetsToTxn {
+            producer: txn_producer(),
+            group: "g".into(),
+            now_ms: 17,
+        }),
+        Command::TxnCommitOffsets(TxnCommitOffsets {
+            producer: txn_producer(),
+            coordinator: 3,
+            commit: CommitOffsets {
+                group: "g".into(),
+                offsets: vec![(
+                    GroupPartition {
+                        topic: "orders".into(),
+                        partition: 5,
+                    },
+                    CommittedOffset {
+                        offset: 18,
+                        leader_epoch: 4,
+                        metadata: "t".into(),
+                        commit_timestamp_ms: 19,
+                    },
+                )],
+            },
+        }),
+        Command::EndTxn(EndTxn {
+            producer: txn_producer(),
+            commit: true,
+            bump_epoch: true,
+            now_ms: 20,
+        }),
+        Command::ExpireTransactions(ExpireTransactions {
+            now_ms: 21,
+            transactional_id_expiration_ms: 604_800_000,
+        }),
+        Command::AbortTransaction {
+            transactional_id: "tx".into(),
+            now_ms: 22,
+        },
     ]
+}
+
+fn txn_producer() -> TxnProducer {
+    TxnProducer {
+        transactional_id: "tx".into(),
+        producer_id: 9,
+        producer_epoch: 2,
+    }
 }
 
 /// Entries 2 on: a blank, a membership, then every command.

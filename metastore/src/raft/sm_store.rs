@@ -196,7 +196,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let response = match entry.payload {
                     EntryPayload::Blank => CommandResponse::Empty,
                     EntryPayload::Normal(cmd) => {
-                        if matches!(cmd, Command::CommitObject(_)) {
+                        // What moves a partition's high watermark or last stable offset
+                        // wakes the long-polling fetches.
+                        if matches!(
+                            cmd,
+                            Command::CommitObject(_)
+                                | Command::CommitObjectV6(_)
+                                | Command::EndTxn(_)
+                                | Command::InitTransactionalProducer(_)
+                                | Command::ExpireTransactions(_)
+                                | Command::AbortTransaction { .. }
+                        ) {
                             committed_objects += 1;
                         }
                         bytes += crate::codec::encoded_len(&cmd).unwrap_or(0) as u64;

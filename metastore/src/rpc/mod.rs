@@ -102,6 +102,28 @@ pub enum Read {
     /// Each partition's idempotent producers (DescribeProducers); at most
     /// [`crate::limits::MAX_PARTITIONS_PER_READ`] partitions.
     Producers(Vec<TopicPartition>),
+    /// DescribeTransactions.
+    Transactions(Vec<String>),
+    ListTransactions(TransactionFilter),
+    /// Whether an `ExpireTransactions` pass would do anything now.
+    TransactionsDue {
+        now_ms: i64,
+        transactional_id_expiration_ms: i64,
+    },
+    /// The partitions of a group with offsets waiting in an ongoing transaction.
+    PendingTxnOffsets(String),
+}
+
+/// ListTransactions' filters (KIP-664, KIP-994): an empty list passes everything;
+/// `min_duration_ms` -1 passes every transaction, otherwise only ongoing ones that have run
+/// that long by `now_ms`. At most `limit` are answered.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TransactionFilter {
+    pub states: Vec<crate::types::TxnStatus>,
+    pub producer_ids: Vec<i64>,
+    pub min_duration_ms: i64,
+    pub now_ms: i64,
+    pub limit: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -120,6 +142,10 @@ pub enum ReadAnswer {
     BrokerConfigs(crate::types::BrokerConfigs),
     PartitionSizes(Vec<Result<u64, MetaError>>),
     Producers(Vec<Result<Vec<ProducerSummary>, MetaError>>),
+    Transactions(Vec<Option<crate::types::TransactionSummary>>),
+    TransactionList(Vec<crate::types::TransactionSummary>),
+    Due(bool),
+    GroupPartitions(Vec<GroupPartition>),
 }
 
 /// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after
