@@ -4,9 +4,10 @@
 //! offset, so a partition has gaps where records went, as in Kafka.
 //!
 //! One partition at a time, over its *cleanable* range: from the log start up to the first run
-//! (index entry) holding a batch younger than `min.compaction.lag.ms` (Kafka's "first uncleanable
-//! offset"; there is no open transaction, since Skiff has no transactions yet), and never the
-//! partition's last run, which plays the part of Kafka's active segment. A partition is
+//! (index entry) holding a batch younger than `min.compaction.lag.ms` or reaching the last
+//! stable offset (Kafka's "first uncleanable offset": records of a transaction still open are
+//! never compacted), and never the partition's last run, which plays the part of Kafka's active
+//! segment. A partition is
 //! compacted when the part of that range written since its last compaction (the *dirty* part)
 //! is at least `min.cleanable.dirty.ratio` of it, when its oldest dirty batch is older than
 //! `max.compaction.lag.ms`, or when a kept tombstone comes due.
@@ -17,9 +18,16 @@
 //! where batches went), each swapped in by one [`ReplaceBatches`] for the whole runs it
 //! replaces, so that a crash leaves every run either as it was or compacted.
 //!
+//! Transactions, as Kafka's cleaner treats them: below the last stable offset every transaction
+//! has ended; the batches of aborted ones (the partition's aborted index names them) go whole
+//! and never enter the key map, so an aborted record cannot supersede a committed one. A commit
+//! marker goes once no record of its transaction is left in the log and `delete.retention.ms`
+//! has passed since the marker was written; abort markers stay (see [`crate::txns::Markers`]).
+//! Control batches are never keyed data: their key is the control record's.
+//!
 //! What is kept as it is: batches in which no record goes (their bytes are copied), control
-//! batches, and records without a key (Kafka refuses them on compacted topics; if one got in, it
-//! is not the compactor's to drop).
+//! batches other than the markers that go, and records without a key (Kafka refuses them on
+//! compacted topics; if one got in, it is not the compactor's to drop).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -27,13 +35,14 @@ use bytes::Bytes;
 use skiff_format::{Batch, Retained};
 use skiff_metastore::client::MetastoreError;
 use skiff_metastore::types::{
-    BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicMeta, TopicPartition,
+    AbortedTxn, BatchLocation, MetaError, ObjectId, ReplaceBatches, TopicMeta, TopicPartition,
 };
 use tracing::{info, warn};
 
 use crate::lease::rewrite_key;
 use crate::read::StoredBatch;
 use crate::segment::SegmentWriter;
+use crate::txns::{Aborted, Markers};
 use crate::Shared;
 
 /// Index entries read per metastore call.
@@ -137,6 +146,10 @@ pub struct CompactionReport {
     pub partitions_compacted: usize,
     pub records_removed: u64,
     pub tombstones_removed: u64,
+    /// Records of aborted transactions removed (counted in `records_removed` too).
+    pub aborted_records_removed: u64,
+    /// Commit markers removed: their transactions had no record left.
+    pub markers_removed: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub segments_written: usize,
@@ -153,6 +166,8 @@ struct Compacted {
     mapped_to: i64,
     /// The tombstones kept, with when each was first seen.
     tombstones_seen: HashMap<i64, i64>,
+    /// When the earliest marker kept only for its `delete.retention.ms` comes due.
+    markers_due_ms: Option<i64>,
 }
 
 /// Where compaction stands for one partition, in memory: a restarted compactor counts the whole
@@ -165,7 +180,8 @@ struct Progress {
     /// delete horizon on the batch the first time it cleans one (KIP-534): the tombstone goes
     /// `delete.retention.ms` after that, whatever its own timestamp says.
     tombstones_seen: HashMap<i64, i64>,
-    /// When the earliest of those comes due.
+    /// When the earliest of those, or of the markers kept only for their delete retention,
+    /// comes due.
     tombstone_due_ms: Option<i64>,
 }
 
@@ -235,7 +251,7 @@ impl Compactor {
         now_ms: i64,
         report: &mut CompactionReport,
     ) -> Result<(), CompactionError> {
-        let range = self.cleanable(tp, policy, exported, now_ms).await?;
+        let (range, _) = self.cleanable(tp, policy, exported, now_ms).await?;
         let Some(range_end) = range.last().map(|b| b.last_offset + 1) else {
             return Ok(());
         };
@@ -263,12 +279,13 @@ impl Compactor {
         }
         // Read again under the lease: another compactor may have rewritten the partition and
         // let go of it since, and a plan from before would only end in a refused swap.
-        let range = self.cleanable(tp, policy, exported, now_ms).await?;
+        let (range, aborted) = self.cleanable(tp, policy, exported, now_ms).await?;
         let range_end = range.last().map_or(range_end, |b| b.last_offset + 1);
         let result = self
             .compact(
                 tp,
                 &range,
+                &aborted,
                 progress.cleaned_to,
                 policy,
                 &progress.tombstones_seen,
@@ -284,6 +301,7 @@ impl Compactor {
                     .tombstones_seen
                     .values()
                     .map(|seen| seen.saturating_add(policy.delete_retention_ms))
+                    .chain(done.markers_due_ms)
                     .min();
                 self.progress.insert(
                     tp,
@@ -303,40 +321,46 @@ impl Compactor {
         Ok(())
     }
 
-    /// The partition's cleanable range, in whole runs: from the log start to before the first
-    /// run younger than the minimum lag (or not all exported, for a topic that exports), and
-    /// never the last run: like Kafka's active segment, it stays whole, so that the log always
-    /// ends with
-    /// a record at the high watermark minus one and a consumer reading to the end reaches the
-    /// high watermark.
+    /// The partition's cleanable range, in whole runs, and its aborted transactions: from the
+    /// log start to before the first run younger than the minimum lag, reaching the last stable
+    /// offset (a transaction still open there may yet abort), or not all exported (for a topic
+    /// that exports), and never the last run: like Kafka's active segment, it stays whole, so
+    /// that the log always ends with a record at the high watermark minus one and a consumer
+    /// reading to the end reaches the high watermark.
     async fn cleanable(
         &self,
         tp: TopicPartition,
         policy: Policy,
         exported: Option<i64>,
         now_ms: i64,
-    ) -> Result<Vec<BatchLocation>, MetastoreError> {
+    ) -> Result<(Vec<BatchLocation>, Aborted), MetastoreError> {
         let offsets = self.shared.metastore.offsets(tp).await?;
-        let mut index = self
+        let (mut index, aborted) = self
             .index(tp, offsets.log_start_offset, offsets.high_watermark)
             .await?;
         let young = now_ms.saturating_sub(policy.min_compaction_lag_ms);
         let end = index
             .iter()
-            .position(|b| b.max_timestamp > young || exported.is_some_and(|e| b.last_offset >= e))
+            .position(|b| {
+                b.max_timestamp > young
+                    || b.last_offset >= offsets.last_stable_offset
+                    || exported.is_some_and(|e| b.last_offset >= e)
+            })
             .unwrap_or(index.len())
             .min(index.len().saturating_sub(1));
         index.truncate(end);
-        Ok(index)
+        Ok((index, Aborted::new(aborted)))
     }
 
+    /// The index entries from `from` to `to`, and the aborted transactions overlapping them.
     async fn index(
         &self,
         tp: TopicPartition,
         from: i64,
         to: i64,
-    ) -> Result<Vec<BatchLocation>, MetastoreError> {
+    ) -> Result<(Vec<BatchLocation>, Vec<AbortedTxn>), MetastoreError> {
         let mut out = Vec::new();
+        let mut aborted = Vec::new();
         let mut offset = from;
         while offset < to {
             let slice = self
@@ -348,9 +372,10 @@ impl Compactor {
                 break;
             };
             out.extend(slice.batches);
+            aborted.extend(slice.aborted);
             offset = last.saturating_add(1);
         }
-        Ok(out)
+        Ok((out, aborted))
     }
 
     /// Compacts `range`, whose batches from `dirty_from` on were written since its last
@@ -367,6 +392,7 @@ impl Compactor {
         &self,
         tp: TopicPartition,
         range: &[BatchLocation],
+        aborted: &Aborted,
         dirty_from: i64,
         policy: Policy,
         seen_before: &HashMap<i64, i64>,
@@ -404,6 +430,9 @@ impl Compactor {
                         cut = Some(b.base_offset);
                         break 'map;
                     }
+                    if aborted.contains(&b.batch, b.base_offset) {
+                        continue;
+                    }
                     self.map(tp, &b, &mut latest, &mut opaque);
                 }
             }
@@ -427,6 +456,8 @@ impl Compactor {
         let mut removed = 0u64;
         let mut tombstones_removed = 0u64;
         let mut tombstones_seen = HashMap::new();
+        let (mut aborted_removed, mut markers_removed) = (0u64, 0u64);
+        let mut markers = Markers::new(now_ms, policy.delete_retention_ms);
         for chunk in chunks(range, self.config.read_bytes) {
             let missing: Vec<BatchLocation> = chunk
                 .iter()
@@ -450,10 +481,25 @@ impl Compactor {
                     // Counted per batch, kept only if the batch is rewritten.
                     let (mut gone, mut tombstones_gone) = (0u64, 0u64);
                     let mut seen = Vec::new();
-                    let whole = b.batch.header.is_control()
+                    let header = b.batch.header;
+                    let whole = header.is_control()
                         || opaque.contains(&b.base_offset)
                         || cut.is_some_and(|c| b.base_offset >= c);
-                    let retained = if whole {
+                    let retained = if header.is_control() {
+                        let kind = crate::txns::control(&b.batch);
+                        if markers.keep(kind, header.max_timestamp) {
+                            Retained::All
+                        } else {
+                            markers_removed += 1;
+                            Retained::Nothing
+                        }
+                    } else if aborted.contains(&b.batch, b.base_offset) {
+                        // Every record of an aborted transaction goes, whatever its key.
+                        let records = u64::try_from(header.record_count).unwrap_or(0);
+                        gone += records;
+                        aborted_removed += records;
+                        Retained::Nothing
+                    } else if whole {
                         Retained::All
                     } else {
                         let kept =
@@ -493,6 +539,9 @@ impl Compactor {
                     removed += gone;
                     tombstones_removed += tombstones_gone;
                     tombstones_seen.extend(seen);
+                    if header.is_transactional() && !header.is_control() {
+                        markers.data(header.producer_id, retained != Retained::Nothing);
+                    }
                     out.push(b, retained)?;
                 }
                 // Only between runs: a swap replaces whole index entries.
@@ -504,12 +553,15 @@ impl Compactor {
         self.swap(out.take(), report).await?;
         report.records_removed += removed;
         report.tombstones_removed += tombstones_removed;
-        if removed > 0 {
-            info!(topic_id = %tp.topic_id, partition = tp.partition, removed, tombstones_removed, dirty_keys = latest.len(), "partition compacted");
+        report.aborted_records_removed += aborted_removed;
+        report.markers_removed += markers_removed;
+        if removed > 0 || markers_removed > 0 {
+            info!(topic_id = %tp.topic_id, partition = tp.partition, removed, tombstones_removed, aborted_removed, markers_removed, dirty_keys = latest.len(), "partition compacted");
         }
         Ok(Compacted {
             mapped_to,
             tombstones_seen,
+            markers_due_ms: markers.due_ms,
         })
     }
 

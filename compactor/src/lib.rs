@@ -23,6 +23,7 @@ pub mod merge;
 pub mod metrics;
 mod read;
 mod segment;
+mod txns;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

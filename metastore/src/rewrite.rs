@@ -3,12 +3,17 @@
 //! state machine, as deterministic as `apply`.
 
 use super::{Lease, ObjectEntry, StateMachine};
-use crate::types::{AcquireLeases, MetaError, ReplaceBatches, TopicPartition};
+use crate::types::{AcquireLeases, MetaError, ObjectId, ReplaceBatches, TopicPartition};
 
 impl StateMachine {
     /// Swaps a run of index entries for the rewritten ones, in one step: a reader sees either
     /// the old run or the new one, and both hold the same records at the same offsets.
     pub(super) fn replace_batches(&mut self, req: &ReplaceBatches) -> Result<(), MetaError> {
+        // Marker entries name no object: a rewrite naming theirs would count marker entries
+        // as references to an object GC could then list, and its entries as markers' bytes.
+        if req.object == ObjectId::MARKER {
+            return Err(MetaError::RewriteConflict);
+        }
         if self.objects.contains_key(&req.object) {
             // A retry of a rewrite that applied: the object is only ever named by one.
             return Ok(());

@@ -265,3 +265,125 @@ fn export_progress_moves_by_compare_and_set() {
     });
     assert_eq!(sm.export_progress(&[tp()]), [None]);
 }
+
+/// `five_batches`, then a transaction of producer `pid` writing one batch (object 6, offsets
+/// 50..=59) and committed: its marker is at offset 60. Answers the producer id.
+fn with_committed_txn(sm: &mut StateMachine) -> i64 {
+    let CommandResponse::ProducerId(Ok(p)) =
+        sm.apply(&Command::InitTransactionalProducer(InitTransactionalProducer {
+            transactional_id: "tx".into(),
+            transaction_timeout_ms: 60_000,
+            producer_id: -1,
+            producer_epoch: -1,
+            now_ms: 60,
+        }))
+    else {
+        panic!("no producer id");
+    };
+    let producer = TxnProducer {
+        transactional_id: "tx".into(),
+        producer_id: p.producer_id,
+        producer_epoch: p.producer_epoch,
+    };
+    sm.apply(&Command::AddPartitionsToTxn(AddPartitionsToTxn {
+        producer: producer.clone(),
+        partitions: vec![tp()],
+        now_ms: 61,
+    }));
+    sm.apply(&Command::CommitObject(CommitObject {
+        object: oid(6),
+        size: 100,
+        batches: vec![CommitBatch {
+            tp: tp(),
+            position: 0,
+            len: 100,
+            last_offset_delta: 9,
+            record_count: 10,
+            first_timestamp: 62,
+            max_timestamp: 62,
+            producer_id: p.producer_id,
+            producer_epoch: p.producer_epoch,
+            base_sequence: 0,
+            transactional: true,
+        }],
+        now_ms: 62,
+    }));
+    sm.apply(&Command::EndTxn(EndTxn {
+        producer,
+        commit: true,
+        bump_epoch: false,
+        now_ms: 63,
+    }));
+    p.producer_id
+}
+
+#[test]
+fn a_merge_takes_a_marker_entry_into_its_segment_and_gc_never_sees_the_marker() {
+    let mut sm = five_batches();
+    with_committed_txn(&mut sm);
+    let before = index(&sm);
+    let marker = *before.last().unwrap();
+    assert!(marker.is_marker(), "{marker:?}");
+    assert_eq!((marker.base_offset, marker.object), (60, ObjectId::MARKER));
+    let size_before = sm.partition_sizes(&[tp()])[0].clone().unwrap();
+    // Offsets 40..=60 (object 5, object 6, the marker) into one segment, as a merge writes it:
+    // the marker as its 78-byte control batch.
+    let req = ReplaceBatches {
+        tp: tp(),
+        object: oid(100),
+        size: 400,
+        replaced: vec![(40, oid(5)), (50, oid(6)), (60, ObjectId::MARKER)],
+        batches: vec![BatchLocation {
+            base_offset: 40,
+            last_offset: 60,
+            object: oid(100),
+            position: 32,
+            len: 200 + MARKER_LEN,
+            first_timestamp: 50,
+            max_timestamp: 63,
+            layout: RunLayout::Segment { index_len: 40 },
+        }],
+        now_ms: 1000,
+    };
+    replace(&mut sm, &req).unwrap();
+    let after = index(&sm);
+    assert_eq!(after.len(), 5);
+    assert_eq!(after.last().unwrap().object, oid(100));
+    assert_eq!(sm.partition_sizes(&[tp()])[0].clone().unwrap(), size_before);
+    let unreferenced: Vec<_> = sm.unreferenced_objects().iter().map(|u| u.object).collect();
+    assert_eq!(unreferenced.len(), 2, "{unreferenced:?}");
+    assert!(unreferenced.contains(&oid(5)) && unreferenced.contains(&oid(6)));
+    assert!(!unreferenced.contains(&ObjectId::MARKER));
+    assert_eq!(sm.objects_known(&[ObjectId::MARKER]), [false]);
+    // What the state derives again from scratch agrees with what the swap kept up to date.
+    let mut rebuilt = sm.clone();
+    rebuilt.rebuild_derived();
+    assert_eq!(
+        rebuilt.partition_sizes(&[tp()]),
+        sm.partition_sizes(&[tp()])
+    );
+    assert_eq!(
+        rebuilt.unreferenced_objects(),
+        sm.unreferenced_objects()
+    );
+    // The LSO is the high watermark: the transaction ended.
+    let offsets = sm.offsets(tp()).unwrap();
+    assert_eq!(offsets.last_stable_offset, offsets.high_watermark);
+}
+
+#[test]
+fn a_rewrite_naming_the_marker_object_is_refused() {
+    let mut sm = five_batches();
+    with_committed_txn(&mut sm);
+    let req = ReplaceBatches {
+        tp: tp(),
+        object: ObjectId::MARKER,
+        size: 0,
+        replaced: vec![(60, ObjectId::MARKER)],
+        batches: Vec::new(),
+        now_ms: 1000,
+    };
+    assert_eq!(replace(&mut sm, &req), Err(MetaError::RewriteConflict));
+    assert!(index(&sm).last().unwrap().is_marker(), "the marker stays");
+    assert_eq!(sm.objects_known(&[ObjectId::MARKER]), [false]);
+}

@@ -8,8 +8,12 @@
 //!   between exports the chunk again from the same first offset; the file names depend only on
 //!   that offset and the date, so the second export replaces the first instead of duplicating it.
 //! - **One chunk, one file per date.** A chunk is the batches from the export offset up to the
-//!   high watermark (at most [`ExportConfig::chunk_bytes`] at a time); its records go to the file
-//!   of their UTC date, so a chunk spanning midnight writes two files.
+//!   last stable offset (at most [`ExportConfig::chunk_bytes`] at a time); its records go to the
+//!   file of their UTC date, so a chunk spanning midnight writes two files.
+//! - **Committed records only**, as a read_committed consumer reads them: nothing at or past the
+//!   last stable offset (a transaction still open there holds the export back until it ends),
+//!   no record of an aborted transaction (the partition's aborted index names them), and never
+//!   a control batch.
 //! - **A JSON value can be projected** to typed columns with the topic config
 //!   `skiff.parquet.json.schema` (`name:type,…`, see [`projection`]).
 
@@ -23,9 +27,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
 use skiff_format::Batch;
 use skiff_metastore::client::MetastoreError;
-use skiff_metastore::types::{BatchLocation, MetaError, TopicMeta, TopicPartition};
+use skiff_metastore::types::{AbortedTxn, BatchLocation, MetaError, TopicMeta, TopicPartition};
 use tracing::{info, warn};
 
+use crate::txns::Aborted;
 use crate::Shared;
 
 pub use file::{ExportRecord, FileBuilder};
@@ -57,7 +62,8 @@ impl Default for ExportConfig {
 pub struct ExportReport {
     pub files_written: usize,
     pub records_exported: u64,
-    /// Offsets committed but not exported yet, over every exported partition, after the pass.
+    /// Offsets committed but not exported yet, over every exported partition, after the pass
+    /// (an open transaction holds the export at the last stable offset: its offsets count).
     pub lag_records: u64,
     /// Batches left out because their records do not decode.
     pub batches_skipped: u64,
@@ -235,21 +241,14 @@ impl Exporter {
         let offsets = self.shared.metastore.offsets(tp).await?;
         // Retention may have trimmed what was never exported: that part is gone.
         let start = at.unwrap_or(0).max(offsets.log_start_offset);
-        if start >= offsets.high_watermark {
-            return Ok(());
-        }
-        let result = self
-            .export_chunks(
-                topic,
-                tp,
-                (key, at),
-                start,
-                offsets.high_watermark,
-                projection,
-                report,
-            )
-            .await;
-        let reached = result?;
+        // read_committed: what an open transaction wrote may still abort.
+        let end = offsets.last_stable_offset.min(offsets.high_watermark);
+        let reached = if start < end {
+            self.export_chunks(topic, tp, (key, at), start, end, projection, report)
+                .await?
+        } else {
+            start
+        };
         report.lag_records += (offsets.high_watermark - reached).max(0) as u64;
         Ok(())
     }
@@ -280,10 +279,12 @@ impl Exporter {
                 warn!(topic = %topic.name, partition = tp.partition, "export lease lost; stopping");
                 break;
             }
-            let batches = self.chunk(tp, start, end).await?;
-            let Some(next) = batches.last().map(|b| b.last_offset + 1) else {
+            let (batches, aborted) = self.chunk(tp, start, end).await?;
+            // The last run may reach past `end`: what lies there is not exported yet.
+            let Some(next) = batches.last().map(|b| (b.last_offset + 1).min(end)) else {
                 break;
             };
+            let aborted = Aborted::new(aborted);
             let mut objects = 0;
             let (bytes, unreadable) =
                 crate::read::batches(&self.shared.store, &batches, &mut objects).await;
@@ -293,8 +294,12 @@ impl Exporter {
             let mut records = Vec::new();
             for run in &batches {
                 for b in crate::read::stored_run(&bytes, run)? {
-                    // The run holding `start` may begin before it.
-                    if b.last_offset() < start {
+                    // The run holding `start` may begin before it, the last one reach past the
+                    // end; a batch of an aborted transaction is no committed record.
+                    if b.last_offset() < start
+                        || b.base_offset >= end
+                        || aborted.contains(&b.batch, b.base_offset)
+                    {
                         continue;
                     }
                     let before = records.len();
@@ -309,6 +314,8 @@ impl Exporter {
                     }
                 }
             }
+            // A batch crossing the end: its records from the end on wait for the next chunk.
+            records.retain(|r| r.offset < end);
             let count = records.len() as u64;
             report.files_written += write_files(
                 &self.shared.store,
@@ -328,14 +335,16 @@ impl Exporter {
         Ok(start)
     }
 
-    /// The runs from the one holding `start`, up to the chunk budget, below `end`.
+    /// The runs from the one holding `start`, up to the chunk budget, below `end`, and the
+    /// aborted transactions overlapping them.
     async fn chunk(
         &self,
         tp: TopicPartition,
         start: i64,
         end: i64,
-    ) -> Result<Vec<BatchLocation>, MetastoreError> {
+    ) -> Result<(Vec<BatchLocation>, Vec<AbortedTxn>), MetastoreError> {
         let mut out = Vec::new();
+        let mut aborted = Vec::new();
         let mut bytes = 0u64;
         let mut offset = start;
         while offset < end && bytes < self.config.chunk_bytes {
@@ -347,15 +356,17 @@ impl Exporter {
             let Some(last) = slice.batches.last().map(|b| b.last_offset) else {
                 break;
             };
+            // More than the runs taken may overlap: harmless, a span names its producer.
+            aborted.extend(slice.aborted);
             for b in slice.batches {
                 if b.base_offset >= end || bytes >= self.config.chunk_bytes && !out.is_empty() {
-                    return Ok(out);
+                    return Ok((out, aborted));
                 }
                 bytes += u64::from(b.len);
                 out.push(b);
             }
             offset = last + 1;
         }
-        Ok(out)
+        Ok((out, aborted))
     }
 }
