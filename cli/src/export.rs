@@ -1,9 +1,11 @@
 //! `skiff export parquet`: a one-off export of a topic, as it stands now, to Parquet files in any
 //! object store, read through the Kafka protocol from any agent. The files have the layout and
 //! columns of the compactor's continuous export (`skiff.parquet.enable`), see
-//! `skiff_compactor::export`.
+//! `skiff_compactor::export`. It reads as a read_committed consumer does: up to each
+//! partition's last stable offset, without the records of aborted transactions or any control
+//! batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -25,8 +27,8 @@ use crate::kafka::wire::Client;
 
 #[derive(Subcommand)]
 pub enum ExportCommand {
-    /// Export a topic's records, from its earliest offset to its latest at the start, to Parquet
-    /// files under a Hive-style layout: <to>/topic=<topic>/date=<YYYY-MM-DD>/part-….parquet
+    /// Export a topic's committed records, from its earliest offset to its last stable offset at
+    /// the start, to Parquet files under a Hive-style layout: <to>/topic=<topic>/date=<YYYY-MM-DD>/part-….parquet
     Parquet(ParquetArgs),
 }
 
@@ -92,7 +94,7 @@ pub async fn run(cmd: ExportCommand) -> anyhow::Result<()> {
     let bar = progress_bar(total, args.no_progress);
     let mut exported = 0u64;
     let mut files = 0usize;
-    for (&partition, &(low, high)) in &ranges {
+    for (&partition, &(low, mut high)) in &ranges {
         let mut offset = low;
         // The records not written yet, and the offset their file is named after.
         let mut pending: Vec<ExportRecord> = Vec::new();
@@ -103,6 +105,12 @@ pub async fn run(cmd: ExportCommand) -> anyhow::Result<()> {
             if !done {
                 let records = fetch(&mut client, &args.bootstrap, &args.topic, partition, offset)?;
                 let Some(next) = records.next else {
+                    if (0..=offset).contains(&records.last_stable_offset) {
+                        // A transaction open since the start holds the partition here (an
+                        // agent whose ListOffsets answered its high watermark).
+                        high = offset;
+                        continue;
+                    }
                     bail!("partition {partition}: nothing readable at offset {offset}, below the end {high}");
                 };
                 for r in records.records.into_iter().filter(|r| r.offset < high) {
@@ -212,7 +220,10 @@ fn offsets(
                                 .with_timestamp(timestamp)
                         })
                         .collect(),
-                )]);
+                )])
+            // The latest offset is then the last stable offset: what an open transaction
+            // wrote may still abort.
+            .with_isolation_level(1);
         let response = client.call(bootstrap, &request)?;
         let mut out = BTreeMap::new();
         for t in response.topics {
@@ -244,6 +255,8 @@ struct Fetched {
     records: Vec<ExportRecord>,
     /// Where the next fetch starts: past the last whole batch returned. `None`: nothing came.
     next: Option<i64>,
+    /// The partition's, as the response says (-1 if it does not).
+    last_stable_offset: i64,
 }
 
 fn fetch(
@@ -258,6 +271,7 @@ fn fetch(
         .with_max_wait_ms(500)
         .with_min_bytes(1)
         .with_max_bytes(FETCH_BYTES)
+        .with_isolation_level(1)
         .with_topics(vec![FetchTopic::default()
             .with_topic(TopicName(StrBytes::from(topic.to_owned())))
             .with_partitions(vec![FetchPartition::default()
@@ -283,7 +297,14 @@ fn fetch(
     let mut out = Fetched {
         records: Vec::new(),
         next: None,
+        last_stable_offset: data.last_stable_offset,
     };
+    let mut committed = ReadCommitted::new(
+        data.aborted_transactions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| (a.first_offset, a.producer_id.0)),
+    );
     let mut rest: Bytes = data.records.unwrap_or_default();
     // Whole batches only: a broker may cut the last one short.
     while let Ok(header) = BatchHeader::parse(&rest) {
@@ -297,6 +318,10 @@ fn fetch(
                 header.base_offset
             )
         })?;
+        out.next = Some(header.last_offset() + 1);
+        if committed.skip(&batch) {
+            continue;
+        }
         records_of(
             &batch,
             header.base_offset,
@@ -311,7 +336,102 @@ fn fetch(
                 header.base_offset
             )
         })?;
-        out.next = Some(header.last_offset() + 1);
     }
     Ok(out)
+}
+
+/// What a read_committed consumer leaves out of a fetch response, as Kafka's consumers do: a
+/// producer's batches from the first offset of one of its aborted transactions (the response
+/// lists them) until its abort marker, and every control batch.
+struct ReadCommitted {
+    /// (first offset, producer id) of the aborted transactions not reached yet, latest first.
+    aborted: Vec<(i64, i64)>,
+    /// Producers inside an aborted transaction at the batch being read.
+    aborting: HashSet<i64>,
+}
+
+impl ReadCommitted {
+    fn new(aborted: impl IntoIterator<Item = (i64, i64)>) -> Self {
+        let mut aborted: Vec<(i64, i64)> = aborted.into_iter().collect();
+        aborted.sort_unstable_by(|a, b| b.cmp(a));
+        Self {
+            aborted,
+            aborting: HashSet::new(),
+        }
+    }
+
+    /// Whether `batch`, the next in offset order, holds no committed record.
+    fn skip(&mut self, batch: &Batch) -> bool {
+        let h = &batch.header;
+        if !h.is_transactional() {
+            return h.is_control();
+        }
+        while let Some(&(first, producer_id)) = self.aborted.last() {
+            if first > h.last_offset() {
+                break;
+            }
+            self.aborting.insert(producer_id);
+            self.aborted.pop();
+        }
+        if h.is_control() {
+            let abort = skiff_format::records(batch)
+                .ok()
+                .and_then(|mut r| r.next())
+                .and_then(Result::ok)
+                .and_then(|r| r.key)
+                .and_then(|k| skiff_format::control::marker_kind(&k))
+                == Some(false);
+            if abort {
+                self.aborting.remove(&h.producer_id);
+            }
+            return true;
+        }
+        self.aborting.contains(&h.producer_id)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use skiff_format::control::Marker;
+    use skiff_format::encode::BatchBuilder;
+
+    fn data(base: i64, producer_id: Option<i64>) -> Batch {
+        let mut b = BatchBuilder::new(0).base_offset(base);
+        if let Some(p) = producer_id {
+            b = b.attributes(0x10).producer(p, 0, 0);
+        }
+        Batch::parse(b.record(0, Some(b"k"), Some(b"v")).build(), 1 << 20).unwrap()
+    }
+
+    fn marker(base: i64, producer_id: i64, commit: bool) -> Batch {
+        let m = Marker {
+            producer_id,
+            producer_epoch: 0,
+            commit,
+            timestamp: 0,
+            coordinator_epoch: 0,
+        };
+        Batch::parse_stored(m.encode(base)).unwrap()
+    }
+
+    #[test]
+    fn aborted_records_and_markers_are_left_out_and_later_transactions_kept() {
+        // Producer 7 aborts 1..=3 and commits 4..=5; producer 8 commits 2..=6.
+        let mut c = ReadCommitted::new([(1, 7)]);
+        let skipped: Vec<bool> = [
+            data(0, None),
+            data(1, Some(7)),
+            data(2, Some(8)),
+            marker(3, 7, false),
+            data(4, Some(7)),
+            marker(5, 7, true),
+            marker(6, 8, true),
+        ]
+        .iter()
+        .map(|b| c.skip(b))
+        .collect();
+        assert_eq!(skipped, [false, true, false, true, false, true, true]);
+    }
 }

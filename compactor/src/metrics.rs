@@ -25,6 +25,8 @@ pub struct CompactorMetrics {
     pub bytes_rewritten: Family<KindLabels, Counter>,
     pub records_removed: Counter,
     pub tombstones_removed: Counter,
+    pub aborted_records_removed: Counter,
+    pub markers_removed: Counter,
     pub objects_deleted: Family<KindLabels, Counter>,
     pub bytes_deleted: Counter,
     pub rewrite_conflicts: Counter,
@@ -77,6 +79,16 @@ impl CompactorMetrics {
             "tombstones_removed",
             "Tombstones removed by log compaction after delete.retention.ms",
             self.tombstones_removed.clone(),
+        );
+        r.register(
+            "aborted_records_removed",
+            "Records of aborted transactions removed by log compaction",
+            self.aborted_records_removed.clone(),
+        );
+        r.register(
+            "markers_removed",
+            "Commit markers removed by log compaction: no record of their transaction left, delete.retention.ms passed",
+            self.markers_removed.clone(),
         );
         r.register(
             "objects_deleted",
@@ -166,6 +178,10 @@ impl CompactorMetrics {
             .inc_by(report.compaction.records_removed);
         self.tombstones_removed
             .inc_by(report.compaction.tombstones_removed);
+        self.aborted_records_removed
+            .inc_by(report.compaction.aborted_records_removed);
+        self.markers_removed
+            .inc_by(report.compaction.markers_removed);
         self.objects_deleted
             .get_or_create(&kind("unreferenced"))
             .inc_by(report.gc.unreferenced_deleted as u64);

@@ -37,13 +37,11 @@ impl Aborted {
         if !h.is_transactional() || h.is_control() {
             return false;
         }
-        self.by_producer
-            .get(&h.producer_id)
-            .is_some_and(|spans| {
-                spans
-                    .iter()
-                    .any(|&(first, marker)| first <= base_offset && base_offset < marker)
-            })
+        self.by_producer.get(&h.producer_id).is_some_and(|spans| {
+            spans
+                .iter()
+                .any(|&(first, marker)| first <= base_offset && base_offset < marker)
+        })
     }
 }
 

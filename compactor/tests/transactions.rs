@@ -37,7 +37,9 @@ fn tp() -> TopicPartition {
     }
 }
 
-async fn setup(configs: &[(&str, &str)]) -> (tempfile::TempDir, Arc<LocalMetastore>, Arc<InMemory>) {
+async fn setup(
+    configs: &[(&str, &str)],
+) -> (tempfile::TempDir, Arc<LocalMetastore>, Arc<InMemory>) {
     let dir = tempfile::tempdir().unwrap();
     let meta = Arc::new(LocalMetastore::open(dir.path()).await.unwrap());
     let store = Arc::new(InMemory::new());
@@ -320,10 +322,7 @@ async fn merging_keeps_every_record_and_marker_at_its_offset() {
     let size: u64 = runs.iter().map(|r| u64::from(r.len)).sum();
     let size_before: u64 = runs_before.iter().map(|r| u64::from(r.len)).sum();
     assert_eq!(size, size_before);
-    assert_eq!(
-        meta.partition_sizes(vec![tp()]).await.unwrap()[0],
-        Ok(size)
-    );
+    assert_eq!(meta.partition_sizes(vec![tp()]).await.unwrap()[0], Ok(size));
     // The open transaction still ends, after the merge, with its marker at the end.
     end(&meta, &c, true).await;
     let after = log(&meta, &store).await;
@@ -420,9 +419,9 @@ async fn compaction_drops_aborted_records_and_then_commit_markers_with_no_record
             (c.id.producer_id, true),
         ]
     );
-    assert!(!third
-        .iter()
-        .any(|x| matches!(x, Entry::Marker { producer_id, .. } if *producer_id == d.id.producer_id)));
+    assert!(!third.iter().any(
+        |x| matches!(x, Entry::Marker { producer_id, .. } if *producer_id == d.id.producer_id)
+    ));
     for x in &third {
         assert!(before.contains(x) || second.contains(x), "{x:?}");
     }
@@ -496,10 +495,7 @@ async fn the_export_holds_exactly_the_committed_records_and_waits_at_the_lso() {
     assert_eq!(exported(&store).await, want);
     assert_eq!(report.records_exported, 5, "{report:?}");
     // The open transaction holds the export at the LSO; p5, after it, waits too.
-    assert_eq!(
-        meta.export_progress(vec![tp()]).await.unwrap(),
-        [Some(lso)]
-    );
+    assert_eq!(meta.export_progress(vec![tp()]).await.unwrap(), [Some(lso)]);
     assert!(report.lag_records > 0);
     // Nothing moves while it is open.
     let report = exporter.pass().await.unwrap();

@@ -267,3 +267,112 @@ fn the_clusters_dynamic_retention_defaults_apply_to_topics_without_their_own() {
     );
     assert!(retention(&mut sm, 200_000).is_empty());
 }
+
+/// A transaction of its own producer writes one 10-record batch of 100 bytes (object
+/// `object`) to partition 0 and ends: its marker takes the next offset.
+fn txn(sm: &mut StateMachine, id: &str, object: u128, commit: bool, ts: i64) {
+    let CommandResponse::ProducerId(Ok(p)) = sm.apply(&Command::InitTransactionalProducer(
+        InitTransactionalProducer {
+            transactional_id: id.into(),
+            transaction_timeout_ms: 60_000,
+            producer_id: -1,
+            producer_epoch: -1,
+            now_ms: ts,
+        },
+    )) else {
+        panic!("no producer id");
+    };
+    let producer = TxnProducer {
+        transactional_id: id.into(),
+        producer_id: p.producer_id,
+        producer_epoch: p.producer_epoch,
+    };
+    sm.apply(&Command::AddPartitionsToTxn(AddPartitionsToTxn {
+        producer: producer.clone(),
+        partitions: vec![tp(0)],
+        now_ms: ts,
+    }));
+    let r = sm.apply(&Command::CommitObject(CommitObject {
+        object: oid(object),
+        size: 100,
+        batches: vec![CommitBatch {
+            tp: tp(0),
+            position: 0,
+            len: 100,
+            last_offset_delta: 9,
+            record_count: 10,
+            first_timestamp: ts,
+            max_timestamp: ts,
+            producer_id: p.producer_id,
+            producer_epoch: p.producer_epoch,
+            base_sequence: 0,
+            transactional: true,
+        }],
+        now_ms: ts,
+    }));
+    assert!(
+        matches!(&r, CommandResponse::Committed(a) if a.iter().all(Result::is_ok)),
+        "{r:?}"
+    );
+    sm.apply(&Command::EndTxn(EndTxn {
+        producer,
+        commit,
+        bump_epoch: false,
+        now_ms: ts,
+    }));
+}
+
+fn size(sm: &StateMachine) -> u64 {
+    sm.partition_sizes(&[tp(0)])[0].clone().unwrap()
+}
+
+/// Partition 0: ten plain records (offsets 0..=9, 100 bytes), an aborted transaction's ten
+/// (10..=19, 100 bytes) and its abort marker (20), ten plain records (21..=30, 100 bytes).
+fn with_aborted_txn(retention_bytes: &str) -> StateMachine {
+    let mut sm = StateMachine::new();
+    create(&mut sm, &[("retention.bytes", retention_bytes)]);
+    commit(&mut sm, 1, 10_000);
+    txn(&mut sm, "a", 2, false, 11_000);
+    commit(&mut sm, 3, 12_000);
+    sm
+}
+
+#[test]
+fn retention_bytes_counts_a_marker_as_its_control_batch_and_trims_the_aborted_index_with_the_log() {
+    let sm = with_aborted_txn("-1");
+    let offsets = sm.offsets(tp(0)).unwrap();
+    assert_eq!(offsets.high_watermark, 31);
+    assert_eq!(offsets.last_stable_offset, 31);
+    assert_eq!(size(&sm), 300 + u64::from(MARKER_LEN));
+    let aborted = sm.read_index(tp(0), 0, u64::MAX).unwrap().aborted;
+    assert_eq!(aborted.len(), 1);
+    assert_eq!((aborted[0].first_offset, aborted[0].last_offset), (10, 20));
+
+    // 200 bytes: the first two batches go (378 -> 178), the marker and the last batch stay.
+    // The marker still in the log, its aborted transaction stays indexed.
+    let mut sm = with_aborted_txn("200");
+    retention(&mut sm, 13_000);
+    assert_eq!(sm.offsets(tp(0)).unwrap().log_start_offset, 20);
+    assert_eq!(size(&sm), 100 + u64::from(MARKER_LEN));
+    let slice = sm.read_index(tp(0), 20, u64::MAX).unwrap();
+    assert!(slice.batches[0].is_marker());
+    assert_eq!(slice.aborted, aborted);
+    let mut gone = unreferenced(&sm);
+    gone.sort();
+    assert_eq!(gone, [oid(1), oid(2)], "never the marker object");
+
+    // 100 bytes: the marker goes too, and with it the aborted transaction.
+    let mut sm = with_aborted_txn("100");
+    retention(&mut sm, 13_000);
+    assert_eq!(sm.offsets(tp(0)).unwrap().log_start_offset, 21);
+    assert_eq!(size(&sm), 100);
+    assert!(sm
+        .read_index(tp(0), 21, u64::MAX)
+        .unwrap()
+        .aborted
+        .is_empty());
+    let mut derived = sm.clone();
+    derived.rebuild_derived();
+    assert_eq!(size(&derived), 100);
+    assert_eq!(unreferenced(&derived).len(), 2);
+}

@@ -269,15 +269,15 @@ fn export_progress_moves_by_compare_and_set() {
 /// `five_batches`, then a transaction of producer `pid` writing one batch (object 6, offsets
 /// 50..=59) and committed: its marker is at offset 60. Answers the producer id.
 fn with_committed_txn(sm: &mut StateMachine) -> i64 {
-    let CommandResponse::ProducerId(Ok(p)) =
-        sm.apply(&Command::InitTransactionalProducer(InitTransactionalProducer {
+    let CommandResponse::ProducerId(Ok(p)) = sm.apply(&Command::InitTransactionalProducer(
+        InitTransactionalProducer {
             transactional_id: "tx".into(),
             transaction_timeout_ms: 60_000,
             producer_id: -1,
             producer_epoch: -1,
             now_ms: 60,
-        }))
-    else {
+        },
+    )) else {
         panic!("no producer id");
     };
     let producer = TxnProducer {
@@ -362,10 +362,7 @@ fn a_merge_takes_a_marker_entry_into_its_segment_and_gc_never_sees_the_marker() 
         rebuilt.partition_sizes(&[tp()]),
         sm.partition_sizes(&[tp()])
     );
-    assert_eq!(
-        rebuilt.unreferenced_objects(),
-        sm.unreferenced_objects()
-    );
+    assert_eq!(rebuilt.unreferenced_objects(), sm.unreferenced_objects());
     // The LSO is the high watermark: the transaction ended.
     let offsets = sm.offsets(tp()).unwrap();
     assert_eq!(offsets.last_stable_offset, offsets.high_watermark);
