@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use super::*;
 use crate::types::{
-    Command, CommitBatch, CommitObject, CreateTopic, EnforceRetention, ReplaceBatches, TopicId,
-    TopicPartition,
+    AddPartitionsToTxn, Command, CommandResponse, CommitBatch, CommitObject, CreateTopic, EndTxn,
+    EnforceRetention, InitTransactionalProducer, ReplaceBatches, RunLayout, TopicId,
+    TopicPartition, TxnProducer,
 };
 
 const PARTITIONS: i32 = 3;
@@ -50,7 +51,8 @@ impl Run {
 
     fn step(&mut self) {
         match self.rng.u8(0..100) {
-            0..=44 => {
+            40..=44 => self.txn(),
+            0..=39 => {
                 let object = ObjectId(ulid::Ulid(self.id()));
                 let batches = (0..self.rng.usize(1..5))
                     .map(|_| {
@@ -122,6 +124,71 @@ impl Run {
         }
     }
 
+    /// A transaction of one of three transactional ids: a batch in each of up to two
+    /// partitions, then a commit, an abort, or nothing (the next InitProducerId of the id
+    /// aborts it): markers enter the indexes.
+    fn txn(&mut self) {
+        let id = format!("txn-{}", self.rng.u8(0..3));
+        let now_ms = self.rng.i64(0..1000);
+        let CommandResponse::ProducerId(Ok(p)) = self.sm.apply(
+            &Command::InitTransactionalProducer(InitTransactionalProducer {
+                transactional_id: id.clone(),
+                transaction_timeout_ms: 60_000,
+                producer_id: -1,
+                producer_epoch: -1,
+                now_ms,
+            }),
+        ) else {
+            return;
+        };
+        let producer = TxnProducer {
+            transactional_id: id,
+            producer_id: p.producer_id,
+            producer_epoch: p.producer_epoch,
+        };
+        let mut tps: Vec<TopicPartition> = (0..self.rng.usize(1..3)).map(|_| self.tp()).collect();
+        tps.sort();
+        tps.dedup();
+        self.sm
+            .apply(&Command::AddPartitionsToTxn(AddPartitionsToTxn {
+                producer: producer.clone(),
+                partitions: tps.clone(),
+                now_ms,
+            }));
+        let ts = self.rng.i64(0..1000);
+        let batches = tps
+            .iter()
+            .map(|&tp| CommitBatch {
+                tp,
+                position: 0,
+                len: self.rng.u32(1..1000),
+                last_offset_delta: self.rng.i32(0..3),
+                record_count: 1,
+                first_timestamp: ts,
+                max_timestamp: ts,
+                producer_id: p.producer_id,
+                producer_epoch: p.producer_epoch,
+                base_sequence: 0,
+                transactional: true,
+            })
+            .collect();
+        let object = ObjectId(ulid::Ulid(self.id()));
+        self.sm.apply(&Command::CommitObject(CommitObject {
+            object,
+            size: 1,
+            batches,
+            now_ms,
+        }));
+        if self.rng.u8(0..10) < 7 {
+            self.sm.apply(&Command::EndTxn(EndTxn {
+                producer,
+                commit: self.rng.bool(),
+                bump_epoch: false,
+                now_ms: self.rng.i64(0..1000),
+            }));
+        }
+    }
+
     fn referenced_one(&mut self) -> Option<ObjectId> {
         let tp = self.tp();
         let part = self.sm.partition(tp).ok()?;
@@ -148,6 +215,11 @@ impl Run {
                 object,
                 max_timestamp: self.rng.i64(0..1000),
                 len: self.rng.u32(1..1000),
+                // A marker rewritten is a control batch in the new object.
+                layout: match b.layout {
+                    RunLayout::Marker { .. } => RunLayout::Flushed,
+                    layout => layout,
+                },
                 ..*b
             })
             .collect();
@@ -163,6 +235,16 @@ impl Run {
             batches,
             now_ms: 0,
         }));
+    }
+
+    /// The marker entries in every index.
+    fn markers(&self) -> usize {
+        self.sm
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .map(|p| p.index.iter().filter(|b| b.is_marker()).count())
+            .sum()
     }
 
     /// What is kept incrementally is what a scan computes.
@@ -198,11 +280,17 @@ fn derived_state_matches_a_full_scan_through_random_commands() {
         };
         run.create("a".into());
         run.create("b".into());
+        let mut markers = 0;
         for _ in 0..300 {
             run.step();
             run.check();
+            markers = markers.max(run.markers());
         }
         assert!(!run.sm.objects.is_empty());
+        assert!(
+            markers > 0,
+            "seed {seed}: no transaction marker was ever in an index"
+        );
     }
 }
 

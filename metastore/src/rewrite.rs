@@ -43,10 +43,12 @@ impl StateMachine {
             return Err(MetaError::RewriteConflict);
         }
         let last = current.last().map_or(last_base, |b| b.last_offset);
-        // The new entries: inside the run, in order, not overlapping, all in the new object.
+        // The new entries: inside the run, in order, not overlapping, all in the new object (a
+        // rewritten marker is a control batch there, never a marker entry naming an object).
         let mut next = first;
         for b in &req.batches {
             if b.object != req.object
+                || b.is_marker()
                 || b.base_offset < next
                 || b.last_offset < b.base_offset
                 || b.last_offset > last

@@ -384,3 +384,43 @@ fn a_rewrite_naming_the_marker_object_is_refused() {
     assert!(index(&sm).last().unwrap().is_marker(), "the marker stays");
     assert_eq!(sm.objects_known(&[ObjectId::MARKER]), [false]);
 }
+
+#[test]
+fn a_marker_raises_the_timestamp_highs_as_a_batch_does() {
+    let mut sm = five_batches();
+    with_committed_txn(&mut sm);
+    // The batches' newest timestamp is 62, the marker's 63 (when the transaction ended).
+    let marker = sm.batch_for_timestamp(tp(), 63).unwrap().unwrap();
+    assert!(marker.is_marker(), "{marker:?}");
+    assert_eq!(marker.base_offset, 60);
+    assert_eq!(
+        sm.batch_with_max_timestamp(tp())
+            .unwrap()
+            .map(|b| b.base_offset),
+        Some(60)
+    );
+    assert_eq!(sm.batch_for_timestamp(tp(), 64).unwrap(), None);
+}
+
+#[test]
+fn a_rewrite_whose_new_entries_are_markers_is_refused() {
+    let mut sm = five_batches();
+    with_committed_txn(&mut sm);
+    let marker = *index(&sm).last().unwrap();
+    // A new entry in the new object with a marker's layout: counted as a reference to the
+    // object by the swap, skipped as a marker by a rebuild, so the two would disagree.
+    let req = ReplaceBatches {
+        tp: tp(),
+        object: oid(100),
+        size: 100,
+        replaced: vec![(60, ObjectId::MARKER)],
+        batches: vec![BatchLocation {
+            object: oid(100),
+            ..marker
+        }],
+        now_ms: 1000,
+    };
+    assert_eq!(replace(&mut sm, &req), Err(MetaError::RewriteConflict));
+    assert_eq!(index(&sm).last(), Some(&marker));
+    assert_eq!(sm.objects_known(&[oid(100)]), [false]);
+}

@@ -272,3 +272,61 @@ fn a_run_costs_under_64_snapshot_bytes() {
     eprintln!("{per_run:.1} snapshot bytes per run");
     assert!(per_run <= 64.0, "{per_run} bytes per run");
 }
+
+#[test]
+fn markers_keep_the_timestamp_highs_a_rebuild_computes() {
+    use crate::types::{AddPartitionsToTxn, EndTxn, InitTransactionalProducer, TxnProducer};
+    let mut sm = state(1);
+    commit(&mut sm, 1, vec![batch(0, 32, 100, 5, NOW - 100)]);
+    let CommandResponse::ProducerId(Ok(p)) = sm.apply(&Command::InitTransactionalProducer(
+        InitTransactionalProducer {
+            transactional_id: "t".into(),
+            transaction_timeout_ms: 60_000,
+            producer_id: -1,
+            producer_epoch: -1,
+            now_ms: NOW,
+        },
+    )) else {
+        panic!("no producer id");
+    };
+    let producer = TxnProducer {
+        transactional_id: "t".into(),
+        producer_id: p.producer_id,
+        producer_epoch: p.producer_epoch,
+    };
+    // Two transactions: one whose marker is the newest entry, one whose marker is older than
+    // a batch before it (a producer's clock ahead): only the first raises the highs.
+    for (end_ms, batch_ts) in [(NOW + 50, NOW - 50), (NOW + 60, NOW + 500)] {
+        sm.apply(&Command::AddPartitionsToTxn(AddPartitionsToTxn {
+            producer: producer.clone(),
+            partitions: vec![tp(0)],
+            now_ms: NOW,
+        }));
+        let mut b = batch(0, 32, 100, 5, batch_ts);
+        b.producer_id = p.producer_id;
+        b.producer_epoch = p.producer_epoch;
+        b.base_sequence = if end_ms == NOW + 50 { 0 } else { 5 };
+        b.transactional = true;
+        commit(&mut sm, end_ms as u128, vec![b]);
+        sm.apply(&Command::EndTxn(EndTxn {
+            producer: producer.clone(),
+            commit: true,
+            bump_epoch: false,
+            now_ms: end_ms,
+        }));
+    }
+    let index = runs(&sm, 0);
+    assert_eq!(index.iter().filter(|b| b.is_marker()).count(), 2);
+    let part = sm.partition(tp(0)).unwrap();
+    let mut rebuilt = part.clone();
+    rebuilt.rebuild_timestamp_highs();
+    assert_eq!(part.timestamp_highs, rebuilt.timestamp_highs);
+    // The first marker (offset 10) is the first entry at its time.
+    let at = |t| {
+        sm.batch_for_timestamp(tp(0), t)
+            .unwrap()
+            .map(|b| b.base_offset)
+    };
+    assert_eq!(at(NOW + 1), Some(10));
+    assert_eq!(at(NOW + 51), Some(11));
+}

@@ -610,6 +610,17 @@ impl PartitionState {
         });
         self.add_bytes(MARKER_LEN);
         self.high_watermark = offset + 1;
+        // The marker is an entry like any: it raises the running maximum of timestamps when it
+        // is later than every entry before it, as an appended batch does (and as a rebuild from
+        // the index or a compactor's rewrite computes it), so ListOffsets by time finds it as
+        // Kafka's time index finds a control batch.
+        if self
+            .timestamp_highs
+            .last()
+            .is_none_or(|&(ts, _)| now_ms > ts)
+        {
+            self.timestamp_highs.push_back((now_ms, offset));
+        }
         if !commit {
             let floor = self.last_stable_offset();
             self.aborted.push_back(AbortedEntry {
