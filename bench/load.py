@@ -9,6 +9,12 @@ Three phases against one running broker (bench/run starts it):
   3. latency   --rate records/s for --seconds, with a consumer tailing the topic in another process:
                produce latency (produce() to delivery report) and end-to-end latency (produce() to
                the consumer receiving it), p50 and p99
+  4. transactions  the produce phase again (--txn-mib MiB) with transactional producers committing
+               a transaction every --txn-ms: throughput relative to phase 1's plain acks=all; then
+               one producer committing small transactions at --txn-rate/s while a read_committed
+               consumer tails: EndTxn latency (commit_transaction() after the records are acked,
+               which is the EndTxn round trip) and commit-to-visible latency (commit_transaction()
+               returning to the consumer receiving the transaction's first record)
 
 The object-store figures come from the broker's own counters on /metrics, read before and after a
 phase. Any delivery error fails the run: a benchmark that loses records measures nothing.
@@ -336,6 +342,130 @@ def phase_latency(args) -> dict:
     } | flushes.mean_ms()
 
 
+def txn_produce_worker(args, records: int, first: int, n: int, out: mp.Queue) -> None:
+    errors = []
+
+    def on_delivery(err, _msg):
+        if err is not None and len(errors) < 10:
+            errors.append(str(err))
+
+    p = Producer(producer_conf(args, **{
+        "on_delivery": on_delivery,
+        "transactional.id": f"skiff-bench-{n}",
+        "enable.idempotence": True,
+    }))
+    p.init_transactions(60)
+    value = bytes(range(256)) * (RECORD_BYTES // 256)
+    partitions = args.partitions
+    commits = 0
+    started = time.monotonic()
+    p.begin_transaction()
+    txn_started = time.monotonic()
+    for i in range(first, first + records):
+        while True:
+            try:
+                p.produce(args.txn_topic, value, partition=i % partitions)
+                break
+            except BufferError:
+                p.poll(0.01)
+        if i & 1023 == 0:
+            p.poll(0)
+        if time.monotonic() - txn_started >= args.txn_ms / 1000:
+            p.commit_transaction(60)
+            commits += 1
+            p.begin_transaction()
+            txn_started = time.monotonic()
+    p.commit_transaction(60)
+    commits += 1
+    out.put({"seconds": time.monotonic() - started, "commits": commits, "errors": errors})
+
+
+def txn_tail_worker(args, expected: int, ready, out: mp.Queue) -> None:
+    c = Consumer(consumer_conf(args, **{"fetch.wait.max.ms": 500, "isolation.level": "read_committed"}))
+    seen: dict[int, int] = {}
+    try:
+        c.assign([TopicPartition(args.txn_topic + "-latency", 0, 0)])
+        c.consume(num_messages=1, timeout=1.0)
+        ready.set()
+        deadline = time.monotonic() + expected / args.txn_rate + 120
+        while len(seen) < expected and time.monotonic() < deadline:
+            msg = c.poll(0.1)
+            if msg is None:
+                continue
+            if msg.error():
+                raise KafkaException(msg.error())
+            seen.setdefault(int(msg.key()), time.time_ns())
+    finally:
+        c.close()
+    out.put(seen)
+
+
+def phase_transactions(args, plain: dict) -> dict:
+    records = args.txn_mib * MIB // RECORD_BYTES
+    share = records // args.producers
+    out: mp.Queue = mp.Queue()
+    workers = [
+        mp.Process(target=txn_produce_worker, args=(args, share, n * share, n, out)) for n in range(args.producers)
+    ]
+    started = time.monotonic()
+    for w in workers:
+        w.start()
+    results = [out.get() for _ in workers]
+    seconds = time.monotonic() - started
+    for w in workers:
+        w.join()
+    for r in results:
+        if r["errors"]:
+            sys.exit(f"transactional produce failed: {r['errors']}")
+    produced = share * args.producers
+    mib_s = produced * RECORD_BYTES / MIB / seconds
+
+    # EndTxn and commit-to-visible latency: small transactions, one at a time.
+    expected = args.txn_rate * args.seconds
+    tail_out: mp.Queue = mp.Queue()
+    ready = mp.Event()
+    tail = mp.Process(target=txn_tail_worker, args=(args, expected, ready, tail_out))
+    tail.start()
+    ready.wait(60)
+    p = Producer(producer_conf(args, **{"transactional.id": "skiff-bench-latency", "linger.ms": 0}))
+    p.init_transactions(60)
+    end_txn_ms: list[float] = []
+    committed_ns: dict[int, int] = {}
+    t0 = time.monotonic()
+    for i in range(expected):
+        due = t0 + i / args.txn_rate
+        while (wait := due - time.monotonic()) > 0:
+            time.sleep(min(wait, 0.001))
+        p.begin_transaction()
+        for _ in range(args.txn_records):
+            p.produce(args.txn_topic + "-latency", b"x" * 100, key=str(i).encode(), partition=0)
+        if p.flush(60):
+            sys.exit("transactional records not acknowledged")
+        before = time.monotonic_ns()
+        p.commit_transaction(60)
+        end_txn_ms.append((time.monotonic_ns() - before) / 1e6)
+        committed_ns[i] = time.time_ns()
+    seen = tail_out.get()
+    tail.join()
+    if len(seen) != expected:
+        sys.exit(f"read_committed consumer saw {len(seen)} of {expected} transactions")
+    visible_ms = sorted((seen[i] - committed_ns[i]) / 1e6 for i in range(expected))
+    end_txn_ms.sort()
+    return {
+        "records": produced,
+        "seconds": round(seconds, 2),
+        "mib_per_s": round(mib_s, 1),
+        "relative_to_plain": round(mib_s / plain["mib_per_s"], 3),
+        "transactions": sum(r["commits"] for r in results),
+        "txn_ms": args.txn_ms,
+        "latency_transactions": expected,
+        "end_txn_p50_ms": round(percentile(end_txn_ms, 0.50), 2),
+        "end_txn_p99_ms": round(percentile(end_txn_ms, 0.99), 2),
+        "visible_p50_ms": round(percentile(visible_ms, 0.50), 1),
+        "visible_p99_ms": round(percentile(visible_ms, 0.99), 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", required=True)
@@ -352,6 +482,12 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=2000, help="records/s in the latency phase")
     ap.add_argument("--seconds", type=int, default=20, help="length of the latency phase")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    txn = ap.add_argument_group("transactions phase")
+    txn.add_argument("--txn-mib", type=int, default=None, help="MiB produced transactionally (default: --mib)")
+    txn.add_argument("--txn-ms", type=int, default=100, help="how long each throughput transaction runs")
+    txn.add_argument("--txn-rate", type=int, default=50, help="small transactions/s in the latency part")
+    txn.add_argument("--txn-records", type=int, default=4, help="records per small transaction")
+    txn.add_argument("--no-transactions", action="store_true", help="skip the transactions phase")
     costs = ap.add_argument_group("cost report (S3 list prices in us-east-1 by default)")
     costs.add_argument("--price-put", type=float, default=0.005, help="$ per 1,000 PUT/COPY/POST/LIST requests")
     costs.add_argument("--price-get", type=float, default=0.0004, help="$ per 1,000 GET/HEAD requests")
@@ -369,6 +505,12 @@ def main() -> None:
         "consume": phase_consume(args),
         "latency": phase_latency(args),
     }
+    if not args.no_transactions:
+        args.txn_topic = args.topic + "-txn"
+        args.txn_mib = args.txn_mib or args.mib
+        create_topic(args.bootstrap, args.txn_topic, args.partitions, config)
+        create_topic(args.bootstrap, args.txn_topic + "-latency", 1, {})
+        report["transactions"] = phase_transactions(args, report["produce"])
     report["cost"] = cost(args, report["produce"], report["consume"])
     if args.json:
         print(json.dumps(report))
@@ -398,6 +540,13 @@ def main() -> None:
     print(f"          e2e      p50 {la['e2e_p50_ms']} ms  p99 {la['e2e_p99_ms']} ms  max {la['e2e_max_ms']} ms")
     print(f"          broker: window close to commit {la['flush_duration_mean_ms']} ms mean, "
           f"of which metastore commit {la['metastore_commit_latency_mean_ms']} ms")
+    if "transactions" in report:
+        tx = report["transactions"]
+        print(f"txn       {tx['records']:,} x 1 KiB in {tx['transactions']:,} transactions of {tx['txn_ms']} ms, "
+              f"{args.producers} producer(s): {tx['mib_per_s']} MiB/s = {tx['relative_to_plain']:.0%} of plain acks=all")
+        print(f"          {tx['latency_transactions']:,} transactions of {args.txn_records} records at {args.txn_rate}/s: "
+              f"EndTxn p50 {tx['end_txn_p50_ms']} ms p99 {tx['end_txn_p99_ms']} ms; "
+              f"commit to visible (read_committed) p50 {tx['visible_p50_ms']} ms p99 {tx['visible_p99_ms']} ms")
 
 
 if __name__ == "__main__":

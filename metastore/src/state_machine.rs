@@ -721,3 +721,7 @@ mod runs_tests;
 #[cfg(test)]
 #[path = "create_partitions_tests.rs"]
 mod create_partitions_tests;
+
+#[cfg(test)]
+#[path = "transactions_tests.rs"]
+mod transactions_tests;

@@ -628,3 +628,65 @@ async fn a_missing_object_fails_only_the_partitions_that_need_it() {
         "a truncated object is an error, not a short batch"
     );
 }
+
+/// A marker entry is answered as Kafka's control batch at its offset, built from the entry with
+/// no GET, and a read_committed end offset stops the answer before the batches at or past it.
+#[tokio::test]
+async fn markers_are_built_from_their_entry_and_end_offsets_cut_the_answer() {
+    assert_eq!(
+        skiff_metastore::types::MARKER_LEN,
+        skiff_format::control::MARKER_BATCH_LEN
+    );
+    let object = oid(1);
+    let (bytes, run, expected) = flushed_run(object);
+    let (store, gets) = store_with(&[(object, bytes)]).await;
+    let reader = Reader::new(store);
+    let marker = BatchLocation {
+        base_offset: run.last_offset + 1,
+        last_offset: run.last_offset + 1,
+        object: ObjectId::MARKER,
+        position: 0,
+        len: skiff_metastore::types::MARKER_LEN,
+        first_timestamp: 9_000,
+        max_timestamp: 9_000,
+        layout: RunLayout::Marker {
+            producer_id: 42,
+            producer_epoch: 3,
+            commit: false,
+        },
+    };
+    let runs = [run, marker];
+    let all = reader.read(&runs, 0, u64::MAX).await.unwrap();
+    let found: Vec<_> = run_batches(&all, RunOffsets::InHeaders)
+        .map(|b| b.unwrap())
+        .collect();
+    assert_eq!(found.len(), expected.len() + 1);
+    let last = found.last().unwrap();
+    assert_eq!(last.base_offset, marker.base_offset);
+    let header = skiff_format::BatchHeader::parse(&all[last.range.clone()]).unwrap();
+    assert!(header.is_control() && header.is_transactional());
+    assert_eq!((header.producer_id, header.producer_epoch), (42, 3));
+    assert_eq!(
+        gets.take().len(),
+        1,
+        "one GET for the flushed run, none for the marker"
+    );
+    // Only the marker, read alone: no GET at all.
+    let alone = reader
+        .read(&runs[1..], marker.base_offset, u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(alone.len() as u32, skiff_metastore::types::MARKER_LEN);
+    assert!(gets.take().is_empty());
+    // An end offset at the third batch answers the first two only.
+    let cut = PartitionRead {
+        runs: &runs,
+        offset: 0,
+        max_bytes: u64::MAX,
+        whole_first: true,
+        end_offset: expected[2].base,
+    };
+    let got = reader.read_many(&[cut]).await.pop().unwrap().unwrap();
+    let want: usize = expected[..2].iter().map(|e| e.bytes.len()).sum();
+    assert_eq!(got.len(), want);
+}
