@@ -491,6 +491,9 @@ impl Compactor {
                             Retained::All
                         } else {
                             markers_removed += 1;
+                            if let crate::txns::Control::Marker { commit: false, .. } = kind {
+                                out.drop_abort(b.base_offset);
+                            }
                             Retained::Nothing
                         }
                     } else if aborted.contains(&b.batch, b.base_offset) {
@@ -652,7 +655,15 @@ impl Compactor {
             batches,
             now_ms: crate::now_ms(),
         };
-        match self.shared.metastore.replace_batches(swap).await {
+        let swapped = if pending.aborts.is_empty() {
+            self.shared.metastore.replace_batches(swap).await
+        } else {
+            self.shared
+                .metastore
+                .replace_batches_dropping_aborts(swap, pending.aborts)
+                .await
+        };
+        match swapped {
             Ok(()) => Ok(()),
             Err(MetastoreError::Rejected(MetaError::RewriteConflict)) => {
                 report.conflicts += 1;
@@ -670,6 +681,8 @@ struct Pending {
     /// Whether any batch lost records: runs without change are not rewritten.
     changed: bool,
     replaced: Vec<(i64, ObjectId)>,
+    /// The abort markers dropped: they leave the aborted index with the swap.
+    aborts: Vec<i64>,
 }
 
 struct Output {
@@ -694,7 +707,13 @@ impl Output {
             segment: SegmentWriter::new(tp),
             changed: false,
             replaced: Vec::new(),
+            aborts: Vec::new(),
         })
+    }
+
+    /// The abort marker at `offset` goes with the pending segment.
+    fn drop_abort(&mut self, offset: i64) {
+        self.pending().aborts.push(offset);
     }
 
     /// Starts on run `old`: what is pushed next replaces it.

@@ -103,10 +103,11 @@ impl Markers {
     }
 
     /// Whether the marker `control` (a control batch whose newest timestamp is `timestamp`)
-    /// stays. Abort markers always stay: the partition's aborted index names their
-    /// transactions until retention trims them, and a read_committed consumer handed an
-    /// aborted transaction skips its producer's batches until it meets the abort marker, so
-    /// without the marker it would skip the producer's later, committed, transactions too.
+    /// stays. The same rule for both kinds; an abort marker that goes must leave the
+    /// partition's aborted index in the same swap (`ReplaceBatchesDroppingAborts`), since a
+    /// read_committed consumer handed an aborted transaction skips its producer's batches
+    /// until it meets the abort marker, and without the marker would skip the producer's
+    /// later, committed, transactions too.
     pub fn keep(&mut self, control: Control, timestamp: i64) -> bool {
         let Control::Marker {
             producer_id,
@@ -116,7 +117,8 @@ impl Markers {
             return true;
         };
         let has_records = self.open.remove(&producer_id).unwrap_or(false);
-        if !commit || has_records {
+        let _ = commit;
+        if has_records {
             return true;
         }
         let due = timestamp.saturating_add(self.delete_retention_ms);
@@ -215,7 +217,9 @@ mod tests {
         assert!(!m.keep(commit, 100), "no record left, retention passed");
         assert!(m.keep(commit, 900), "no record left, retention not passed");
         assert_eq!(m.due_ms, Some(1_400));
-        assert!(m.keep(abort, 0), "abort markers stay");
+        m.data(1, true);
+        assert!(m.keep(abort, 0), "its aborted records are still there");
+        assert!(!m.keep(abort, 0), "an abort marker goes by the same rule");
         assert!(m.keep(Control::Other, 0));
     }
 }

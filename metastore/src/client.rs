@@ -103,6 +103,13 @@ pub trait MetastoreClient: Send + Sync + 'static {
     /// Swaps a run of a partition's batches for their rewritten copies, atomically;
     /// [`MetaError::RewriteConflict`] if the run changed since it was read.
     async fn replace_batches(&self, req: ReplaceBatches) -> Result<()>;
+    /// [`MetastoreClient::replace_batches`] that also drops the abort markers at `aborts` from
+    /// the aborted index, atomically with the rewrite that removes them.
+    async fn replace_batches_dropping_aborts(
+        &self,
+        req: ReplaceBatches,
+        aborts: Vec<i64>,
+    ) -> Result<()>;
     /// Takes or renews leases on compactor work; whether each key is now held by the holder.
     async fn acquire_leases(&self, req: AcquireLeases) -> Result<Vec<bool>>;
     async fn release_leases(&self, holder: &str, keys: Vec<String>) -> Result<Vec<bool>>;
@@ -340,6 +347,15 @@ impl<T: Transport> MetastoreClient for T {
 
     async fn replace_batches(&self, req: ReplaceBatches) -> Result<()> {
         answer::replaced(self.write(Command::ReplaceBatches(req)).await?)
+    }
+
+    async fn replace_batches_dropping_aborts(
+        &self,
+        rewrite: ReplaceBatches,
+        aborts: Vec<i64>,
+    ) -> Result<()> {
+        let cmd = Command::ReplaceBatchesDroppingAborts { rewrite, aborts };
+        answer::replaced(self.write(cmd).await?)
     }
 
     async fn acquire_leases(&self, req: AcquireLeases) -> Result<Vec<bool>> {

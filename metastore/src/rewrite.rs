@@ -81,6 +81,40 @@ impl StateMachine {
         Ok(())
     }
 
+    /// [`StateMachine::replace_batches`], and the abort markers at `aborts` leave the aborted
+    /// index with it. Only markers inside the replaced run count (the rewrite is what removes
+    /// their bytes); a retry of a rewrite that applied changes nothing.
+    pub(super) fn replace_dropping_aborts(
+        &mut self,
+        req: &ReplaceBatches,
+        aborts: &[i64],
+    ) -> Result<(), MetaError> {
+        if self.objects.contains_key(&req.object) {
+            return Ok(());
+        }
+        let span = match (req.replaced.first(), req.replaced.last()) {
+            (Some(&(first, _)), Some(&(last_base, _))) if first <= last_base => {
+                let part = self.partition(req.tp)?;
+                let last = part
+                    .index
+                    .between(first, last_base)
+                    .last()
+                    .map(|b| b.last_offset);
+                last.map(|last| first..=last)
+            }
+            _ => None,
+        };
+        self.replace_batches(req)?;
+        let Some(span) = span else { return Ok(()) };
+        let gone: Vec<i64> = aborts
+            .iter()
+            .copied()
+            .filter(|o| span.contains(o))
+            .collect();
+        self.partition_mut(req.tp)?.forget_aborted(&gone);
+        Ok(())
+    }
+
     pub(super) fn acquire_leases(&mut self, req: &AcquireLeases) -> Vec<bool> {
         self.leases.retain(|_, l| l.expires_ms > req.now_ms);
         let expires_ms = req.now_ms.saturating_add(req.ttl_ms.max(0));

@@ -227,6 +227,9 @@ impl StateMachine {
                 CommandResponse::ObjectsForgotten(self.forget_objects(objects))
             }
             Command::ReplaceBatches(req) => CommandResponse::Replaced(self.replace_batches(req)),
+            Command::ReplaceBatchesDroppingAborts { rewrite, aborts } => {
+                CommandResponse::Replaced(self.replace_dropping_aborts(rewrite, aborts))
+            }
             Command::ReplaceBatchesV4(req) => {
                 CommandResponse::Replaced(self.replace_batches(&req.into()))
             }

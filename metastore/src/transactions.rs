@@ -655,6 +655,20 @@ impl PartitionState {
         out
     }
 
+    /// Drops the aborted transactions whose markers are at `markers`: a compactor removed the
+    /// markers (and every record of their transactions before them).
+    pub(super) fn forget_aborted(&mut self, markers: &[i64]) {
+        if markers.is_empty() {
+            return;
+        }
+        self.aborted = self
+            .aborted
+            .iter()
+            .filter(|a| !markers.contains(&a.txn.last_offset))
+            .copied()
+            .collect();
+    }
+
     /// Drops the aborted transactions wholly below the log start offset: no fetch can reach
     /// them. Keeps the aborted index within the log, as the index itself is.
     pub(super) fn trim_aborted(&mut self) {

@@ -258,6 +258,14 @@ pub enum Command {
         transactional_id: String,
         now_ms: i64,
     },
+    /// A compactor's rewrite that also drops abort markers (the offsets in `aborts`, all inside
+    /// the rewritten run): their transactions leave the aborted index in the same apply, so no
+    /// reader is ever told of an aborted transaction whose marker is gone (a read_committed
+    /// consumer would skip its producer's later batches looking for it).
+    ReplaceBatchesDroppingAborts {
+        rewrite: ReplaceBatches,
+        aborts: Vec<i64>,
+    },
 }
 
 /// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on a broker resource: the

@@ -659,6 +659,17 @@ fn every_command() -> Vec<Command> {
             transactional_id: "tx".into(),
             now_ms: 22,
         },
+        Command::ReplaceBatchesDroppingAborts {
+            rewrite: ReplaceBatches {
+                tp: tp(),
+                object: object_id(12),
+                size: 700,
+                replaced: vec![(0, object_id(10)), (10, ObjectId::MARKER)],
+                batches: vec![],
+                now_ms: 23,
+            },
+            aborts: vec![10],
+        },
     ]
 }
 
