@@ -345,7 +345,7 @@ async fn compaction_drops_aborted_records_and_then_commit_markers_with_no_record
         ("min.cleanable.dirty.ratio", "0.01"),
     ])
     .await;
-    let (a, b, c) = history(&meta, &store).await;
+    let (a, _b, c) = history(&meta, &store).await;
     // A transaction whose only record a later committed one supersedes: once compacted, its
     // marker has no record left.
     let mut d = producer(&meta, "d").await;
