@@ -212,6 +212,29 @@ def test_aiokafka_commit_and_abort(shared_broker, topic):
     check_isolation(bootstrap, topic, committed, aborted)
 
 
+def test_kafkajs_commit_and_abort(shared_broker, topic):
+    import kafkajs
+
+    bootstrap = shared_broker.bootstrap
+    create_topic(bootstrap, topic, PARTITIONS)
+    txns = [
+        {"commit": True, "messages": [{"partition": i % PARTITIONS, "value": f"c1-{i}"} for i in range(4)]},
+        {"commit": False, "messages": [{"partition": i % PARTITIONS, "value": f"a-{i}"} for i in range(4)]},
+        {"commit": True, "messages": [{"partition": i % PARTITIONS, "value": f"c2-{i}"} for i in range(4)]},
+    ]
+    out = kafkajs.run("transactions", bootstrap, topic=topic, transactionalId=f"js-{topic}", transactions=txns)
+    assert out == {"ok": True}, out
+    committed = {m["value"].encode() for t in txns if t["commit"] for m in t["messages"]}
+    aborted = {m["value"].encode() for t in txns if not t["commit"] for m in t["messages"]}
+    got = kafkajs.run("consume", bootstrap, topic=topic, group=f"{topic}-rc", expect=len(committed), timeoutMs=30000)
+    assert sorted(m["value"].encode() for m in got["messages"]) == sorted(committed)
+    got = kafkajs.run(
+        "consume", bootstrap, topic=topic, group=f"{topic}-ru", expect=len(committed | aborted), timeoutMs=30000, readUncommitted=True
+    )
+    assert sorted(m["value"].encode() for m in got["messages"]) == sorted(committed | aborted)
+    check_isolation(bootstrap, topic, committed, aborted)
+
+
 def group_offsets(bootstrap: str, group: str, topic: str, partitions: int = PARTITIONS) -> dict[int, int]:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
