@@ -26,6 +26,7 @@ from conftest import wait_for
 NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_REQUEST = 42
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 ILLEGAL_GENERATION = 22
 UNKNOWN_MEMBER_ID = 25
 INVALID_PRODUCER_EPOCH = 47
@@ -150,7 +151,7 @@ def test_kafka_python_commit_and_abort(shared_broker, topic):
         p.close(timeout=30)
     # kafka-python's own consumer, in both isolation levels.
     for isolation, expected in (("read_committed", committed), ("read_uncommitted", committed | aborted)):
-        c = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation, consumer_timeout_ms=3000)
+        c = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation, consumer_timeout_ms=5000)
         try:
             tps = [KTopicPartition(topic, i) for i in range(PARTITIONS)]
             c.assign(tps)
@@ -514,6 +515,8 @@ def test_bad_transactional_requests_get_kafkas_codes(shared_broker, topic):
         assert produce_code(conn, topic, 0, txn_batch(pid + 1000, 0), 13, txn_id) == INVALID_PRODUCER_ID_MAPPING
         assert produce_code(conn, topic, 0, txn_batch(pid, epoch, control=True), 14, txn_id) == INVALID_RECORD
         assert produce_code(conn, topic, 0, txn_batch(pid, epoch, value=b"kept"), 15, txn_id) == NONE
+        # Idempotence holds inside a transaction: a sequence with a hole is refused.
+        assert produce_code(conn, topic, 0, txn_batch(pid, epoch, seq=5), 151, txn_id) == OUT_OF_ORDER_SEQUENCE_NUMBER
 
         # EndTxn: for an id nobody initialised, and with a wrong producer id.
         code = w.parse_error_code_v1(conn.roundtrip(w.end_txn_v1_request(f"never-{topic}", pid, epoch, True, 16)))
