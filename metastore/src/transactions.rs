@@ -71,7 +71,9 @@ impl StateMachine {
     /// its producer id with the next epoch (a new producer id once epochs run out), which
     /// fences every producer with an older epoch. An ongoing transaction is aborted first, in
     /// the same apply. KIP-360: a producer that names its id and epoch gets the bump only if
-    /// they are the id's current ones (or the ones before an EndTxn v5 bump).
+    /// they are the id's current ones; naming the epoch before the last bump (a retry whose
+    /// answer was lost, or a producer that missed its EndTxn v5 answer) gets the current epoch
+    /// without another bump. An id with no state starts afresh whatever the request names.
     pub(super) fn init_transactional_producer(
         &mut self,
         req: &InitTransactionalProducer,
@@ -85,9 +87,8 @@ impl StateMachine {
             return Err(MetaError::InvalidTransactionTimeout);
         }
         let Some(txn) = self.transactions.by_id.get(&req.transactional_id).cloned() else {
-            if req.producer_id >= 0 {
-                return Err(MetaError::InvalidProducerIdMapping);
-            }
+            // A KIP-360 producer whose id has expired starts afresh, as Kafka's coordinator
+            // lets it: there is nothing left to fence.
             let producer_id = self.allocate_producer_id();
             let txn = TxnState {
                 producer_id,
@@ -111,11 +112,24 @@ impl StateMachine {
                 producer_epoch: 0,
             });
         };
-        if req.producer_id >= 0 {
-            let current = req.producer_id == txn.producer_id
-                && (req.producer_epoch == txn.epoch
-                    || (txn.last_epoch >= 0 && req.producer_epoch == txn.last_epoch));
-            if !current {
+        // KIP-360: the epoch before the last bump, named again, is a retry of the call that
+        // bumped it (its answer lost) as long as no other producer has initialised since (which
+        // clears `last_epoch`): it gets the current epoch without another bump, as in Kafka.
+        let recovering = req.producer_id >= 0;
+        if recovering {
+            if req.producer_id != txn.producer_id {
+                return Err(MetaError::ProducerFenced);
+            }
+            if req.producer_epoch != txn.epoch {
+                if txn.last_epoch >= 0
+                    && req.producer_epoch == txn.last_epoch
+                    && txn.status != TxnStatus::Ongoing
+                {
+                    return Ok(ProducerIdAndEpoch {
+                        producer_id: txn.producer_id,
+                        producer_epoch: txn.epoch,
+                    });
+                }
                 return Err(MetaError::ProducerFenced);
             }
         }
@@ -126,7 +140,11 @@ impl StateMachine {
         if let Some(t) = self.transactions.by_id.get_mut(&req.transactional_id) {
             t.timeout_ms = req.transaction_timeout_ms;
             t.status = TxnStatus::Empty;
-            t.last_epoch = -1;
+            t.last_epoch = if recovering && fenced.producer_id == txn.producer_id {
+                txn.epoch
+            } else {
+                -1
+            };
         }
         Ok(fenced)
     }
@@ -692,3 +710,7 @@ fn first_at_or_after(aborted: &imbl::Vector<AbortedEntry>, offset: i64) -> usize
         })
         .unwrap_or_else(|i| i)
 }
+
+#[cfg(test)]
+#[path = "transactions_kip360_tests.rs"]
+mod tests;
