@@ -61,6 +61,15 @@ pub struct AgentConfig {
     /// for KIP-848 consumer groups.
     pub group_consumer_session_timeout: Duration,
     pub group_consumer_heartbeat_interval: Duration,
+    /// Kafka's `transaction.max.timeout.ms`: InitProducerId with a longer
+    /// `transaction.timeout.ms` is refused (INVALID_TRANSACTION_TIMEOUT).
+    pub transaction_max_timeout: Duration,
+    /// Kafka's `transactional.id.expiration.ms`: a transactional id with no transaction
+    /// ongoing and no request for this long is forgotten.
+    pub transactional_id_expiration: Duration,
+    /// Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often the
+    /// agent looks for transactions past their timeout (and ids past their expiration).
+    pub transaction_cleanup_interval: Duration,
     /// How long after its flush started an object may still be committed: past it the agent
     /// stops retrying and its producers send again. Not a setting: at most
     /// [`crate::batcher::MAX_COMMIT_DEADLINE`], which keeps it below the metastore's commit age
@@ -116,6 +125,9 @@ impl Default for AgentConfig {
             group_initial_rebalance_delay: Duration::from_secs(3),
             group_consumer_session_timeout: Duration::from_secs(45),
             group_consumer_heartbeat_interval: Duration::from_secs(5),
+            transaction_max_timeout: Duration::from_millis(900_000),
+            transactional_id_expiration: Duration::from_millis(604_800_000),
+            transaction_cleanup_interval: Duration::from_millis(10_000),
             commit_deadline: crate::batcher::MAX_COMMIT_DEADLINE,
             test_stale_objects: 0,
         }

@@ -21,3 +21,4 @@ pub mod storage;
 mod test_support;
 pub mod topic_config;
 pub mod topics;
+pub mod transactions;

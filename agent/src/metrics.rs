@@ -90,6 +90,11 @@ pub struct Metrics {
     /// committed offset, and the committed offset.
     pub group_lag: Family<GroupPartitionLabels, Gauge>,
     pub group_committed: Family<GroupPartitionLabels, Gauge>,
+    /// Transactions ended by this agent's EndTxn answers, and aborted by its timeout passes.
+    pub txn_committed: Counter,
+    pub txn_aborted: Counter,
+    pub txn_timed_out: Counter,
+    pub end_txn_latency: Histogram,
     registry: Registry,
 }
 
@@ -141,6 +146,10 @@ impl Metrics {
             metastore_commit_latency: latency(),
             group_lag: Family::default(),
             group_committed: Family::default(),
+            txn_committed: Counter::default(),
+            txn_aborted: Counter::default(),
+            txn_timed_out: Counter::default(),
+            end_txn_latency: latency(),
             registry: Registry::default(),
         };
         registry.register(
@@ -253,6 +262,26 @@ impl Metrics {
             "consumer_group_committed_offset",
             "A consumer group's committed offset, for the groups this agent coordinates",
             m.group_committed.clone(),
+        );
+        registry.register(
+            "transactions_committed",
+            "Transactions committed by EndTxn requests this agent answered",
+            m.txn_committed.clone(),
+        );
+        registry.register(
+            "transactions_aborted",
+            "Transactions aborted by EndTxn requests this agent answered",
+            m.txn_aborted.clone(),
+        );
+        registry.register(
+            "transactions_timed_out",
+            "Transactions aborted by this agent's timeout passes (open longer than their transaction.timeout.ms)",
+            m.txn_timed_out.clone(),
+        );
+        registry.register(
+            "end_txn_latency_seconds",
+            "Time to answer an EndTxn request: one metastore command that writes every marker",
+            m.end_txn_latency.clone(),
         );
         Arc::new(Self { registry, ..m })
     }

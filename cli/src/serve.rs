@@ -94,6 +94,7 @@ pub async fn run_agent(
     let heartbeats = membership.spawn(metastore, clock_for_heartbeats, shutdown.clone());
     let group_timers = groups.spawn(shutdown.clone());
     let lag = skiff_agent::groups::lag::spawn(agent.clone(), shutdown.clone());
+    let txn_timeouts = skiff_agent::transactions::spawn(agent.clone(), shutdown.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -119,8 +120,9 @@ pub async fn run_agent(
     if let Err(e) = server.await {
         warn!(error = %e, "server task failed");
     }
-    // It holds the agent too.
+    // They hold the agent too.
     let _ = lag.await;
+    let _ = txn_timeouts.await;
     // The last handle on the batcher goes with the agent: its window flushes and commits.
     drop(agent);
     if let Err(e) = batcher_task.await {

@@ -77,6 +77,21 @@ pub struct AgentFlags {
     /// (group.consumer.heartbeat.interval.ms) [default: 5000]
     #[arg(long, env = "SKIFF_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
     group_consumer_heartbeat_interval_ms: Option<u64>,
+    /// Longest transaction.timeout.ms a transactional producer may ask for
+    /// (transaction.max.timeout.ms) [default: 900000]
+    #[arg(long, env = "SKIFF_TRANSACTION_MAX_TIMEOUT_MS")]
+    transaction_max_timeout_ms: Option<u64>,
+    /// How long an idle transactional id is kept (transactional.id.expiration.ms)
+    /// [default: 604800000]
+    #[arg(long, env = "SKIFF_TRANSACTIONAL_ID_EXPIRATION_MS")]
+    transactional_id_expiration_ms: Option<u64>,
+    /// How often transactions past their timeout are aborted
+    /// (transaction.abort.timed.out.transaction.cleanup.interval.ms) [default: 10000]
+    #[arg(
+        long,
+        env = "SKIFF_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS"
+    )]
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
 }
 
 /// Where the objects are, for every role that reads or writes them.
@@ -244,6 +259,9 @@ struct FileSettings {
     group_min_session_timeout_ms: Option<u64>,
     group_consumer_session_timeout_ms: Option<u64>,
     group_consumer_heartbeat_interval_ms: Option<u64>,
+    transaction_max_timeout_ms: Option<u64>,
+    transactional_id_expiration_ms: Option<u64>,
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: Option<u64>,
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
@@ -416,6 +434,39 @@ impl AgentSettings {
             .or(file.group_consumer_heartbeat_interval_ms)
         {
             agent.group_consumer_heartbeat_interval = ms(d);
+        }
+        if let Some(d) = args
+            .transaction_max_timeout_ms
+            .or(file.transaction_max_timeout_ms)
+        {
+            if d < 1 || d > i32::MAX as u64 {
+                bail!(
+                    "transaction-max-timeout-ms must be between 1 and {}",
+                    i32::MAX
+                );
+            }
+            agent.transaction_max_timeout = ms(d);
+        }
+        if let Some(d) = args
+            .transactional_id_expiration_ms
+            .or(file.transactional_id_expiration_ms)
+        {
+            if d < 1 || d > i32::MAX as u64 {
+                bail!(
+                    "transactional-id-expiration-ms must be between 1 and {}",
+                    i32::MAX
+                );
+            }
+            agent.transactional_id_expiration = ms(d);
+        }
+        if let Some(d) = args
+            .transaction_abort_timed_out_transaction_cleanup_interval_ms
+            .or(file.transaction_abort_timed_out_transaction_cleanup_interval_ms)
+        {
+            if d < 1 {
+                bail!("transaction-abort-timed-out-transaction-cleanup-interval-ms must be at least 1");
+            }
+            agent.transaction_cleanup_interval = ms(d);
         }
         if let Some(n) = args.test_stale_objects {
             agent.test_stale_objects = n;

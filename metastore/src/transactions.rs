@@ -85,9 +85,8 @@ impl StateMachine {
             return Err(MetaError::InvalidTransactionTimeout);
         }
         let Some(txn) = self.transactions.by_id.get(&req.transactional_id).cloned() else {
-            if req.producer_id >= 0 {
-                return Err(MetaError::InvalidProducerIdMapping);
-            }
+            // A KIP-360 producer whose id has expired starts afresh, as Kafka's coordinator
+            // lets it: there is nothing left to fence.
             let producer_id = self.allocate_producer_id();
             let txn = TxnState {
                 producer_id,
@@ -111,11 +110,24 @@ impl StateMachine {
                 producer_epoch: 0,
             });
         };
-        if req.producer_id >= 0 {
-            let current = req.producer_id == txn.producer_id
-                && (req.producer_epoch == txn.epoch
-                    || (txn.last_epoch >= 0 && req.producer_epoch == txn.last_epoch));
-            if !current {
+        // KIP-360: the epoch before the last bump, named again, is a retry of the call that
+        // bumped it (its answer lost) as long as no other producer has initialised since (which
+        // clears `last_epoch`): it gets the current epoch without another bump, as in Kafka.
+        let recovering = req.producer_id >= 0;
+        if recovering {
+            if req.producer_id != txn.producer_id {
+                return Err(MetaError::ProducerFenced);
+            }
+            if req.producer_epoch != txn.epoch {
+                if txn.last_epoch >= 0
+                    && req.producer_epoch == txn.last_epoch
+                    && txn.status != TxnStatus::Ongoing
+                {
+                    return Ok(ProducerIdAndEpoch {
+                        producer_id: txn.producer_id,
+                        producer_epoch: txn.epoch,
+                    });
+                }
                 return Err(MetaError::ProducerFenced);
             }
         }
@@ -126,7 +138,11 @@ impl StateMachine {
         if let Some(t) = self.transactions.by_id.get_mut(&req.transactional_id) {
             t.timeout_ms = req.transaction_timeout_ms;
             t.status = TxnStatus::Empty;
-            t.last_epoch = -1;
+            t.last_epoch = if recovering && fenced.producer_id == txn.producer_id {
+                txn.epoch
+            } else {
+                -1
+            };
         }
         Ok(fenced)
     }

@@ -148,6 +148,9 @@ impl<'a> BrokerView<'a> {
             Setting::GroupInitialRebalanceDelayMs => ms(c.group_initial_rebalance_delay),
             Setting::GroupConsumerSessionTimeoutMs => ms(c.group_consumer_session_timeout),
             Setting::GroupConsumerHeartbeatIntervalMs => ms(c.group_consumer_heartbeat_interval),
+            Setting::TransactionMaxTimeoutMs => ms(c.transaction_max_timeout),
+            Setting::TransactionalIdExpirationMs => ms(c.transactional_id_expiration),
+            Setting::TransactionCleanupIntervalMs => ms(c.transaction_cleanup_interval),
         }
     }
 
@@ -258,7 +261,31 @@ impl<'a> BrokerView<'a> {
             .and_then(|l| l.value?.trim().parse().ok())
             .unwrap_or(DEFAULT_OFFSET_METADATA_MAX_BYTES)
     }
+
+    /// A broker setting as a number, through the same levels DescribeConfigs shows; `None` for
+    /// a name not in the table or a value that is not a number.
+    fn number(&self, name: &str) -> Option<i64> {
+        table::row(name)
+            .and_then(|row| self.levels(row).into_iter().next())
+            .and_then(|l| l.value?.trim().parse().ok())
+    }
+
+    /// Kafka's `transaction.max.timeout.ms`.
+    pub fn transaction_max_timeout_ms(&self) -> i64 {
+        self.number("transaction.max.timeout.ms")
+            .unwrap_or(DEFAULT_TRANSACTION_MAX_TIMEOUT_MS)
+    }
+
+    /// Kafka's `transactional.id.expiration.ms`.
+    pub fn transactional_id_expiration_ms(&self) -> i64 {
+        self.number("transactional.id.expiration.ms")
+            .unwrap_or(DEFAULT_TRANSACTIONAL_ID_EXPIRATION_MS)
+    }
 }
+
+/// Kafka's defaults of the transaction settings.
+const DEFAULT_TRANSACTION_MAX_TIMEOUT_MS: i64 = 900_000;
+const DEFAULT_TRANSACTIONAL_ID_EXPIRATION_MS: i64 = 604_800_000;
 
 /// A broker setting's value in its topic config's unit: hours to milliseconds, a negative
 /// number of hours (Kafka: no limit) to -1.

@@ -43,6 +43,9 @@ pub enum Setting {
     GroupInitialRebalanceDelayMs,
     GroupConsumerSessionTimeoutMs,
     GroupConsumerHeartbeatIntervalMs,
+    TransactionMaxTimeoutMs,
+    TransactionalIdExpirationMs,
+    TransactionCleanupIntervalMs,
 }
 
 /// What a row shows when no dynamic config sets it.
@@ -374,6 +377,24 @@ pub const ROWS: &[Row] = &[
         Setting::SocketRequestMaxBytes,
         Some("104857600"),
     ),
+    agent(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Type::Int,
+        Setting::TransactionCleanupIntervalMs,
+        Some("10000"),
+    ),
+    agent(
+        "transaction.max.timeout.ms",
+        Type::Int,
+        Setting::TransactionMaxTimeoutMs,
+        Some("900000"),
+    ),
+    agent(
+        "transactional.id.expiration.ms",
+        Type::Int,
+        Setting::TransactionalIdExpirationMs,
+        Some("604800000"),
+    ),
     // ---- Static: Kafka's defaults, for settings Skiff has no equivalent of. ----
     fixed("auto.leader.rebalance.enable", Type::Boolean, Some("true")),
     fixed("background.threads", Type::Int, Some("10")),
@@ -439,7 +460,6 @@ pub const ROWS: &[Row] = &[
     fixed("replica.lag.time.max.ms", Type::Long, Some("30000")),
     fixed("socket.receive.buffer.bytes", Type::Int, Some("102400")),
     fixed("socket.send.buffer.bytes", Type::Int, Some("102400")),
-    fixed("transaction.max.timeout.ms", Type::Int, Some("900000")),
     fixed("transaction.state.log.min.isr", Type::Int, Some("2")),
     fixed(
         "transaction.state.log.num.partitions",
@@ -450,11 +470,6 @@ pub const ROWS: &[Row] = &[
         "transaction.state.log.replication.factor",
         Type::Short,
         Some("3"),
-    ),
-    fixed(
-        "transactional.id.expiration.ms",
-        Type::Int,
-        Some("604800000"),
     ),
 ];
 

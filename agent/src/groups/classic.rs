@@ -804,6 +804,35 @@ impl Group {
         Ok(())
     }
 
+    /// Whether a TxnOffsetCommit from this member may be stored, as Kafka's coordinator decides
+    /// it (KIP-447): no member id and no generation (a producer that does not name its consumer,
+    /// v0-2) always may; a named member must be in the group, a named generation the current
+    /// one. Unlike OffsetCommit, a rebalance in progress does not stop it: the transaction
+    /// fences a zombie by its generation, and the offsets wait in it until it commits.
+    pub fn check_txn_commit(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), i16> {
+        if self.state == GroupState::Dead {
+            return Err(codes::COORDINATOR_NOT_AVAILABLE);
+        }
+        if let Some(instance) = instance {
+            match self.statics.get(instance) {
+                Some(id) if id != member_id => return Err(codes::FENCED_INSTANCE_ID),
+                _ => {}
+            }
+        }
+        if !member_id.is_empty() && !self.members.contains_key(member_id) {
+            return Err(codes::UNKNOWN_MEMBER_ID);
+        }
+        if generation >= 0 && generation != self.generation {
+            return Err(codes::ILLEGAL_GENERATION);
+        }
+        Ok(())
+    }
+
     /// Expires silent members and lapsed member ids, and ends join phases whose time is up.
     pub fn tick(&mut self, now: Instant) {
         self.pending.retain(|_, lapses| *lapses > now);

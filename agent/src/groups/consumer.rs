@@ -538,6 +538,23 @@ impl ConsumerGroup {
     }
 
     /// Whether an OffsetCommit (v9+) or OffsetFetch with this member and epoch may proceed.
+    /// Whether a TxnOffsetCommit may be stored (KIP-447): no member id and no epoch always may;
+    /// a named member must be in the group, at the epoch named (ILLEGAL_GENERATION otherwise,
+    /// as Kafka's coordinator answers a transactional commit).
+    pub fn check_txn_commit(&self, member_id: &str, epoch: i32) -> Result<(), i16> {
+        if member_id.is_empty() && epoch < 0 {
+            return Ok(());
+        }
+        let m = self
+            .members
+            .get(member_id)
+            .ok_or(codes::UNKNOWN_MEMBER_ID)?;
+        if epoch >= 0 && epoch != m.epoch {
+            return Err(codes::ILLEGAL_GENERATION);
+        }
+        Ok(())
+    }
+
     pub fn check_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), i16> {
         if epoch < 0 && member_id.is_empty() {
             return if self.members.is_empty() {

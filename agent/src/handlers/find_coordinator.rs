@@ -1,7 +1,8 @@
-//! FindCoordinator: which agent coordinates a consumer group. Every agent computes the same
-//! answer from the live agents (rendezvous hashing of the group id, see
-//! [`crate::membership::coordinator_of`]), so any agent may be asked. Transactions have no
-//! coordinator yet: COORDINATOR_NOT_AVAILABLE, which clients retry.
+//! FindCoordinator: which agent coordinates a consumer group or a transactional id. Every agent
+//! computes the same answer from the live agents (rendezvous hashing of the key, see
+//! [`crate::membership::coordinator_of`]), so any agent may be asked. A transaction's state is
+//! in the metastore, so any agent could serve its requests; the stable choice only spreads the
+//! transactional ids over the agents as Kafka spreads them over its brokers.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -12,16 +13,17 @@ use crate::context::Agent;
 use crate::protocol::codes;
 
 const GROUP: i8 = 0;
-
-static NO_TRANSACTIONS: &str = "transactions are not available on this broker yet";
+const TRANSACTION: i8 = 1;
 
 /// The coordinator of `key`, or the error to answer instead.
 fn locate(agent: &Agent, key_type: i8, key: &str) -> Result<AgentInfo, (i16, &'static str)> {
-    if key_type != GROUP {
-        return Err((codes::COORDINATOR_NOT_AVAILABLE, NO_TRANSACTIONS));
-    }
-    if key.is_empty() {
-        return Err((codes::INVALID_REQUEST, "empty group id"));
+    match key_type {
+        GROUP if key.is_empty() => return Err((codes::INVALID_REQUEST, "empty group id")),
+        TRANSACTION if key.is_empty() => {
+            return Err((codes::INVALID_REQUEST, "empty transactional id"))
+        }
+        GROUP | TRANSACTION => {}
+        _ => return Err((codes::INVALID_REQUEST, "unknown coordinator type")),
     }
     let view = agent.membership.view();
     if let Some(a) = crate::membership::coordinator_of(key, &view.agents) {

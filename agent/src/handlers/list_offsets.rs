@@ -16,7 +16,9 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub async fn handle(agent: &Agent, _version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(agent: &Agent, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    // KIP-98: read_committed consumers see offsets up to the last stable offset only.
+    let committed = version >= 2 && req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let last = t.partitions.iter().map(|p| p.partition_index).max();
@@ -42,7 +44,7 @@ pub async fn handle(agent: &Agent, _version: i16, req: ListOffsetsRequest) -> Li
                 topic_id: meta.topic_id,
                 partition: p.partition_index,
             };
-            partitions.push(match lookup(agent, tp, p.timestamp).await {
+            partitions.push(match lookup(agent, tp, p.timestamp, committed).await {
                 Ok((offset, timestamp)) => response.with_offset(offset).with_timestamp(timestamp),
                 Err(code) => response.with_error_code(code),
             });
@@ -56,19 +58,48 @@ pub async fn handle(agent: &Agent, _version: i16, req: ListOffsetsRequest) -> Li
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// The (offset, timestamp) a ListOffsets partition asks for.
-async fn lookup(agent: &Agent, tp: TopicPartition, target: i64) -> Result<(i64, i64), i16> {
+/// The (offset, timestamp) a ListOffsets partition asks for; with `committed` (read_committed),
+/// as Kafka answers it: LATEST is the last stable offset, and a record found at or past it is
+/// not answered.
+async fn lookup(
+    agent: &Agent,
+    tp: TopicPartition,
+    target: i64,
+    committed: bool,
+) -> Result<(i64, i64), i16> {
+    let found = lookup_any(agent, tp, target, committed).await?;
+    if !committed || target == LATEST || target == EARLIEST || found.0 < 0 {
+        return Ok(found);
+    }
+    let offsets = agent
+        .metastore
+        .offsets(tp)
+        .await
+        .map_err(|e| codes::metastore_error(&e))?;
+    Ok(if found.0 < offsets.last_stable_offset {
+        found
+    } else {
+        (-1, -1)
+    })
+}
+
+async fn lookup_any(
+    agent: &Agent,
+    tp: TopicPartition,
+    target: i64,
+    committed: bool,
+) -> Result<(i64, i64), i16> {
     let meta_err = |e: skiff_metastore::client::MetastoreError| codes::metastore_error(&e);
     match target {
-        LATEST => Ok((
-            agent
-                .metastore
-                .offsets(tp)
-                .await
-                .map_err(meta_err)?
-                .high_watermark,
-            -1,
-        )),
+        LATEST => {
+            let offsets = agent.metastore.offsets(tp).await.map_err(meta_err)?;
+            let end = if committed {
+                offsets.last_stable_offset
+            } else {
+                offsets.high_watermark
+            };
+            Ok((end, -1))
+        }
         EARLIEST => Ok((
             agent
                 .metastore

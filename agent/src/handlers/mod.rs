@@ -1,6 +1,8 @@
 //! One module per Kafka API. A handler decodes nothing itself: it gets the decoded request, calls
 //! the metastore client, the batcher or the reader with domain types, and builds the response.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group;
@@ -14,6 +16,7 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group;
@@ -25,6 +28,8 @@ pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
 pub mod reassignments;
+mod txn;
+pub mod txn_offset_commit;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -341,6 +346,30 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
                 list_transactions::handle(&agent, version, req).await
+            })
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                add_partitions_to_txn::handle(&agent, req).await
+            })
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                add_offsets_to_txn::handle(&agent, req).await
+            })
+        }
+        ApiKey::TxnOffsetCommit => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                txn_offset_commit::handle(&agent, req).await
+            })
+        }
+        ApiKey::EndTxn => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                end_txn::handle(&agent, version, req).await
             })
         }
         _ => return Err(Close::UnsupportedVersion { api, version }),

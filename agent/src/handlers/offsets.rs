@@ -126,9 +126,66 @@ pub async fn commit(agent: &Agent, req: OffsetCommitRequest) -> OffsetCommitResp
     OffsetCommitResponse::default().with_topics(topics)
 }
 
+/// One partition's answer: its committed offset if it has one, or UNSTABLE_OFFSET_COMMIT.
+#[derive(Clone)]
+enum Found {
+    Offset(Option<CommittedOffset>),
+    /// `require_stable` (KIP-447) and a transaction still holds offsets of this partition:
+    /// the consumer waits for it to end rather than start from an offset it may move.
+    Unstable,
+}
+
 /// One group's committed offsets, by topic and partition, for the partitions asked (all of them
 /// for `None`); a partition without one gets offset -1.
 async fn fetch_group(
+    agent: &Agent,
+    group_id: &str,
+    wanted: Option<Vec<(TopicName, Vec<i32>)>>,
+    require_stable: bool,
+) -> Result<Vec<(TopicName, Vec<(i32, Found)>)>, i16> {
+    let found = fetch_committed(agent, group_id, wanted).await?;
+    if !require_stable {
+        return Ok(found
+            .into_iter()
+            .map(|(t, ps)| {
+                (
+                    t,
+                    ps.into_iter().map(|(p, c)| (p, Found::Offset(c))).collect(),
+                )
+            })
+            .collect());
+    }
+    let pending: std::collections::BTreeSet<GroupPartition> = agent
+        .metastore
+        .pending_txn_offsets(group_id)
+        .await
+        .map_err(|e| codes::coordinator_error(&e))?
+        .into_iter()
+        .collect();
+    Ok(found
+        .into_iter()
+        .map(|(t, ps)| {
+            let ps = ps
+                .into_iter()
+                .map(|(p, c)| {
+                    let key = GroupPartition {
+                        topic: t.as_str().to_owned(),
+                        partition: p,
+                    };
+                    let found = if pending.contains(&key) {
+                        Found::Unstable
+                    } else {
+                        Found::Offset(c)
+                    };
+                    (p, found)
+                })
+                .collect();
+            (t, ps)
+        })
+        .collect())
+}
+
+async fn fetch_committed(
     agent: &Agent,
     group_id: &str,
     wanted: Option<Vec<(TopicName, Vec<i32>)>>,
@@ -175,10 +232,17 @@ async fn fetch_group(
     })
 }
 
-fn offset_fields(c: Option<CommittedOffset>) -> (i64, i32, Option<StrBytes>) {
-    match c {
-        Some(c) => (c.offset, c.leader_epoch, Some(str_bytes(c.metadata))),
-        None => (-1, -1, Some(StrBytes::new())),
+/// A partition's offset, leader epoch, metadata and error code.
+fn offset_fields(found: Found) -> (i64, i32, Option<StrBytes>, i16) {
+    match found {
+        Found::Offset(Some(c)) => (
+            c.offset,
+            c.leader_epoch,
+            Some(str_bytes(c.metadata)),
+            codes::NONE,
+        ),
+        Found::Offset(None) => (-1, -1, Some(StrBytes::new()), codes::NONE),
+        Found::Unstable => (-1, -1, Some(StrBytes::new()), codes::UNSTABLE_OFFSET_COMMIT),
     }
 }
 
@@ -205,7 +269,7 @@ pub async fn fetch(agent: &Agent, version: i16, req: OffsetFetchRequest) -> Offs
                 }
             }
             groups.push(
-                match fetch_group(agent, g.group_id.as_str(), wanted).await {
+                match fetch_group(agent, g.group_id.as_str(), wanted, req.require_stable).await {
                     Err(code) => group.with_error_code(code),
                     Ok(found) => group.with_topics(
                         found
@@ -214,12 +278,13 @@ pub async fn fetch(agent: &Agent, version: i16, req: OffsetFetchRequest) -> Offs
                                 let partitions = parts
                                     .into_iter()
                                     .map(|(p, c)| {
-                                        let (offset, epoch, metadata) = offset_fields(c);
+                                        let (offset, epoch, metadata, code) = offset_fields(c);
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(p)
                                             .with_committed_offset(offset)
                                             .with_committed_leader_epoch(epoch)
                                             .with_metadata(metadata)
+                                            .with_error_code(code)
                                     })
                                     .collect();
                                 OffsetFetchResponseTopics::default()
@@ -238,7 +303,9 @@ pub async fn fetch(agent: &Agent, version: i16, req: OffsetFetchRequest) -> Offs
             .map(|t| (t.name, t.partition_indexes))
             .collect()
     });
-    match fetch_group(agent, req.group_id.as_str(), wanted.clone()).await {
+    // v7 on: a read_committed consumer asks for stable offsets only (KIP-447).
+    let require_stable = version >= 7 && req.require_stable;
+    match fetch_group(agent, req.group_id.as_str(), wanted.clone(), require_stable).await {
         Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code),
         // v1 has no top-level error: every partition asked for carries it.
         Err(code) => OffsetFetchResponse::default().with_topics(
@@ -268,12 +335,13 @@ pub async fn fetch(agent: &Agent, version: i16, req: OffsetFetchRequest) -> Offs
                     let partitions = parts
                         .into_iter()
                         .map(|(p, c)| {
-                            let (offset, epoch, metadata) = offset_fields(c);
+                            let (offset, epoch, metadata, code) = offset_fields(c);
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(offset)
                                 .with_committed_leader_epoch(if version >= 5 { epoch } else { -1 })
                                 .with_metadata(metadata)
+                                .with_error_code(code)
                         })
                         .collect();
                     OffsetFetchResponseTopic::default()

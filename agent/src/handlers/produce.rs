@@ -187,12 +187,16 @@ async fn admit_partition(
     };
     for batch in batches(records, agent.max_message_bytes(topic)) {
         let batch = batch.map_err(|e| refused(&e))?;
-        if batch.header.is_transactional() {
+        // Markers are the coordinator's (EndTxn): a client's control batch would commit or
+        // abort a transaction under its own name. Kafka's LogValidator refuses them too.
+        if batch.header.is_control() {
             return Err(failed(
-                codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                Some("transactions are not supported yet".into()),
+                codes::INVALID_RECORD,
+                Some("clients are not allowed to write control records".into()),
             ));
         }
+        // A transactional batch is checked by the metastore when it commits: only into the
+        // producer's ongoing transaction, at its epoch, for a partition it added.
         let timestamps = admit(agent, &batch, checks, (name, tp.partition)).await?;
         let entry = Entry::new(tp, batch, timestamps);
         entries.push(if log_append_time {

@@ -253,6 +253,16 @@ const API_SCHEMAS: &[ApiSchema] = &[
         admin::DESCRIBE_TRANSACTIONS,
     ),
     api(ApiKey::ListTransactions, 0, 2, 0, admin::LIST_TRANSACTIONS),
+    api(
+        ApiKey::AddPartitionsToTxn,
+        0,
+        5,
+        3,
+        txn::ADD_PARTITIONS_TO_TXN,
+    ),
+    api(ApiKey::AddOffsetsToTxn, 0, 4, 3, txn::ADD_OFFSETS_TO_TXN),
+    api(ApiKey::TxnOffsetCommit, 0, 5, 3, txn::TXN_OFFSET_COMMIT),
+    api(ApiKey::EndTxn, 0, 5, 3, txn::END_TXN),
 ];
 
 const PRODUCE: &[Field] = &[
@@ -787,6 +797,8 @@ impl Walk<'_> {
 
 #[path = "guard_admin.rs"]
 mod admin;
+#[path = "guard_txn.rs"]
+mod txn;
 
 #[cfg(test)]
 #[path = "guard_tests.rs"]

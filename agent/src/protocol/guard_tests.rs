@@ -63,6 +63,8 @@ use crate::protocol::versions::SUPPORTED;
 
 #[path = "guard_admin_tests.rs"]
 mod admin_samples;
+#[path = "guard_txn_tests.rs"]
+mod txn_samples;
 
 fn s(v: &'static str) -> StrBytes {
     StrBytes::from_static_str(v)
@@ -719,9 +721,9 @@ fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
             consumer_group_heartbeat(v, true),
         ],
         ApiKey::ConsumerGroupDescribe => vec![consumer_group_describe(v)],
-        other => {
-            admin_samples::samples(other, v).unwrap_or_else(|| panic!("no samples for {other:?}"))
-        }
+        other => admin_samples::samples(other, v)
+            .or_else(|| txn_samples::samples(other, v))
+            .unwrap_or_else(|| panic!("no samples for {other:?}")),
     }
 }
 
@@ -754,6 +756,7 @@ fn kafka_versions(api: ApiKey) -> VersionRange {
         ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
         ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
         other => admin_samples::kafka_versions(other)
+            .or_else(|| txn_samples::kafka_versions(other))
             .unwrap_or_else(|| panic!("no request type for {other:?}")),
     }
 }
@@ -793,6 +796,7 @@ fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Result<usize, String> {
         ApiKey::ConsumerGroupHeartbeat => len::<ConsumerGroupHeartbeatRequest>(v, body),
         ApiKey::ConsumerGroupDescribe => len::<ConsumerGroupDescribeRequest>(v, body),
         other => admin_samples::kafka_decode(other, v, body)
+            .or_else(|| txn_samples::kafka_decode(other, v, body))
             .unwrap_or_else(|| panic!("no request type for {other:?}")),
     }
 }

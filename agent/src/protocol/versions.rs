@@ -43,6 +43,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     // v2's transactional id pattern (KIP-1152) is not served.
     (ApiKey::ListTransactions, 0, 1),
+    // Transactions. AddPartitionsToTxn v4+ is the brokers' batched, verify-only form.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 5),
+    (ApiKey::EndTxn, 0, 5),
 ];
 
 pub fn supported(api_key: ApiKey, version: i16) -> bool {
