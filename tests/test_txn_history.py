@@ -14,7 +14,6 @@ Each run writes for SKIFF_TXN_HISTORY_SECONDS (default 20) and then drains, boun
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import pytest
@@ -224,26 +223,22 @@ def run_and_check(bootstrap: str, topic: str, during=None, **kw) -> None:
 
 class Fault:
     """Kills `victim()` with SIGKILL at `at` seconds into the run and starts it again `down` seconds
-    later (`restart=False`: leaves it dead)."""
+    later. Both from the test's main thread (the workload calls it there): a process started by
+    another thread would die with that thread (conftest's PR_SET_PDEATHSIG)."""
 
-    def __init__(self, victim, at: float = SECONDS / 3, down: float = 3.0, restart: bool = True):
-        self.victim, self.at, self.down, self.restart = victim, at, down, restart
+    def __init__(self, victim, at: float = SECONDS / 3, down: float = 3.0):
+        assert at + down < SECONDS, "the victim must be back before the run ends"
+        self.victim, self.at, self.down = victim, at, down
         self.killed = None
         self.restarted = False
-        self.thread = None
 
     def __call__(self, elapsed: float) -> None:
         if self.killed is None and elapsed >= self.at:
             self.killed = self.victim()
             self.killed.kill9()
-            if self.restart:
-                def later():
-                    time.sleep(self.down)
-                    self.killed.start()
-                    self.restarted = True
-
-                self.thread = threading.Thread(target=later, daemon=True)
-                self.thread.start()
+        elif self.killed is not None and not self.restarted and elapsed >= self.at + self.down:
+            self.killed.start()
+            self.restarted = True
 
 
 @pytest.mark.timeout(int(SECONDS) + 300)

@@ -341,7 +341,7 @@ class TxnProducer(threading.Thread):
                 "transaction.timeout.ms": self.timeout_ms,
                 "linger.ms": 5,
                 "message.timeout.ms": self.timeout_ms,
-                "log_level": 3,
+                "log_level": 0,
             })
             try:
                 p.init_transactions(30)
@@ -380,6 +380,10 @@ class TxnProducer(threading.Thread):
                     p = self.new_producer()
                     continue
                 if roll < self.abandon + 0.25:
+                    if roll < self.abandon + 0.15:
+                        # Sent before the abort, so that the log holds them (an abort purges what
+                        # the client has not sent yet).
+                        p.flush(30)
                     p.abort_transaction(30)
                     txn.outcome = ABORTED
                 else:
@@ -443,7 +447,7 @@ class Processor(threading.Thread):
                 "transaction.timeout.ms": self.timeout_ms,
                 "linger.ms": 5,
                 "message.timeout.ms": self.timeout_ms,
-                "log_level": 3,
+                "log_level": 0,
             })
             try:
                 p.init_transactions(30)
@@ -474,7 +478,7 @@ class Processor(threading.Thread):
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 10000,
-            "log_level": 3,
+            "log_level": 0,
         })
         self.consumer.subscribe([self.src])
         p = self.new_producer()
@@ -554,7 +558,7 @@ def read_all(bootstrap: str, topic: str, partitions: int, isolation: str, timeou
         "isolation.level": isolation,
         "enable.auto.commit": False,
         "enable.partition.eof": True,
-        "log_level": 3,
+        "log_level": 0,
     })
     try:
         c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
@@ -582,7 +586,7 @@ def ends(bootstrap: str, topic: str, partitions: int) -> dict[int, tuple[int, in
 
     out = {}
     cs = {
-        iso: Consumer({"bootstrap.servers": bootstrap, "group.id": "txn-history-ends", "isolation.level": iso, "log_level": 3})
+        iso: Consumer({"bootstrap.servers": bootstrap, "group.id": "txn-history-ends", "isolation.level": iso, "log_level": 0})
         for iso in ("read_committed", "read_uncommitted")
     }
     try:
@@ -600,7 +604,7 @@ def ends(bootstrap: str, topic: str, partitions: int) -> dict[int, tuple[int, in
 def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 3})
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
     try:
         got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return {tp.partition: tp.offset for tp in got}
