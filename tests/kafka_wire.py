@@ -105,11 +105,15 @@ def record_batch(
     corrupt_crc: bool = False,
     max_timestamp: int | None = None,
     compression: str = "none",
+    producer: tuple[int, int, int] = (-1, -1, -1),
+    transactional: bool = False,
+    control: bool = False,
 ) -> bytes:
     """records: list of (key, value, headers, timestamp). Offsets are deltas from 0, as producers send.
 
     max_timestamp: what the header says, by default the records' largest (Sarama writes -1).
-    compression: "none" or "gzip" (the records section as one gzip stream, as producers send it)."""
+    compression: "none" or "gzip" (the records section as one gzip stream, as producers send it).
+    producer: (producer id, epoch, base sequence); transactional, control: attribute bits 4 and 5."""
     recs = b"".join(
         record(i, ts - base_timestamp, k, v, h) for i, (k, v, h, ts) in enumerate(records)
     )
@@ -117,16 +121,18 @@ def record_batch(
         max_timestamp = max(ts for *_, ts in records)
     codecs = {"none": (0, lambda b: b), "gzip": (1, gzip.compress)}
     attributes, compress = codecs[compression]
+    attributes |= (0x10 if transactional else 0) | (0x20 if control else 0)
+    producer_id, producer_epoch, base_sequence = producer
     after_crc = (
         struct.pack(
             ">hiqqqhi",
-            attributes,  # the codec; CreateTime, not transactional
+            attributes,  # the codec, CreateTime, the transactional and control bits
             len(records) - 1,  # lastOffsetDelta
             base_timestamp,
             max_timestamp,
-            -1,  # producerId
-            -1,  # producerEpoch
-            -1,  # baseSequence
+            producer_id,
+            producer_epoch,
+            base_sequence,
         )
         + struct.pack(">i", len(records))
         + compress(recs)
@@ -167,10 +173,11 @@ def produce_request(
     version: int = 3,
     acks: int = -1,
     timeout_ms: int = 30000,
+    transactional_id: str | None = None,
 ) -> bytes:
     assert 3 <= version <= 8, "only the non-flexible Produce versions are built here"
     body = (
-        string(None)  # transactional_id
+        string(transactional_id)
         + struct.pack(">hi", acks, timeout_ms)
         + struct.pack(">i", 1)
         + string(topic)
@@ -809,9 +816,12 @@ def parse_describe_cluster(payload: bytes, version: int = 0) -> dict:
     return out
 
 
-# --- FindCoordinator v1 (non-flexible), DescribeTransactions v0, ListTransactions v0-1 (flexible) --
-API_DESCRIBE_TRANSACTIONS = 65
-API_LIST_TRANSACTIONS = 66
+# --- transactions (KIP-98, KIP-447) -------------------------------------------------------------
+API_INIT_PRODUCER_ID = 22
+API_ADD_PARTITIONS_TO_TXN = 24
+API_ADD_OFFSETS_TO_TXN = 25
+API_END_TXN = 26
+API_TXN_OFFSET_COMMIT = 28
 
 
 def find_coordinator_v1_request(key: str, key_type: int, correlation_id: int) -> bytes:
@@ -819,17 +829,142 @@ def find_coordinator_v1_request(key: str, key_type: int, correlation_id: int) ->
     return frame(header_v1(API_FIND_COORDINATOR, 1, correlation_id) + body)
 
 
-def parse_find_coordinator_v1(payload: bytes) -> tuple[int, int, str, int]:
-    """(error_code, node_id, host, port)."""
+def parse_find_coordinator_v1(payload: bytes) -> dict:
     r = Reader(payload)
-    r.take(">i")  # correlation id
-    r.take(">i")  # throttle
-    error = r.take(">h")
-    r.string()  # error message
-    node_id = r.take(">i")
-    host = r.string()
-    port = r.take(">i")
-    return error, node_id, host, port
+    out = {"correlation_id": r.take(">i")}
+    _throttle, out["error_code"] = r.take(">ih")
+    out["error_message"] = r.string()
+    out["node_id"] = r.take(">i")
+    out["host"] = r.string()
+    out["port"] = r.take(">i")
+    return out
+
+
+def init_producer_id_v1_request(transactional_id: str | None, timeout_ms: int, correlation_id: int) -> bytes:
+    body = string(transactional_id) + struct.pack(">i", timeout_ms)
+    return frame(header_v1(API_INIT_PRODUCER_ID, 1, correlation_id) + body)
+
+
+def parse_init_producer_id_v1(payload: bytes) -> tuple[int, int, int]:
+    """(error_code, producer_id, producer_epoch)."""
+    _correlation_id, _throttle, error_code, producer_id, epoch = Reader(payload).take(">iihqh")
+    return error_code, producer_id, epoch
+
+
+def add_partitions_to_txn_v1_request(
+    transactional_id: str, producer_id: int, epoch: int, topics, correlation_id: int
+) -> bytes:
+    """topics: {topic: [partition]}."""
+    body = string(transactional_id) + struct.pack(">qhi", producer_id, epoch, len(topics))
+    for topic, partitions in topics.items():
+        body += string(topic) + struct.pack(">i", len(partitions))
+        body += b"".join(struct.pack(">i", p) for p in partitions)
+    return frame(header_v1(API_ADD_PARTITIONS_TO_TXN, 1, correlation_id) + body)
+
+
+def parse_add_partitions_to_txn_v1(payload: bytes) -> dict[tuple[str, int], int]:
+    """{(topic, partition): error_code}."""
+    r = Reader(payload)
+    r.take(">ii")  # correlation_id, throttle_time_ms
+    out = {}
+    for _ in range(r.take(">i")):
+        name = r.string()
+        for _ in range(r.take(">i")):
+            partition, error_code = r.take(">ih")
+            out[(name, partition)] = error_code
+    return out
+
+
+def add_offsets_to_txn_v1_request(
+    transactional_id: str, producer_id: int, epoch: int, group_id: str, correlation_id: int
+) -> bytes:
+    body = string(transactional_id) + struct.pack(">qh", producer_id, epoch) + string(group_id)
+    return frame(header_v1(API_ADD_OFFSETS_TO_TXN, 1, correlation_id) + body)
+
+
+def end_txn_v1_request(transactional_id: str, producer_id: int, epoch: int, committed: bool, correlation_id: int) -> bytes:
+    body = string(transactional_id) + struct.pack(">qhb", producer_id, epoch, 1 if committed else 0)
+    return frame(header_v1(API_END_TXN, 1, correlation_id) + body)
+
+
+def parse_error_code_v1(payload: bytes) -> int:
+    """AddOffsetsToTxn and EndTxn v1 answers: correlation id, throttle time, error code."""
+    _correlation_id, _throttle, error_code = Reader(payload).take(">iih")
+    return error_code
+
+
+def txn_offset_commit_v3_request(
+    transactional_id: str,
+    group_id: str,
+    producer_id: int,
+    epoch: int,
+    generation_id: int,
+    member_id: str,
+    offsets,
+    correlation_id: int,
+) -> bytes:
+    """TxnOffsetCommit v3 (flexible, KIP-447's member and generation): offsets = {topic: [(partition, offset)]}."""
+    body = compact_string(transactional_id) + compact_string(group_id)
+    body += struct.pack(">qhi", producer_id, epoch, generation_id)
+    body += compact_string(member_id) + compact_string(None)  # group_instance_id
+    body += uvarint(len(offsets) + 1)
+    for topic, partitions in offsets.items():
+        body += compact_string(topic) + uvarint(len(partitions) + 1)
+        for partition, offset in partitions:
+            body += struct.pack(">iqi", partition, offset, -1) + compact_string(None) + uvarint(0)
+        body += uvarint(0)
+    body += uvarint(0)
+    return frame(header_v2(API_TXN_OFFSET_COMMIT, 3, correlation_id) + body)
+
+
+def parse_txn_offset_commit_v3(payload: bytes) -> dict[tuple[str, int], int]:
+    """{(topic, partition): error_code}."""
+    r = Reader(payload)
+    r.take(">i")  # correlation_id
+    skip_tagged_fields(r)  # response header v1
+    r.take(">i")  # throttle_time_ms
+    out = {}
+    for _ in range(read_uvarint(r) - 1):
+        name = read_compact_string(r)
+        for _ in range(read_uvarint(r) - 1):
+            partition, error_code = r.take(">ih")
+            skip_tagged_fields(r)
+            out[(name, partition)] = error_code
+        skip_tagged_fields(r)
+    return out
+
+
+def offset_fetch_v7_request(group_id: str, topics, require_stable: bool, correlation_id: int) -> bytes:
+    """OffsetFetch v7 (flexible, KIP-447's require_stable): topics = {topic: [partition]}."""
+    body = compact_string(group_id) + uvarint(len(topics) + 1)
+    for topic, partitions in topics.items():
+        body += compact_string(topic) + uvarint(len(partitions) + 1)
+        body += b"".join(struct.pack(">i", p) for p in partitions) + uvarint(0)
+    body += struct.pack(">b", 1 if require_stable else 0) + uvarint(0)
+    return frame(header_v2(API_OFFSET_FETCH, 7, correlation_id) + body)
+
+
+def parse_offset_fetch_v7(payload: bytes) -> tuple[int, dict[tuple[str, int], tuple[int, int]]]:
+    """(error_code, {(topic, partition): (offset, error_code)})."""
+    r = Reader(payload)
+    r.take(">i")  # correlation_id
+    skip_tagged_fields(r)
+    r.take(">i")  # throttle_time_ms
+    out = {}
+    for _ in range(read_uvarint(r) - 1):
+        name = read_compact_string(r)
+        for _ in range(read_uvarint(r) - 1):
+            partition, offset, _epoch = r.take(">iqi")
+            read_compact_string(r)  # metadata
+            out[(name, partition)] = (offset, r.take(">h"))
+            skip_tagged_fields(r)
+        skip_tagged_fields(r)
+    return r.take(">h"), out
+
+
+# --- DescribeTransactions v0, ListTransactions v0-1 (flexible) ----------------------------------
+API_DESCRIBE_TRANSACTIONS = 65
+API_LIST_TRANSACTIONS = 66
 
 
 def _compact_array(items: list[bytes]) -> bytes:

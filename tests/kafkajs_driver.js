@@ -21,8 +21,12 @@
 //   produce           {topic, messages: [{partition, key, value, timestamp}]} or {topicMessages:
 //                     [{topic, messages}]} (one sendBatch)  -> {ok: true, results: [{topic, partition,
 //                     baseOffset, logAppendTime}], produceRequests} | {ok: false, error, produceRequests}
-//   consume           {topic, group, expect, timeoutMs}         -> {messages: [{partition, offset, key,
+//   consume           {topic, group, expect, timeoutMs, readUncommitted}
+//                                                               -> {messages: [{partition, offset, key,
 //                                                                   value, timestamp, timestampType}]}
+//   transactions      {topic, transactionalId, transactions: [{commit, messages}]}
+//                                                               -> {ok: true} | {ok: false, error}
+//       One transactional producer runs the transactions in order, committing or aborting each.
 //   grow_subscribed   {topic, group, count, perPartition}       -> {assignments: [[partition]], messages}
 //       A group member subscribes, and once it has the topic's partitions assigned, the topic is
 //       grown to `count` partitions (KafkaJS's admin); once the member has all of them assigned,
@@ -101,7 +105,12 @@ const message = (topic, partition, m) => ({
 
 // Runs a group member until `done(messages)`, or the timeout; the messages it read.
 async function consumeUntil(kafka, req, done, onJoin) {
-  const consumer = kafka.consumer({ groupId: req.group, maxWaitTimeInMs: 100, metadataMaxAge: req.metadataMaxAge });
+  const consumer = kafka.consumer({
+    groupId: req.group,
+    maxWaitTimeInMs: 100,
+    metadataMaxAge: req.metadataMaxAge,
+    readUncommitted: !!req.readUncommitted,
+  });
   await consumer.connect();
   const messages = [];
   try {
@@ -221,6 +230,28 @@ async function main() {
     }
     case "consume":
       return { messages: await consumeUntil(kafka, req, (ms) => ms.length >= req.expect) };
+    case "transactions": {
+      const producer = kafka.producer({
+        transactionalId: req.transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+      });
+      await producer.connect();
+      try {
+        for (const t of req.transactions) {
+          const txn = await producer.transaction();
+          await txn.send({ topic: req.topic, acks: -1, messages: t.messages });
+          if (t.commit) await txn.commit();
+          else await txn.abort();
+        }
+        return { ok: true };
+      } catch (e) {
+        return { ok: false, error: describe(e) };
+      } finally {
+        await producer.disconnect();
+      }
+    }
     case "grow_subscribed": {
       const assignments = [];
       let grown = null;

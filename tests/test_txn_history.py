@@ -200,9 +200,9 @@ def txn_coordinator(bootstrap: str, transactional_id: str) -> str:
     """host:port of the agent FindCoordinator (key type 1) names for a transactional id."""
     with kafka_wire.Conn(bootstrap) as conn:
         payload = conn.roundtrip(kafka_wire.find_coordinator_v1_request(transactional_id, 1, 7))
-    error, _, host, port = kafka_wire.parse_find_coordinator_v1(payload)
-    assert error == 0, f"FindCoordinator for {transactional_id!r}: error {error}"
-    return f"{host}:{port}"
+    r = kafka_wire.parse_find_coordinator_v1(payload)
+    assert r["error_code"] == 0, f"FindCoordinator for {transactional_id!r}: {r}"
+    return f"{r['host']}:{r['port']}"
 
 
 def run_and_check(bootstrap: str, topic: str, during=None, **kw) -> None:

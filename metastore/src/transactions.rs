@@ -71,7 +71,9 @@ impl StateMachine {
     /// its producer id with the next epoch (a new producer id once epochs run out), which
     /// fences every producer with an older epoch. An ongoing transaction is aborted first, in
     /// the same apply. KIP-360: a producer that names its id and epoch gets the bump only if
-    /// they are the id's current ones (or the ones before an EndTxn v5 bump).
+    /// they are the id's current ones; naming the epoch before the last bump (a retry whose
+    /// answer was lost, or a producer that missed its EndTxn v5 answer) gets the current epoch
+    /// without another bump. An id with no state starts afresh whatever the request names.
     pub(super) fn init_transactional_producer(
         &mut self,
         req: &InitTransactionalProducer,
@@ -683,3 +685,7 @@ fn first_at_or_after(aborted: &imbl::Vector<AbortedEntry>, offset: i64) -> usize
         })
         .unwrap_or_else(|i| i)
 }
+
+#[cfg(test)]
+#[path = "transactions_tests.rs"]
+mod tests;

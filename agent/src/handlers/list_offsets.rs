@@ -443,13 +443,16 @@ mod tests {
             .chain([199, 201, 699, 701, MAX_TIMESTAMP])
         {
             assert_eq!(
-                lookup(&t.agent, tp, target).await,
+                lookup(&t.agent, tp, target, false).await,
                 Ok(model(&all, target)),
                 "timestamp {target}"
             );
         }
-        assert_eq!(lookup(&t.agent, tp, MAX_TIMESTAMP).await, Ok((6, 700)));
-        assert_eq!(lookup(&t.agent, tp, 210).await, Ok((1, 300)));
+        assert_eq!(
+            lookup(&t.agent, tp, MAX_TIMESTAMP, false).await,
+            Ok((6, 700))
+        );
+        assert_eq!(lookup(&t.agent, tp, 210, false).await, Ok((1, 300)));
     }
 
     /// DeleteRecords inside a run: answers start at the log start, never below it.
@@ -476,12 +479,12 @@ mod tests {
             .collect();
         for target in (0..=800).step_by(10).chain([259, 261, 499, 501, 699, 701]) {
             assert_eq!(
-                lookup(&t.agent, tp, target).await,
+                lookup(&t.agent, tp, target, false).await,
                 Ok(model(&kept, target)),
                 "timestamp {target}"
             );
         }
-        assert_eq!(lookup(&t.agent, tp, 0).await, Ok((4, 260)));
+        assert_eq!(lookup(&t.agent, tp, 0, false).await, Ok((4, 260)));
     }
 
     #[tokio::test]
@@ -520,13 +523,16 @@ mod tests {
         targets.extend([0, 200_000, MAX_TIMESTAMP]);
         for target in targets {
             assert_eq!(
-                lookup(&t.agent, tp, target).await,
+                lookup(&t.agent, tp, target, false).await,
                 Ok(model(&all, target)),
                 "timestamp {target}"
             );
         }
-        assert_eq!(lookup(&t.agent, tp, MAX_TIMESTAMP).await, Ok((37, 99_999)));
+        assert_eq!(
+            lookup(&t.agent, tp, MAX_TIMESTAMP, false).await,
+            Ok((37, 99_999))
+        );
         // Batches 5 and 6 are gone: their times answer batch 7's first record.
-        assert_eq!(lookup(&t.agent, tp, 10_510).await, Ok((21, 10_700)));
+        assert_eq!(lookup(&t.agent, tp, 10_510, false).await, Ok((21, 10_700)));
     }
 }

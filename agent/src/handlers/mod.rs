@@ -455,3 +455,7 @@ pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
 #[cfg(test)]
 #[path = "admin_tests.rs"]
 mod admin_tests;
+
+#[cfg(test)]
+#[path = "txn_tests.rs"]
+mod txn_tests;
