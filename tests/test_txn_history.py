@@ -126,6 +126,16 @@ def test_checker_catches_each_anomaly_kind():
     gone = {v for _, v in h.txns[2].records}
     run("lost-write", h, {p: [x for x in r if x[1] not in gone] for p, r in ci.items()}, ui)
 
+    # lost-write, record by record: an acknowledged record of an aborted transaction that
+    # read_uncommitted does not find where its delivery report said.
+    h, ci, ui, co = clean_history()
+    aborted = next(t for t in h.txns if t.outcome == ABORTED)
+    p, v = aborted.records[0]
+    aborted.acked[v] = (p, next(o for o, w in ui[p] if w == v))
+    assert check(h, ci, ui).anomalies == []
+    missing = {q: [x for x in r if x[1] != v] for q, r in ui.items()}
+    assert kinds_of(check(h, ci, missing)) == {"lost-write"}
+
     # duplicate: a record visible twice.
     h, ci, ui, co = clean_history()
     bad = copy(ci)

@@ -24,7 +24,9 @@ Anomalies, by kind:
   aborted-read        a read_committed reader sees a record of a transaction that was aborted (by
                       its producer, or by the cluster after its timeout)
   torn-txn            a read_committed reader sees some but not all records of a transaction
-  lost-write          a transaction whose commit was acknowledged is not visible at all
+  lost-write          a transaction whose commit was acknowledged is not visible at all, or an
+                      acknowledged record (a delivery report with its offset, committed or not)
+                      that read_uncommitted does not find at that offset
   duplicate           a record is visible twice to read_committed readers
   phantom             a visible record that no client wrote
   order               in a partition, one producer's records (or a processor's inputs) out of order
@@ -77,6 +79,12 @@ class Txn:
     records: list[tuple[int, str]] = field(default_factory=list)
     outcome: str = UNKNOWN
     processor: bool = False
+    # value -> (partition, offset) of each record whose delivery the client reported.
+    acked: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def on_delivery(self, err, msg) -> None:
+        if err is None:
+            self.acked[msg.value().decode()] = (msg.partition(), msg.offset())
 
     @property
     def key(self) -> tuple[str, int]:
@@ -266,6 +274,7 @@ def check(
         sides.append(("output", processors, committed_out, uncommitted_out))
     for what, txns, committed, uncommitted in sides:
         result.records[f"{what} written"] += sum(len(t.records) for t in txns)
+        result.records[f"{what} acknowledged"] += sum(len(t.acked) for t in txns)
         result.records[f"{what} read_committed"] += sum(len(r) for r in committed.values())
         result.records[f"{what} read_uncommitted"] += sum(len(r) for r in (uncommitted or {}).values())
         seen = _visible(committed, result, what)
@@ -274,6 +283,10 @@ def check(
         _check_order(committed, result, what)
         if uncommitted is not None:
             raw = {(p, off): v for p, recs in uncommitted.items() for off, v in recs}
+            for t in txns:
+                for v, (p, off) in sorted(t.acked.items()):
+                    if raw.get((p, off)) != v:
+                        result.add("lost-write", f"{what} {v!r} acknowledged at {p}@{off}; read_uncommitted has {raw.get((p, off))!r}")
             for p, recs in committed.items():
                 for off, v in recs:
                     if raw.get((p, off)) != v:
@@ -366,7 +379,7 @@ class TxnProducer(threading.Thread):
                 for part, value in txn.records:
                     while True:
                         try:
-                            p.produce(self.topic, value=value.encode(), partition=part)
+                            p.produce(self.topic, value=value.encode(), partition=part, on_delivery=txn.on_delivery)
                             break
                         except BufferError:
                             p.poll(0.05)
@@ -390,6 +403,8 @@ class TxnProducer(threading.Thread):
                     self.commit(p, txn)
             except Exception as e:  # noqa: BLE001
                 p = self.recover(p, txn, e)
+        if p is not None:
+            p.flush(10)  # the last delivery reports
 
     def commit(self, p, txn: Txn) -> None:
         for _ in range(5):
@@ -515,7 +530,7 @@ class Processor(threading.Thread):
             for part, value in txn.records:
                 while True:
                     try:
-                        p.produce(self.dst, value=value.encode(), partition=part)
+                        p.produce(self.dst, value=value.encode(), partition=part, on_delivery=txn.on_delivery)
                         break
                     except BufferError:
                         p.poll(0.05)
