@@ -960,3 +960,64 @@ def parse_offset_fetch_v7(payload: bytes) -> tuple[int, dict[tuple[str, int], tu
             skip_tagged_fields(r)
         skip_tagged_fields(r)
     return r.take(">h"), out
+
+
+# --- DescribeTransactions v0, ListTransactions v0-1 (flexible) ----------------------------------
+API_DESCRIBE_TRANSACTIONS = 65
+API_LIST_TRANSACTIONS = 66
+
+
+def _compact_array(items: list[bytes]) -> bytes:
+    return uvarint(len(items) + 1) + b"".join(items)
+
+
+def describe_transactions_request(ids, correlation_id: int) -> bytes:
+    body = _compact_array([compact_string(i) for i in ids]) + b"\x00"
+    return frame(header_v2(API_DESCRIBE_TRANSACTIONS, 0, correlation_id) + body)
+
+
+def parse_describe_transactions(payload: bytes) -> list[dict]:
+    r = Reader(payload)
+    r.take(">i")  # correlation id
+    skip_tagged_fields(r)  # response header v1
+    r.take(">i")  # throttle
+    out = []
+    for _ in range(read_uvarint(r) - 1):
+        t = {"error_code": r.take(">h"), "transactional_id": read_compact_string(r), "state": read_compact_string(r),
+             "timeout_ms": r.take(">i"), "start_ms": r.take(">q"), "producer_id": r.take(">q"), "epoch": r.take(">h")}
+        topics = {}
+        for _ in range(read_uvarint(r) - 1):
+            name = read_compact_string(r)
+            topics[name] = [r.take(">i") for _ in range(read_uvarint(r) - 1)]
+            skip_tagged_fields(r)
+        t["topics"] = topics
+        skip_tagged_fields(r)
+        out.append(t)
+    skip_tagged_fields(r)
+    return out
+
+
+def list_transactions_request(correlation_id: int, states=(), producer_ids=(), duration_ms: int = -1,
+                              version: int = 1) -> bytes:
+    body = _compact_array([compact_string(s) for s in states])
+    body += _compact_array([struct.pack(">q", p) for p in producer_ids])
+    if version >= 1:
+        body += struct.pack(">q", duration_ms)
+    body += b"\x00"
+    return frame(header_v2(API_LIST_TRANSACTIONS, version, correlation_id) + body)
+
+
+def parse_list_transactions(payload: bytes) -> tuple[int, list[str], list[tuple[str, int, str]]]:
+    """(error_code, unknown_state_filters, [(transactional_id, producer_id, state)])."""
+    r = Reader(payload)
+    r.take(">i")  # correlation id
+    skip_tagged_fields(r)  # response header v1
+    r.take(">i")  # throttle
+    error = r.take(">h")
+    unknown = [read_compact_string(r) for _ in range(read_uvarint(r) - 1)]
+    states = []
+    for _ in range(read_uvarint(r) - 1):
+        states.append((read_compact_string(r), r.take(">q"), read_compact_string(r)))
+        skip_tagged_fields(r)
+    skip_tagged_fields(r)
+    return error, unknown, states

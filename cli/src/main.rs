@@ -10,6 +10,7 @@ mod metastore;
 mod s3;
 mod serve;
 mod settings;
+mod transactions;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -44,6 +45,10 @@ enum Command {
     /// kafka-consumer-groups): list them, or describe their members, offsets and lag.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// Transactional ids of a running cluster, at its metastore (like kafka-transactions.sh):
+    /// list them, describe one, or abort one's ongoing transaction.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
     /// Export a topic to files for analytics engines (`skiff export parquet`).
     #[command(subcommand)]
     Export(export::ExportCommand),
@@ -92,6 +97,10 @@ fn main() -> anyhow::Result<()> {
         Command::S3(cmd) => runtime.block_on(s3::run(cmd)),
         Command::Export(cmd) => runtime.block_on(export::run(cmd)).or_else(|e| {
             eprintln!("skiff export: {e:#}");
+            std::process::exit(1)
+        }),
+        Command::Transactions(cmd) => runtime.block_on(transactions::run(cmd)).or_else(|e| {
+            eprintln!("skiff transactions: {e:#}");
             std::process::exit(1)
         }),
         Command::Groups(cmd) => groups::run(cmd).or_else(|e| {

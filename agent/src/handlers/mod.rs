@@ -15,12 +15,14 @@ pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group;
 pub mod init_producer_id;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod offsets;
@@ -332,6 +334,18 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
                 describe_producers::handle(&agent, req).await
+            })
+        }
+        ApiKey::DescribeTransactions => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                describe_transactions::handle(&agent, req).await
+            })
+        }
+        ApiKey::ListTransactions => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                list_transactions::handle(&agent, version, req).await
             })
         }
         ApiKey::AddPartitionsToTxn => {

@@ -246,6 +246,14 @@ const API_SCHEMAS: &[ApiSchema] = &[
         admin::DESCRIBE_PRODUCERS,
     ),
     api(
+        ApiKey::DescribeTransactions,
+        0,
+        0,
+        0,
+        admin::DESCRIBE_TRANSACTIONS,
+    ),
+    api(ApiKey::ListTransactions, 0, 2, 0, admin::LIST_TRANSACTIONS),
+    api(
         ApiKey::AddPartitionsToTxn,
         0,
         5,

@@ -93,3 +93,14 @@ const DESCRIBE_PRODUCERS_TOPIC: &[Field] = &[
     f(Str, 0, N),           // name
     f(Array(&Int32), 0, N), // partition_indexes
 ];
+
+pub(super) const DESCRIBE_TRANSACTIONS: &[Field] = &[
+    f(Array(&Str), 0, N), // transactional_ids
+];
+
+pub(super) const LIST_TRANSACTIONS: &[Field] = &[
+    f(Array(&Str), 0, N),   // state_filters
+    f(Array(&Int64), 0, N), // producer_id_filters
+    f(Int64, 1, N),         // duration_filter
+    f(NullableStr, 2, N),   // transactional_id_pattern
+];

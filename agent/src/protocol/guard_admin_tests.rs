@@ -14,14 +14,16 @@ use kafka_protocol::messages::describe_producers_request::{
 use kafka_protocol::messages::describe_topic_partitions_request::{
     Cursor, DescribeTopicPartitionsRequest, TopicRequest,
 };
+use kafka_protocol::messages::describe_transactions_request::DescribeTransactionsRequest;
 use kafka_protocol::messages::elect_leaders_request::{ElectLeadersRequest, TopicPartitions};
 use kafka_protocol::messages::list_partition_reassignments_request::{
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsTopics,
 };
+use kafka_protocol::messages::list_transactions_request::ListTransactionsRequest;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderEpochRequest, OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
-use kafka_protocol::messages::{ApiKey, BrokerId};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProducerId, TransactionalId};
 use kafka_protocol::protocol::{Decodable, Message, VersionRange};
 
 use super::{encode, name, tags};
@@ -157,6 +159,30 @@ pub(super) fn samples(api: ApiKey, v: i16) -> Option<Vec<Bytes>> {
                 v,
             )]
         }
+        ApiKey::DescribeTransactions => {
+            let id = |s: &'static str| TransactionalId(name(s).0);
+            vec![
+                encode(
+                    DescribeTransactionsRequest::default()
+                        .with_transactional_ids(vec![id("a"), id(""), id("tx-2")])
+                        .with_unknown_tagged_fields(tags()),
+                    v,
+                ),
+                encode(DescribeTransactionsRequest::default(), v),
+            ]
+        }
+        ApiKey::ListTransactions => {
+            let full = ListTransactionsRequest::default()
+                .with_state_filters(vec![name("Ongoing").0, name("Nope").0])
+                .with_producer_id_filters(vec![ProducerId(7), ProducerId(-1)])
+                .with_duration_filter(if v >= 1 { 1000 } else { -1 })
+                .with_transactional_id_pattern((v >= 2).then(|| name("tx-.*").0))
+                .with_unknown_tagged_fields(tags());
+            vec![
+                encode(full, v),
+                encode(ListTransactionsRequest::default(), v),
+            ]
+        }
         _ => return None,
     })
 }
@@ -171,6 +197,8 @@ pub(super) fn kafka_versions(api: ApiKey) -> Option<VersionRange> {
         ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::VERSIONS,
         ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::VERSIONS,
         ApiKey::DescribeProducers => DescribeProducersRequest::VERSIONS,
+        ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
+        ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
         _ => return None,
     })
 }
@@ -190,6 +218,8 @@ pub(super) fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Option<Result<us
         ApiKey::AlterPartitionReassignments => len::<AlterPartitionReassignmentsRequest>(v, body),
         ApiKey::ListPartitionReassignments => len::<ListPartitionReassignmentsRequest>(v, body),
         ApiKey::DescribeProducers => len::<DescribeProducersRequest>(v, body),
+        ApiKey::DescribeTransactions => len::<DescribeTransactionsRequest>(v, body),
+        ApiKey::ListTransactions => len::<ListTransactionsRequest>(v, body),
         _ => return None,
     })
 }
