@@ -353,6 +353,8 @@ def txn_produce_worker(args, records: int, first: int, n: int, out: mp.Queue) ->
         "on_delivery": on_delivery,
         "transactional.id": f"skiff-bench-{n}",
         "enable.idempotence": True,
+        "message.timeout.ms": 60_000,
+        "transaction.timeout.ms": 60_000,
     }))
     p.init_transactions(60)
     value = bytes(range(256)) * (RECORD_BYTES // 256)
@@ -410,7 +412,10 @@ def phase_transactions(args, plain: dict) -> dict:
     started = time.monotonic()
     for w in workers:
         w.start()
-    results = [out.get() for _ in workers]
+    try:
+        results = [out.get(timeout=900) for _ in workers]
+    except Exception:
+        sys.exit("a transactional producer did not finish (see its traceback above)")
     seconds = time.monotonic() - started
     for w in workers:
         w.join()
@@ -427,7 +432,8 @@ def phase_transactions(args, plain: dict) -> dict:
     tail = mp.Process(target=txn_tail_worker, args=(args, expected, ready, tail_out))
     tail.start()
     ready.wait(60)
-    p = Producer(producer_conf(args, **{"transactional.id": "skiff-bench-latency", "linger.ms": 0}))
+    p = Producer(producer_conf(args, **{"transactional.id": "skiff-bench-latency", "linger.ms": 0,
+                                        "message.timeout.ms": 60_000, "transaction.timeout.ms": 60_000}))
     p.init_transactions(60)
     end_txn_ms: list[float] = []
     committed_ns: dict[int, int] = {}

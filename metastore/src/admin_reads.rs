@@ -40,6 +40,11 @@ impl StateMachine {
                             epoch: state.epoch,
                             last_sequence: last.last_seq,
                             last_write_ms: state.last_write_ms.unwrap_or(-1),
+                            current_txn_start_offset: part
+                                .open_txns
+                                .get(&producer_id)
+                                .copied()
+                                .unwrap_or(-1),
                         })
                     })
                     .collect();

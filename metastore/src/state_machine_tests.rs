@@ -891,6 +891,7 @@ fn producers_are_described_per_partition() {
         epoch: 0,
         last_sequence,
         last_write_ms: 2000,
+        current_txn_start_offset: -1,
     };
     assert_eq!(
         described,

@@ -138,11 +138,18 @@ fn a_committed_transaction_ends_with_a_marker_and_moves_the_lso() {
     write(&mut sm, 3, 0, None, 1).unwrap();
     let o = sm.offsets(tp(0)).unwrap();
     assert_eq!((o.high_watermark, o.last_stable_offset), (6, 2));
+    let described = sm.producers(&[tp(0)]).remove(0).unwrap();
+    assert_eq!(
+        described[0].current_txn_start_offset, 2,
+        "DescribeProducers"
+    );
     // Partition 1 was added but never written: no marker there.
     assert_eq!(end(&mut sm, &p, true, false).unwrap().producer_epoch, 0);
     let o = sm.offsets(tp(0)).unwrap();
     assert_eq!((o.high_watermark, o.last_stable_offset), (7, 7));
     assert_eq!(sm.offsets(tp(1)).unwrap().high_watermark, 0);
+    let described = sm.producers(&[tp(0)]).remove(0).unwrap();
+    assert_eq!(described[0].current_txn_start_offset, -1);
     let slice = sm.read_index(tp(0), 0, u64::MAX).unwrap();
     let marker = slice.batches.last().unwrap();
     assert_eq!((marker.base_offset, marker.last_offset), (6, 6));

@@ -560,6 +560,8 @@ pub struct ProducerSummary {
     /// When the metastore last committed a batch of it to the partition (the commit's time,
     /// not the batch's timestamp); -1 if not known (state from a snapshot before version 5).
     pub last_write_ms: i64,
+    /// The first offset of its transaction open on the partition; -1 if none.
+    pub current_txn_start_offset: i64,
 }
 
 /// What a fetch needs: the batches from the one containing `offset` on, up to a byte budget.

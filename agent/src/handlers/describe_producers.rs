@@ -69,7 +69,9 @@ pub async fn handle(agent: &Agent, req: DescribeProducersRequest) -> DescribePro
                                                     .with_last_sequence(s.last_sequence)
                                                     .with_last_timestamp(s.last_write_ms)
                                                     .with_coordinator_epoch(-1)
-                                                    .with_current_txn_start_offset(-1)
+                                                    .with_current_txn_start_offset(
+                                                        s.current_txn_start_offset,
+                                                    )
                                             })
                                             .collect()
                                     }
