@@ -43,10 +43,10 @@ impl StateMachine {
         total_max_bytes: u64,
     ) -> Vec<IndexAnswer> {
         let mut left = total_max_bytes;
-        let mut first_of: HashMap<(TopicPartition, i64, bool), usize> = HashMap::new();
+        let mut first_of: HashMap<(TopicPartition, i64, bool, i64), usize> = HashMap::new();
         let mut answers: Vec<IndexAnswer> = Vec::with_capacity(reads.len());
         for r in reads {
-            let key = (r.tp, r.offset, r.offsets_only);
+            let key = (r.tp, r.offset, r.offsets_only, r.aborted_upto);
             if let Some(answer) = first_of.get(&key).and_then(|&i| answers.get(i)) {
                 let mut answer = answer.clone();
                 if let Ok(slice) = &mut answer.slice {
@@ -73,7 +73,12 @@ impl StateMachine {
                 MAX_SLICE_BATCHES
             };
             let limit = r.max_bytes.min(left);
-            let slice = self.slice(r.tp, r.offset, limit, max_batches);
+            let mut slice = self.slice(r.tp, r.offset, limit, max_batches);
+            if let (Ok(s), true) = (&mut slice, r.offsets_only && r.aborted_upto >= r.offset) {
+                if let Ok(part) = self.partition(r.tp) {
+                    s.aborted = part.aborted_between(r.offset, r.aborted_upto);
+                }
+            }
             if let Ok(s) = &slice {
                 left = left.saturating_sub(slice_bytes(s, limit));
             }

@@ -58,6 +58,7 @@ fn read(partition: i32, offset: i64, max_bytes: u64) -> IndexRead {
         offset,
         max_bytes,
         offsets_only: false,
+        aborted_upto: -1,
     }
 }
 
@@ -148,6 +149,7 @@ fn a_repeated_read_reuses_the_first_answer_within_what_is_left() {
     // An offsets-only read and a full one of the same offset are different reads.
     let only = IndexRead {
         offsets_only: true,
+        aborted_upto: -1,
         ..read(0, 3, 2_000)
     };
     let answers = sm.read_indexes_within(&[only, read(0, 3, 2_000), only], u64::MAX);

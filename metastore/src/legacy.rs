@@ -135,6 +135,8 @@ pub(crate) struct StateMachineV5 {
     next_broker_id: i32,
 }
 
+/// Version 5 reaches the current state through version 7's layout: per-batch entries become
+/// runs, and the rest is as version 7 converts it.
 impl From<StateMachineV5> for StateMachine {
     fn from(v: StateMachineV5) -> Self {
         let topics = v
@@ -144,25 +146,22 @@ impl From<StateMachineV5> for StateMachine {
                 let partitions = t
                     .partitions
                     .iter()
-                    .map(|p| PartitionState {
+                    .map(|p| PartitionStateV7 {
                         log_start_offset: p.log_start_offset,
                         high_watermark: p.high_watermark,
                         index: runs(&p.index),
                         timestamp_highs: p.timestamp_highs.clone(),
                         producers: p.producers.clone(),
-                        open_txns: OrdMap::new(),
-                        aborted: Vector::new(),
-                        bytes: Default::default(),
                     })
                     .collect();
-                let topic = TopicState {
+                let topic = TopicStateV7 {
                     meta: t.meta.clone(),
                     partitions,
                 };
                 (*id, topic)
             })
             .collect();
-        Self {
+        StateMachineV7 {
             topics_by_name: v.topics_by_name,
             topics,
             objects: v.objects,
@@ -176,9 +175,8 @@ impl From<StateMachineV5> for StateMachine {
             broker_last_seen: v.broker_last_seen,
             next_broker_id: v.next_broker_id,
             broker_configs: Default::default(),
-            transactions: Default::default(),
-            refs: Default::default(),
         }
+        .into()
     }
 }
 

@@ -541,18 +541,21 @@ fn read_indexes_answers_each_partition_from_one_state() {
             offset: 0,
             max_bytes: 1,
             offsets_only: false,
+            aborted_upto: -1,
         },
         crate::types::IndexRead {
             tp: tp(1),
             offset: 5,
             max_bytes: 1,
             offsets_only: false,
+            aborted_upto: -1,
         },
         crate::types::IndexRead {
             tp: tp(7),
             offset: 0,
             max_bytes: 1,
             offsets_only: false,
+            aborted_upto: -1,
         },
     ];
     let answers = sm.read_indexes(&reads);
@@ -577,6 +580,7 @@ fn offsets_only_reads_check_the_range_and_return_no_batches() {
         offset,
         max_bytes: 1000,
         offsets_only,
+        aborted_upto: -1,
     };
     let answers = sm.read_indexes(&[read(10, false), read(10, true), read(31, true)]);
     assert_eq!(answers[0].slice.as_ref().unwrap().batches.len(), 2);

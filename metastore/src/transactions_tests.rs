@@ -455,3 +455,26 @@ fn transactions_survive_a_snapshot_round_trip() {
         1
     );
 }
+
+#[test]
+fn an_offsets_only_read_answers_the_aborted_transactions_of_the_cached_batches() {
+    let mut sm = setup(1);
+    let p = producer("t", init(&mut sm, "t", 1).unwrap());
+    add(&mut sm, &p, &[0]).unwrap();
+    write(&mut sm, 1, 0, Some((&p, 0)), 2).unwrap();
+    end(&mut sm, &p, false, false).unwrap();
+    write(&mut sm, 2, 0, None, 1).unwrap();
+    let read = |offset, aborted_upto| crate::types::IndexRead {
+        tp: tp(0),
+        offset,
+        max_bytes: 1000,
+        offsets_only: true,
+        aborted_upto,
+    };
+    let answers = sm.read_indexes_within(&[read(0, 3), read(0, -1), read(3, 3)], u64::MAX);
+    let aborted = |i: usize| answers[i].slice.as_ref().unwrap().aborted.len();
+    assert!(answers
+        .iter()
+        .all(|a| a.slice.as_ref().unwrap().batches.is_empty()));
+    assert_eq!((aborted(0), aborted(1), aborted(2)), (1, 0, 0));
+}

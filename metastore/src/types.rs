@@ -594,6 +594,10 @@ pub struct IndexRead {
     /// the reader has them cached. Committed index entries never change, but the high watermark
     /// and the log start offset do, so they are read every time.
     pub offsets_only: bool,
+    /// With `offsets_only`: the last offset of the batches the reader has cached, so that the
+    /// answer holds the aborted transactions overlapping `offset..=aborted_upto` (what a
+    /// read_committed fetch answers with); -1 for none.
+    pub aborted_upto: i64,
 }
 
 /// Its answer: the slice, or why not, with the partition's offsets whenever it exists (a fetch

@@ -56,6 +56,7 @@ async fn refresh(agent: &Agent) -> Result<(), skiff_metastore::client::Metastore
             offset: 0,
             max_bytes: 0,
             offsets_only: true,
+            aborted_upto: -1,
         })
         .collect();
     let answers = agent.metastore.read_indexes(reads).await?;

@@ -258,6 +258,7 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64, committed: bool)
                 offset: w.fetch_offset,
                 max_bytes,
                 offsets_only: false,
+                aborted_upto: -1,
             });
             reads.len() - 1
         });
@@ -269,19 +270,20 @@ async fn plan(agent: &Agent, wants: &[Want], response_max: u64, committed: bool)
     // Batches already cached need only the partition's offsets from the metastore.
     let mut cached: Vec<Option<Vec<BatchLocation>>> = Vec::with_capacity(reads.len());
     for r in &mut reads {
-        // A read_committed fetch needs the aborted transactions of its batches, which only a
-        // read of the index answers.
-        let hit = if committed {
-            None
-        } else {
-            agent.index_cache.get(r.tp, r.offset, r.max_bytes)
-        };
+        let hit = agent.index_cache.get(r.tp, r.offset, r.max_bytes);
         if hit.is_some() {
             agent.metrics.index_cache_hits.inc();
         } else {
             agent.metrics.index_cache_misses.inc();
         }
         r.offsets_only = hit.is_some();
+        // A read_committed fetch needs the aborted transactions of the cached batches too: the
+        // offsets-only read answers those overlapping them.
+        if committed {
+            if let Some(last) = hit.as_ref().and_then(|b| b.last()) {
+                r.aborted_upto = last.last_offset;
+            }
+        }
         cached.push(hit);
     }
     let keys: Vec<(TopicPartition, i64, u64)> = reads

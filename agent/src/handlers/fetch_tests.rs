@@ -102,6 +102,7 @@ async fn huge_partition_limits_over_many_partitions_plan_within_the_response_bud
                     offset: 0,
                     max_bytes: u64::MAX,
                     offsets_only: false,
+                    aborted_upto: -1,
                 })
                 .collect(),
             response_max,

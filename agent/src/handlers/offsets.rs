@@ -107,14 +107,7 @@ pub async fn commit(agent: &Agent, req: OffsetCommitRequest) -> OffsetCommitResp
         .map(|t| OffsetCommitResponseTopic::default().with_name(t.name.clone()))
         .collect();
     for (t, partition, code) in codes_by_partition {
-        let code = code.unwrap_or_else(|| match &mut stored {
-            Ok(answers) => match answers.next() {
-                Some(Ok(())) => codes::NONE,
-                Some(Err(e)) => codes::meta_error(&e),
-                None => codes::UNKNOWN_SERVER_ERROR,
-            },
-            Err(code) => *code,
-        });
+        let code = code.unwrap_or_else(|| stored_code(&mut stored));
         if let Some(topic) = topics.get_mut(t) {
             topic.partitions.push(
                 OffsetCommitResponsePartition::default()
@@ -124,6 +117,21 @@ pub async fn commit(agent: &Agent, req: OffsetCommitRequest) -> OffsetCommitResp
         }
     }
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The code of the next partition the metastore was asked to store, in request order: its own
+/// answer, or the code of the whole store's failure.
+pub(super) fn stored_code(
+    stored: &mut Result<std::vec::IntoIter<Result<(), skiff_metastore::types::MetaError>>, i16>,
+) -> i16 {
+    match stored {
+        Ok(answers) => match answers.next() {
+            Some(Ok(())) => codes::NONE,
+            Some(Err(e)) => codes::meta_error(&e),
+            None => codes::UNKNOWN_SERVER_ERROR,
+        },
+        Err(code) => *code,
+    }
 }
 
 /// One partition's answer: its committed offset if it has one, or UNSTABLE_OFFSET_COMMIT.

@@ -98,14 +98,7 @@ pub async fn handle(agent: &Agent, req: TxnOffsetCommitRequest) -> TxnOffsetComm
         .map(|t| TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()))
         .collect();
     for (t, partition, code) in decided {
-        let code = code.unwrap_or_else(|| match &mut stored {
-            Ok(answers) => match answers.next() {
-                Some(Ok(())) => codes::NONE,
-                Some(Err(e)) => codes::meta_error(&e),
-                None => codes::UNKNOWN_SERVER_ERROR,
-            },
-            Err(code) => *code,
-        });
+        let code = code.unwrap_or_else(|| super::offsets::stored_code(&mut stored));
         if let Some(topic) = topics.get_mut(t) {
             topic.partitions.push(
                 TxnOffsetCommitResponsePartition::default()
