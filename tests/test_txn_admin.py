@@ -157,6 +157,14 @@ def test_cli_lists_describes_and_aborts_a_hung_transaction(broker_factory, topic
     assert after.flush(30) == 0
     lso, hw = lso_and_hw(bootstrap, topic, 1)
     assert (lso, hw) == (0, 2)
+    # The agent's cleanup pass (every 10 s by default) reports the open transaction and the
+    # records read_committed consumers wait behind on the partition it wrote to.
+    agent = q.agents[0]
+    wait_for(
+        lambda: agent.metric("skiff_transactions_open") == 1
+        and agent.metric("skiff_partition_lso_lag_records", topic=topic, partition="1") == 2,
+        30, interval=0.5, message="the open transaction and its LSO lag on /metrics",
+    )
 
     out = skiff_transactions(q.metastore, "list")
     assert out.returncode == 0, out.stderr
@@ -178,6 +186,11 @@ def test_cli_lists_describes_and_aborts_a_hung_transaction(broker_factory, topic
     # record after the transaction and nothing of it.
     lso, hw = lso_and_hw(bootstrap, topic, 1)
     assert lso == hw == 3
+    wait_for(
+        lambda: agent.metric("skiff_transactions_open") == 0
+        and not any(n == "skiff_partition_lso_lag_records" for n, _ in agent.metrics()),
+        30, interval=0.5, message="no open transaction on /metrics",
+    )
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g", "isolation.level": "read_committed",
                   "enable.partition.eof": True, "log_level": 0})
     c.assign([TopicPartition(topic, 1, 0)])

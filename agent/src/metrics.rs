@@ -50,6 +50,12 @@ pub struct RefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupPartitionLabels {
     pub group: String,
     pub topic: String,
@@ -94,6 +100,11 @@ pub struct Metrics {
     pub txn_committed: Counter,
     pub txn_aborted: Counter,
     pub txn_timed_out: Counter,
+    /// Transactions ongoing in the cluster, as of this agent's last cleanup pass.
+    pub txn_open: Gauge,
+    /// High watermark minus last stable offset, for the partitions an ongoing transaction
+    /// wrote to, as of this agent's last cleanup pass.
+    pub lso_lag: Family<PartitionLabels, Gauge>,
     pub end_txn_latency: Histogram,
     registry: Registry,
 }
@@ -149,6 +160,8 @@ impl Metrics {
             txn_committed: Counter::default(),
             txn_aborted: Counter::default(),
             txn_timed_out: Counter::default(),
+            txn_open: Gauge::default(),
+            lso_lag: Family::default(),
             end_txn_latency: latency(),
             registry: Registry::default(),
         };
@@ -277,6 +290,16 @@ impl Metrics {
             "transactions_timed_out",
             "Transactions aborted by this agent's timeout passes (open longer than their transaction.timeout.ms)",
             m.txn_timed_out.clone(),
+        );
+        registry.register(
+            "transactions_open",
+            "Transactions ongoing in the cluster, as of this agent's last transaction cleanup pass",
+            m.txn_open.clone(),
+        );
+        registry.register(
+            "partition_lso_lag_records",
+            "High watermark minus last stable offset of each partition an ongoing transaction wrote to (read_committed consumers wait behind it), as of the last cleanup pass",
+            m.lso_lag.clone(),
         );
         registry.register(
             "end_txn_latency_seconds",
