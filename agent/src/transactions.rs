@@ -61,16 +61,7 @@ async fn observe(agent: &Agent, now_ms: i64) -> Result<(), MetastoreError> {
         .flat_map(|t| t.partitions.iter().copied())
         .take(MAX_PARTITIONS_PER_READ)
         .collect();
-    let reads: Vec<IndexRead> = tps
-        .iter()
-        .map(|&tp| IndexRead {
-            tp,
-            offset: 0,
-            max_bytes: 0,
-            offsets_only: true,
-            aborted_upto: -1,
-        })
-        .collect();
+    let reads: Vec<IndexRead> = tps.iter().map(|&tp| IndexRead::offsets_of(tp)).collect();
     let answers = agent.metastore.read_indexes(reads).await?;
     agent.metrics.lso_lag.clear();
     for (tp, answer) in tps.iter().zip(answers) {

@@ -600,6 +600,19 @@ pub struct IndexRead {
     pub aborted_upto: i64,
 }
 
+impl IndexRead {
+    /// A read of the partition's offsets alone (high watermark, log start, last stable offset).
+    pub fn offsets_of(tp: TopicPartition) -> Self {
+        IndexRead {
+            tp,
+            offset: 0,
+            max_bytes: 0,
+            offsets_only: true,
+            aborted_upto: -1,
+        }
+    }
+}
+
 /// Its answer: the slice, or why not, with the partition's offsets whenever it exists (a fetch
 /// out of range still reports the high watermark).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -51,13 +51,7 @@ async fn refresh(agent: &Agent) -> Result<(), skiff_metastore::client::Metastore
     }
     let reads = rows
         .iter()
-        .map(|(_, _, _, tp)| IndexRead {
-            tp: *tp,
-            offset: 0,
-            max_bytes: 0,
-            offsets_only: true,
-            aborted_upto: -1,
-        })
+        .map(|(_, _, _, tp)| IndexRead::offsets_of(*tp))
         .collect();
     let answers = agent.metastore.read_indexes(reads).await?;
     let metrics = &agent.metrics;
