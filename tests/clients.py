@@ -11,6 +11,21 @@ from confluent_kafka.admin import AdminClient, NewTopic
 # commit, so no group is ever joined (the broker has no consumer-group APIs yet).
 UNUSED_GROUP = "skiff-tests-unused-group"
 
+# librdkafka is given several broker ids per agent (agent/src/brokers.rs): slot s of agent a is
+# a + s * SLOT_STRIDE, all at the agent's address.
+SLOT_STRIDE = 1_000_000
+
+
+def agent_of(broker_id: int) -> int:
+    """The agent's own broker id behind any of its slot ids."""
+    return broker_id % SLOT_STRIDE
+
+
+def agents_listed(bootstrap: str) -> set[int]:
+    """The agents (their own ids) in the Metadata librdkafka gets from `bootstrap`."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    return {agent_of(b) for b in admin.list_topics(timeout=10).brokers}
+
 
 def create_topic(bootstrap: str, name: str, partitions: int, timeout: float = 60.0) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})

@@ -33,9 +33,7 @@ class Lines(logging.Handler):
 
 
 def brokers_listed(bootstrap: str) -> set[int]:
-    from confluent_kafka.admin import AdminClient
-
-    return set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).brokers)
+    return clients.agents_listed(bootstrap)
 
 
 @pytest.mark.timeout(300)

@@ -17,7 +17,6 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaException
-from confluent_kafka.admin import AdminClient
 
 import clients
 from conftest import free_port, skiff_bin, wait_for
@@ -184,8 +183,7 @@ def test_list_asks_every_agent(broker_factory, topic):
     # Coordinators are spread over the agents each one sees: wait until both see both, or a group
     # joined meanwhile moves (and its commit fails).
     for a in (a0, a1):
-        admin = AdminClient({"bootstrap.servers": a.bootstrap})
-        wait_for(lambda: len(admin.list_topics(timeout=10).brokers) == 2, 30, message=f"{a.name} to see both agents")
+        wait_for(lambda: len(clients.agents_listed(a.bootstrap)) == 2, 30, message=f"{a.name} to see both agents")
     clients.create_topic(a0.bootstrap, topic, PARTITIONS)
     produce(a0.bootstrap, topic, {p: PER_PARTITION for p in range(PARTITIONS)})
     groups = [f"cliq{i}-{topic}" for i in range(6)]

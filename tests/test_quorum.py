@@ -15,7 +15,6 @@ import time
 
 import pytest
 
-from confluent_kafka.admin import AdminClient
 
 import clients
 from conftest import wait_for
@@ -121,9 +120,8 @@ def test_without_a_quorum_produce_fails_retriably_then_recovers(broker_factory, 
 
 
 def brokers_listed(bootstrap: str) -> set[int]:
-    """The broker ids one agent's Metadata lists (asked of that agent alone)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    return set(admin.list_topics(timeout=10).brokers)
+    """The agents one agent's Metadata lists (asked of that agent alone)."""
+    return clients.agents_listed(bootstrap)
 
 
 @pytest.mark.timeout(300)

@@ -263,9 +263,8 @@ def cluster(broker_factory, agents: int = 3):
 
 
 def clients_brokers(bootstrap: str) -> set[int]:
-    from confluent_kafka.admin import AdminClient
-
-    return set(AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=10).brokers)
+    """The agents librdkafka is told of."""
+    return clients.agents_listed(bootstrap)
 
 
 @pytest.mark.timeout(int(SECONDS) + 400)

@@ -13,6 +13,10 @@ pub struct AgentConfig {
     /// Host and port clients are told to connect to.
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// Broker ids the agents present to clients in total, shared out over the live agents (at
+    /// least one each), so that librdkafka opens enough connections to keep every partition in
+    /// the open window (see [`crate::brokers`]). Every agent of a cluster must have the same.
+    pub broker_ids: u32,
     /// A flush starts this long after the first batch of a window arrives...
     pub flush_interval: Duration,
     /// ...or as soon as the window holds this many bytes.
@@ -105,6 +109,7 @@ impl Default for AgentConfig {
             cluster_id: "skiff-cluster".to_string(),
             advertised_host: "127.0.0.1".to_string(),
             advertised_port: 9092,
+            broker_ids: 32,
             flush_interval: Duration::from_millis(250),
             flush_bytes: 8 * 1024 * 1024,
             max_pending_bytes: 256 * 1024 * 1024,

@@ -32,6 +32,7 @@ use crate::config::AgentConfig;
 use crate::context::Agent;
 use crate::handlers::{self, Close};
 use crate::protocol::frame::{self, FrameError};
+use crate::session::Session;
 
 /// Every request's bytes are held against this budget from the moment its size is read until its
 /// answer is written, so many connections sending at once cannot grow memory without bound: past
@@ -131,6 +132,7 @@ pub async fn serve(
     let stop = shutdown.child_token();
     let writer = tokio::spawn(write_answers(rx, write_half, stop.clone(), peer.clone()));
     let mut order = Order::default();
+    let mut session = Session::new(peer.clone());
 
     loop {
         let next = read_request(&mut reader, &agent.config, &memory, &non_produce, &peer);
@@ -151,7 +153,7 @@ pub async fn serve(
             () = order.wait(api_key) => {}
             _ = stop.cancelled() => break,
         }
-        match handlers::route(&agent, body, &peer).await {
+        match handlers::route(&agent, body, &mut session).await {
             Ok(pending) => {
                 let done = order.routed(api_key);
                 let answer = tokio::spawn(async move {

@@ -4,6 +4,7 @@
 pub mod authz;
 pub mod batcher;
 pub mod broker_config;
+pub mod brokers;
 pub mod clock;
 pub mod config;
 pub mod connection;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod scan;
 pub mod server;
+pub mod session;
 pub mod storage;
 #[cfg(test)]
 mod test_support;

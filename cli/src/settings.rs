@@ -21,6 +21,11 @@ pub struct AgentFlags {
     /// host:port clients are told to connect to [default: the listen address]
     #[arg(long, env = "SKIFF_ADVERTISE")]
     advertise: Option<String>,
+    /// Broker ids the agents present to clients in total, shared out over the live agents, at
+    /// least one each (all at the agent's address), so that librdkafka opens enough connections
+    /// to keep every partition in the open flush window; the same on every agent [default: 32]
+    #[arg(long, env = "SKIFF_BROKER_IDS")]
+    broker_ids: Option<u32>,
     #[command(flatten)]
     store: StoreFlags,
     /// $ per 1,000 PUT/COPY/POST/LIST requests, for the cost figures on /metrics [default: 0.005]
@@ -237,6 +242,7 @@ struct FileSettings {
     metastore: Option<Vec<String>>,
     listen: Option<SocketAddr>,
     advertise: Option<String>,
+    broker_ids: Option<u32>,
     object_store: Option<String>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
@@ -406,6 +412,13 @@ impl AgentSettings {
                 bail!("session-timeout-ms must be at least 500");
             }
             agent.session_timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(n) = args.broker_ids.or(file.broker_ids) {
+            let max = skiff_agent::brokers::MAX_BROKER_IDS;
+            if !(1..=max).contains(&n) {
+                bail!("broker-ids must be between 1 and {max}");
+            }
+            agent.broker_ids = n;
         }
         if let Some(n) = args.index_cache_batches.or(file.index_cache_batches) {
             agent.index_cache_batches = n;

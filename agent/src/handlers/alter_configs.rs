@@ -186,7 +186,8 @@ async fn alter_broker(
     } else {
         let me = agent.broker_id();
         match name.parse::<i32>() {
-            Ok(id) if id == me => Some(id),
+            // Any of this agent's slots names it; its configs are kept under its own id.
+            Ok(id) if crate::brokers::is_id_of(id, me) => Some(me),
             Ok(_) => {
                 return (
                     codes::INVALID_REQUEST,

@@ -64,17 +64,12 @@ fn result(name: &TopicName, outcome: Result<(), Refusal>) -> CreatePartitionsTop
     }
 }
 
-/// The broker ids clients know: the live agents and this one.
+/// The broker ids clients know: every slot of the live agents and of this one.
 fn known_brokers(agent: &Agent) -> BTreeSet<i32> {
-    let mut ids: BTreeSet<i32> = agent
-        .membership
-        .view()
-        .agents
-        .iter()
-        .map(|a| a.broker_id)
-        .collect();
-    ids.insert(agent.broker_id());
-    ids
+    crate::brokers::Brokers::of(agent, true)
+        .ids()
+        .map(|(id, _)| id)
+        .collect()
 }
 
 async fn grow(

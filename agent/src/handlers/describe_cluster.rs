@@ -1,11 +1,11 @@
-//! DescribeCluster (KIP-700): the live agents as brokers, as Metadata lists them.
+//! DescribeCluster (KIP-700): the brokers Metadata lists, every slot of every live agent.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::metadata::Brokers;
 use super::str_bytes;
 use crate::authz::{self, Principal, Resource};
+use crate::brokers::Brokers;
 use crate::context::Agent;
 use crate::protocol::codes;
 
@@ -13,7 +13,12 @@ use crate::protocol::codes;
 const ENDPOINT_BROKERS: i8 = 1;
 const ENDPOINT_CONTROLLERS: i8 = 2;
 
-pub fn handle(agent: &Agent, version: i16, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(
+    agent: &Agent,
+    version: i16,
+    req: DescribeClusterRequest,
+    slotted: bool,
+) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKERS)
         .with_cluster_id(str_bytes(agent.config.cluster_id.clone()));
@@ -35,13 +40,12 @@ pub fn handle(agent: &Agent, version: i16, req: DescribeClusterRequest) -> Descr
             .with_error_code(code)
             .with_error_message(Some(str_bytes(message)));
     }
-    let brokers = Brokers::of(agent);
+    let brokers = Brokers::of(agent, slotted);
     let list = brokers
-        .agents
-        .iter()
-        .map(|a| {
+        .ids()
+        .map(|(id, a)| {
             DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(a.broker_id))
+                .with_broker_id(BrokerId(id))
                 .with_host(str_bytes(a.host.clone()))
                 .with_port(i32::from(a.port))
         })

@@ -117,7 +117,10 @@ pub async fn handle(agent: &Agent, req: DescribeConfigsRequest) -> DescribeConfi
                         })
                         .collect();
                     result.with_configs(configs)
-                } else if name.parse::<i32>().ok() == Some(me) {
+                } else if name
+                    .parse::<i32>()
+                    .is_ok_and(|id| crate::brokers::is_id_of(id, me))
+                {
                     let view = agent.broker_view();
                     let configs = table::ROWS
                         .iter()

@@ -10,8 +10,8 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 use skiff_metastore::limits::MAX_PARTITIONS_PER_READ;
 use skiff_metastore::types::{TopicMeta, TopicPartition};
 
-use super::metadata::Brokers;
 use super::str_bytes;
+use crate::brokers::Brokers;
 use crate::context::Agent;
 use crate::protocol::codes;
 use crate::topics::is_internal_topic;
@@ -20,7 +20,7 @@ use crate::topics::is_internal_topic;
 const UNKNOWN_BYTES: i64 = -1;
 
 pub async fn handle(agent: &Agent, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
-    let brokers = Brokers::of(agent);
+    let brokers = Brokers::of(agent, false);
     let all = match agent.all_topics().await {
         Ok(all) => all,
         Err(e) => {
@@ -54,7 +54,7 @@ pub async fn handle(agent: &Agent, req: DescribeLogDirsRequest) -> DescribeLogDi
         }
     }
     for (meta, partitions) in &mut wanted {
-        partitions.retain(|&p| brokers.leader(meta, p) == brokers.me);
+        partitions.retain(|&p| brokers.leader_agent(meta, p) == brokers.me);
     }
     wanted.retain(|(_, partitions)| !partitions.is_empty());
 

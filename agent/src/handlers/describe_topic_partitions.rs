@@ -13,9 +13,9 @@ use kafka_protocol::messages::{
 };
 use skiff_metastore::types::TopicMeta;
 
-use super::metadata::Brokers;
 use super::str_bytes;
 use crate::authz::{self, Principal, Resource};
+use crate::brokers::Brokers;
 use crate::context::Agent;
 use crate::protocol::codes;
 use crate::topics::is_internal_topic;
@@ -26,6 +26,7 @@ pub const MAX_PARTITIONS: i32 = 2000;
 pub async fn handle(
     agent: &Agent,
     req: DescribeTopicPartitionsRequest,
+    slotted: bool,
 ) -> DescribeTopicPartitionsResponse {
     let topic_ops = authz::authorized_operations(Resource::Topic, &Principal);
     let error_topic = |name: TopicName, code: i16| {
@@ -73,7 +74,7 @@ pub async fn handle(
         .filter(|m| !is_internal_topic(&m.name))
         .map(|m| (m.name.as_str(), m))
         .collect();
-    let brokers = Brokers::of(agent);
+    let brokers = Brokers::of(agent, slotted);
     let mut budget = req.response_partition_limit.clamp(1, MAX_PARTITIONS);
     let (start_name, mut start_partition) = match &req.cursor {
         Some(c) => (Some(c.topic_name.to_string()), c.partition_index.max(0)),
@@ -144,12 +145,13 @@ fn partition(
     meta: &TopicMeta,
     p: i32,
 ) -> DescribeTopicPartitionsResponsePartition {
+    let replicas = brokers.replicas(meta, p);
     DescribeTopicPartitionsResponsePartition::default()
         .with_partition_index(p)
         .with_leader_id(BrokerId(brokers.leader(meta, p)))
         .with_leader_epoch(brokers.epoch)
-        .with_replica_nodes(brokers.replicas())
-        .with_isr_nodes(brokers.replicas())
+        .with_isr_nodes(replicas.clone())
+        .with_replica_nodes(replicas)
         .with_eligible_leader_replicas(Some(Vec::new()))
         .with_last_known_elr(Some(Vec::new()))
 }

@@ -43,6 +43,7 @@ use tracing::warn;
 use crate::context::Agent;
 use crate::protocol::frame::{decode_header, encode_response, peek_prefix};
 use crate::protocol::{guard, versions};
+use crate::session::Session;
 
 /// Why a connection gets closed instead of answered. Logged, never sent.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +121,12 @@ pub fn check(frame: Bytes) -> Result<Parsed, Close> {
 
 /// Turns one request frame into its pending answer. Runs on the connection's reading task, so
 /// what happens here (validation, queueing produce batches) happens in request order.
-pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pending, Close> {
+pub async fn route(
+    agent: &Arc<Agent>,
+    frame: Bytes,
+    session: &mut Session,
+) -> Result<Pending, Close> {
+    let peer = session.peer.as_str();
     let Checked {
         api,
         version,
@@ -136,6 +142,7 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
         }
     };
     let agent = agent.clone();
+    let slotted = session.slotted();
     Ok(match api {
         ApiKey::Produce => produce::route(agent, header, decode(api, version, &mut body)?).await,
         ApiKey::Fetch => {
@@ -153,11 +160,25 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
         ApiKey::Metadata => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                metadata::handle(&agent, version, req).await
+                metadata::handle(&agent, version, req, slotted).await
             })
         }
         ApiKey::ApiVersions => {
-            let _: kafka_protocol::messages::ApiVersionsRequest = decode(api, version, &mut body)?;
+            let req: kafka_protocol::messages::ApiVersionsRequest =
+                decode(api, version, &mut body)?;
+            if version >= 3 {
+                session.client = crate::session::Client::from_software(
+                    &req.client_software_name,
+                    &req.client_software_version,
+                );
+                tracing::debug!(
+                    peer,
+                    name = %req.client_software_name,
+                    version = %req.client_software_version,
+                    client = ?session.client,
+                    "client software"
+                );
+            }
             respond(api, header, async move { api_versions::handle() })
         }
         ApiKey::CreateTopics => {
@@ -293,7 +314,7 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
         ApiKey::DescribeCluster => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                describe_cluster::handle(&agent, version, req)
+                describe_cluster::handle(&agent, version, req, slotted)
             })
         }
         ApiKey::DescribeLogDirs => {
@@ -311,7 +332,7 @@ pub async fn route(agent: &Arc<Agent>, frame: Bytes, peer: &str) -> Result<Pendi
         ApiKey::DescribeTopicPartitions => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                describe_topic_partitions::handle(&agent, req).await
+                describe_topic_partitions::handle(&agent, req, slotted).await
             })
         }
         ApiKey::ElectLeaders => {

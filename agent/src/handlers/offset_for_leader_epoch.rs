@@ -16,7 +16,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use skiff_metastore::types::TopicPartition;
 
-use super::metadata::Brokers;
+use crate::brokers::Brokers;
 use crate::context::Agent;
 use crate::protocol::codes;
 
@@ -28,7 +28,7 @@ pub async fn handle(
     agent: &Agent,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
-    let current = Brokers::of(agent).epoch;
+    let current = Brokers::of(agent, false).epoch;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = agent.topic_named(&t.topic).await;
