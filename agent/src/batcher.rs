@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 
 use crate::clock::Clock;
 use crate::config::AgentConfig;
+use crate::fetch::BlockCache;
 use crate::metrics::Metrics;
 use crate::storage::object_path;
 
@@ -156,6 +157,19 @@ impl Batcher {
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
     ) -> (Self, JoinHandle<()>) {
+        Self::spawn_with_cache(config, store, metastore, metrics, clock, None)
+    }
+
+    /// [`Batcher::spawn`], putting every object it writes into `blocks`, so consumers tailing
+    /// what this agent wrote read it from memory.
+    pub fn spawn_with_cache(
+        config: &AgentConfig,
+        store: Arc<dyn ObjectStore>,
+        metastore: Arc<dyn MetastoreClient>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        blocks: Option<Arc<BlockCache>>,
+    ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
         let (commit_tx, commit_rx) = mpsc::channel(64);
         let max_pending = u32::try_from(config.max_pending_bytes).unwrap_or(u32::MAX);
@@ -167,6 +181,7 @@ impl Batcher {
             flush_interval: config.flush_interval,
             clock: clock.clone(),
             stale_left: config.test_stale_objects,
+            blocks,
         };
         let committer = Committer {
             rx: commit_rx,
@@ -249,6 +264,7 @@ struct WindowLoop {
     clock: Arc<dyn Clock>,
     /// Objects still to be named as stale (`AgentConfig::test_stale_objects`).
     stale_left: u32,
+    blocks: Option<Arc<BlockCache>>,
 }
 
 impl WindowLoop {
@@ -352,11 +368,16 @@ impl WindowLoop {
         let (parts, _entries) = builder.finish();
         let store = self.store.clone();
         let path = object_path(id);
+        let blocks = self.blocks.clone();
         let put = tokio::spawn(async move {
-            store
-                .put(&path, PutPayload::from_iter(parts))
-                .await
-                .map(|_| ())
+            // The parts are shared, not copied, until the cache lays them out in blocks.
+            let cached = blocks.as_ref().map(|_| parts.clone());
+            store.put(&path, PutPayload::from_iter(parts)).await?;
+            // In the cache before the commit makes the object readable.
+            if let (Some(blocks), Some(parts)) = (blocks, cached) {
+                blocks.insert_object(id, &parts);
+            }
+            Ok::<(), object_store::Error>(())
         });
         let flush = Flush {
             id,

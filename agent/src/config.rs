@@ -56,6 +56,8 @@ pub struct AgentConfig {
     /// How long a cached index entry may be used. Shorter than the compactor's grace period
     /// before it deletes an object it has merged.
     pub index_cache_ttl: Duration,
+    /// The read cache of object blocks (memory, optionally disk).
+    pub read_cache: crate::fetch::BlockCacheConfig,
     /// Kafka's `group.min.session.timeout.ms`, `group.max.session.timeout.ms` and
     /// `group.initial.rebalance.delay.ms`.
     pub group_min_session_timeout: Duration,
@@ -125,6 +127,7 @@ impl Default for AgentConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             index_cache_batches: 1 << 18,
             index_cache_ttl: Duration::from_secs(60),
+            read_cache: crate::fetch::BlockCacheConfig::default(),
             group_min_session_timeout: Duration::from_secs(6),
             group_max_session_timeout: Duration::from_secs(1800),
             group_initial_rebalance_delay: Duration::from_secs(3),

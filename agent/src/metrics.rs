@@ -73,6 +73,8 @@ pub struct Metrics {
     /// Partitions of fetch passes whose index slice came from the agent's cache, or did not.
     pub index_cache_hits: Counter,
     pub index_cache_misses: Counter,
+    /// The read cache of object blocks ([`crate::fetch::BlockCache`]).
+    pub read_cache: crate::fetch::blocks::BlockMetrics,
     pub flushes: Counter,
     /// Flushes not committed because their commit came too late.
     pub flushes_too_late: Counter,
@@ -140,6 +142,7 @@ impl Metrics {
             fetch_latency: latency(),
             index_cache_hits: Counter::default(),
             index_cache_misses: Counter::default(),
+            read_cache: Default::default(),
             flushes: Counter::default(),
             flushes_too_late: Counter::default(),
             flush_bytes: Histogram::new(exponential_buckets(1024.0, 2.0, 16)),
@@ -190,6 +193,40 @@ impl Metrics {
             "Time from a fetch request's arrival to its response, long-poll wait included",
             m.fetch_latency.clone(),
         );
+        for (name, help, counter) in [
+            (
+                "read_cache_hits",
+                "Object blocks a read found in the read cache",
+                &m.read_cache.hits,
+            ),
+            (
+                "read_cache_misses",
+                "Object blocks a read fetched from the object store into the read cache",
+                &m.read_cache.misses,
+            ),
+            (
+                "read_cache_fetched_bytes",
+                "Bytes of object blocks fetched from the object store into the read cache",
+                &m.read_cache.fetched_bytes,
+            ),
+            (
+                "read_cache_inserted_bytes",
+                "Bytes of object blocks this agent flushed and put into the read cache",
+                &m.read_cache.inserted_bytes,
+            ),
+            (
+                "read_cache_evictions",
+                "Object blocks evicted from the read cache's memory",
+                &m.read_cache.evictions,
+            ),
+            (
+                "read_cache_errors",
+                "Reads the read cache failed (its disk) that went to the object store instead",
+                &m.read_cache.errors,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         registry.register(
             "index_cache_hits",
             "Fetched partitions whose index entries came from the agent's cache",

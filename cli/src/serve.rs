@@ -37,12 +37,24 @@ pub async fn run_agent(
         .context("opening the object store")?;
     let clock = Arc::new(SystemClock);
     let clock_for_heartbeats: Arc<dyn skiff_agent::clock::Clock> = clock.clone();
-    let (batcher, batcher_task) = Batcher::spawn(
+    let blocks = match settings.agent.read_cache.memory_bytes {
+        0 => None,
+        _ => Some(Arc::new(
+            skiff_agent::fetch::BlockCache::open(
+                &settings.agent.read_cache,
+                metrics.read_cache.clone(),
+            )
+            .await
+            .context("opening the read cache")?,
+        )),
+    };
+    let (batcher, batcher_task) = Batcher::spawn_with_cache(
         &settings.agent,
         store.clone(),
         metastore.clone(),
         metrics.clone(),
         clock.clone(),
+        blocks.clone(),
     );
     let membership = Membership::new(
         settings.advertise.0.clone(),
@@ -71,7 +83,10 @@ pub async fn run_agent(
         config: settings.agent.clone(),
         metastore: metastore.clone(),
         batcher,
-        reader: Reader::new(store.clone()),
+        reader: match &blocks {
+            Some(blocks) => Reader::new(store.clone()).with_blocks(blocks.clone()),
+            None => Reader::new(store.clone()),
+        },
         metrics: metrics.clone(),
         clock,
     });
@@ -134,6 +149,10 @@ pub async fn run_agent(
     let _ = group_timers.await;
     if let Some(c) = compactor {
         let _ = c.await;
+    }
+    // What the cache holds in memory goes to its disk, for the next start.
+    if let Some(blocks) = blocks {
+        blocks.close().await;
     }
     Ok(())
 }

@@ -62,6 +62,18 @@ pub struct AgentFlags {
     /// off [default: 262144]
     #[arg(long, env = "SKIFF_INDEX_CACHE_BATCHES")]
     index_cache_batches: Option<u64>,
+    /// Memory for the read cache of object blocks; 0 turns the cache off [default: 536870912]
+    #[arg(long, env = "SKIFF_READ_CACHE_MEMORY_BYTES")]
+    read_cache_memory_bytes: Option<usize>,
+    /// Local disk for the read cache, under --read-cache-dir; 0 for none [default: 0]
+    #[arg(long, env = "SKIFF_READ_CACHE_DISK_BYTES")]
+    read_cache_disk_bytes: Option<usize>,
+    /// Directory of the read cache's disk [default: <data-dir>/read-cache under `skiff dev`]
+    #[arg(long, env = "SKIFF_READ_CACHE_DIR")]
+    read_cache_dir: Option<PathBuf>,
+    /// Size of the read cache's blocks: objects are read a block at a time [default: 16777216]
+    #[arg(long, env = "SKIFF_READ_CACHE_BLOCK_BYTES")]
+    read_cache_block_bytes: Option<u64>,
     /// TESTING ONLY: the first this many objects are named as if made past the metastore's
     /// commit age bound, so their commits are refused as too old (tests/test_commit_age.py)
     #[arg(long, hide = true)]
@@ -261,6 +273,10 @@ struct FileSettings {
     max_pending_bytes: Option<usize>,
     session_timeout_ms: Option<u64>,
     index_cache_batches: Option<u64>,
+    read_cache_memory_bytes: Option<usize>,
+    read_cache_disk_bytes: Option<usize>,
+    read_cache_dir: Option<PathBuf>,
+    read_cache_block_bytes: Option<u64>,
     group_initial_rebalance_delay_ms: Option<u64>,
     group_min_session_timeout_ms: Option<u64>,
     group_consumer_session_timeout_ms: Option<u64>,
@@ -322,7 +338,11 @@ impl DevSettings {
             .with_context(|| format!("resolving data dir {}", data_dir.display()))?;
         let default_store = format!("file://{}", data_dir.join("objects").display());
         let compactor = resolve_compactor(args.compactor, &file)?;
-        let agent = AgentSettings::resolve(args.agent, file, Some(default_store))?;
+        let mut agent = AgentSettings::resolve(args.agent, file, Some(default_store))?;
+        let cache = &mut agent.agent.read_cache;
+        if cache.dir.is_none() {
+            cache.dir = Some(data_dir.join("read-cache"));
+        }
         Ok(Self {
             data_dir,
             compactor,
@@ -422,6 +442,28 @@ impl AgentSettings {
         }
         if let Some(n) = args.index_cache_batches.or(file.index_cache_batches) {
             agent.index_cache_batches = n;
+        }
+        let cache = &mut agent.read_cache;
+        if let Some(n) = args
+            .read_cache_memory_bytes
+            .or(file.read_cache_memory_bytes)
+        {
+            cache.memory_bytes = n;
+        }
+        if let Some(n) = args.read_cache_disk_bytes.or(file.read_cache_disk_bytes) {
+            cache.disk_bytes = n;
+        }
+        cache.dir = args.read_cache_dir.clone().or(file.read_cache_dir.clone());
+        if let Some(n) = args.read_cache_block_bytes.or(file.read_cache_block_bytes) {
+            if n < 64 << 10 {
+                bail!("read-cache-block-bytes must be at least 65536");
+            }
+            cache.block_bytes = n;
+        }
+        if cache.disk_bytes > 0 && cache.memory_bytes == 0 {
+            bail!(
+                "read-cache-disk-bytes needs a read cache in memory too (read-cache-memory-bytes)"
+            );
         }
         let ms = std::time::Duration::from_millis;
         if let Some(d) = args

@@ -9,6 +9,7 @@ use skiff_format::run::SegmentIndex;
 use skiff_metastore::types::{BatchLocation, ObjectId, RunLayout};
 
 use super::answer::Answer;
+use super::blocks::BlockCache;
 use super::segment_index::{self, SegmentIndexes, DEFAULT_CACHE_BYTES};
 use super::ReadError;
 use crate::storage::object_path;
@@ -41,6 +42,8 @@ pub struct PartitionRead<'a> {
 pub struct Reader {
     store: Arc<dyn ObjectStore>,
     indexes: SegmentIndexes,
+    /// Where object bytes are read through, when there is a read cache.
+    blocks: Option<Arc<BlockCache>>,
 }
 
 /// Part of one object, fetched with one ranged GET.
@@ -81,7 +84,14 @@ impl Reader {
         Self {
             store,
             indexes: SegmentIndexes::new(index_bytes),
+            blocks: None,
         }
+    }
+
+    /// Reads object bytes through `blocks`.
+    pub fn with_blocks(mut self, blocks: Arc<BlockCache>) -> Self {
+        self.blocks = Some(blocks);
+        self
     }
 
     /// The batches of `runs` from the one holding `offset` on, up to `max_bytes` (the first
@@ -125,7 +135,7 @@ impl Reader {
         // spans defeats the compiler's `Send` inference once a handler's future is boxed.
         let gets: Vec<_> = spans
             .iter()
-            .map(|span| get(self.store.clone(), span.object, span.range.clone()))
+            .map(|span| self.get(span.object, span.range.clone()))
             .collect();
         let chunks: Vec<Result<Bytes, ReadError>> =
             stream::iter(gets).buffered(PARALLEL_GETS).collect().await;
@@ -134,6 +144,23 @@ impl Reader {
             .zip(wanted)
             .map(|(read, wanted)| assemble(read, &wanted?, &spans, &chunks))
             .collect()
+    }
+
+    /// `range` of `object`, through the read cache if there is one. Owns what it needs, so the
+    /// future is `'static`.
+    fn get(
+        &self,
+        object: ObjectId,
+        range: Range<u64>,
+    ) -> impl std::future::Future<Output = Result<Bytes, ReadError>> + Send + 'static {
+        let store = self.store.clone();
+        let blocks = self.blocks.clone();
+        async move {
+            match blocks {
+                Some(blocks) => blocks.get(&store, object, range).await,
+                None => get(store, object, range).await,
+            }
+        }
     }
 
     /// The index of segment `run`, from the cache or the object.
@@ -162,7 +189,7 @@ impl Reader {
             object: run.object,
             position: run.position,
         })?;
-        get(self.store.clone(), run.object, object_range).await
+        self.get(run.object, object_range).await
     }
 
     /// The indexes of the segments among `runs`, each read once.
