@@ -1,6 +1,6 @@
 //! An agent over a local metastore and an in-memory object store, for unit tests.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
@@ -9,7 +9,8 @@ use object_store::ObjectStore;
 use skiff_metastore::client::{MetastoreClient, Transport};
 use skiff_metastore::local::LocalMetastore;
 use skiff_metastore::rpc::{Read, ReadAnswer};
-use skiff_metastore::types::{Command, CommandResponse};
+use skiff_metastore::types::{Command, CommandResponse, ObjectId};
+use skiff_store::{CountingStore, Op, StoreObserver};
 
 use crate::batcher::Batcher;
 use crate::clock::{Clock, SystemClock};
@@ -17,6 +18,7 @@ use crate::config::AgentConfig;
 use crate::context::Agent;
 use crate::fetch::Reader;
 use crate::metrics::Metrics;
+use crate::storage::object_path;
 
 pub struct TestAgent {
     pub agent: Arc<Agent>,
@@ -291,4 +293,44 @@ pub async fn replace_with_segment(
         .await
         .expect("replace");
     run
+}
+
+/// An object id for tests.
+pub fn oid(n: u128) -> ObjectId {
+    ObjectId(ulid::Ulid::from_parts(1, n))
+}
+
+/// The byte counts of the ranged GETs that reached the store.
+#[derive(Default)]
+pub struct Gets(Mutex<Vec<u64>>);
+
+impl StoreObserver for Gets {
+    fn request(&self, op: Op, bytes: u64) {
+        if op == Op::RangedGet {
+            self.0.lock().expect("not poisoned").push(bytes);
+        }
+    }
+}
+
+impl Gets {
+    pub fn take(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().expect("not poisoned").len()
+    }
+}
+
+pub async fn store_with(objects: &[(ObjectId, Vec<u8>)]) -> (Arc<dyn ObjectStore>, Arc<Gets>) {
+    let memory: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    for (id, bytes) in objects {
+        memory
+            .put(&object_path(*id), bytes.clone().into())
+            .await
+            .expect("an in-memory PUT");
+    }
+    let gets = Arc::new(Gets::default());
+    let store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(memory, gets.clone()));
+    (store, gets)
 }

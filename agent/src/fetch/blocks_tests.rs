@@ -1,50 +1,15 @@
 //! The read cache: what a read returns against the object's bytes, which reads reach the store,
 //! and a disk that survives a restart but never serves a corrupt block.
 
-use std::sync::Mutex;
-
-use skiff_store::{CountingStore, Op, StoreObserver};
-
 use super::*;
+use crate::test_support::{oid, store_with};
 
 const BLOCK: u64 = 64 << 10;
 
-fn oid(n: u128) -> ObjectId {
-    ObjectId(ulid::Ulid::from_parts(1, n))
-}
-
-/// The GETs that reached the store (byte counts).
-#[derive(Default)]
-struct Gets(Mutex<Vec<u64>>);
-
-impl StoreObserver for Gets {
-    fn request(&self, op: Op, bytes: u64) {
-        if matches!(op, Op::RangedGet | Op::Get) {
-            self.0.lock().unwrap().push(bytes);
-        }
-    }
-}
-
-impl Gets {
-    fn count(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-}
-
 fn bytes_of(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
-}
-
-async fn store_with(objects: &[(ObjectId, &[u8])]) -> (Arc<dyn ObjectStore>, Arc<Gets>) {
-    let memory: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-    for (id, bytes) in objects {
-        memory
-            .put(&object_path(*id), bytes.to_vec().into())
-            .await
-            .unwrap();
-    }
-    let gets = Arc::new(Gets::default());
-    (Arc::new(CountingStore::new(memory, gets.clone())), gets)
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 async fn cache(memory_bytes: usize, disk: Option<&std::path::Path>) -> (BlockCache, BlockMetrics) {
@@ -55,20 +20,33 @@ async fn cache(memory_bytes: usize, disk: Option<&std::path::Path>) -> (BlockCac
         dir: disk.map(|d| d.to_path_buf()),
         block_bytes: BLOCK,
     };
-    (BlockCache::open(&config, metrics.clone()).await.unwrap(), metrics)
+    (
+        BlockCache::open(&config, metrics.clone()).await.unwrap(),
+        metrics,
+    )
 }
 
 #[tokio::test]
 async fn reads_match_the_object_and_share_one_get_per_block() {
     let data = bytes_of(3 * BLOCK as usize + 1000, 7);
     let id = oid(1);
-    let (store, gets) = store_with(&[(id, &data)]).await;
+    let (store, gets) = store_with(&[(id, data.clone())]).await;
     let (cache, metrics) = cache(8 << 20, None).await;
 
     // Inside one block, across two, to the object's end, and empty.
-    for range in [10..5000, 100..BLOCK + 100, BLOCK - 1..3 * BLOCK + 1, 3 * BLOCK..3 * BLOCK + 1000, 5..5] {
+    for range in [
+        10..5000,
+        100..BLOCK + 100,
+        BLOCK - 1..3 * BLOCK + 1,
+        3 * BLOCK..3 * BLOCK + 1000,
+        5..5,
+    ] {
         let got = cache.get(&store, id, range.clone()).await.unwrap();
-        assert_eq!(&got[..], &data[range.start as usize..range.end as usize], "{range:?}");
+        assert_eq!(
+            &got[..],
+            &data[range.start as usize..range.end as usize],
+            "{range:?}"
+        );
     }
     // Four blocks, each fetched once however many reads wanted it; the last one short.
     assert_eq!(gets.count(), 4);
@@ -77,7 +55,10 @@ async fn reads_match_the_object_and_share_one_get_per_block() {
     assert!(metrics.hits.get() >= 3);
 
     // Past the object's end: a short read, not bytes that are not there.
-    let err = cache.get(&store, id, 3 * BLOCK..3 * BLOCK + 2000).await.unwrap_err();
+    let err = cache
+        .get(&store, id, 3 * BLOCK..3 * BLOCK + 2000)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ReadError::ShortRead { .. }), "{err}");
 }
 
@@ -85,7 +66,7 @@ async fn reads_match_the_object_and_share_one_get_per_block() {
 async fn concurrent_reads_of_a_block_make_one_get() {
     let data = bytes_of(BLOCK as usize, 3);
     let id = oid(2);
-    let (store, gets) = store_with(&[(id, &data)]).await;
+    let (store, gets) = store_with(&[(id, data.clone())]).await;
     let (cache, _) = cache(8 << 20, None).await;
     let cache = Arc::new(cache);
     let reads = (0..16u64).map(|i| {
@@ -104,10 +85,18 @@ async fn concurrent_reads_of_a_block_make_one_get() {
 async fn a_flushed_object_is_read_without_a_get() {
     let data = bytes_of(2 * BLOCK as usize + 17, 9);
     let id = oid(3);
-    let (store, gets) = store_with(&[(id, &data)]).await;
+    let (store, gets) = store_with(&[(id, data.clone())]).await;
     let (cache, metrics) = cache(8 << 20, None).await;
     // Laid out as a flush lays it: a header, batches of all sizes, one part larger than a block.
-    let cuts = [0, 61, 200, 5000, 5001, 5000 + BLOCK as usize + 3, data.len()];
+    let cuts = [
+        0,
+        61,
+        200,
+        5000,
+        5001,
+        5000 + BLOCK as usize + 3,
+        data.len(),
+    ];
     let parts: Vec<Bytes> = cuts
         .windows(2)
         .map(|w| Bytes::copy_from_slice(&data[w[0]..w[1]]))
@@ -128,8 +117,14 @@ async fn a_failed_get_is_the_reads_error_and_is_not_cached() {
     assert!(matches!(err, ReadError::Store(_)), "{err}");
     // The object appears (a read raced its PUT): the next read finds it.
     let data = bytes_of(100, 1);
-    store.put(&object_path(id), data.clone().into()).await.unwrap();
-    assert_eq!(&cache.get(&store, id, 0..10).await.unwrap()[..], &data[..10]);
+    store
+        .put(&object_path(id), data.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(
+        &cache.get(&store, id, 0..10).await.unwrap()[..],
+        &data[..10]
+    );
     assert_eq!(gets.count(), 2);
 }
 
@@ -137,18 +132,25 @@ async fn a_failed_get_is_the_reads_error_and_is_not_cached() {
 async fn memory_is_bounded_and_evicted_blocks_are_read_again() {
     let data = bytes_of(16 * BLOCK as usize, 5);
     let id = oid(5);
-    let (store, gets) = store_with(&[(id, &data)]).await;
+    let (store, gets) = store_with(&[(id, data.clone())]).await;
     // Room for about four blocks.
     let (cache, metrics) = cache(4 * BLOCK as usize, None).await;
     for round in 0..2 {
         for b in 0..16 {
             let range = b * BLOCK..b * BLOCK + 10;
             let got = cache.get(&store, id, range.clone()).await.unwrap();
-            assert_eq!(&got[..], &data[range.start as usize..range.end as usize], "round {round}");
+            assert_eq!(
+                &got[..],
+                &data[range.start as usize..range.end as usize],
+                "round {round}"
+            );
         }
     }
     assert!(metrics.evictions.get() >= 16, "{}", metrics.evictions.get());
-    assert!(gets.count() > 16, "a second pass over 16 blocks cannot fit in 4");
+    assert!(
+        gets.count() > 16,
+        "a second pass over 16 blocks cannot fit in 4"
+    );
 }
 
 #[tokio::test]
@@ -156,7 +158,7 @@ async fn the_disk_survives_a_restart_and_a_corrupt_block_is_read_again() {
     let dir = tempfile::tempdir().unwrap();
     let data = bytes_of(4 * BLOCK as usize, 11);
     let id = oid(6);
-    let (store, gets) = store_with(&[(id, &data)]).await;
+    let (store, gets) = store_with(&[(id, data.clone())]).await;
     {
         let (cache, _) = cache(BLOCK as usize, Some(dir.path())).await;
         cache.insert_object(id, &[Bytes::from(data.clone())]);

@@ -1,49 +1,11 @@
 //! Reads of runs: every fetch offset against a model of what Kafka answers, what a segment read
 //! costs in GETs, and corrupt runs and indexes failing their partition only.
 
-use std::sync::Mutex;
-
 use skiff_format::run::{run_batches, RunOffsets, SegmentIndex, INDEX_INTERVAL_BYTES};
 use skiff_metastore::types::RunLayout;
-use skiff_store::{CountingStore, Op, StoreObserver};
 
 use super::*;
-use crate::test_support::{batch, location, segment};
-
-fn oid(n: u128) -> ObjectId {
-    ObjectId(ulid::Ulid::from_parts(1, n))
-}
-
-/// The byte counts of the ranged GETs that reached the store.
-#[derive(Default)]
-struct Gets(Mutex<Vec<u64>>);
-
-impl StoreObserver for Gets {
-    fn request(&self, op: Op, bytes: u64) {
-        if op == Op::RangedGet {
-            self.0.lock().unwrap().push(bytes);
-        }
-    }
-}
-
-impl Gets {
-    fn take(&self) -> Vec<u64> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-async fn store_with(objects: &[(ObjectId, Vec<u8>)]) -> (Arc<dyn ObjectStore>, Arc<Gets>) {
-    let memory: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-    for (id, bytes) in objects {
-        memory
-            .put(&object_path(*id), bytes.clone().into())
-            .await
-            .unwrap();
-    }
-    let gets = Arc::new(Gets::default());
-    let store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(memory, gets.clone()));
-    (store, gets)
-}
+use crate::test_support::{batch, location, oid, segment, store_with};
 
 /// One batch of the partition as a consumer must see it: its real offsets and stored bytes.
 struct Expected {
