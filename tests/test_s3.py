@@ -49,8 +49,11 @@ def s3_broker(broker_factory, server: S3Server, *args: str) -> Broker:
 )
 def test_faults_lose_nothing_and_duplicate_nothing(broker_factory, topic, tmp_path, faults):
     server = shared_s3_server(tmp_path)
-    # 50 ms windows: 20 PUTs a second, so a 5% fault rate hits dozens of them.
-    broker = s3_broker(broker_factory, server, "--store-faults", faults, "--flush-interval-ms", "50")
+    # 50 ms windows: 20 PUTs a second, so a 5% fault rate hits dozens of them. No read cache: the
+    # read-back must go through the faulty store, not the memory the agent flushed into.
+    broker = s3_broker(
+        broker_factory, server, "--store-faults", faults, "--flush-interval-ms", "50", "--read-cache-memory-bytes", "0"
+    )
     clients.create_topic(broker.bootstrap, topic, PARTITIONS)
 
     load = Load(broker.bootstrap, topic)

@@ -478,3 +478,106 @@ fn an_offsets_only_read_answers_the_aborted_transactions_of_the_cached_batches()
         .all(|a| a.slice.as_ref().unwrap().batches.is_empty()));
     assert_eq!((aborted(0), aborted(1), aborted(2)), (1, 0, 0));
 }
+
+#[test]
+fn a_transaction_holds_at_most_max_partitions_per_txn() {
+    use crate::limits::{MAX_PARTITIONS_PER_TOPIC, MAX_PARTITIONS_PER_TXN};
+    // One topic cannot hold that many: a second one takes the rest and one more.
+    let mut sm = setup(MAX_PARTITIONS_PER_TOPIC);
+    let other = Uuid::from_u128(TOPIC + 1);
+    let extra = (MAX_PARTITIONS_PER_TXN as i32 - MAX_PARTITIONS_PER_TOPIC) + 1;
+    let r = sm.apply(&Command::CreateTopic(CreateTopic {
+        name: "more".into(),
+        topic_id: other,
+        partitions: extra,
+        configs: BTreeMap::new(),
+        now_ms: 1,
+    }));
+    assert!(matches!(r, CommandResponse::TopicCreated(Ok(_))));
+    let p = producer("big", init(&mut sm, "big", 1).unwrap());
+    let all: Vec<i32> = (0..MAX_PARTITIONS_PER_TOPIC).collect();
+    assert!(add(&mut sm, &p, &all).unwrap().iter().all(Result::is_ok));
+    let add_other = |sm: &mut StateMachine, partitions: std::ops::Range<i32>| match sm.apply(
+        &Command::AddPartitionsToTxn(AddPartitionsToTxn {
+            producer: p.clone(),
+            partitions: partitions
+                .map(|partition| TopicPartition {
+                    topic_id: other,
+                    partition,
+                })
+                .collect(),
+            now_ms: 10,
+        }),
+    ) {
+        CommandResponse::PartitionsAddedToTxn(r) => r,
+        other => panic!("{other:?}"),
+    };
+    // Up to the bound, then one past it is refused and changes nothing.
+    assert!(add_other(&mut sm, 0..extra - 1)
+        .unwrap()
+        .iter()
+        .all(Result::is_ok));
+    assert_eq!(
+        add_other(&mut sm, extra - 1..extra),
+        Err(MetaError::TooManyTxnPartitions)
+    );
+    // Adding one it already holds is no growth.
+    assert!(add(&mut sm, &p, &[0]).unwrap().iter().all(Result::is_ok));
+    let held = |sm: &StateMachine| {
+        sm.describe_transactions(&["big".to_string()])[0]
+            .as_ref()
+            .unwrap()
+            .partitions
+            .len()
+    };
+    assert_eq!(held(&sm), MAX_PARTITIONS_PER_TXN);
+    // The transaction still ends, with a marker on every partition it holds.
+    end(&mut sm, &p, false, false).unwrap();
+    assert_eq!(held(&sm), 0);
+}
+
+#[test]
+fn a_transaction_holds_offsets_of_at_most_max_groups_per_txn() {
+    use crate::limits::MAX_GROUPS_PER_TXN;
+    let mut sm = setup(1);
+    let p = producer("t", init(&mut sm, "t", 1).unwrap());
+    let add_group = |sm: &mut StateMachine, group: String| match sm.apply(
+        &Command::AddOffsetsToTxn(AddOffsetsToTxn {
+            producer: p.clone(),
+            group,
+            now_ms: 5,
+        }),
+    ) {
+        CommandResponse::TxnUpdated(r) => r,
+        other => panic!("{other:?}"),
+    };
+    for g in 0..MAX_GROUPS_PER_TXN {
+        assert_eq!(add_group(&mut sm, format!("g{g}")), Ok(()));
+    }
+    assert_eq!(
+        add_group(&mut sm, "one-too-many".into()),
+        Err(MetaError::TooManyTxnPartitions)
+    );
+    // A group already in it may be named again.
+    assert_eq!(add_group(&mut sm, "g0".into()), Ok(()));
+    end(&mut sm, &p, true, false).unwrap();
+    // A new transaction starts with none.
+    assert_eq!(add_group(&mut sm, "one-too-many".into()), Ok(()));
+}
+
+#[test]
+fn a_transactional_id_is_at_most_max_transactional_id_bytes() {
+    use crate::limits::MAX_TRANSACTIONAL_ID_BYTES;
+    let mut sm = setup(1);
+    let longest = "t".repeat(MAX_TRANSACTIONAL_ID_BYTES);
+    assert!(init(&mut sm, &longest, 1).is_ok());
+    let too_long = "t".repeat(MAX_TRANSACTIONAL_ID_BYTES + 1);
+    assert_eq!(
+        init(&mut sm, &too_long, 1),
+        Err(MetaError::InvalidProducerIdMapping)
+    );
+    assert_eq!(
+        init(&mut sm, "", 1),
+        Err(MetaError::InvalidProducerIdMapping)
+    );
+}

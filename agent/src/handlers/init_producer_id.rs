@@ -4,6 +4,7 @@
 //! recovers its id after an abortable error.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use skiff_metastore::limits::MAX_TRANSACTIONAL_ID_BYTES;
 use skiff_metastore::types::{InitProducerId, InitTransactionalProducer};
 
 use crate::context::Agent;
@@ -24,6 +25,11 @@ pub async fn handle(agent: &Agent, req: InitProducerIdRequest) -> InitProducerId
             })
             .await
             .map_err(|e| codes::metastore_error(&e)),
+        // Kafka bounds it only by the string's i16 length; the metastore keeps every id, so it
+        // bounds them tighter. A request that can never work gets a non-retriable error.
+        Some(id) if id.len() > MAX_TRANSACTIONAL_ID_BYTES => {
+            return response.with_error_code(codes::INVALID_REQUEST)
+        }
         Some(id) => {
             let timeout = req.transaction_timeout_ms;
             let max = agent.broker_view().transaction_max_timeout_ms();

@@ -98,6 +98,13 @@ async fn the_transaction_timeout_is_bounded_by_transaction_max_timeout_ms() {
     }
     let first = init_producer_id::handle(&t.agent, init("t", 5_000)).await;
     assert_eq!(first.error_code, codes::NONE);
+    // An id past the metastore's bound can never work: INVALID_REQUEST, not a retriable code.
+    let longest = "t".repeat(skiff_metastore::limits::MAX_TRANSACTIONAL_ID_BYTES);
+    let ok = init_producer_id::handle(&t.agent, init(&longest, 5_000)).await;
+    assert_eq!(ok.error_code, codes::NONE);
+    let too_long = format!("{longest}t");
+    let refused = init_producer_id::handle(&t.agent, init(&too_long, 5_000)).await;
+    assert_eq!(refused.error_code, codes::INVALID_REQUEST);
     // A second producer of the id: the same producer id, the next epoch.
     let second = init_producer_id::handle(&t.agent, init("t", 5_000)).await;
     assert_eq!(second.producer_id, first.producer_id);
