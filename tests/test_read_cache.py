@@ -5,13 +5,17 @@
 - After a restart (memory only: empty), a catch-up read makes about one GET per object, and three
   more consumers of the same data (other groups) make none.
 - With a disk, the cache survives a restart: the same read again makes no GET.
-- With the cache off, the same read makes GETs again (the figures above are the cache's doing)."""
+- With the cache off, the same read makes GETs again (the figures above are the cache's doing).
+- Its settings, and --broker-ids, refuse values past their bounds."""
 
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 
 import clients
+from conftest import skiff_bin
 
 PARTITIONS = 8
 FLUSH = ("--flush-interval-ms", "100")
@@ -91,3 +95,23 @@ def test_without_the_cache_every_reader_makes_gets(broker_factory, topic):
     first = gets(broker) - before
     assert read_all(broker.bootstrap, topic, total) == expected
     assert gets(broker) - before >= 2 * first > 0
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--read-cache-block-bytes", "65535"), "read-cache-block-bytes must be at least 65536"),
+        (("--read-cache-disk-bytes", str((64 << 20) - 1)), "read-cache-disk-bytes must hold at least 4 blocks"),
+        (("--read-cache-memory-bytes", "0", "--read-cache-disk-bytes", str(64 << 20)), "needs a read cache in memory"),
+        (("--broker-ids", "0"), "broker-ids must be between 1 and 1024"),
+        (("--broker-ids", "1025"), "broker-ids must be between 1 and 1024"),
+    ],
+)
+def test_settings_past_their_bounds_are_refused(tmp_path, flags, message):
+    proc = subprocess.run(
+        [skiff_bin(), "dev", "--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0", *flags],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert message in proc.stderr.decode(), proc.stderr.decode()

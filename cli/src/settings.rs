@@ -465,6 +465,10 @@ impl AgentSettings {
                 "read-cache-disk-bytes needs a read cache in memory too (read-cache-memory-bytes)"
             );
         }
+        let least = cache.block_bytes.saturating_mul(4);
+        if cache.disk_bytes > 0 && (cache.disk_bytes as u64) < least {
+            bail!("read-cache-disk-bytes must hold at least 4 blocks ({least} bytes), or be 0");
+        }
         let ms = std::time::Duration::from_millis;
         if let Some(d) = args
             .group_initial_rebalance_delay_ms
