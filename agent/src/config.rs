@@ -43,7 +43,19 @@ pub struct AgentConfig {
     /// Largest Fetch response, whatever the request asks (Kafka's `fetch.max.bytes`, 55 MiB):
     /// a response is held in memory until it is written.
     pub fetch_max_bytes: usize,
+    /// Kafka's `max.connections`: past it, the listener stops accepting until one closes.
     pub max_connections: usize,
+    /// Kafka's `max.connections.per.ip`: a connection from an address that has this many open
+    /// is closed as soon as it is accepted.
+    pub max_connections_per_ip: usize,
+    /// Kafka's `connections.max.idle.ms`: a connection with nothing under way that sends
+    /// nothing for this long is closed.
+    pub connections_max_idle: Duration,
+    /// Once the first byte of a request has arrived, the rest must arrive within this (time the
+    /// agent spends waiting for memory does not count), or the connection is closed and what its
+    /// partial request held goes back. Kafka has no such bound; without one a client could
+    /// announce a large frame and send nothing more.
+    pub request_read_timeout: Duration,
     /// An agent without a heartbeat for this long leaves the brokers clients are given.
     pub session_timeout: Duration,
     pub auto_create_topics: bool,
@@ -63,10 +75,14 @@ pub struct AgentConfig {
     pub group_min_session_timeout: Duration,
     pub group_max_session_timeout: Duration,
     pub group_initial_rebalance_delay: Duration,
+    /// Kafka's `group.max.size`: members a classic group may have.
+    pub group_max_size: usize,
     /// Kafka's `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`,
     /// for KIP-848 consumer groups.
     pub group_consumer_session_timeout: Duration,
     pub group_consumer_heartbeat_interval: Duration,
+    /// Kafka's `group.consumer.max.size`: members a KIP-848 consumer group may have.
+    pub group_consumer_max_size: usize,
     /// Kafka's `transaction.max.timeout.ms`: InitProducerId with a longer
     /// `transaction.timeout.ms` is refused (INVALID_TRANSACTION_TIMEOUT).
     pub transaction_max_timeout: Duration,
@@ -91,6 +107,7 @@ impl AgentConfig {
         crate::groups::ConsumerLimits {
             session_timeout: self.group_consumer_session_timeout,
             heartbeat_interval: self.group_consumer_heartbeat_interval,
+            max_size: self.group_consumer_max_size,
         }
     }
 
@@ -99,7 +116,7 @@ impl AgentConfig {
             min_session_timeout: self.group_min_session_timeout,
             max_session_timeout: self.group_max_session_timeout,
             initial_rebalance_delay: self.group_initial_rebalance_delay,
-            max_size: usize::MAX,
+            max_size: self.group_max_size,
         }
     }
 }
@@ -120,7 +137,10 @@ impl Default for AgentConfig {
             max_in_flight_non_produce: 32,
             max_non_produce_request_bytes: 1024 * 1024,
             fetch_max_bytes: 55 * 1024 * 1024,
-            max_connections: 10_000,
+            max_connections: 50_000,
+            max_connections_per_ip: usize::MAX,
+            connections_max_idle: Duration::from_millis(600_000),
+            request_read_timeout: Duration::from_secs(30),
             session_timeout: Duration::from_secs(10),
             auto_create_topics: true,
             num_partitions: 1,
@@ -131,8 +151,10 @@ impl Default for AgentConfig {
             group_min_session_timeout: Duration::from_secs(6),
             group_max_session_timeout: Duration::from_secs(1800),
             group_initial_rebalance_delay: Duration::from_secs(3),
+            group_max_size: i32::MAX as usize,
             group_consumer_session_timeout: Duration::from_secs(45),
             group_consumer_heartbeat_interval: Duration::from_secs(5),
+            group_consumer_max_size: i32::MAX as usize,
             transaction_max_timeout: Duration::from_millis(900_000),
             transactional_id_expiration: Duration::from_millis(604_800_000),
             transaction_cleanup_interval: Duration::from_millis(10_000),

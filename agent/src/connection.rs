@@ -16,12 +16,13 @@
 //! Every other request waits for everything before it, Produce included (Kafka would have
 //! answered those before reading it), and is finished before anything after it starts.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -111,6 +112,43 @@ impl Order {
     }
 }
 
+/// Counts what a connection has under way, so that its idle timer only runs while it has
+/// nothing: a long-polling fetch is not idleness.
+#[derive(Default)]
+struct Activity {
+    /// Requests routed and not yet answered on the socket.
+    in_flight: AtomicUsize,
+    /// When the last answer was written, in ms since `start`.
+    last_answer_ms: AtomicU64,
+    start: Option<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Some(Instant::now()),
+            ..Default::default()
+        }
+    }
+
+    fn answered(&self) {
+        let ms = self.start.map_or(0, |s| s.elapsed().as_millis() as u64);
+        self.last_answer_ms.store(ms, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How long the connection has had nothing under way, or `None` if it has something.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let since = self.start?.elapsed();
+        let last = Duration::from_millis(self.last_answer_ms.load(Ordering::Relaxed));
+        Some(since.saturating_sub(last))
+    }
+}
+
+/// Serves one plaintext TCP connection.
 pub async fn serve(
     agent: Arc<Agent>,
     stream: TcpStream,
@@ -123,19 +161,51 @@ pub async fn serve(
         .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    serve_halves(agent, read_half, write_half, peer, memory, shutdown).await;
+}
+
+/// Serves a connection given as its two halves, whatever carries them (TCP, TLS).
+pub async fn serve_halves<R, W>(
+    agent: Arc<Agent>,
+    read_half: R,
+    write_half: W,
+    peer: String,
+    memory: RequestMemory,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    // Small: an idle connection should cost little (10,000 of them are a test), and a large
+    // body is read past the buffer, straight into its own allocation.
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     let (tx, rx) = mpsc::channel::<InFlight>(agent.config.max_in_flight_per_connection);
     let non_produce = Arc::new(Semaphore::new(
         agent.config.max_in_flight_non_produce.max(1),
     ));
+    let activity = Arc::new(Activity::new());
     // Cancelled by the writer when it gives up, so the reading stops with it.
     let stop = shutdown.child_token();
-    let writer = tokio::spawn(write_answers(rx, write_half, stop.clone(), peer.clone()));
+    let writer = tokio::spawn(write_answers(
+        rx,
+        write_half,
+        stop.clone(),
+        peer.clone(),
+        activity.clone(),
+    ));
     let mut order = Order::default();
     let mut session = Session::new(peer.clone());
+    let reads = Reads {
+        config: &agent.config,
+        metrics: &agent.metrics,
+        memory: &memory,
+        non_produce: &non_produce,
+        activity: &activity,
+        peer: &peer,
+    };
 
     loop {
-        let next = read_request(&mut reader, &agent.config, &memory, &non_produce, &peer);
+        let next = reads.next(&mut reader);
         let request = tokio::select! {
             request = next => request,
             _ = stop.cancelled() => None,
@@ -166,12 +236,14 @@ pub async fn serve(
                     memory,
                     slot,
                 };
+                activity.in_flight.fetch_add(1, Ordering::Relaxed);
                 if let Err(mpsc::error::SendError(request)) = tx.send(request).await {
                     request.abort().await;
                     break;
                 }
             }
             Err(close) => {
+                agent.metrics.connection_closed("malformed");
                 info!(peer = %peer, reason = %close, "closing connection");
                 break;
             }
@@ -182,79 +254,211 @@ pub async fn serve(
     let _ = writer.await;
 }
 
-/// Reads the next request and takes what it needs to be answered: its bytes from the memory
-/// budget, and for anything but Produce a place in the connection's small window. `None` when
-/// the connection is done: closed, broken, or sent a frame it is not allowed.
-async fn read_request(
-    reader: &mut BufReader<OwnedReadHalf>,
-    config: &AgentConfig,
-    memory: &RequestMemory,
-    non_produce: &Arc<Semaphore>,
-    peer: &str,
-) -> Option<Request> {
-    let size = match frame::read_size(reader, config.max_request_bytes).await {
-        Ok(Some(size)) => size,
-        Ok(None) => return None,
-        Err(FrameError::Io(e)) => {
-            debug!(peer = %peer, error = %e, "read failed");
+/// Bytes of a connection's read buffer.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// A request body is read, and its memory reserved, this much at a time: a client that announces
+/// a large frame and sends little of it holds only what it sent.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Why reading a frame stopped.
+enum ReadFail {
+    /// The peer went away or the socket broke: nothing to say.
+    Gone(std::io::Error),
+    /// The frame did not arrive within the request read timeout.
+    TimedOut,
+}
+
+/// What every read of a connection needs.
+struct Reads<'a> {
+    config: &'a AgentConfig,
+    metrics: &'a crate::metrics::Metrics,
+    memory: &'a RequestMemory,
+    non_produce: &'a Arc<Semaphore>,
+    activity: &'a Activity,
+    peer: &'a str,
+}
+
+impl Reads<'_> {
+    /// Reads the next request and takes what it needs to be answered: its bytes from the memory
+    /// budget, and for anything but Produce a place in the connection's small window. `None` when
+    /// the connection is done: closed, broken, idle too long, too slow to send a frame it
+    /// started, or sent a frame it is not allowed.
+    async fn next<R: AsyncRead + Unpin>(&self, reader: &mut R) -> Option<Request> {
+        let peer = self.peer;
+        let mut size = [0u8; 4];
+        if !self.await_first_byte(reader, &mut size[0]).await {
             return None;
         }
-        Err(e) => {
-            warn!(peer = %peer, error = %e, "closing connection");
-            return None;
+        // From here the frame must arrive within the read timeout. Only time spent waiting on
+        // the socket counts: waiting for memory is the agent's doing, not the client's.
+        let mut deadline = ReadDeadline::new(self.config.request_read_timeout);
+        if let Err(e) = deadline.read_exact(reader, &mut size[1..]).await {
+            return self.failed(e);
         }
-    };
-    // The api key leads the body: read it first, so that a request too large for its api is
-    // refused before its bytes are.
-    let mut key = [0u8; 2];
-    let head = &mut key[..size.min(2)];
-    if let Err(e) = frame::read_head(reader, head).await {
-        debug!(peer = %peer, error = %e, "read failed");
-        return None;
-    }
-    let api_key = (size >= 2).then(|| i16::from_be_bytes(key));
-    let produce = api_key == Some(ApiKey::Produce as i16);
-    if !produce && size > config.max_non_produce_request_bytes {
-        let e = FrameError::TooLarge {
-            size: size as i64,
-            max: config.max_non_produce_request_bytes,
+        let size = match frame::check_size(i32::from_be_bytes(size), self.config.max_request_bytes)
+        {
+            Ok(size) => size,
+            Err(e) => {
+                self.metrics.connection_closed("too_large");
+                warn!(peer = %peer, error = %e, "closing connection");
+                return None;
+            }
         };
-        warn!(peer = %peer, ?api_key, error = %e, "closing connection: only Produce may be this large");
-        return None;
-    }
-    // Taken before the shared memory budget, so a connection waiting on its own answers does not
-    // hold back everyone else's requests meanwhile.
-    let slot = if produce {
-        None
-    } else {
-        Some(non_produce.clone().acquire_owned().await.ok()?)
-    };
-    let permits = u32::try_from(size.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    let memory = memory.clone().acquire_many_owned(permits).await.ok()?;
-    let body = match frame::read_body(reader, &key[..size.min(2)], size).await {
-        Ok(body) => body,
-        Err(e) => {
-            debug!(peer = %peer, error = %e, "read failed");
+        // The api key leads the body: read it first, so that a request too large for its api is
+        // refused before its bytes are.
+        let mut key = [0u8; 2];
+        let head = size.min(2);
+        if let Err(e) = deadline.read_exact(reader, &mut key[..head]).await {
+            return self.failed(e);
+        }
+        let api_key = (size >= 2).then(|| i16::from_be_bytes(key));
+        let produce = api_key == Some(ApiKey::Produce as i16);
+        if !produce && size > self.config.max_non_produce_request_bytes {
+            let e = FrameError::TooLarge {
+                size: size as i64,
+                max: self.config.max_non_produce_request_bytes,
+            };
+            self.metrics.connection_closed("too_large");
+            warn!(peer = %peer, ?api_key, error = %e, "closing connection: only Produce may be this large");
             return None;
         }
-    };
-    Some(Request {
-        api_key,
-        body,
-        memory,
-        slot,
-    })
+        // Taken before the shared memory budget, so a connection waiting on its own answers does
+        // not hold back everyone else's requests meanwhile.
+        let slot = if produce {
+            None
+        } else {
+            Some(self.non_produce.clone().acquire_owned().await.ok()?)
+        };
+        let mut memory = self.memory.clone().acquire_owned().await.ok()?;
+        let mut held = 1024;
+        let mut body = BytesMut::new();
+        body.extend_from_slice(&key[..head]);
+        while body.len() < size {
+            let chunk = READ_CHUNK_BYTES.min(size - body.len());
+            let want = body.len() + chunk;
+            if want > held {
+                let kib = u32::try_from((want - held).div_ceil(1024)).unwrap_or(u32::MAX);
+                memory.merge(self.memory.clone().acquire_many_owned(kib).await.ok()?);
+                held += kib as usize * 1024;
+            }
+            body.reserve(chunk);
+            if let Err(e) = deadline.fill(reader, &mut body, want).await {
+                return self.failed(e);
+            }
+        }
+        Some(Request {
+            api_key,
+            body: body.freeze(),
+            memory,
+            slot,
+        })
+    }
+
+    /// Waits for the first byte of the next frame, for as long as the connection may stay idle
+    /// (Kafka's `connections.max.idle.ms`; a connection with a request under way is not idle).
+    async fn await_first_byte<R: AsyncRead + Unpin>(&self, reader: &mut R, byte: &mut u8) -> bool {
+        let idle = self.config.connections_max_idle;
+        let mut wait = idle;
+        loop {
+            match tokio::time::timeout(wait, reader.read(std::slice::from_mut(byte))).await {
+                Ok(Ok(0)) => return false,
+                Ok(Ok(_)) => return true,
+                Ok(Err(e)) => {
+                    debug!(peer = %self.peer, error = %e, "read failed");
+                    return false;
+                }
+                Err(_) => match self.activity.idle_for() {
+                    Some(quiet) if quiet >= idle => {
+                        self.metrics.connection_closed("idle");
+                        info!(peer = %self.peer, idle_ms = idle.as_millis() as u64, "closing idle connection");
+                        return false;
+                    }
+                    Some(quiet) => wait = idle - quiet,
+                    None => wait = idle,
+                },
+            }
+        }
+    }
+
+    fn failed(&self, e: ReadFail) -> Option<Request> {
+        match e {
+            ReadFail::Gone(e) => debug!(peer = %self.peer, error = %e, "read failed"),
+            ReadFail::TimedOut => {
+                self.metrics.connection_closed("read_timeout");
+                warn!(
+                    peer = %self.peer,
+                    timeout_ms = self.config.request_read_timeout.as_millis() as u64,
+                    "closing connection: a request did not arrive in time"
+                );
+            }
+        }
+        None
+    }
+}
+
+/// The time a frame has left to arrive, spent only while reading the socket.
+struct ReadDeadline {
+    left: Duration,
+}
+
+impl ReadDeadline {
+    fn new(left: Duration) -> Self {
+        Self { left }
+    }
+
+    async fn timed<T>(
+        &mut self,
+        read: impl std::future::Future<Output = std::io::Result<T>>,
+    ) -> Result<T, ReadFail> {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.left, read).await;
+        self.left = self.left.saturating_sub(started.elapsed());
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(ReadFail::Gone(e)),
+            Err(_) => Err(ReadFail::TimedOut),
+        }
+    }
+
+    async fn read_exact<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        buf: &mut [u8],
+    ) -> Result<(), ReadFail> {
+        self.timed(reader.read_exact(buf)).await.map(drop)
+    }
+
+    /// Reads into `body` until it holds `len` bytes.
+    async fn fill<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        body: &mut BytesMut,
+        len: usize,
+    ) -> Result<(), ReadFail> {
+        while body.len() < len {
+            let limit = (len - body.len()) as u64;
+            let read = self
+                .timed(async { (&mut *reader).take(limit).read_buf(body).await })
+                .await?;
+            if read == 0 {
+                return Err(ReadFail::Gone(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes the answers in request order. When it has to stop early (a failed write, an answer
 /// that closes the connection) it cancels `stop` and aborts every request still queued: they
 /// would otherwise run on, detached, after their permits went back (a long-poll fetch for as
 /// long as its client asked).
-async fn write_answers(
+async fn write_answers<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<InFlight>,
-    mut out: OwnedWriteHalf,
+    mut out: W,
     stop: CancellationToken,
     peer: String,
+    activity: Arc<Activity>,
 ) {
     while let Some(InFlight {
         answer,
@@ -263,7 +467,13 @@ async fn write_answers(
     }) = rx.recv().await
     {
         let written = match answer.await {
-            Ok(Ok(Some(bytes))) => match out.write_all(&bytes).await {
+            // Flushed at once: a TLS stream holds what it is given until then.
+            Ok(Ok(Some(bytes))) => match async {
+                out.write_all(&bytes).await?;
+                out.flush().await
+            }
+            .await
+            {
                 Ok(()) => true,
                 Err(e) => {
                     debug!(peer = %peer, error = %e, "write failed");
@@ -281,6 +491,7 @@ async fn write_answers(
             }
         };
         drop((memory, slot));
+        activity.answered();
         if !written {
             stop.cancel();
             rx.close();

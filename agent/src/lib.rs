@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod membership;
 pub mod metrics;
 pub mod protocol;
+pub mod sasl;
 pub mod scan;
 pub mod server;
 pub mod session;

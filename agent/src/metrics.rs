@@ -62,7 +62,17 @@ pub struct GroupPartitionLabels {
     pub partition: i32,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
+    /// Client connections open now.
+    pub connections_open: Gauge,
+    /// Connections the agent closed, by why: `idle`, `read_timeout`, `too_large`,
+    /// `malformed`, `per_ip_limit`.
+    pub connections_closed: Family<ReasonLabels, Counter>,
     pub produce_requests: Counter,
     pub produce_latency: Histogram,
     /// Records refused by the produce checks (Kafka's `NoKeyCompactedTopicRecordsPerSec` and
@@ -117,6 +127,13 @@ fn latency() -> Histogram {
 }
 
 impl Metrics {
+    /// Counts a connection the agent closed.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
     /// Metrics that price object-store requests at S3 Standard's list prices.
     pub fn new() -> Arc<Self> {
         Self::with_prices(skiff_store::RequestPrices::default())
@@ -135,6 +152,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("skiff");
         others(&mut registry);
         let m = Self {
+            connections_open: Gauge::default(),
+            connections_closed: Family::default(),
             produce_requests: Counter::default(),
             produce_latency: latency(),
             produce_refused_records: Family::default(),
@@ -168,6 +187,16 @@ impl Metrics {
             end_txn_latency: latency(),
             registry: Registry::default(),
         };
+        registry.register(
+            "connections_open",
+            "Client connections open",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Client connections the agent closed, by reason: idle (connections.max.idle.ms), read_timeout (a request not delivered in time), too_large, malformed, per_ip_limit (max.connections.per.ip)",
+            m.connections_closed.clone(),
+        );
         registry.register(
             "produce_requests",
             "Produce requests received",

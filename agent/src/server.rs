@@ -1,7 +1,9 @@
-//! The listener: one task per connection, a cap on connections, and a shutdown that waits for
-//! every connection to finish.
+//! The listener: one task per connection, caps on connections in total and per address, and a
+//! shutdown that waits for every connection to finish.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -15,12 +17,14 @@ use crate::context::Agent;
 /// Accepts connections until `shutdown` fires, then waits for the open ones to close.
 pub async fn run(agent: Arc<Agent>, listener: TcpListener, shutdown: CancellationToken) {
     let connections = Arc::new(Semaphore::new(agent.config.max_connections));
+    let per_ip = PerIp::new(agent.config.max_connections_per_ip);
     // In KiB: see `connection::RequestMemory`.
     let memory_kib =
         (agent.config.max_pending_bytes / 1024).max(agent.config.max_request_bytes / 1024 + 1);
     let memory = Arc::new(Semaphore::new(memory_kib));
     let tracker = TaskTracker::new();
     loop {
+        // Kafka's `max.connections`: at the cap, stop accepting until a connection closes.
         let permit = tokio::select! {
             p = connections.clone().acquire_owned() => match p {
                 Ok(p) => p,
@@ -28,9 +32,9 @@ pub async fn run(agent: Arc<Agent>, listener: TcpListener, shutdown: Cancellatio
             },
             _ = shutdown.cancelled() => break,
         };
-        let stream = tokio::select! {
+        let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     error!(error = %e, "accept failed");
@@ -40,12 +44,20 @@ pub async fn run(agent: Arc<Agent>, listener: TcpListener, shutdown: Cancellatio
             },
             _ = shutdown.cancelled() => break,
         };
+        let Some(address) = per_ip.admit(addr.ip()) else {
+            agent.metrics.connection_closed("per_ip_limit");
+            warn!(peer = %addr, limit = agent.config.max_connections_per_ip, "closing connection: too many from its address (max.connections.per.ip)");
+            drop(stream);
+            continue;
+        };
         let agent = agent.clone();
         let memory = memory.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            connection::serve(agent, stream, memory, shutdown).await;
-            drop(permit);
+            agent.metrics.connections_open.inc();
+            connection::serve(agent.clone(), stream, memory, shutdown).await;
+            agent.metrics.connections_open.dec();
+            drop((permit, address));
         });
     }
     tracker.close();
@@ -54,5 +66,80 @@ pub async fn run(agent: Arc<Agent>, listener: TcpListener, shutdown: Cancellatio
         .is_err()
     {
         warn!("connections still open 30 s after shutdown; leaving them");
+    }
+}
+
+/// Open connections per client address, for `max.connections.per.ip`. Holds an entry only per
+/// address with a connection open, so it grows with connections, which are capped.
+struct PerIp {
+    limit: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in its address's count, given back when dropped.
+struct Admitted {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerIp {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            open: Arc::default(),
+        }
+    }
+
+    fn admit(&self, ip: IpAddr) -> Option<Admitted> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(ip).or_default();
+        if *count >= self.limit {
+            if *count == 0 {
+                open.remove(&ip);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(Admitted {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_limit_and_its_places_back() {
+        let per_ip = PerIp::new(2);
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        let first = per_ip.admit(a).expect("first");
+        let _second = per_ip.admit(a).expect("second");
+        assert!(per_ip.admit(a).is_none());
+        assert!(
+            per_ip.admit(b).is_some(),
+            "another address is not held back"
+        );
+        drop(first);
+        assert!(per_ip.admit(a).is_some());
+        // Nothing is kept for an address with nothing open.
+        let none = PerIp::new(0);
+        assert!(none.admit(a).is_none());
+        assert!(none.open.lock().expect("lock").is_empty());
     }
 }

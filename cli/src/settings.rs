@@ -55,6 +55,29 @@ pub struct AgentFlags {
     /// Produce bytes buffered or in flight before producers are held back [default: 268435456]
     #[arg(long, env = "SKIFF_MAX_PENDING_BYTES")]
     max_pending_bytes: Option<usize>,
+    /// Client connections open at once; past it, new ones wait to be accepted
+    /// (max.connections) [default: 50000]
+    #[arg(long, env = "SKIFF_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Client connections open at once from one address; more are closed when accepted
+    /// (max.connections.per.ip) [default: 2147483647]
+    #[arg(long, env = "SKIFF_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Close a connection with nothing under way that sends nothing this long
+    /// (connections.max.idle.ms) [default: 600000]
+    #[arg(long, env = "SKIFF_CONNECTIONS_MAX_IDLE_MS")]
+    connections_max_idle_ms: Option<u64>,
+    /// Close a connection whose request, once started, has not fully arrived in this long
+    /// [default: 30000]
+    #[arg(long, env = "SKIFF_REQUEST_READ_TIMEOUT_MS")]
+    request_read_timeout_ms: Option<u64>,
+    /// Members a classic consumer group may have (group.max.size) [default: 2147483647]
+    #[arg(long, env = "SKIFF_GROUP_MAX_SIZE")]
+    group_max_size: Option<usize>,
+    /// Members a KIP-848 consumer group may have (group.consumer.max.size)
+    /// [default: 2147483647]
+    #[arg(long, env = "SKIFF_GROUP_CONSUMER_MAX_SIZE")]
+    group_consumer_max_size: Option<usize>,
     /// An agent silent this long leaves the brokers clients are given [default: 10000]
     #[arg(long, env = "SKIFF_SESSION_TIMEOUT_MS")]
     session_timeout_ms: Option<u64>,
@@ -271,6 +294,12 @@ struct FileSettings {
     num_partitions: Option<i32>,
     max_message_bytes: Option<usize>,
     max_pending_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    connections_max_idle_ms: Option<u64>,
+    request_read_timeout_ms: Option<u64>,
+    group_max_size: Option<usize>,
+    group_consumer_max_size: Option<usize>,
     session_timeout_ms: Option<u64>,
     index_cache_batches: Option<u64>,
     read_cache_memory_bytes: Option<usize>,
@@ -426,6 +455,48 @@ impl AgentSettings {
         }
         if let Some(b) = args.max_pending_bytes.or(file.max_pending_bytes) {
             agent.max_pending_bytes = b;
+        }
+        if let Some(n) = args.max_connections.or(file.max_connections) {
+            if n < 1 {
+                bail!("max-connections must be at least 1");
+            }
+            agent.max_connections = n;
+        }
+        if let Some(n) = args.max_connections_per_ip.or(file.max_connections_per_ip) {
+            agent.max_connections_per_ip = n;
+        }
+        if let Some(ms) = args
+            .connections_max_idle_ms
+            .or(file.connections_max_idle_ms)
+        {
+            if ms < 1 {
+                bail!("connections-max-idle-ms must be at least 1");
+            }
+            agent.connections_max_idle = std::time::Duration::from_millis(ms);
+        }
+        if let Some(ms) = args
+            .request_read_timeout_ms
+            .or(file.request_read_timeout_ms)
+        {
+            if ms < 1 {
+                bail!("request-read-timeout-ms must be at least 1");
+            }
+            agent.request_read_timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(n) = args.group_max_size.or(file.group_max_size) {
+            if n < 1 {
+                bail!("group-max-size must be at least 1");
+            }
+            agent.group_max_size = n;
+        }
+        if let Some(n) = args
+            .group_consumer_max_size
+            .or(file.group_consumer_max_size)
+        {
+            if n < 1 {
+                bail!("group-consumer-max-size must be at least 1");
+            }
+            agent.group_consumer_max_size = n;
         }
         if let Some(ms) = args.session_timeout_ms.or(file.session_timeout_ms) {
             if ms < 500 {

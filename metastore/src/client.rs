@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::rpc::{Read, ReadAnswer};
+use crate::security::{AlterScramCredentials, ScramCredential, ScramMechanism, ScramUser};
 use crate::types::{
     AcquireLeases, AlterBrokerConfigs, AlterTopicConfigs, BrokerConfigs, EnforceRetention,
     ExpireState, ObjectId, ReplaceBatches, StateExpired, Trimmed, UnreferencedObject,
@@ -122,6 +123,18 @@ pub trait MetastoreClient: Send + Sync + 'static {
     async fn export_progress(&self, tps: Vec<TopicPartition>) -> Result<Vec<Option<i64>>>;
     async fn alter_broker_configs(&self, req: AlterBrokerConfigs) -> Result<BrokerConfigs>;
     async fn broker_configs(&self) -> Result<BrokerConfigs>;
+    /// AlterUserScramCredentials: one answer per user.
+    async fn alter_scram_credentials(
+        &self,
+        req: AlterScramCredentials,
+    ) -> Result<Vec<(String, std::result::Result<(), MetaError>)>>;
+    async fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<Option<ScramCredential>>;
+    /// The users named that have credentials, or every user for `None`.
+    async fn scram_users(&self, names: Option<Vec<String>>) -> Result<Vec<ScramUser>>;
 
     /// All live topics, by name.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;
@@ -392,6 +405,38 @@ impl<T: Transport> MetastoreClient for T {
     async fn broker_configs(&self) -> Result<BrokerConfigs> {
         match self.read(Read::BrokerConfigs).await? {
             ReadAnswer::BrokerConfigs(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn alter_scram_credentials(
+        &self,
+        req: AlterScramCredentials,
+    ) -> Result<Vec<(String, std::result::Result<(), MetaError>)>> {
+        match self.write(Command::AlterScramCredentials(req)).await? {
+            CommandResponse::ScramCredentialsAltered(r) => Ok(r),
+            other => Err(answer::unexpected(&other)),
+        }
+    }
+
+    async fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<Option<ScramCredential>> {
+        let read = Read::ScramCredential {
+            user: user.to_owned(),
+            mechanism,
+        };
+        match self.read(read).await? {
+            ReadAnswer::ScramCredential(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn scram_users(&self, names: Option<Vec<String>>) -> Result<Vec<ScramUser>> {
+        match self.read(Read::ScramUsers(names)).await? {
+            ReadAnswer::ScramUsers(r) => Ok(r),
             other => Err(answer::unexpected_read(&other)),
         }
     }

@@ -303,6 +303,52 @@ impl From<StateMachineV7> for StateMachine {
             next_broker_id: v.next_broker_id,
             broker_configs: v.broker_configs,
             transactions: Default::default(),
+            security: Default::default(),
+            refs: Default::default(),
+        }
+    }
+}
+
+/// The state as snapshot version 8 held it, before the security state (users, ACLs).
+#[derive(Deserialize)]
+pub(crate) struct StateMachineV8 {
+    topics_by_name: BTreeMap<String, TopicId>,
+    #[serde(deserialize_with = "crate::capped::map")]
+    topics: OrdMap<TopicId, TopicState>,
+    #[serde(deserialize_with = "crate::capped::map")]
+    objects: OrdMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+    agents: BTreeMap<String, AgentInfo>,
+    broker_ids: BTreeMap<String, i32>,
+    agents_epoch: i64,
+    #[serde(deserialize_with = "crate::capped::map_of_maps")]
+    groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
+    leases: BTreeMap<String, Lease>,
+    exports: BTreeMap<TopicPartition, i64>,
+    broker_last_seen: BTreeMap<String, i64>,
+    next_broker_id: i32,
+    broker_configs: BrokerConfigs,
+    transactions: super::transactions::Transactions,
+}
+
+impl From<StateMachineV8> for StateMachine {
+    fn from(v: StateMachineV8) -> Self {
+        Self {
+            topics_by_name: v.topics_by_name,
+            topics: v.topics,
+            objects: v.objects,
+            next_producer_id: v.next_producer_id,
+            agents: v.agents,
+            broker_ids: v.broker_ids,
+            agents_epoch: v.agents_epoch,
+            groups: v.groups,
+            leases: v.leases,
+            exports: v.exports,
+            broker_last_seen: v.broker_last_seen,
+            next_broker_id: v.next_broker_id,
+            broker_configs: v.broker_configs,
+            transactions: v.transactions,
+            security: Default::default(),
             refs: Default::default(),
         }
     }

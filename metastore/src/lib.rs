@@ -21,6 +21,7 @@ pub mod placement;
 #[cfg(feature = "node")]
 pub mod raft;
 pub mod rpc;
+pub mod security;
 #[cfg(feature = "node")]
 pub mod state_machine;
 pub mod types;

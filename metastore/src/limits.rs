@@ -88,3 +88,15 @@ pub const MAX_GROUPS_PER_TXN: usize = 64;
 /// The longest `transactional.id`, in bytes: it is a key of the state, and Kafka has no bound
 /// of its own but the request size.
 pub const MAX_TRANSACTIONAL_ID_BYTES: usize = 1024;
+
+/// The most users with SCRAM credentials the cluster keeps.
+pub const MAX_SCRAM_USERS: usize = 100_000;
+
+/// The longest user name, in bytes, of a SCRAM credential or an ACL's principal.
+pub const MAX_USER_NAME_BYTES: usize = 1024;
+
+/// The longest SCRAM salt kept, in bytes (clients send 16 to 64).
+pub const MAX_SCRAM_SALT_BYTES: usize = 256;
+
+/// The most ACL bindings the cluster keeps.
+pub const MAX_ACLS: usize = 100_000;

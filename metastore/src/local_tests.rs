@@ -164,7 +164,28 @@ async fn populate(ms: &LocalMetastore) -> i64 {
     })
     .await
     .unwrap();
+    let answers = ms.alter_scram_credentials(fixture_scram()).await.unwrap();
+    assert_eq!(answers, vec![(FIXTURE_USER.to_owned(), Ok(()))]);
     pid
+}
+
+/// The user `populate` gives a SCRAM credential (fixtures from v9 on).
+const FIXTURE_USER: &str = "fixture-user";
+
+fn fixture_scram() -> crate::security::AlterScramCredentials {
+    crate::security::AlterScramCredentials {
+        upsertions: vec![crate::security::ScramUpsertion {
+            user: FIXTURE_USER.into(),
+            mechanism: crate::security::ScramMechanism::Sha512,
+            credential: crate::security::ScramCredential {
+                salt: vec![1; 16],
+                iterations: 4096,
+                stored_key: vec![2; 64],
+                server_key: vec![3; 64],
+            },
+        }],
+        deletions: vec![],
+    }
 }
 
 /// The transactional id `populate` aborts a transaction of (fixtures from v8 on).
@@ -424,7 +445,7 @@ fn fixture(version: u32) -> std::path::PathBuf {
     Path::new(&root).join(format!("tests/fixtures/data-dir-v{version}"))
 }
 /// The version `write_fixture` writes.
-const FIXTURE_CURRENT: u32 = 8;
+const FIXTURE_CURRENT: u32 = 9;
 const FIXTURE_FILES: [&str; 2] = [JOURNAL_FILE, crate::raft::snapshot::SNAPSHOT_FILE];
 
 fn fixture_options() -> LocalMetastoreOptions {
@@ -499,6 +520,11 @@ async fn reads_the_v8_fixture() {
     reads_fixture(8).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v9_fixture() {
+    reads_fixture(9).await;
+}
+
 async fn reads_fixture(version: u32) {
     let dir = tempfile::tempdir().unwrap();
     for f in FIXTURE_FILES {
@@ -538,6 +564,12 @@ async fn reads_fixture(version: u32) {
         [None] => assert!(version < 8, "the transaction survives from v8 on"),
         other => panic!("{other:?}"),
     }
+    let credential = ms
+        .scram_credential(FIXTURE_USER, crate::security::ScramMechanism::Sha512)
+        .await
+        .unwrap();
+    let expected = (version >= 9).then(|| fixture_scram().upsertions[0].credential.clone());
+    assert_eq!(credential, expected, "the user survives from v9 on");
     let someone_else = ms
         .acquire_leases(AcquireLeases {
             holder: "compactor-b".into(),
@@ -585,7 +617,7 @@ async fn reads_fixture(version: u32) {
 
     // Opened once, the journal was rewritten and a snapshot taken, both in the current version
     // (byte 8 is the low byte of the version); they read back to the same state.
-    for (f, version) in FIXTURE_FILES.iter().zip([7, 8]) {
+    for (f, version) in FIXTURE_FILES.iter().zip([8, 9]) {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
         assert_eq!(bytes[8], version, "{f} is version {}", bytes[8]);
     }

@@ -50,6 +50,10 @@ impl StateMachine {
             Read::PendingTxnOffsets(group) => {
                 ReadAnswer::GroupPartitions(self.pending_txn_offsets(&group))
             }
+            Read::ScramCredential { user, mechanism } => {
+                ReadAnswer::ScramCredential(self.scram_credential(&user, mechanism))
+            }
+            Read::ScramUsers(names) => ReadAnswer::ScramUsers(self.scram_users(names.as_deref())),
         }
     }
 }

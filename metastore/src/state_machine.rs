@@ -77,6 +77,9 @@ pub struct StateMachine {
     /// The transaction coordinator's state (snapshot version 8 on).
     #[serde(default)]
     transactions: transactions::Transactions,
+    /// SCRAM credentials, ACLs, agents' listeners (snapshot version 9 on).
+    #[serde(default)]
+    security: users::Security,
     /// How many index entries point at each object, kept with every change of an index so
     /// that GC asks in O(unreferenced objects), not O(index). Derived: not in snapshots.
     #[serde(skip)]
@@ -263,6 +266,9 @@ impl StateMachine {
             }
             Command::AlterBrokerConfigs(req) => {
                 CommandResponse::BrokerConfigsAltered(self.alter_broker_configs(req))
+            }
+            Command::AlterScramCredentials(req) => {
+                CommandResponse::ScramCredentialsAltered(self.alter_scram_credentials(req))
             }
         }
     }
@@ -699,6 +705,7 @@ pub use index_reads::MAX_SLICE_BATCHES;
 mod legacy;
 pub(crate) use legacy::{
     StateMachineV2, StateMachineV3, StateMachineV4, StateMachineV5, StateMachineV6, StateMachineV7,
+    StateMachineV8,
 };
 
 #[path = "read.rs"]
@@ -706,6 +713,9 @@ mod read;
 
 #[path = "transactions.rs"]
 mod transactions;
+
+#[path = "users.rs"]
+mod users;
 
 #[path = "retention.rs"]
 mod retention;

@@ -266,6 +266,8 @@ pub enum Command {
         rewrite: ReplaceBatches,
         aborts: Vec<i64>,
     },
+    /// AlterUserScramCredentials (journal version 8 on).
+    AlterScramCredentials(crate::security::AlterScramCredentials),
 }
 
 /// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on a broker resource: the
@@ -523,6 +525,8 @@ pub enum CommandResponse {
     /// [`EndTxn::bump_epoch`]).
     TxnEnded(Result<ProducerIdAndEpoch, MetaError>),
     TransactionsExpired(TransactionsExpired),
+    /// One answer per user of an `AlterScramCredentials`.
+    ScramCredentialsAltered(Vec<(String, Result<(), MetaError>)>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -684,6 +688,13 @@ pub enum MetaError {
     /// A transaction over [`crate::limits::MAX_PARTITIONS_PER_TXN`] partitions.
     #[error("too many partitions in one transaction")]
     TooManyTxnPartitions,
+    // Security (journal version 8 on).
+    /// A SCRAM credential to delete that does not exist (Kafka's RESOURCE_NOT_FOUND).
+    #[error("no such credential")]
+    CredentialNotFound,
+    /// More users, or a longer name or salt, than [`crate::limits`] allows.
+    #[error("over the metastore's bound on users or ACLs")]
+    SecurityOverLimit,
 }
 
 /// A partition as consumer groups name it: by topic name, as OffsetCommit and OffsetFetch do.

@@ -142,6 +142,14 @@ impl<'a> BrokerView<'a> {
             Setting::MessageMaxBytes => c.max_message_bytes.to_string(),
             Setting::SocketRequestMaxBytes => c.max_request_bytes.to_string(),
             Setting::MaxConnections => c.max_connections.to_string(),
+            Setting::MaxConnectionsPerIp => {
+                c.max_connections_per_ip.min(i32::MAX as usize).to_string()
+            }
+            Setting::ConnectionsMaxIdleMs => ms(c.connections_max_idle),
+            Setting::GroupMaxSize => c.group_max_size.min(i32::MAX as usize).to_string(),
+            Setting::GroupConsumerMaxSize => {
+                c.group_consumer_max_size.min(i32::MAX as usize).to_string()
+            }
             Setting::FetchMaxBytes => c.fetch_max_bytes.to_string(),
             Setting::GroupMinSessionTimeoutMs => ms(c.group_min_session_timeout),
             Setting::GroupMaxSessionTimeoutMs => ms(c.group_max_session_timeout),

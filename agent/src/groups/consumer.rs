@@ -64,6 +64,8 @@ pub struct ConsumerLimits {
     pub session_timeout: Duration,
     /// `group.consumer.heartbeat.interval.ms`.
     pub heartbeat_interval: Duration,
+    /// `group.consumer.max.size`: members a group may have.
+    pub max_size: usize,
 }
 
 impl Default for ConsumerLimits {
@@ -71,6 +73,7 @@ impl Default for ConsumerLimits {
         Self {
             session_timeout: Duration::from_secs(45),
             heartbeat_interval: Duration::from_secs(5),
+            max_size: i32::MAX as usize,
         }
     }
 }
@@ -371,6 +374,20 @@ impl ConsumerGroup {
             return Err(HeartbeatResult::error(
                 codes::INVALID_REQUEST,
                 "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+            ));
+        }
+        let rejoining = self.members.contains_key(&req.member_id)
+            || req
+                .instance_id
+                .as_ref()
+                .is_some_and(|i| self.statics.contains_key(i));
+        if !rejoining && self.members.len() >= self.limits.max_size {
+            return Err(HeartbeatResult::error(
+                codes::GROUP_MAX_SIZE_REACHED,
+                &format!(
+                    "The consumer group has reached its maximum capacity of {} members.",
+                    self.limits.max_size
+                ),
             ));
         }
         // v0: the broker names members; v1 (KIP-1082): the client does.

@@ -31,6 +31,7 @@ fn group() -> ConsumerGroup {
         ConsumerLimits {
             session_timeout: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(1),
+            ..Default::default()
         },
     )
 }
@@ -333,4 +334,25 @@ fn an_instance_id_held_by_an_active_member_is_not_released_to_another() {
         g.heartbeat(stranger, &topics(2), now).error,
         codes::UNKNOWN_MEMBER_ID
     );
+}
+
+#[test]
+fn a_full_group_refuses_new_members_but_not_its_own() {
+    let now = Instant::now();
+    let mut g = ConsumerGroup::new(
+        "g".into(),
+        ConsumerLimits {
+            max_size: 2,
+            ..Default::default()
+        },
+    );
+    let a = g.heartbeat(req("", 0, None), &topics(2), now);
+    let b = g.heartbeat(req("", 0, None), &topics(2), now);
+    assert_eq!((a.error, b.error), (codes::NONE, codes::NONE));
+    let c = g.heartbeat(req("", 0, None), &topics(2), now);
+    assert_eq!(c.error, codes::GROUP_MAX_SIZE_REACHED);
+    // A member of the group rejoining (epoch 0 again) still may.
+    let a_id = a.member_id.expect("id");
+    let again = g.heartbeat(req(&a_id, 0, None), &topics(2), now);
+    assert_eq!(again.error, codes::NONE);
 }

@@ -89,8 +89,21 @@ pub fn meta_error(e: &MetaError) -> i16 {
         // added the group: the producer must call AddOffsetsToTxn first.
         MetaError::GroupNotInTransaction => INVALID_TXN_STATE,
         MetaError::TooManyTxnPartitions => INVALID_REQUEST,
+        MetaError::CredentialNotFound => RESOURCE_NOT_FOUND,
+        MetaError::SecurityOverLimit => UNACCEPTABLE_CREDENTIAL,
     }
 }
+
+// Security.
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+pub const ILLEGAL_SASL_STATE: i16 = 34;
+pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+pub const RESOURCE_NOT_FOUND: i16 = 91;
+pub const DUPLICATE_RESOURCE: i16 = 92;
+pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 
 pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 

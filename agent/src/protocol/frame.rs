@@ -3,7 +3,6 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -11,67 +10,18 @@ pub enum FrameError {
     TooLarge { size: i64, max: usize },
     #[error("frame size {0} is negative")]
     Negative(i32),
-    #[error("connection closed in the middle of a frame")]
-    Truncated,
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
 }
 
-/// Reads the next frame's size. `None` when the peer closed the connection between frames.
-pub async fn read_size<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    max: usize,
-) -> Result<Option<usize>, FrameError> {
-    let mut size = [0u8; 4];
-    match reader.read(&mut size[..1]).await? {
-        0 => return Ok(None),
-        _ => reader
-            .read_exact(&mut size[1..])
-            .await
-            .map_err(|_| FrameError::Truncated)?,
-    };
-    let size = i32::from_be_bytes(size);
-    if size < 0 {
-        return Err(FrameError::Negative(size));
-    }
-    let size = size as usize;
+/// Checks a frame's size prefix against the largest frame accepted.
+pub fn check_size(size: i32, max: usize) -> Result<usize, FrameError> {
+    let size = usize::try_from(size).map_err(|_| FrameError::Negative(size))?;
     if size > max {
         return Err(FrameError::TooLarge {
             size: size as i64,
             max,
         });
     }
-    Ok(Some(size))
-}
-
-/// Reads the first `head.len()` bytes of a frame body (the api key, say), so the body's size can
-/// be judged before the rest of it is read.
-pub async fn read_head<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    head: &mut [u8],
-) -> Result<(), FrameError> {
-    reader
-        .read_exact(head)
-        .await
-        .map_err(|_| FrameError::Truncated)?;
-    Ok(())
-}
-
-/// Reads the rest of a frame body whose size [`read_size`] already checked and whose first bytes,
-/// `head`, were read by [`read_head`].
-pub async fn read_body<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    head: &[u8],
-    size: usize,
-) -> Result<Bytes, FrameError> {
-    let mut body = BytesMut::zeroed(size);
-    let (start, rest) = body.split_at_mut(head.len().min(size));
-    start.copy_from_slice(&head[..start.len()]);
-    reader
-        .read_exact(rest)
-        .await
-        .map_err(|_| FrameError::Truncated)?;
-    Ok(body.freeze())
+    Ok(size)
 }
 
 /// What the first bytes of every request say, read before anything is decoded.
@@ -170,12 +120,13 @@ mod tests {
         assert_eq!(&fits[..4], &((fits.len() - 4) as i32).to_be_bytes());
     }
 
-    #[tokio::test]
-    async fn a_body_read_in_two_steps_is_the_body() {
-        let mut wire: &[u8] = b"\x00\x03rest";
-        let mut head = [0u8; 2];
-        read_head(&mut wire, &mut head).await.expect("head");
-        let body = read_body(&mut wire, &head, 6).await.expect("body");
-        assert_eq!(&body[..], b"\x00\x03rest");
+    #[test]
+    fn sizes_are_checked() {
+        assert_eq!(check_size(10, 10).expect("fits"), 10);
+        assert!(matches!(
+            check_size(11, 10),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(matches!(check_size(-1, 10), Err(FrameError::Negative(-1))));
     }
 }

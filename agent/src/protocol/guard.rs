@@ -208,6 +208,28 @@ const API_SCHEMAS: &[ApiSchema] = &[
         CONSUMER_GROUP_DESCRIBE,
     ),
     api(ApiKey::DescribeCluster, 0, 2, 0, admin::DESCRIBE_CLUSTER),
+    api(ApiKey::SaslHandshake, 0, 1, N, security::SASL_HANDSHAKE), // never flexible
+    api(
+        ApiKey::SaslAuthenticate,
+        0,
+        2,
+        2,
+        security::SASL_AUTHENTICATE,
+    ),
+    api(
+        ApiKey::AlterUserScramCredentials,
+        0,
+        0,
+        0,
+        security::ALTER_USER_SCRAM_CREDENTIALS,
+    ),
+    api(
+        ApiKey::DescribeUserScramCredentials,
+        0,
+        0,
+        0,
+        security::DESCRIBE_USER_SCRAM_CREDENTIALS,
+    ),
     api(ApiKey::DescribeLogDirs, 1, 4, 2, admin::DESCRIBE_LOG_DIRS),
     api(
         ApiKey::OffsetForLeaderEpoch,
@@ -797,6 +819,8 @@ impl Walk<'_> {
 
 #[path = "guard_admin.rs"]
 mod admin;
+#[path = "guard_security.rs"]
+mod security;
 #[path = "guard_txn.rs"]
 mod txn;
 

@@ -63,6 +63,8 @@ use crate::protocol::versions::SUPPORTED;
 
 #[path = "guard_admin_tests.rs"]
 mod admin_samples;
+#[path = "guard_security_tests.rs"]
+mod security_samples;
 #[path = "guard_txn_tests.rs"]
 mod txn_samples;
 
@@ -723,6 +725,7 @@ fn samples(api: ApiKey, v: i16) -> Vec<Bytes> {
         ApiKey::ConsumerGroupDescribe => vec![consumer_group_describe(v)],
         other => admin_samples::samples(other, v)
             .or_else(|| txn_samples::samples(other, v))
+            .or_else(|| security_samples::samples(other, v))
             .unwrap_or_else(|| panic!("no samples for {other:?}")),
     }
 }
@@ -757,6 +760,7 @@ fn kafka_versions(api: ApiKey) -> VersionRange {
         ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
         other => admin_samples::kafka_versions(other)
             .or_else(|| txn_samples::kafka_versions(other))
+            .or_else(|| security_samples::kafka_versions(other))
             .unwrap_or_else(|| panic!("no request type for {other:?}")),
     }
 }
@@ -797,6 +801,7 @@ fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Result<usize, String> {
         ApiKey::ConsumerGroupDescribe => len::<ConsumerGroupDescribeRequest>(v, body),
         other => admin_samples::kafka_decode(other, v, body)
             .or_else(|| txn_samples::kafka_decode(other, v, body))
+            .or_else(|| security_samples::kafka_decode(other, v, body))
             .unwrap_or_else(|| panic!("no request type for {other:?}")),
     }
 }

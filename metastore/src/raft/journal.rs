@@ -64,7 +64,10 @@ const MAGIC: &[u8; 8] = b"SKIFFJNL";
 /// The version written. A new variant or field in anything a record holds (above all
 /// [`Command`](crate::types::Command)) means a new version, a fixture for it, and reading the
 /// old one: see the module doc and the schema tests.
-const VERSION: u32 = 7;
+const VERSION: u32 = 8;
+/// postcard, before `Command::AlterScramCredentials`; its records decode as version 8's. Read,
+/// never written.
+const VERSION_7: u32 = 7;
 /// postcard, before transactions (the `Command` variants from `InitTransactionalProducer` on,
 /// `CommitBatch::transactional`, `RunLayout::Marker`); its commits decode as
 /// `Command::CommitObjectV6`, everything else as version 7's. Read, never written.
@@ -283,6 +286,7 @@ impl Journal {
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
         if ![
             VERSION,
+            VERSION_7,
             VERSION_6,
             VERSION_5,
             VERSION_4,

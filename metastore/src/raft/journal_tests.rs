@@ -670,6 +670,22 @@ fn every_command() -> Vec<Command> {
             },
             aborts: vec![10],
         },
+        Command::AlterScramCredentials(crate::security::AlterScramCredentials {
+            upsertions: vec![crate::security::ScramUpsertion {
+                user: "alice".into(),
+                mechanism: crate::security::ScramMechanism::Sha512,
+                credential: crate::security::ScramCredential {
+                    salt: vec![1, 2],
+                    iterations: 4096,
+                    stored_key: vec![3, 4],
+                    server_key: vec![5, 6],
+                },
+            }],
+            deletions: vec![crate::security::ScramDeletion {
+                user: "bob".into(),
+                mechanism: crate::security::ScramMechanism::Sha256,
+            }],
+        }),
     ]
 }
 

@@ -29,7 +29,9 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
 /// The current snapshot's file name inside the data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 const MAGIC: &[u8; 8] = b"SKIFFSNP";
-const VERSION: u32 = 8;
+const VERSION: u32 = 9;
+/// Before the security state (users, ACLs). Read, never written.
+const VERSION_8: u32 = 8;
 /// Before transactions. Read, never written.
 const VERSION_7: u32 = 7;
 /// Before dynamic broker configs. Read, never written.
@@ -231,6 +233,8 @@ pub fn decode_state(version: u32, bytes: &[u8]) -> Result<StateMachine, Snapshot
         crate::codec::decode::<crate::state_machine::StateMachineV6>(bytes)?.into()
     } else if version == VERSION_7 {
         crate::codec::decode::<crate::state_machine::StateMachineV7>(bytes)?.into()
+    } else if version == VERSION_8 {
+        crate::codec::decode::<crate::state_machine::StateMachineV8>(bytes)?.into()
     } else {
         crate::codec::decode(bytes)?
     })
@@ -248,6 +252,7 @@ fn read_header(r: &mut impl Read) -> Result<(u32, SnapshotMeta), SnapshotError> 
     let version = word(8);
     if ![
         VERSION,
+        VERSION_8,
         VERSION_7,
         VERSION_6,
         VERSION_5,

@@ -112,6 +112,13 @@ pub enum Read {
     },
     /// The partitions of a group with offsets waiting in an ongoing transaction.
     PendingTxnOffsets(String),
+    /// A user's SCRAM credential for one mechanism (SASL authentication).
+    ScramCredential {
+        user: String,
+        mechanism: crate::security::ScramMechanism,
+    },
+    /// The users named, or all of them (DescribeUserScramCredentials).
+    ScramUsers(Option<Vec<String>>),
 }
 
 /// ListTransactions' filters (KIP-664, KIP-994): an empty list passes everything;
@@ -146,6 +153,8 @@ pub enum ReadAnswer {
     TransactionList(Vec<crate::types::TransactionSummary>),
     Due(bool),
     GroupPartitions(Vec<GroupPartition>),
+    ScramCredential(Option<crate::security::ScramCredential>),
+    ScramUsers(Vec<crate::security::ScramUser>),
 }
 
 /// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after

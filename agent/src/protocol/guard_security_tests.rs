@@ -1,0 +1,103 @@
+//! Samples of the authentication and user requests for the guard's tests.
+
+use bytes::Bytes;
+use kafka_protocol::messages::alter_user_scram_credentials_request::{
+    AlterUserScramCredentialsRequest, ScramCredentialDeletion, ScramCredentialUpsertion,
+};
+use kafka_protocol::messages::describe_user_scram_credentials_request::{
+    DescribeUserScramCredentialsRequest, UserName,
+};
+use kafka_protocol::messages::{ApiKey, SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::protocol::{Decodable, Message, VersionRange};
+
+use super::{encode, s, tags};
+
+pub(super) fn samples(api: ApiKey, v: i16) -> Option<Vec<Bytes>> {
+    Some(match api {
+        ApiKey::SaslHandshake => vec![
+            encode(
+                SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512")),
+                v,
+            ),
+            encode(SaslHandshakeRequest::default(), v),
+        ],
+        ApiKey::SaslAuthenticate => {
+            let t = if v >= 2 { tags() } else { Default::default() };
+            vec![
+                encode(
+                    SaslAuthenticateRequest::default()
+                        .with_auth_bytes(Bytes::from_static(b"n,,n=user,r=abc"))
+                        .with_unknown_tagged_fields(t),
+                    v,
+                ),
+                encode(SaslAuthenticateRequest::default(), v),
+            ]
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let deletion = ScramCredentialDeletion::default()
+                .with_name(s("bob"))
+                .with_mechanism(1)
+                .with_unknown_tagged_fields(tags());
+            let upsertion = ScramCredentialUpsertion::default()
+                .with_name(s("alice"))
+                .with_mechanism(2)
+                .with_iterations(8192)
+                .with_salt(Bytes::from_static(b"salt"))
+                .with_salted_password(Bytes::from_static(&[7; 64]))
+                .with_unknown_tagged_fields(tags());
+            vec![
+                encode(
+                    AlterUserScramCredentialsRequest::default()
+                        .with_deletions(vec![deletion.clone(), deletion])
+                        .with_upsertions(vec![upsertion.clone(), upsertion])
+                        .with_unknown_tagged_fields(tags()),
+                    v,
+                ),
+                encode(AlterUserScramCredentialsRequest::default(), v),
+            ]
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            let user = UserName::default()
+                .with_name(s("alice"))
+                .with_unknown_tagged_fields(tags());
+            vec![
+                encode(
+                    DescribeUserScramCredentialsRequest::default()
+                        .with_users(Some(vec![user.clone(), user]))
+                        .with_unknown_tagged_fields(tags()),
+                    v,
+                ),
+                encode(
+                    DescribeUserScramCredentialsRequest::default().with_users(None),
+                    v,
+                ),
+            ]
+        }
+        _ => return None,
+    })
+}
+
+pub(super) fn kafka_versions(api: ApiKey) -> Option<VersionRange> {
+    Some(match api {
+        ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
+        ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
+        ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
+        ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::VERSIONS,
+        _ => return None,
+    })
+}
+
+pub(super) fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Option<Result<usize, String>> {
+    fn len<T: Decodable>(v: i16, body: &[u8]) -> Result<usize, String> {
+        let mut buf = Bytes::copy_from_slice(body);
+        T::decode(&mut buf, v).map_err(|e| e.to_string())?;
+        Ok(body.len() - buf.len())
+    }
+    Some(match api {
+        ApiKey::SaslHandshake => len::<SaslHandshakeRequest>(v, body),
+        ApiKey::SaslAuthenticate => len::<SaslAuthenticateRequest>(v, body),
+        ApiKey::AlterUserScramCredentials => len::<AlterUserScramCredentialsRequest>(v, body),
+        ApiKey::DescribeUserScramCredentials => len::<DescribeUserScramCredentialsRequest>(v, body),
+        _ => return None,
+    })
+}
