@@ -194,7 +194,7 @@ pub async fn serve_halves<R, W>(
         activity.clone(),
     ));
     let mut order = Order::default();
-    let mut session = Session::new(peer.clone());
+    let mut session = Session::new(peer.clone(), agent.config.sasl.clone());
     let reads = Reads {
         config: &agent.config,
         metrics: &agent.metrics,
@@ -205,7 +205,10 @@ pub async fn serve_halves<R, W>(
     };
 
     loop {
-        let next = reads.next(&mut reader);
+        let next = reads.next(
+            &mut reader,
+            session.frame_limit(agent.config.max_request_bytes),
+        );
         let request = tokio::select! {
             request = next => request,
             _ = stop.cancelled() => None,
@@ -239,6 +242,9 @@ pub async fn serve_halves<R, W>(
                 activity.in_flight.fetch_add(1, Ordering::Relaxed);
                 if let Err(mpsc::error::SendError(request)) = tx.send(request).await {
                     request.abort().await;
+                    break;
+                }
+                if session.closing {
                     break;
                 }
             }
@@ -284,7 +290,7 @@ impl Reads<'_> {
     /// budget, and for anything but Produce a place in the connection's small window. `None` when
     /// the connection is done: closed, broken, idle too long, too slow to send a frame it
     /// started, or sent a frame it is not allowed.
-    async fn next<R: AsyncRead + Unpin>(&self, reader: &mut R) -> Option<Request> {
+    async fn next<R: AsyncRead + Unpin>(&self, reader: &mut R, max: usize) -> Option<Request> {
         let peer = self.peer;
         let mut size = [0u8; 4];
         if !self.await_first_byte(reader, &mut size[0]).await {
@@ -296,8 +302,7 @@ impl Reads<'_> {
         if let Err(e) = deadline.read_exact(reader, &mut size[1..]).await {
             return self.failed(e);
         }
-        let size = match frame::check_size(i32::from_be_bytes(size), self.config.max_request_bytes)
-        {
+        let size = match frame::check_size(i32::from_be_bytes(size), max) {
             Ok(size) => size,
             Err(e) => {
                 self.metrics.connection_closed("too_large");

@@ -67,12 +67,20 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
 pub struct Metrics {
     /// Client connections open now.
     pub connections_open: Gauge,
     /// Connections the agent closed, by why: `idle`, `read_timeout`, `too_large`,
     /// `malformed`, `per_ip_limit`.
     pub connections_closed: Family<ReasonLabels, Counter>,
+    /// SASL authentications, by result: `succeeded`, `failed`, `unsupported_mechanism`,
+    /// `unavailable` (the metastore could not be asked).
+    pub authentications: Family<ResultLabels, Counter>,
     pub produce_requests: Counter,
     pub produce_latency: Histogram,
     /// Records refused by the produce checks (Kafka's `NoKeyCompactedTopicRecordsPerSec` and
@@ -127,6 +135,12 @@ fn latency() -> Histogram {
 }
 
 impl Metrics {
+    pub fn authentication(&self, result: &'static str) {
+        self.authentications
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
     /// Counts a connection the agent closed.
     pub fn connection_closed(&self, reason: &'static str) {
         self.connections_closed
@@ -154,6 +168,7 @@ impl Metrics {
         let m = Self {
             connections_open: Gauge::default(),
             connections_closed: Family::default(),
+            authentications: Family::default(),
             produce_requests: Counter::default(),
             produce_latency: latency(),
             produce_refused_records: Family::default(),
@@ -196,6 +211,11 @@ impl Metrics {
             "connections_closed",
             "Client connections the agent closed, by reason: idle (connections.max.idle.ms), read_timeout (a request not delivered in time), too_large, malformed, per_ip_limit (max.connections.per.ip)",
             m.connections_closed.clone(),
+        );
+        registry.register(
+            "authentications",
+            "SASL authentications, by result: succeeded, failed (wrong credentials, malformed exchange), unsupported_mechanism, unavailable (credentials could not be read)",
+            m.authentications.clone(),
         );
         registry.register(
             "produce_requests",

@@ -2,6 +2,11 @@
 //! it. Requests are routed in order on the connection's reading task, so the session is plain
 //! data that routing reads and updates.
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::sasl::{Authenticated, Exchange, SaslConfig};
+
 /// The client software a connection announced in ApiVersions (v3+).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Client {
@@ -45,18 +50,54 @@ fn major_minor(version: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-#[derive(Debug, Default)]
+/// The principal of a connection nothing authenticated, as Kafka names it.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+#[derive(Default)]
 pub struct Session {
     /// The client's address, as `host:port`.
     pub peer: String,
     pub client: Client,
+    /// The listener's SASL settings; `None` on a listener without SASL.
+    pub sasl: Option<Arc<SaslConfig>>,
+    pub exchange: Exchange,
+    /// After a SaslHandshake v0: the next frames are bare SASL tokens, not requests.
+    pub raw_sasl: bool,
+    /// Who the connection is; `None` until a SASL listener's client has authenticated.
+    pub authenticated: Option<Authenticated>,
+    /// Set when the answer being routed is the connection's last (a failed authentication):
+    /// it is written, then the connection closes.
+    pub closing: bool,
 }
 
 impl Session {
-    pub fn new(peer: String) -> Self {
+    pub fn new(peer: String, sasl: Option<Arc<SaslConfig>>) -> Self {
+        let authenticated = sasl.is_none().then(|| Authenticated {
+            principal: ANONYMOUS.to_owned(),
+            expires: None,
+        });
         Self {
             peer,
             client: Client::Other,
+            sasl,
+            exchange: Exchange::Idle,
+            raw_sasl: false,
+            authenticated,
+            closing: false,
+        }
+    }
+
+    /// Whether the connection may send anything but ApiVersions and the SASL requests: it has
+    /// authenticated, and its session has not run out.
+    pub fn may_proceed(&self, now: Instant) -> bool {
+        self.authenticated.as_ref().is_some_and(|a| !a.expired(now))
+    }
+
+    /// The largest frame the connection may send next: small until it has authenticated.
+    pub fn frame_limit(&self, max: usize) -> usize {
+        match &self.sasl {
+            Some(sasl) if self.authenticated.is_none() => sasl.max_receive_bytes.min(max),
+            _ => max,
         }
     }
 

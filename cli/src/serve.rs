@@ -21,12 +21,69 @@ const TOPIC_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves until a signal. `ready` is printed once clients can connect.
 /// With `compactor`, a compactor runs alongside (as in `skiff dev`), on the same store.
+/// Raises the soft limit on open files to the hard one: each client connection is a socket, and
+/// a soft limit of 1,024 (a common default) would refuse connections long before
+/// `max.connections`.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
+    }
+}
+
+/// Sets the SCRAM-SHA-256 and SCRAM-SHA-512 credentials of the `--scram-user`s.
+async fn set_scram_users(
+    metastore: &dyn MetastoreClient,
+    users: &[(String, String)],
+) -> anyhow::Result<()> {
+    use skiff_metastore::security::{AlterScramCredentials, ScramMechanism, ScramUpsertion};
+    if users.is_empty() {
+        return Ok(());
+    }
+    let random = ring::rand::SystemRandom::new();
+    let mut upsertions = Vec::new();
+    for (user, password) in users {
+        for mechanism in ScramMechanism::ALL {
+            let mut salt = vec![0u8; 24];
+            ring::rand::SecureRandom::fill(&random, &mut salt)
+                .map_err(|_| anyhow::anyhow!("no system randomness for a salt"))?;
+            let iterations = skiff_agent::sasl::scram::MIN_ITERATIONS;
+            let salted = skiff_agent::sasl::scram::salted_password(
+                mechanism,
+                password.as_bytes(),
+                &salt,
+                iterations,
+            );
+            let credential =
+                skiff_agent::sasl::scram::credential(mechanism, &salted, salt, iterations);
+            upsertions.push(ScramUpsertion {
+                user: user.clone(),
+                mechanism,
+                credential,
+            });
+        }
+    }
+    let answers = metastore
+        .alter_scram_credentials(AlterScramCredentials {
+            upsertions,
+            deletions: Vec::new(),
+        })
+        .await
+        .context("setting the --scram-user credentials")?;
+    for (user, answer) in answers {
+        answer.with_context(|| format!("setting the credentials of {user:?}"))?;
+        info!(user, "SCRAM credentials set");
+    }
+    Ok(())
+}
+
 pub async fn run_agent(
     settings: &AgentSettings,
     metastore: Arc<dyn MetastoreClient>,
     compactor: Option<skiff_compactor::CompactorConfig>,
     role: &str,
 ) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let compactor_metrics = Arc::new(skiff_compactor::metrics::CompactorMetrics::default());
     let metrics = match &compactor {
         Some(_) => Metrics::with_others(settings.prices, |r| compactor_metrics.register(r)),
@@ -56,6 +113,7 @@ pub async fn run_agent(
         clock.clone(),
         blocks.clone(),
     );
+    set_scram_users(metastore.as_ref(), &settings.scram_users).await?;
     let membership = Membership::new(
         settings.advertise.0.clone(),
         settings.advertise.1,

@@ -71,6 +71,23 @@ pub struct AgentFlags {
     /// [default: 30000]
     #[arg(long, env = "SKIFF_REQUEST_READ_TIMEOUT_MS")]
     request_read_timeout_ms: Option<u64>,
+    /// Authenticate clients with SASL on the listener, offering these mechanisms
+    /// (sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. Every one checks the
+    /// SCRAM credentials in the metastore [default: none, clients are User:ANONYMOUS]
+    #[arg(long, env = "SKIFF_SASL_ENABLED_MECHANISMS", value_delimiter = ',')]
+    sasl_enabled_mechanisms: Option<Vec<String>>,
+    /// Largest frame read before a client has authenticated (sasl.server.max.receive.size)
+    /// [default: 524288]
+    #[arg(long, env = "SKIFF_SASL_SERVER_MAX_RECEIVE_SIZE")]
+    sasl_server_max_receive_size: Option<usize>,
+    /// A SASL session lasts this long; then the client must authenticate again, or its
+    /// connection is closed (connections.max.reauth.ms, KIP-368); 0 for ever [default: 0]
+    #[arg(long, env = "SKIFF_CONNECTIONS_MAX_REAUTH_MS")]
+    connections_max_reauth_ms: Option<u64>,
+    /// NAME:PASSWORD of a user whose SCRAM-SHA-256 and SCRAM-SHA-512 credentials are set at
+    /// start-up (repeatable); for a first administrator, or a development setup
+    #[arg(long = "scram-user", env = "SKIFF_SCRAM_USERS", value_delimiter = ',')]
+    scram_users: Vec<String>,
     /// Members a classic consumer group may have (group.max.size) [default: 2147483647]
     #[arg(long, env = "SKIFF_GROUP_MAX_SIZE")]
     group_max_size: Option<usize>,
@@ -300,6 +317,10 @@ struct FileSettings {
     request_read_timeout_ms: Option<u64>,
     group_max_size: Option<usize>,
     group_consumer_max_size: Option<usize>,
+    sasl_enabled_mechanisms: Option<Vec<String>>,
+    sasl_server_max_receive_size: Option<usize>,
+    connections_max_reauth_ms: Option<u64>,
+    scram_users: Option<Vec<String>>,
     session_timeout_ms: Option<u64>,
     index_cache_batches: Option<u64>,
     read_cache_memory_bytes: Option<usize>,
@@ -330,6 +351,8 @@ fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
 #[derive(Debug)]
 pub struct AgentSettings {
     pub listen: SocketAddr,
+    /// Users whose SCRAM credentials are set at start-up: (name, password).
+    pub scram_users: Vec<(String, String)>,
     pub advertise: (String, u16),
     pub object_store: skiff_store::StoreSettings,
     pub prices: skiff_store::RequestPrices,
@@ -601,6 +624,55 @@ impl AgentSettings {
         if let Some(n) = args.test_stale_objects {
             agent.test_stale_objects = n;
         }
+        if let Some(names) = args
+            .sasl_enabled_mechanisms
+            .clone()
+            .or(file.sasl_enabled_mechanisms.clone())
+        {
+            let mut mechanisms = Vec::new();
+            for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+                let m = skiff_agent::sasl::Mechanism::from_name(name).with_context(|| {
+                    format!(
+                        "unknown SASL mechanism {name:?}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                    )
+                })?;
+                if !mechanisms.contains(&m) {
+                    mechanisms.push(m);
+                }
+            }
+            if !mechanisms.is_empty() {
+                let mut sasl = skiff_agent::sasl::SaslConfig::new(mechanisms);
+                if let Some(n) = args
+                    .sasl_server_max_receive_size
+                    .or(file.sasl_server_max_receive_size)
+                {
+                    if n < 1024 {
+                        bail!("sasl-server-max-receive-size must be at least 1024");
+                    }
+                    sasl.max_receive_bytes = n;
+                }
+                if let Some(ms) = args
+                    .connections_max_reauth_ms
+                    .or(file.connections_max_reauth_ms)
+                {
+                    sasl.reauth = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+                }
+                agent.sasl = Some(std::sync::Arc::new(sasl));
+            }
+        }
+        let users = if args.scram_users.is_empty() {
+            file.scram_users.clone().unwrap_or_default()
+        } else {
+            args.scram_users.clone()
+        };
+        let mut scram_users = Vec::new();
+        for user in users {
+            let (name, password) = user
+                .split_once(':')
+                .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+                .context("scram-user must be NAME:PASSWORD")?;
+            scram_users.push((name.to_owned(), password.to_owned()));
+        }
         if agent.max_pending_bytes < agent.flush_bytes {
             bail!("max-pending-bytes must be at least flush-bytes");
         }
@@ -609,6 +681,7 @@ impl AgentSettings {
             advertise,
             object_store,
             prices,
+            scram_users,
             metrics,
             agent,
         })

@@ -28,6 +28,8 @@ pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
 pub mod reassignments;
+pub mod sasl;
+pub mod scram_users;
 mod txn;
 pub mod txn_offset_commit;
 
@@ -62,6 +64,14 @@ pub enum Close {
     },
     #[error("cannot encode {api:?} response: {reason}")]
     Encode { api: ApiKey, reason: String },
+    #[error("{0:?} before authentication")]
+    Unauthenticated(ApiKey),
+    #[error("{0:?} after the session expired (connections.max.reauth.ms)")]
+    SessionExpired(ApiKey),
+    #[error("cannot check credentials: {0}")]
+    AuthenticationUnavailable(String),
+    #[error("SASL authentication failed")]
+    AuthenticationFailed,
 }
 
 /// A request's answer, to be written after every earlier answer on its connection.
@@ -126,6 +136,10 @@ pub async fn route(
     frame: Bytes,
     session: &mut Session,
 ) -> Result<Pending, Close> {
+    if session.raw_sasl {
+        let answer = sasl::raw_token(agent, session, frame).await?;
+        return Ok(Box::pin(async move { Ok(Some(answer)) }));
+    }
     let peer = session.peer.as_str();
     let Checked {
         api,
@@ -141,9 +155,46 @@ pub async fn route(
             return Ok(respond_now(ApiKey::ApiVersions, 0, correlation_id, &body));
         }
     };
+    let sasl_api = matches!(
+        api,
+        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+    );
+    if !sasl_api && !session.may_proceed(std::time::Instant::now()) {
+        // Kafka closes a connection that sends anything else before authenticating, and one
+        // whose session expired before it re-authenticated (KIP-368).
+        return Err(if session.authenticated.is_some() {
+            Close::SessionExpired(api)
+        } else {
+            Close::Unauthenticated(api)
+        });
+    }
     let agent = agent.clone();
     let slotted = session.slotted();
     Ok(match api {
+        ApiKey::SaslHandshake => {
+            let req = decode(api, version, &mut body)?;
+            let answer = sasl::handshake(&agent, session, version, req);
+            respond_now(api, version, header.correlation_id, &answer)
+        }
+        ApiKey::SaslAuthenticate => {
+            let req = decode(api, version, &mut body)?;
+            let answer = sasl::authenticate(&agent, session, req).await?;
+            respond_now(api, version, header.correlation_id, &answer)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let req = decode(api, version, &mut body)?;
+            respond(
+                api,
+                header,
+                async move { scram_users::alter(&agent, req).await },
+            )
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                scram_users::describe(&agent, req).await
+            })
+        }
         ApiKey::Produce => produce::route(agent, header, decode(api, version, &mut body)?).await,
         ApiKey::Fetch => {
             let req = decode(api, version, &mut body)?;

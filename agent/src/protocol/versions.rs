@@ -48,6 +48,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::EndTxn, 0, 5),
+    // Authentication. After SaslHandshake v0 the exchange is bare tokens (KIP-43); v1 moves it
+    // into SaslAuthenticate. librdkafka requires v0 to be listed before it uses v1.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
 ];
 
 pub fn supported(api_key: ApiKey, version: i16) -> bool {

@@ -158,6 +158,8 @@ pub struct ServerFirst {
     client_first_bare: String,
     message: String,
     nonce: String,
+    /// The client's part of `nonce`, at its start.
+    client_nonce_len: usize,
 }
 
 impl ServerFirst {
@@ -183,6 +185,7 @@ impl ServerFirst {
         credential: ScramCredential,
         server_nonce: &str,
     ) -> Self {
+        let client_nonce_len = first.nonce.len();
         let nonce = format!("{}{server_nonce}", first.nonce);
         let message = format!(
             "r={nonce},s={},i={}",
@@ -195,6 +198,7 @@ impl ServerFirst {
             client_first_bare: first.bare,
             message,
             nonce,
+            client_nonce_len,
         }
     }
 
@@ -228,7 +232,13 @@ impl ServerFirst {
         if attrs.next().is_some() {
             return Err(ScramError::Extensions);
         }
-        if !same(nonce.as_bytes(), self.nonce.as_bytes()) {
+        // librdkafka before 2.6.1 sends its own nonce again in front of the combined one
+        // (librdkafka #4895); Kafka 3.8.1 accepted that, as does this, since the server's fresh
+        // part is still there to defeat a replay. Any other nonce is refused.
+        let doubled = nonce
+            .strip_prefix(&self.nonce[..self.client_nonce_len])
+            .is_some_and(|rest| same(rest.as_bytes(), self.nonce.as_bytes()));
+        if !same(nonce.as_bytes(), self.nonce.as_bytes()) && !doubled {
             return Err(ScramError::Nonce);
         }
         let proof = B64

@@ -48,6 +48,20 @@ fn a_wrong_password_a_wrong_nonce_and_a_decoy_all_fail() {
         Err(ScramError::Nonce)
     ));
 
+    // librdkafka before 2.6.1 repeats its own nonce in front: accepted. Anything else is not.
+    let server = rfc_exchange(rfc_credential());
+    let doubled = b"c=biws,r=rOprNGfwEbeRWgbNEkqOrOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    // The proof covers the message it came in, so this one's proof is wrong: the nonce passes.
+    assert!(matches!(
+        server.client_final(doubled),
+        Err(ScramError::Proof)
+    ));
+    let tripled = b"c=biws,r=rOprNGfwEbeRWgbNEkqOrOprNGfwEbeRWgbNEkqOrOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=AAAA";
+    assert!(matches!(
+        server.client_final(tripled),
+        Err(ScramError::Nonce)
+    ));
+
     let decoy = decoy(ScramMechanism::Sha256, "user", b"secret");
     assert_eq!(
         decoy,
