@@ -160,8 +160,12 @@ class Broker:
 
     ready_re = READY_RE
 
-    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = (), name: str = "skiff", store=None):
+    def __init__(
+        self, workdir: Path, extra_args: tuple[str, ...] = (), name: str = "skiff", store=None, protocol: str | None = None
+    ):
         self.name = name
+        # A listener's security protocol (SSL, SASL_PLAINTEXT, SASL_SSL): passed as --listeners.
+        self.protocol = protocol
         self.workdir = workdir
         self.data_dir = workdir / "data"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -187,8 +191,11 @@ class Broker:
             "dev",
             "--data-dir",
             str(self.data_dir),
-            "--listen",
-            f"127.0.0.1:{self.port}",
+            *(
+                ["--listeners", f"{self.protocol}://127.0.0.1:{self.port}"]
+                if self.protocol
+                else ["--listen", f"127.0.0.1:{self.port}"]
+            ),
             "--metrics",
             f"127.0.0.1:{self.metrics_port}",
             *self.store.args(),
@@ -528,9 +535,9 @@ class BrokerFactory:
     def quorum(self, nodes: int = 3, agents: int = 1, agent_args=(), node_args=()) -> Quorum:
         return Quorum(self, nodes, agents, agent_args, node_args)
 
-    def start(self, *extra_args: str, name: str | None = None) -> Broker:
+    def start(self, *extra_args: str, name: str | None = None, protocol: str | None = None) -> Broker:
         name = name or f"skiff{len(self.brokers)}"
-        b = Broker(self.base / name, extra_args, name)
+        b = Broker(self.base / name, extra_args, name, protocol=protocol)
         self.brokers.append(b)
         return b.start()
 

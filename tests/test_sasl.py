@@ -30,7 +30,12 @@ MECHANISMS = "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
 @pytest.fixture(scope="module")
 def sasl_broker(shared_broker_factory):
     return shared_broker_factory.start(
-        "--sasl-enabled-mechanisms", MECHANISMS, "--scram-user", "%s:%s" % ADMIN, name="sasl"
+        "--sasl-enabled-mechanisms",
+        MECHANISMS,
+        "--scram-user",
+        "%s:%s" % ADMIN,
+        name="sasl",
+        protocol="SASL_PLAINTEXT",
     )
 
 

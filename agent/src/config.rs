@@ -17,6 +17,8 @@ pub struct AgentConfig {
     /// least one each), so that librdkafka opens enough connections to keep every partition in
     /// the open window (see [`crate::brokers`]). Every agent of a cluster must have the same.
     pub broker_ids: u32,
+    /// The listener's security protocol, as DescribeConfigs' `listeners` shows it.
+    pub security_protocol: crate::server::SecurityProtocol,
     /// SASL on the listener (SASL_PLAINTEXT, SASL_SSL); `None`: clients are `User:ANONYMOUS`.
     pub sasl: Option<std::sync::Arc<crate::sasl::SaslConfig>>,
     /// A flush starts this long after the first batch of a window arrives...
@@ -132,6 +134,7 @@ impl Default for AgentConfig {
             advertised_port: 9092,
             broker_ids: 32,
             sasl: None,
+            security_protocol: crate::server::SecurityProtocol::Plaintext,
             flush_interval: Duration::from_millis(250),
             flush_bytes: 8 * 1024 * 1024,
             max_pending_bytes: 256 * 1024 * 1024,

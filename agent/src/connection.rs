@@ -161,7 +161,69 @@ pub async fn serve(
         .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
-    serve_halves(agent, read_half, write_half, peer, memory, shutdown).await;
+    serve_halves(agent, read_half, write_half, peer, None, memory, shutdown).await;
+}
+
+/// Serves one TLS connection: the handshake, within the request read timeout, then requests.
+/// A client certificate (mTLS) names the connection's principal through the listener's
+/// `ssl.principal.mapping.rules`, unless SASL authenticates it afterwards.
+pub async fn serve_tls(
+    agent: Arc<Agent>,
+    stream: TcpStream,
+    tls: &crate::tls::Tls,
+    memory: RequestMemory,
+    shutdown: CancellationToken,
+) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let handshake = tls.acceptor().accept(stream);
+    let stream = tokio::select! {
+        done = tokio::time::timeout(agent.config.request_read_timeout, handshake) => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                agent.metrics.connection_closed("tls_handshake");
+                warn!(peer = %peer, error = %e, "closing connection: TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                agent.metrics.connection_closed("tls_handshake");
+                warn!(peer = %peer, "closing connection: TLS handshake not done in time");
+                return;
+            }
+        },
+        () = shutdown.cancelled() => return,
+    };
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first().cloned());
+    let principal = match certificate {
+        None => None,
+        Some(cert) => {
+            let user = crate::tls::subject_dn(&cert)
+                .and_then(|dn| tls.principal_rules().apply(&dn).map(|u| (dn, u)));
+            match user {
+                Some((dn, user)) => {
+                    info!(peer = %peer, subject = %dn, principal = %format!("User:{user}"), "authenticated by certificate");
+                    Some(format!("User:{user}"))
+                }
+                None => {
+                    agent.metrics.connection_closed("tls_handshake");
+                    warn!(peer = %peer, "closing connection: no ssl.principal.mapping.rules rule matches the client certificate's subject");
+                    return;
+                }
+            }
+        }
+    };
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_halves(
+        agent, read_half, write_half, peer, principal, memory, shutdown,
+    )
+    .await;
 }
 
 /// Serves a connection given as its two halves, whatever carries them (TCP, TLS).
@@ -170,6 +232,7 @@ pub async fn serve_halves<R, W>(
     read_half: R,
     write_half: W,
     peer: String,
+    principal: Option<String>,
     memory: RequestMemory,
     shutdown: CancellationToken,
 ) where
@@ -194,7 +257,7 @@ pub async fn serve_halves<R, W>(
         activity.clone(),
     ));
     let mut order = Order::default();
-    let mut session = Session::new(peer.clone(), agent.config.sasl.clone());
+    let mut session = Session::new(peer.clone(), agent.config.sasl.clone(), principal);
     let reads = Reads {
         config: &agent.config,
         metrics: &agent.metrics,

@@ -22,6 +22,7 @@ pub mod session;
 pub mod storage;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 pub mod topic_config;
 pub mod topics;
 pub mod transactions;

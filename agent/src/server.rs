@@ -13,9 +13,56 @@ use tracing::{error, warn};
 
 use crate::connection;
 use crate::context::Agent;
+use crate::tls::Tls;
 
-/// Accepts connections until `shutdown` fires, then waits for the open ones to close.
-pub async fn run(agent: Arc<Agent>, listener: TcpListener, shutdown: CancellationToken) {
+/// Kafka's security protocols: what a listener does before it serves requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    #[default]
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Plaintext,
+            Self::Ssl,
+            Self::SaslPlaintext,
+            Self::SaslSsl,
+        ]
+        .into_iter()
+        .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    pub fn tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+
+    pub fn sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+}
+
+/// Accepts connections until `shutdown` fires, then waits for the open ones to close. With
+/// `tls`, each connection's handshake comes first (SSL, SASL_SSL).
+pub async fn run(
+    agent: Arc<Agent>,
+    listener: TcpListener,
+    tls: Option<Arc<Tls>>,
+    shutdown: CancellationToken,
+) {
     let connections = Arc::new(Semaphore::new(agent.config.max_connections));
     let per_ip = PerIp::new(agent.config.max_connections_per_ip);
     // In KiB: see `connection::RequestMemory`.
@@ -53,9 +100,15 @@ pub async fn run(agent: Arc<Agent>, listener: TcpListener, shutdown: Cancellatio
         let agent = agent.clone();
         let memory = memory.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
             agent.metrics.connections_open.inc();
-            connection::serve(agent.clone(), stream, memory, shutdown).await;
+            match tls {
+                None => connection::serve(agent.clone(), stream, memory, shutdown).await,
+                Some(tls) => {
+                    connection::serve_tls(agent.clone(), stream, &tls, memory, shutdown).await
+                }
+            }
             agent.metrics.connections_open.dec();
             drop((permit, address));
         });

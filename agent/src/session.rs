@@ -71,9 +71,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(peer: String, sasl: Option<Arc<SaslConfig>>) -> Self {
+    /// A session on a listener with `sasl` (or none); `certificate` is the principal a client
+    /// certificate named, which SASL, when the listener has it, replaces.
+    pub fn new(peer: String, sasl: Option<Arc<SaslConfig>>, certificate: Option<String>) -> Self {
         let authenticated = sasl.is_none().then(|| Authenticated {
-            principal: ANONYMOUS.to_owned(),
+            principal: certificate.unwrap_or_else(|| ANONYMOUS.to_owned()),
             expires: None,
         });
         Self {

@@ -182,9 +182,18 @@ pub async fn run_agent(
         settings.advertise.0, settings.advertise.1
     );
 
+    let tls = match &settings.tls {
+        Some(config) => {
+            let tls = skiff_agent::tls::Tls::load(config.clone()).context("loading TLS")?;
+            tokio::spawn(tls.clone().watch(shutdown.clone()));
+            Some(tls)
+        }
+        None => None,
+    };
     let server = tokio::spawn(skiff_agent::server::run(
         agent.clone(),
         listener,
+        tls,
         shutdown.clone(),
     ));
     wait_for_signal().await;

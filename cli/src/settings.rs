@@ -21,6 +21,31 @@ pub struct AgentFlags {
     /// host:port clients are told to connect to [default: the listen address]
     #[arg(long, env = "SKIFF_ADVERTISE")]
     advertise: Option<String>,
+    /// The Kafka listener as Kafka writes it, PROTOCOL://host:port with PROTOCOL one of
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (listeners); instead of --listen
+    #[arg(long, env = "SKIFF_LISTENERS", conflicts_with = "listen")]
+    listeners: Option<String>,
+    /// PROTOCOL://host:port clients are told to connect to (advertised.listeners); instead of
+    /// --advertise
+    #[arg(long, env = "SKIFF_ADVERTISED_LISTENERS", conflicts_with = "advertise")]
+    advertised_listeners: Option<String>,
+    /// PEM file with the listener's private key and certificate chain (ssl.keystore.location,
+    /// ssl.keystore.type=PEM); read again when it changes. SSL and SASL_SSL listeners need it
+    #[arg(long, env = "SKIFF_SSL_KEYSTORE_LOCATION")]
+    ssl_keystore_location: Option<PathBuf>,
+    /// PEM file of the CAs client certificates must chain to (ssl.truststore.location)
+    #[arg(long, env = "SKIFF_SSL_TRUSTSTORE_LOCATION")]
+    ssl_truststore_location: Option<PathBuf>,
+    /// none, requested or required (ssl.client.auth) [default: none]
+    #[arg(long, env = "SKIFF_SSL_CLIENT_AUTH")]
+    ssl_client_auth: Option<String>,
+    /// How a client certificate's subject becomes its user, as Kafka writes them:
+    /// RULE:pattern/replacement/[LU],...,DEFAULT (ssl.principal.mapping.rules) [default: DEFAULT]
+    #[arg(long, env = "SKIFF_SSL_PRINCIPAL_MAPPING_RULES")]
+    ssl_principal_mapping_rules: Option<String>,
+    /// How often the keystore and truststore files are checked for changes [default: 10000]
+    #[arg(long, env = "SKIFF_SSL_RELOAD_INTERVAL_MS")]
+    ssl_reload_interval_ms: Option<u64>,
     /// Broker ids the agents present to clients in total, shared out over the live agents, at
     /// least one each (all at the agent's address), so that librdkafka opens enough connections
     /// to keep every partition in the open flush window; the same on every agent [default: 32]
@@ -294,6 +319,13 @@ struct FileSettings {
     metastore: Option<Vec<String>>,
     listen: Option<SocketAddr>,
     advertise: Option<String>,
+    listeners: Option<String>,
+    advertised_listeners: Option<String>,
+    ssl_keystore_location: Option<PathBuf>,
+    ssl_truststore_location: Option<PathBuf>,
+    ssl_client_auth: Option<String>,
+    ssl_principal_mapping_rules: Option<String>,
+    ssl_reload_interval_ms: Option<u64>,
     broker_ids: Option<u32>,
     object_store: Option<String>,
     s3_endpoint: Option<String>,
@@ -353,6 +385,8 @@ pub struct AgentSettings {
     pub listen: SocketAddr,
     /// Users whose SCRAM credentials are set at start-up: (name, password).
     pub scram_users: Vec<(String, String)>,
+    /// The listener's TLS, for SSL and SASL_SSL.
+    pub tls: Option<skiff_agent::tls::TlsConfig>,
     pub advertise: (String, u16),
     pub object_store: skiff_store::StoreSettings,
     pub prices: skiff_store::RequestPrices,
@@ -429,13 +463,94 @@ impl AgentSettings {
         default_store: Option<String>,
     ) -> anyhow::Result<Self> {
         let file = &file;
-        let listen = args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
-        let advertise = match args.advertise.or(file.advertise.clone()) {
-            Some(a) => parse_host_port(&a)?,
-            None => (listen.ip().to_string(), listen.port()),
+        use skiff_agent::server::SecurityProtocol;
+        let (protocol, listen) = match args.listeners.clone().or(file.listeners.clone()) {
+            Some(l) => {
+                let (protocol, (host, port)) = parse_listener(&l)?;
+                let addr = format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { &host });
+                let addr: SocketAddr = addr
+                    .parse()
+                    .with_context(|| format!("listeners: {l:?} must name an IP address to bind"))?;
+                (protocol, addr)
+            }
+            None => (
+                SecurityProtocol::Plaintext,
+                args.listen
+                    .or(file.listen)
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092))),
+            ),
+        };
+        let advertise = match (
+            args.advertised_listeners
+                .clone()
+                .or(file.advertised_listeners.clone()),
+            args.advertise.clone().or(file.advertise.clone()),
+        ) {
+            (Some(l), _) => {
+                let (advertised, address) = parse_listener(&l)?;
+                if advertised != protocol {
+                    bail!(
+                        "advertised-listeners: {l:?} is not the listener's protocol, {}",
+                        protocol.name()
+                    );
+                }
+                address
+            }
+            (None, Some(a)) => parse_host_port(&a)?,
+            (None, None) => (listen.ip().to_string(), listen.port()),
+        };
+        let tls = match args
+            .ssl_keystore_location
+            .clone()
+            .or(file.ssl_keystore_location.clone())
+        {
+            Some(keystore) => {
+                if !protocol.tls() {
+                    bail!("ssl-keystore-location needs an SSL or SASL_SSL listener (--listeners)");
+                }
+                let client_auth = match args
+                    .ssl_client_auth
+                    .clone()
+                    .or(file.ssl_client_auth.clone())
+                {
+                    None => skiff_agent::tls::ClientAuth::None,
+                    Some(name) => {
+                        skiff_agent::tls::ClientAuth::from_name(&name).with_context(|| {
+                            format!("ssl-client-auth {name:?}: none, requested or required")
+                        })?
+                    }
+                };
+                let principal_rules = match args
+                    .ssl_principal_mapping_rules
+                    .clone()
+                    .or(file.ssl_principal_mapping_rules.clone())
+                {
+                    None => skiff_agent::tls::PrincipalRules::default(),
+                    Some(rules) => skiff_agent::tls::PrincipalRules::parse(&rules)?,
+                };
+                let reload_ms = args
+                    .ssl_reload_interval_ms
+                    .or(file.ssl_reload_interval_ms)
+                    .unwrap_or(10_000)
+                    .max(100);
+                Some(skiff_agent::tls::TlsConfig {
+                    keystore,
+                    truststore: args
+                        .ssl_truststore_location
+                        .clone()
+                        .or(file.ssl_truststore_location.clone()),
+                    client_auth,
+                    principal_rules,
+                    reload_interval: std::time::Duration::from_millis(reload_ms),
+                })
+            }
+            None if protocol.tls() => {
+                bail!(
+                    "an {} listener needs --ssl-keystore-location",
+                    protocol.name()
+                )
+            }
+            None => None,
         };
         let object_store = resolve_store(args.store, file, default_store)?;
         let mut prices = skiff_store::RequestPrices::default();
@@ -456,6 +571,7 @@ impl AgentSettings {
         let mut agent = skiff_agent::config::AgentConfig {
             advertised_host: advertise.0.clone(),
             advertised_port: advertise.1,
+            security_protocol: protocol,
             ..Default::default()
         };
         if let Some(ms) = args.flush_interval_ms.or(file.flush_interval_ms) {
@@ -624,11 +740,22 @@ impl AgentSettings {
         if let Some(n) = args.test_stale_objects {
             agent.test_stale_objects = n;
         }
-        if let Some(names) = args
+        let mechanisms = args
             .sasl_enabled_mechanisms
             .clone()
-            .or(file.sasl_enabled_mechanisms.clone())
-        {
+            .or(file.sasl_enabled_mechanisms.clone());
+        if mechanisms.is_some() && !protocol.sasl() {
+            bail!(
+                "sasl-enabled-mechanisms needs a SASL_PLAINTEXT or SASL_SSL listener (--listeners)"
+            );
+        }
+        // Kafka's default is GSSAPI, which Skiff does not have: SCRAM, never PLAIN unless asked.
+        let mechanisms = mechanisms.or_else(|| {
+            protocol
+                .sasl()
+                .then(|| vec!["SCRAM-SHA-512".to_owned(), "SCRAM-SHA-256".to_owned()])
+        });
+        if let Some(names) = mechanisms {
             let mut mechanisms = Vec::new();
             for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
                 let m = skiff_agent::sasl::Mechanism::from_name(name).with_context(|| {
@@ -682,6 +809,7 @@ impl AgentSettings {
             object_store,
             prices,
             scram_users,
+            tls,
             metrics,
             agent,
         })
@@ -944,6 +1072,23 @@ pub fn parse_members(items: &[String]) -> anyhow::Result<BTreeMap<u64, String>> 
         }
     }
     Ok(members)
+}
+
+/// `PROTOCOL://host:port`, as Kafka's `listeners` writes one listener. Only one listener per agent
+/// for now: a list is refused rather than half used.
+fn parse_listener(
+    s: &str,
+) -> anyhow::Result<(skiff_agent::server::SecurityProtocol, (String, u16))> {
+    if s.contains(',') {
+        bail!("listeners {s:?}: one listener per agent (several are not supported yet)");
+    }
+    let (name, address) = s
+        .split_once("://")
+        .with_context(|| format!("listener {s:?} is not PROTOCOL://host:port"))?;
+    let protocol = skiff_agent::server::SecurityProtocol::from_name(name).with_context(|| {
+        format!("listener {s:?}: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (named listeners are not supported yet)")
+    })?;
+    Ok((protocol, parse_host_port(address)?))
 }
 
 fn parse_host_port(s: &str) -> anyhow::Result<(String, u16)> {

@@ -135,7 +135,12 @@ impl<'a> BrokerView<'a> {
         match setting {
             Setting::BrokerId => self.broker_id.to_string(),
             Setting::Listeners => {
-                format!("PLAINTEXT://{}:{}", c.advertised_host, c.advertised_port)
+                format!(
+                    "{}://{}:{}",
+                    c.security_protocol.name(),
+                    c.advertised_host,
+                    c.advertised_port
+                )
             }
             Setting::AutoCreateTopics => c.auto_create_topics.to_string(),
             Setting::NumPartitions => c.num_partitions.to_string(),
