@@ -113,6 +113,7 @@ def test_sasl_ssl_with_scram_and_plain(broker_factory, pki):
         "--ssl-keystore-location", str(pki["server"]),
         "--sasl-enabled-mechanisms", "SCRAM-SHA-512,PLAIN",
         "--scram-user", "%s:%s" % ADMIN,
+        "--super-users", "User:admin",
         protocol="SASL_SSL",
     )
     for mechanism in ["SCRAM-SHA-512", "PLAIN"]:
@@ -152,6 +153,7 @@ def test_client_certificates_name_the_principal_and_untrusted_ones_are_refused(b
         "--ssl-truststore-location", str(pki["ca"]),
         "--ssl-client-auth", "required",
         "--ssl-principal-mapping-rules", r"RULE:^CN=([^,]+),OU=eng,.*$/$1/L,DEFAULT",
+        "--super-users", "User:alice",
         protocol="SSL",
     )
     alice = pki["alice"]

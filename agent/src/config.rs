@@ -19,6 +19,8 @@ pub struct AgentConfig {
     pub broker_ids: u32,
     /// The listener's security protocol, as DescribeConfigs' `listeners` shows it.
     pub security_protocol: crate::server::SecurityProtocol,
+    /// Kafka's `super.users` and `allow.everyone.if.no.acl.found`.
+    pub authorizer: crate::acl::AuthorizerConfig,
     /// SASL on the listener (SASL_PLAINTEXT, SASL_SSL); `None`: clients are `User:ANONYMOUS`.
     pub sasl: Option<std::sync::Arc<crate::sasl::SaslConfig>>,
     /// A flush starts this long after the first batch of a window arrives...
@@ -134,6 +136,10 @@ impl Default for AgentConfig {
             advertised_port: 9092,
             broker_ids: 32,
             sasl: None,
+            authorizer: crate::acl::AuthorizerConfig {
+                super_users: Vec::new(),
+                allow_if_no_acl: true,
+            },
             security_protocol: crate::server::SecurityProtocol::Plaintext,
             flush_interval: Duration::from_millis(250),
             flush_bytes: 8 * 1024 * 1024,

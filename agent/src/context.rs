@@ -30,9 +30,22 @@ pub struct Agent {
     pub groups: Arc<Coordinator>,
     /// The dynamic broker configs as last read from the metastore.
     pub broker_configs: Arc<DynamicConfigs>,
+    /// The ACLs as last read from the metastore, and the rules they are checked by.
+    pub acls: Arc<crate::acl::Authorizer>,
 }
 
 impl Agent {
+    /// Whether `caller` may do `op` on the resource (see [`crate::acl`]).
+    pub fn allowed(
+        &self,
+        caller: &crate::acl::Caller,
+        op: crate::acl::Operation,
+        resource_type: i8,
+        name: &str,
+    ) -> bool {
+        self.acls.allowed(caller, op, resource_type, name)
+    }
+
     /// The broker id clients know this agent by: the metastore's, once a heartbeat has been
     /// answered.
     pub fn broker_id(&self) -> i32 {

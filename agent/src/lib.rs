@@ -1,6 +1,7 @@
 //! The Skiff agent: a stateless Kafka-protocol server. Produce requests from every connection go
 //! into one flush window ([`batcher`]); fetches read committed batches back ([`fetch`]).
 
+pub mod acl;
 pub mod authz;
 pub mod batcher;
 pub mod broker_config;

@@ -95,6 +95,23 @@ impl Session {
         self.authenticated.as_ref().is_some_and(|a| !a.expired(now))
     }
 
+    /// Who sends this connection's requests, for the authorizer. Only called once
+    /// [`Session::may_proceed`] holds; before that, it is `User:ANONYMOUS`.
+    pub fn caller(&self) -> crate::acl::Caller {
+        let principal = self
+            .authenticated
+            .as_ref()
+            .map_or(ANONYMOUS, |a| a.principal.as_str())
+            .to_owned();
+        let host = self
+            .peer
+            .rsplit_once(':')
+            .map_or(self.peer.as_str(), |(h, _)| h)
+            .trim_matches(['[', ']'])
+            .to_owned();
+        crate::acl::Caller { principal, host }
+    }
+
     /// The largest frame the connection may send next: small until it has authenticated.
     pub fn frame_limit(&self, max: usize) -> usize {
         match &self.sasl {

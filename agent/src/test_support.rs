@@ -108,6 +108,10 @@ async fn build(
         metrics,
         clock,
         broker_configs: crate::broker_config::DynamicConfigs::new(),
+        acls: crate::acl::Authorizer::new(crate::acl::AuthorizerConfig {
+            super_users: Vec::new(),
+            allow_if_no_acl: true,
+        }),
     });
     TestAgent {
         agent,
@@ -333,4 +337,12 @@ pub async fn store_with(objects: &[(ObjectId, Vec<u8>)]) -> (Arc<dyn ObjectStore
     let gets = Arc::new(Gets::default());
     let store: Arc<dyn ObjectStore> = Arc::new(CountingStore::new(memory, gets.clone()));
     (store, gets)
+}
+
+/// The caller of a plaintext connection from loopback.
+pub fn anonymous() -> crate::acl::Caller {
+    crate::acl::Caller {
+        principal: crate::session::ANONYMOUS.to_owned(),
+        host: "127.0.0.1".to_owned(),
+    }
 }

@@ -129,7 +129,12 @@ pub async fn run_agent(
     if let Err(e) = broker_configs.refresh(metastore.as_ref()).await {
         warn!(error = %e, "reading the dynamic broker configs failed; serving without them for now");
     }
+    let acls = skiff_agent::acl::Authorizer::new(settings.agent.authorizer.clone());
+    if let Err(e) = acls.refresh(metastore.as_ref()).await {
+        warn!(error = %e, "reading the ACLs failed; serving with none for now");
+    }
     let agent = Arc::new(Agent {
+        acls: acls.clone(),
         broker_configs: broker_configs.clone(),
         topics: skiff_agent::topics::TopicCache::new(TOPIC_CACHE_TTL),
         groups: groups.clone(),
@@ -160,6 +165,11 @@ pub async fn run_agent(
         None => None,
     };
     let config_reads = broker_configs.spawn(
+        metastore.clone(),
+        skiff_agent::broker_config::refresh_interval(&settings.agent),
+        shutdown.clone(),
+    );
+    let acl_reads = acls.spawn(
         metastore.clone(),
         skiff_agent::broker_config::refresh_interval(&settings.agent),
         shutdown.clone(),
@@ -213,6 +223,7 @@ pub async fn run_agent(
     let _ = metrics_task.await;
     let _ = heartbeats.await;
     let _ = config_reads.await;
+    let _ = acl_reads.await;
     let _ = group_timers.await;
     if let Some(c) = compactor {
         let _ = c.await;

@@ -109,6 +109,13 @@ pub struct AgentFlags {
     /// connection is closed (connections.max.reauth.ms, KIP-368); 0 for ever [default: 0]
     #[arg(long, env = "SKIFF_CONNECTIONS_MAX_REAUTH_MS")]
     connections_max_reauth_ms: Option<u64>,
+    /// Principals every ACL check allows, semicolon-separated (super.users): User:admin;User:ops
+    #[arg(long, env = "SKIFF_SUPER_USERS")]
+    super_users: Option<String>,
+    /// Allow a request on a resource no ACL names (allow.everyone.if.no.acl.found)
+    /// [default: false when clients authenticate (SASL, client certificates), else true]
+    #[arg(long, env = "SKIFF_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
+    allow_everyone_if_no_acl_found: Option<bool>,
     /// NAME:PASSWORD of a user whose SCRAM-SHA-256 and SCRAM-SHA-512 credentials are set at
     /// start-up (repeatable); for a first administrator, or a development setup
     #[arg(long = "scram-user", env = "SKIFF_SCRAM_USERS", value_delimiter = ',')]
@@ -353,6 +360,8 @@ struct FileSettings {
     sasl_server_max_receive_size: Option<usize>,
     connections_max_reauth_ms: Option<u64>,
     scram_users: Option<Vec<String>>,
+    super_users: Option<String>,
+    allow_everyone_if_no_acl_found: Option<bool>,
     session_timeout_ms: Option<u64>,
     index_cache_batches: Option<u64>,
     read_cache_memory_bytes: Option<usize>,
@@ -786,6 +795,35 @@ impl AgentSettings {
                 }
                 agent.sasl = Some(std::sync::Arc::new(sasl));
             }
+        }
+        let authenticates = protocol.sasl()
+            || tls
+                .as_ref()
+                .is_some_and(|t| t.client_auth != skiff_agent::tls::ClientAuth::None);
+        agent.authorizer = skiff_agent::acl::AuthorizerConfig {
+            super_users: args
+                .super_users
+                .clone()
+                .or(file.super_users.clone())
+                .map(|list| {
+                    list.split(';')
+                        .map(|p| p.trim().to_owned())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            allow_if_no_acl: args
+                .allow_everyone_if_no_acl_found
+                .or(file.allow_everyone_if_no_acl_found)
+                .unwrap_or(!authenticates),
+        };
+        if let Some(bad) = agent
+            .authorizer
+            .super_users
+            .iter()
+            .find(|p| !p.contains(':'))
+        {
+            bail!("super-users: {bad:?} is not a principal (User:name)");
         }
         let users = if args.scram_users.is_empty() {
             file.scram_users.clone().unwrap_or_default()

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::rpc::{Read, ReadAnswer};
-use crate::security::{AlterScramCredentials, ScramCredential, ScramMechanism, ScramUser};
+use crate::security::{
+    AclBinding, AclFilter, Acls, AlterScramCredentials, ScramCredential, ScramMechanism, ScramUser,
+};
 use crate::types::{
     AcquireLeases, AlterBrokerConfigs, AlterTopicConfigs, BrokerConfigs, EnforceRetention,
     ExpireState, ObjectId, ReplaceBatches, StateExpired, Trimmed, UnreferencedObject,
@@ -135,6 +137,14 @@ pub trait MetastoreClient: Send + Sync + 'static {
     ) -> Result<Option<ScramCredential>>;
     /// The users named that have credentials, or every user for `None`.
     async fn scram_users(&self, names: Option<Vec<String>>) -> Result<Vec<ScramUser>>;
+    /// CreateAcls: one answer per binding.
+    async fn create_acls(
+        &self,
+        bindings: Vec<AclBinding>,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>>;
+    /// DeleteAcls: for each filter, the bindings it deleted.
+    async fn delete_acls(&self, filters: Vec<AclFilter>) -> Result<Vec<Vec<AclBinding>>>;
+    async fn acls(&self) -> Result<Acls>;
 
     /// All live topics, by name.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;
@@ -437,6 +447,30 @@ impl<T: Transport> MetastoreClient for T {
     async fn scram_users(&self, names: Option<Vec<String>>) -> Result<Vec<ScramUser>> {
         match self.read(Read::ScramUsers(names)).await? {
             ReadAnswer::ScramUsers(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn create_acls(
+        &self,
+        bindings: Vec<AclBinding>,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
+        match self.write(Command::CreateAcls(bindings)).await? {
+            CommandResponse::AclsCreated(r) => Ok(r),
+            other => Err(answer::unexpected(&other)),
+        }
+    }
+
+    async fn delete_acls(&self, filters: Vec<AclFilter>) -> Result<Vec<Vec<AclBinding>>> {
+        match self.write(Command::DeleteAcls(filters)).await? {
+            CommandResponse::AclsDeleted(r) => Ok(r),
+            other => Err(answer::unexpected(&other)),
+        }
+    }
+
+    async fn acls(&self) -> Result<Acls> {
+        match self.read(Read::Acls).await? {
+            ReadAnswer::Acls(r) => Ok(r),
             other => Err(answer::unexpected_read(&other)),
         }
     }

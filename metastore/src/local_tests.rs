@@ -166,7 +166,22 @@ async fn populate(ms: &LocalMetastore) -> i64 {
     .unwrap();
     let answers = ms.alter_scram_credentials(fixture_scram()).await.unwrap();
     assert_eq!(answers, vec![(FIXTURE_USER.to_owned(), Ok(()))]);
+    let created = ms.create_acls(vec![fixture_acl()]).await.unwrap();
+    assert_eq!(created, vec![Ok(())]);
     pid
+}
+
+/// The ACL `populate` creates (fixtures from v9 on).
+fn fixture_acl() -> crate::security::AclBinding {
+    crate::security::AclBinding {
+        resource_type: crate::security::codes::TOPIC,
+        resource_name: "orders".into(),
+        pattern_type: crate::security::codes::LITERAL,
+        principal: format!("User:{FIXTURE_USER}"),
+        host: "*".into(),
+        operation: 3,
+        permission_type: crate::security::codes::ALLOW,
+    }
 }
 
 /// The user `populate` gives a SCRAM credential (fixtures from v9 on).
@@ -570,6 +585,13 @@ async fn reads_fixture(version: u32) {
         .unwrap();
     let expected = (version >= 9).then(|| fixture_scram().upsertions[0].credential.clone());
     assert_eq!(credential, expected, "the user survives from v9 on");
+    let acls = ms.acls().await.unwrap().bindings;
+    let expected = if version >= 9 {
+        vec![fixture_acl()]
+    } else {
+        vec![]
+    };
+    assert_eq!(acls, expected, "the ACL survives from v9 on");
     let someone_else = ms
         .acquire_leases(AcquireLeases {
             holder: "compactor-b".into(),

@@ -54,6 +54,7 @@ impl StateMachine {
                 ReadAnswer::ScramCredential(self.scram_credential(&user, mechanism))
             }
             Read::ScramUsers(names) => ReadAnswer::ScramUsers(self.scram_users(names.as_deref())),
+            Read::Acls => ReadAnswer::Acls(self.acls()),
         }
     }
 }

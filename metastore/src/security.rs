@@ -102,3 +102,78 @@ pub struct AdvertisedListener {
     pub host: String,
     pub port: u16,
 }
+
+/// Kafka's codes for the enumerations of an ACL.
+pub mod codes {
+    pub const ANY: i8 = 1;
+    // ResourceType
+    pub const TOPIC: i8 = 2;
+    pub const GROUP: i8 = 3;
+    pub const CLUSTER: i8 = 4;
+    pub const TRANSACTIONAL_ID: i8 = 5;
+    // PatternType
+    pub const MATCH: i8 = 2;
+    pub const LITERAL: i8 = 3;
+    pub const PREFIXED: i8 = 4;
+    // AclOperation
+    pub const ALL: i8 = 2;
+    // AclPermissionType
+    pub const DENY: i8 = 2;
+    pub const ALLOW: i8 = 3;
+}
+
+/// DescribeAcls' and DeleteAcls' filter (Kafka's `AclBindingFilter`): `ANY` and `None` match
+/// everything; pattern `MATCH` matches the bindings that would apply to the named resource
+/// (literal ones of that name or `*`, prefixed ones it starts with).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclFilter {
+    pub resource_type: i8,
+    pub resource_name: Option<String>,
+    pub pattern_type: i8,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: i8,
+    pub permission_type: i8,
+}
+
+impl AclFilter {
+    pub fn matches(&self, b: &AclBinding) -> bool {
+        use codes::*;
+        let any_or = |want: i8, got: i8| want == ANY || want == got;
+        let name_ok = match self.pattern_type {
+            MATCH => match &self.resource_name {
+                None => true,
+                Some(name) => match b.pattern_type {
+                    LITERAL => b.resource_name == *name || b.resource_name == "*",
+                    PREFIXED => name.starts_with(&b.resource_name),
+                    _ => false,
+                },
+            },
+            ANY => self
+                .resource_name
+                .as_ref()
+                .is_none_or(|n| *n == b.resource_name),
+            p => {
+                p == b.pattern_type
+                    && self
+                        .resource_name
+                        .as_ref()
+                        .is_none_or(|n| *n == b.resource_name)
+            }
+        };
+        any_or(self.resource_type, b.resource_type)
+            && name_ok
+            && self.principal.as_ref().is_none_or(|p| *p == b.principal)
+            && self.host.as_ref().is_none_or(|h| *h == b.host)
+            && any_or(self.operation, b.operation)
+            && any_or(self.permission_type, b.permission_type)
+    }
+}
+
+/// Every ACL binding and a number that moves forward with each change, so that an agent's
+/// copy knows whether a read is newer than what it has.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acls {
+    pub version: u64,
+    pub bindings: Vec<AclBinding>,
+}

@@ -270,6 +270,10 @@ impl StateMachine {
             Command::AlterScramCredentials(req) => {
                 CommandResponse::ScramCredentialsAltered(self.alter_scram_credentials(req))
             }
+            Command::CreateAcls(bindings) => {
+                CommandResponse::AclsCreated(self.create_acls(bindings))
+            }
+            Command::DeleteAcls(filters) => CommandResponse::AclsDeleted(self.delete_acls(filters)),
         }
     }
 

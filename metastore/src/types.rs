@@ -268,6 +268,10 @@ pub enum Command {
     },
     /// AlterUserScramCredentials (journal version 8 on).
     AlterScramCredentials(crate::security::AlterScramCredentials),
+    /// CreateAcls (journal version 8 on).
+    CreateAcls(Vec<crate::security::AclBinding>),
+    /// DeleteAcls (journal version 8 on).
+    DeleteAcls(Vec<crate::security::AclFilter>),
 }
 
 /// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on a broker resource: the
@@ -527,6 +531,10 @@ pub enum CommandResponse {
     TransactionsExpired(TransactionsExpired),
     /// One answer per user of an `AlterScramCredentials`.
     ScramCredentialsAltered(Vec<(String, Result<(), MetaError>)>),
+    /// One answer per binding of a `CreateAcls`.
+    AclsCreated(Vec<Result<(), MetaError>>),
+    /// For each filter of a `DeleteAcls`, the bindings it deleted.
+    AclsDeleted(Vec<Vec<crate::security::AclBinding>>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

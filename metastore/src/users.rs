@@ -8,10 +8,10 @@ use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::StateMachine;
-use crate::limits::{MAX_SCRAM_SALT_BYTES, MAX_SCRAM_USERS, MAX_USER_NAME_BYTES};
+use crate::limits::{MAX_ACLS, MAX_SCRAM_SALT_BYTES, MAX_SCRAM_USERS, MAX_USER_NAME_BYTES};
 use crate::security::{
-    AclBinding, AdvertisedListener, AlterScramCredentials, ScramCredential, ScramMechanism,
-    ScramUser,
+    AclBinding, AclFilter, Acls, AdvertisedListener, AlterScramCredentials, ScramCredential,
+    ScramMechanism, ScramUpsertion, ScramUser,
 };
 use crate::types::MetaError;
 
@@ -21,6 +21,8 @@ pub(crate) struct Security {
     users: OrdMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     #[serde(deserialize_with = "crate::capped::map")]
     acls: OrdMap<AclBinding, ()>,
+    /// Moves forward with every change of `acls`.
+    acls_version: u64,
     /// Each agent's listeners by its address (as `agents` keys it).
     listeners: BTreeMap<String, Vec<AdvertisedListener>>,
 }
@@ -32,29 +34,38 @@ impl StateMachine {
         &mut self,
         req: &AlterScramCredentials,
     ) -> Vec<(String, Result<(), MetaError>)> {
+        // Each user's deletions and upsertions, in the order the users first appear: one pass,
+        // so a request naming many users costs n log n, not n².
         let mut order: Vec<&str> = Vec::new();
-        for user in req
-            .deletions
-            .iter()
-            .map(|d| d.user.as_str())
-            .chain(req.upsertions.iter().map(|u| u.user.as_str()))
-        {
-            if !order.contains(&user) {
-                order.push(user);
-            }
+        let mut changes: BTreeMap<&str, (Vec<ScramMechanism>, Vec<&ScramUpsertion>)> =
+            BTreeMap::new();
+        for d in &req.deletions {
+            let entry = changes.entry(d.user.as_str()).or_insert_with(|| {
+                order.push(d.user.as_str());
+                Default::default()
+            });
+            entry.0.push(d.mechanism);
+        }
+        for u in &req.upsertions {
+            let entry = changes.entry(u.user.as_str()).or_insert_with(|| {
+                order.push(u.user.as_str());
+                Default::default()
+            });
+            entry.1.push(u);
         }
         let users = &mut self.security.users;
         order
             .into_iter()
             .map(|user| {
+                let (deletions, upsertions) = &changes[user];
                 let mut creds = users.get(user).cloned().unwrap_or_default();
                 let mut result = Ok(());
-                for d in req.deletions.iter().filter(|d| d.user == user) {
-                    if creds.remove(&d.mechanism).is_none() {
+                for mechanism in deletions {
+                    if creds.remove(mechanism).is_none() {
                         result = Err(MetaError::CredentialNotFound);
                     }
                 }
-                for u in req.upsertions.iter().filter(|u| u.user == user) {
+                for u in upsertions {
                     if u.user.len() > MAX_USER_NAME_BYTES
                         || u.credential.salt.len() > MAX_SCRAM_SALT_BYTES
                         || u.credential.stored_key.len() > 64
@@ -108,8 +119,57 @@ impl StateMachine {
     }
 
     /// Every ACL binding. (Agents keep them all and check requests against their copy.)
-    pub fn acls(&self) -> Vec<AclBinding> {
-        self.security.acls.keys().cloned().collect()
+    pub fn acls(&self) -> Acls {
+        Acls {
+            version: self.security.acls_version,
+            bindings: self.security.acls.keys().cloned().collect(),
+        }
+    }
+
+    /// CreateAcls: each binding is added (one already there is no change), or refused past
+    /// [`MAX_ACLS`] or with a principal or name over [`MAX_USER_NAME_BYTES`].
+    pub(crate) fn create_acls(&mut self, bindings: &[AclBinding]) -> Vec<Result<(), MetaError>> {
+        let answers: Vec<_> = bindings
+            .iter()
+            .map(|b| {
+                if self.security.acls.contains_key(b) {
+                    return Ok(());
+                }
+                if self.security.acls.len() >= MAX_ACLS
+                    || b.principal.len() > MAX_USER_NAME_BYTES
+                    || b.resource_name.len() > MAX_USER_NAME_BYTES
+                    || b.host.len() > MAX_USER_NAME_BYTES
+                {
+                    return Err(MetaError::SecurityOverLimit);
+                }
+                self.security.acls.insert(b.clone(), ());
+                Ok(())
+            })
+            .collect();
+        self.security.acls_version += 1;
+        answers
+    }
+
+    /// DeleteAcls: for each filter, the bindings it matched, which are gone.
+    pub(crate) fn delete_acls(&mut self, filters: &[AclFilter]) -> Vec<Vec<AclBinding>> {
+        let answers = filters
+            .iter()
+            .map(|f| {
+                let matched: Vec<AclBinding> = self
+                    .security
+                    .acls
+                    .keys()
+                    .filter(|b| f.matches(b))
+                    .cloned()
+                    .collect();
+                for b in &matched {
+                    self.security.acls.remove(b);
+                }
+                matched
+            })
+            .collect();
+        self.security.acls_version += 1;
+        answers
     }
 
     pub fn agent_listeners(&self) -> &BTreeMap<String, Vec<AdvertisedListener>> {

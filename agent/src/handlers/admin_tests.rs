@@ -247,7 +247,7 @@ async fn create_topics_refuses_duplicates_and_internal_names() {
         topic("d"),
         topic("__consumer_offsets"),
     ]);
-    let r = create_topics::handle(&t.agent, 7, req).await;
+    let r = create_topics::handle(&t.agent, &crate::test_support::anonymous(), 7, req).await;
     let got: Vec<(String, i16, String)> = r
         .topics
         .iter()
@@ -281,7 +281,7 @@ async fn create_topics_refuses_duplicates_and_internal_names() {
     assert!(t.agent.topic_named("d").await.unwrap().is_none());
 
     let req = DeleteTopicsRequest::default().with_topic_names(vec![name("ok"), name("ok")]);
-    let r = delete_topics::handle(&t.agent, 5, req).await;
+    let r = delete_topics::handle(&t.agent, &crate::test_support::anonymous(), 5, req).await;
     assert_eq!(r.responses.len(), 1);
     assert_eq!(r.responses[0].error_code, codes::INVALID_REQUEST);
     assert!(t.agent.topic_named("ok").await.unwrap().is_some());
@@ -298,7 +298,14 @@ async fn metadata_neither_creates_nor_lists_internal_topics_and_answers_operatio
         .with_allow_auto_topic_creation(true)
         .with_include_cluster_authorized_operations(true)
         .with_include_topic_authorized_operations(true);
-    let r = metadata::handle(&t.agent, 8, req.clone(), false).await;
+    let r = metadata::handle(
+        &t.agent,
+        &crate::test_support::anonymous(),
+        8,
+        req.clone(),
+        false,
+    )
+    .await;
     assert_eq!(r.topics[0].error_code, codes::UNKNOWN_TOPIC_OR_PARTITION);
     assert_eq!(r.topics[0].topic_authorized_operations, i32::MIN);
     assert_eq!(r.topics[1].topic_authorized_operations, 3576);
@@ -310,10 +317,11 @@ async fn metadata_neither_creates_nor_lists_internal_topics_and_answers_operatio
         .unwrap()
         .is_none());
     // v11 moved the cluster's operations to DescribeCluster.
-    let r = metadata::handle(&t.agent, 11, req, false).await;
+    let r = metadata::handle(&t.agent, &crate::test_support::anonymous(), 11, req, false).await;
     assert_eq!(r.cluster_authorized_operations, i32::MIN);
     let r = metadata::handle(
         &t.agent,
+        &crate::test_support::anonymous(),
         8,
         MetadataRequest::default().with_topics(None),
         false,

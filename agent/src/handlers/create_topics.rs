@@ -5,15 +5,24 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use skiff_metastore::types::MetaError;
 
 use super::str_bytes;
+use crate::acl::{resource, Caller, Operation};
 use crate::context::Agent;
 use crate::protocol::codes;
 
 pub async fn handle(
     agent: &Agent,
+    caller: &Caller,
     _version: i16,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
+    // Kafka: CREATE on the cluster, or on the topic itself.
+    let on_cluster = agent.allowed(
+        caller,
+        Operation::Create,
+        resource::CLUSTER,
+        resource::CLUSTER_NAME,
+    );
     // Kafka refuses every name the request repeats, once, and goes on with the others.
     let duplicates = super::duplicates(req.topics.iter().map(|t| t.name.to_string()));
     let mut answered_duplicates = BTreeSet::new();
@@ -27,6 +36,14 @@ pub async fn handle(
                         .with_error_message(Some(str_bytes("Duplicate topic name."))),
                 );
             }
+            continue;
+        }
+        if !on_cluster && !agent.allowed(caller, Operation::Create, resource::TOPIC, &t.name) {
+            results.push(
+                result
+                    .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(str_bytes("Authorization failed."))),
+            );
             continue;
         }
         if crate::topics::is_internal_topic(&t.name) {

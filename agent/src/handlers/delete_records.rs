@@ -8,12 +8,35 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use skiff_metastore::types::TopicPartition;
 
+use crate::acl::{resource, Caller, Operation};
 use crate::context::Agent;
 use crate::protocol::codes;
 
-pub async fn handle(agent: &Agent, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    agent: &Agent,
+    caller: &Caller,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
+        if !agent.allowed(caller, Operation::Delete, resource::TOPIC, &t.name) {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1)
+                        .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                })
+                .collect();
+            topics.push(
+                DeleteRecordsTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions),
+            );
+            continue;
+        }
         let last = t.partitions.iter().map(|p| p.partition_index).max();
         let meta = agent.topic_named_covering(&t.name, last.unwrap_or(0)).await;
         let mut partitions = Vec::with_capacity(t.partitions.len());

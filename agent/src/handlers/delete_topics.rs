@@ -2,10 +2,16 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
 use super::str_bytes;
+use crate::acl::{resource, Caller, Operation};
 use crate::context::Agent;
 use crate::protocol::codes;
 
-pub async fn handle(agent: &Agent, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle(
+    agent: &Agent,
+    caller: &Caller,
+    version: i16,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     // v6 names topics by name or id; earlier versions by name only.
     let mut targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
         req.topics
@@ -65,6 +71,10 @@ pub async fn handle(agent: &Agent, version: i16, req: DeleteTopicsRequest) -> De
             continue;
         };
         let result = result.with_name(Some(name.clone()));
+        if !agent.allowed(caller, Operation::Delete, resource::TOPIC, &name) {
+            responses.push(result.with_error_code(codes::TOPIC_AUTHORIZATION_FAILED));
+            continue;
+        }
         responses.push(match agent.delete_topic(&name).await {
             Ok(meta) => result.with_topic_id(meta.topic_id),
             Err(e) => result

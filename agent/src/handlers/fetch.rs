@@ -11,6 +11,7 @@ use skiff_metastore::types::{
 };
 use tracing::{info, warn};
 
+use crate::acl::{resource, Caller, Operation};
 use crate::context::Agent;
 use crate::fetch::PartitionRead;
 use crate::protocol::codes;
@@ -53,7 +54,12 @@ struct Plan {
     aborted: Vec<AbortedTxn>,
 }
 
-pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    agent: &Agent,
+    caller: &Caller,
+    version: i16,
+    req: FetchRequest,
+) -> FetchResponse {
     let started = Instant::now();
     agent.metrics.fetch_requests.inc();
     let by_id = version >= 13;
@@ -74,8 +80,12 @@ pub async fn handle(agent: &Agent, version: i16, req: FetchRequest) -> FetchResp
         .ok()
         .flatten();
         topics.push((t.topic.clone(), t.topic_id));
+        let may_read = meta
+            .as_ref()
+            .is_none_or(|m| agent.allowed(caller, Operation::Read, resource::TOPIC, &m.name));
         for p in &t.partitions {
             let tp = match &meta {
+                _ if !may_read => Err(codes::TOPIC_AUTHORIZATION_FAILED),
                 None if by_id => Err(codes::UNKNOWN_TOPIC_ID),
                 None => Err(codes::UNKNOWN_TOPIC_OR_PARTITION),
                 Some(m) if !(0..m.partitions).contains(&p.partition) => {

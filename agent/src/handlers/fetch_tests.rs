@@ -223,7 +223,7 @@ async fn fetch_one(t: &test_support::TestAgent, offset: i64, max_bytes: i32) -> 
                 .with_partition(0)
                 .with_fetch_offset(offset)
                 .with_partition_max_bytes(max_bytes)])]);
-    let resp = handle(&t.agent, 12, req).await;
+    let resp = handle(&t.agent, &crate::test_support::anonymous(), 12, req).await;
     let p = &resp.responses[0].partitions[0];
     let records = p.records.clone().unwrap_or_default();
     (p.error_code, bases(&records))

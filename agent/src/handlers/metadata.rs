@@ -2,6 +2,7 @@ use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
 use super::str_bytes;
+use crate::acl::{resource, Caller, Operation};
 use crate::authz::{self, Principal, Resource};
 use crate::brokers::Brokers;
 use crate::context::Agent;
@@ -10,10 +11,12 @@ use crate::topics::is_internal_topic;
 
 pub async fn handle(
     agent: &Agent,
+    caller: &Caller,
     version: i16,
     req: MetadataRequest,
     slotted: bool,
 ) -> MetadataResponse {
+    let describe = |name: &str| agent.allowed(caller, Operation::Describe, resource::TOPIC, name);
     let brokers = Brokers::of(agent, slotted);
     // Before v4 every metadata request may auto-create; from v4 the client says so.
     let allow_create = version < 4 || req.allow_auto_topic_creation;
@@ -38,6 +41,7 @@ pub async fn handle(
                 let Some(name) = t.name else {
                     // Lookup by id (v10+).
                     let known = agent.topic_with_id(t.topic_id).await.ok().flatten();
+                    let known = known.filter(|m| describe(&m.name));
                     topics.push(match known.filter(|m| !is_internal_topic(&m.name)) {
                         Some(meta) => brokers
                             .topic(&meta)
@@ -58,7 +62,24 @@ pub async fn handle(
                     );
                     continue;
                 }
-                let entry = match agent.topic_or_create(&name, allow_create).await {
+                // Kafka: a topic the caller may not describe is TOPIC_AUTHORIZATION_FAILED,
+                // and creating one takes CREATE on the cluster or the topic.
+                if !describe(&name) {
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_name(Some(name))
+                            .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED),
+                    );
+                    continue;
+                }
+                let may_create = allow_create
+                    && (agent.allowed(
+                        caller,
+                        Operation::Create,
+                        resource::CLUSTER,
+                        resource::CLUSTER_NAME,
+                    ) || agent.allowed(caller, Operation::Create, resource::TOPIC, &name));
+                let entry = match agent.topic_or_create(&name, may_create).await {
                     Ok(meta) => brokers
                         .topic(&meta)
                         .with_topic_authorized_operations(topic_ops),
@@ -73,7 +94,8 @@ pub async fn handle(
             if let Ok(all) = agent.all_topics().await {
                 topics.extend(
                     all.iter()
-                        .filter(|meta| !is_internal_topic(&meta.name))
+                        // All topics: those the caller may not describe are left out.
+                        .filter(|meta| !is_internal_topic(&meta.name) && describe(&meta.name))
                         .map(|meta| {
                             brokers
                                 .topic(meta)

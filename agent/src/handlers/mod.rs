@@ -1,6 +1,7 @@
 //! One module per Kafka API. A handler decodes nothing itself: it gets the decoded request, calls
 //! the metastore client, the batcher or the reader with domain types, and builds the response.
 
+pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
@@ -170,6 +171,7 @@ pub async fn route(
     }
     let agent = agent.clone();
     let slotted = session.slotted();
+    let caller = session.caller();
     Ok(match api {
         ApiKey::SaslHandshake => {
             let req = decode(api, version, &mut body)?;
@@ -183,23 +185,41 @@ pub async fn route(
         }
         ApiKey::AlterUserScramCredentials => {
             let req = decode(api, version, &mut body)?;
-            respond(
-                api,
-                header,
-                async move { scram_users::alter(&agent, req).await },
-            )
+            respond(api, header, async move {
+                scram_users::alter(&agent, &caller, req).await
+            })
         }
         ApiKey::DescribeUserScramCredentials => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                scram_users::describe(&agent, req).await
+                scram_users::describe(&agent, &caller, req).await
             })
         }
-        ApiKey::Produce => produce::route(agent, header, decode(api, version, &mut body)?).await,
+        ApiKey::CreateAcls => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                acls::create(&agent, &caller, req).await
+            })
+        }
+        ApiKey::DescribeAcls => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                acls::describe(&agent, &caller, req).await
+            })
+        }
+        ApiKey::DeleteAcls => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                acls::delete(&agent, &caller, req).await
+            })
+        }
+        ApiKey::Produce => {
+            produce::route(agent, &caller, header, decode(api, version, &mut body)?).await
+        }
         ApiKey::Fetch => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                fetch::handle(&agent, version, req).await
+                fetch::handle(&agent, &caller, version, req).await
             })
         }
         ApiKey::ListOffsets => {
@@ -211,7 +231,7 @@ pub async fn route(
         ApiKey::Metadata => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                metadata::handle(&agent, version, req, slotted).await
+                metadata::handle(&agent, &caller, version, req, slotted).await
             })
         }
         ApiKey::ApiVersions => {
@@ -235,7 +255,7 @@ pub async fn route(
         ApiKey::CreateTopics => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                create_topics::handle(&agent, version, req).await
+                create_topics::handle(&agent, &caller, version, req).await
             })
         }
         ApiKey::CreatePartitions => {
@@ -247,7 +267,7 @@ pub async fn route(
         ApiKey::DeleteTopics => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                delete_topics::handle(&agent, version, req).await
+                delete_topics::handle(&agent, &caller, version, req).await
             })
         }
         ApiKey::InitProducerId => {
@@ -341,7 +361,7 @@ pub async fn route(
         ApiKey::DeleteRecords => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                delete_records::handle(&agent, req).await
+                delete_records::handle(&agent, &caller, req).await
             })
         }
         ApiKey::IncrementalAlterConfigs => {

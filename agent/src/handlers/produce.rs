@@ -13,6 +13,7 @@ use skiff_metastore::types::{TopicMeta, TopicPartition};
 use tracing::debug;
 
 use super::{encode, str_bytes, Pending};
+use crate::acl::{resource, Caller, Operation};
 use crate::batcher::{AppendError, Appended, Entry};
 use crate::context::Agent;
 use crate::metrics::RefusalLabels;
@@ -43,7 +44,12 @@ fn failed(code: i16, message: Option<String>) -> Slot {
 
 /// Validates the request and queues its batches (in request order, on the connection's task);
 /// the returned future waits for the flush that commits them.
-pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest) -> Pending {
+pub async fn route(
+    agent: Arc<Agent>,
+    caller: &Caller,
+    header: RequestHeader,
+    req: ProduceRequest,
+) -> Pending {
     let started = Instant::now();
     agent.metrics.produce_requests.inc();
     let mut entries: Vec<Entry> = Vec::new();
@@ -64,9 +70,11 @@ pub async fn route(agent: Arc<Agent>, header: RequestHeader, req: ProduceRequest
             None
         };
         let mut topic_slots = Vec::with_capacity(topic.partition_data.len());
+        let may_write = agent.allowed(caller, Operation::Write, resource::TOPIC, &topic.name);
         for p in &topic.partition_data {
             let slot = match (&meta, acks_valid) {
                 (_, false) => failed(codes::INVALID_REQUIRED_ACKS, None),
+                _ if !may_write => failed(codes::TOPIC_AUTHORIZATION_FAILED, None),
                 (None, _) => failed(codes::UNKNOWN_TOPIC_OR_PARTITION, None),
                 (Some(m), _) if !(0..m.partitions).contains(&p.index) => {
                     failed(codes::UNKNOWN_TOPIC_OR_PARTITION, None)

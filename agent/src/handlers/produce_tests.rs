@@ -113,11 +113,16 @@ async fn produce_to(
         .with_request_api_key(ApiKey::Produce as i16)
         .with_request_api_version(VERSION)
         .with_correlation_id(1);
-    let answer = route(t.agent.clone(), header, req)
-        .await
-        .await
-        .expect("answered")
-        .expect("a response for acks=-1");
+    let answer = route(
+        t.agent.clone(),
+        &crate::test_support::anonymous(),
+        header,
+        req,
+    )
+    .await
+    .await
+    .expect("answered")
+    .expect("a response for acks=-1");
     let mut buf = answer.slice(4..);
     ResponseHeader::decode(&mut buf, ApiKey::Produce.response_header_version(VERSION))
         .expect("response header");

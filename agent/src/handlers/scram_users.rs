@@ -16,6 +16,7 @@ use skiff_metastore::security::{
     AlterScramCredentials, ScramDeletion, ScramMechanism, ScramUpsertion,
 };
 
+use crate::acl::{resource, Caller, Operation};
 use crate::context::Agent;
 use crate::protocol::codes;
 use crate::sasl::scram;
@@ -25,8 +26,32 @@ type Verdict = (i16, Option<&'static str>);
 
 pub async fn alter(
     agent: &Agent,
+    caller: &Caller,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    if !agent.allowed(
+        caller,
+        Operation::Alter,
+        resource::CLUSTER,
+        resource::CLUSTER_NAME,
+    ) {
+        let mut users: Vec<String> = req
+            .deletions
+            .iter()
+            .map(|d| d.name.to_string())
+            .chain(req.upsertions.iter().map(|u| u.name.to_string()))
+            .collect();
+        users.dedup();
+        let results = users
+            .into_iter()
+            .map(|user| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(StrBytes::from_string(user))
+                    .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED)
+            })
+            .collect();
+        return AlterUserScramCredentialsResponse::default().with_results(results);
+    }
     // Users in the order the request first names them, each with the first problem found.
     let mut users: Vec<(String, Option<Verdict>)> = Vec::new();
     let mut note =
@@ -118,13 +143,18 @@ pub async fn alter(
     } else {
         agent.metastore.alter_scram_credentials(change).await
     };
+    let answers: std::collections::HashMap<&str, &Result<(), skiff_metastore::types::MetaError>> =
+        match &applied {
+            Ok(answers) => answers.iter().map(|(u, r)| (u.as_str(), r)).collect(),
+            Err(_) => Default::default(),
+        };
     let results = users
         .iter()
         .map(|(user, verdict)| {
             let (code, message) = match (verdict, &applied) {
                 (Some((code, message)), _) => (*code, message.map(str::to_owned)),
-                (None, Ok(answers)) => match answers.iter().find(|(u, _)| u == user) {
-                    Some((_, Err(e))) => (codes::meta_error(e), Some(e.to_string())),
+                (None, Ok(_)) => match answers.get(user.as_str()) {
+                    Some(Err(e)) => (codes::meta_error(e), Some(e.to_string())),
                     _ => (codes::NONE, None),
                 },
                 (None, Err(e)) => (codes::metastore_error(e), Some(e.to_string())),
@@ -162,8 +192,21 @@ fn check(user: &str, mechanism: i8, twice: &BTreeSet<String>) -> Result<(), Verd
 
 pub async fn describe(
     agent: &Agent,
+    caller: &Caller,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !agent.allowed(
+        caller,
+        Operation::Describe,
+        resource::CLUSTER,
+        resource::CLUSTER_NAME,
+    ) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED)
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     let names: Option<Vec<String>> = req
         .users
         .as_ref()
@@ -193,6 +236,8 @@ pub async fn describe(
     let results = match names {
         None => found.iter().map(describe).collect(),
         Some(names) => {
+            let by_name: std::collections::HashMap<&str, &skiff_metastore::security::ScramUser> =
+                found.iter().map(|u| (u.user.as_str(), u)).collect();
             let dup = crate::handlers::duplicates(names.iter());
             let mut answered = BTreeSet::new();
             names
@@ -207,7 +252,7 @@ pub async fn describe(
                             .with_error_message(Some(StrBytes::from_static_str(
                                 "Cannot describe SCRAM credentials for the same user twice in a single request",
                             )))
-                    } else if let Some(user) = found.iter().find(|u| &u.user == name) {
+                    } else if let Some(user) = by_name.get(name.as_str()) {
                         describe(user)
                     } else {
                         result

@@ -209,6 +209,9 @@ const API_SCHEMAS: &[ApiSchema] = &[
     ),
     api(ApiKey::DescribeCluster, 0, 2, 0, admin::DESCRIBE_CLUSTER),
     api(ApiKey::SaslHandshake, 0, 1, N, security::SASL_HANDSHAKE), // never flexible
+    api(ApiKey::DescribeAcls, 1, 3, 2, security::DESCRIBE_ACLS),
+    api(ApiKey::CreateAcls, 1, 3, 2, security::CREATE_ACLS),
+    api(ApiKey::DeleteAcls, 1, 3, 2, security::DELETE_ACLS),
     api(
         ApiKey::SaslAuthenticate,
         0,

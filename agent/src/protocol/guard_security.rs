@@ -34,3 +34,32 @@ pub(super) const DESCRIBE_USER_SCRAM_CREDENTIALS: &[Field] = &[
 const USER_NAME: &[Field] = &[
     f(Str, 0, N), // name
 ];
+
+pub(super) const CREATE_ACLS: &[Field] = &[
+    f(Array(&Struct(ACL_CREATION)), 0, N), // creations
+];
+const ACL_CREATION: &[Field] = &[
+    f(Int8, 0, N), // resource_type
+    f(Str, 0, N),  // resource_name
+    f(Int8, 1, N), // resource_pattern_type
+    f(Str, 0, N),  // principal
+    f(Str, 0, N),  // host
+    f(Int8, 0, N), // operation
+    f(Int8, 0, N), // permission_type
+];
+
+pub(super) const DESCRIBE_ACLS: &[Field] = ACL_FILTER;
+
+const ACL_FILTER: &[Field] = &[
+    f(Int8, 0, N),        // resource_type_filter
+    f(NullableStr, 0, N), // resource_name_filter
+    f(Int8, 1, N),        // pattern_type_filter
+    f(NullableStr, 0, N), // principal_filter
+    f(NullableStr, 0, N), // host_filter
+    f(Int8, 0, N),        // operation
+    f(Int8, 0, N),        // permission_type
+];
+
+pub(super) const DELETE_ACLS: &[Field] = &[
+    f(Array(&Struct(ACL_FILTER)), 0, N), // filters
+];

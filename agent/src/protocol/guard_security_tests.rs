@@ -4,6 +4,9 @@ use bytes::Bytes;
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     AlterUserScramCredentialsRequest, ScramCredentialDeletion, ScramCredentialUpsertion,
 };
+use kafka_protocol::messages::create_acls_request::{AclCreation, CreateAclsRequest};
+use kafka_protocol::messages::delete_acls_request::{DeleteAclsFilter, DeleteAclsRequest};
+use kafka_protocol::messages::describe_acls_request::DescribeAclsRequest;
 use kafka_protocol::messages::describe_user_scram_credentials_request::{
     DescribeUserScramCredentialsRequest, UserName,
 };
@@ -13,7 +16,63 @@ use kafka_protocol::protocol::{Decodable, Message, VersionRange};
 use super::{encode, s, tags};
 
 pub(super) fn samples(api: ApiKey, v: i16) -> Option<Vec<Bytes>> {
+    let t = |flexible: bool| if flexible { tags() } else { Default::default() };
     Some(match api {
+        ApiKey::CreateAcls => {
+            let creation = AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_name(s("orders"))
+                .with_resource_pattern_type(if v >= 1 { 4 } else { 3 })
+                .with_principal(s("User:alice"))
+                .with_host(s("*"))
+                .with_operation(3)
+                .with_permission_type(3)
+                .with_unknown_tagged_fields(t(v >= 2));
+            vec![
+                encode(
+                    CreateAclsRequest::default()
+                        .with_creations(vec![creation.clone(), creation])
+                        .with_unknown_tagged_fields(t(v >= 2)),
+                    v,
+                ),
+                encode(CreateAclsRequest::default(), v),
+            ]
+        }
+        ApiKey::DescribeAcls => vec![
+            encode(
+                DescribeAclsRequest::default()
+                    .with_resource_type_filter(2)
+                    .with_resource_name_filter(Some(s("orders")))
+                    .with_pattern_type_filter(if v >= 1 { 2 } else { 3 })
+                    .with_principal_filter(Some(s("User:alice")))
+                    .with_host_filter(None)
+                    .with_operation(1)
+                    .with_permission_type(1)
+                    .with_unknown_tagged_fields(t(v >= 2)),
+                v,
+            ),
+            encode(DescribeAclsRequest::default(), v),
+        ],
+        ApiKey::DeleteAcls => {
+            let filter = DeleteAclsFilter::default()
+                .with_resource_type_filter(1)
+                .with_resource_name_filter(None)
+                .with_pattern_type_filter(if v >= 1 { 1 } else { 3 })
+                .with_principal_filter(Some(s("User:bob")))
+                .with_host_filter(Some(s("*")))
+                .with_operation(1)
+                .with_permission_type(1)
+                .with_unknown_tagged_fields(t(v >= 2));
+            vec![
+                encode(
+                    DeleteAclsRequest::default()
+                        .with_filters(vec![filter.clone(), filter])
+                        .with_unknown_tagged_fields(t(v >= 2)),
+                    v,
+                ),
+                encode(DeleteAclsRequest::default(), v),
+            ]
+        }
         ApiKey::SaslHandshake => vec![
             encode(
                 SaslHandshakeRequest::default().with_mechanism(s("SCRAM-SHA-512")),
@@ -79,6 +138,9 @@ pub(super) fn samples(api: ApiKey, v: i16) -> Option<Vec<Bytes>> {
 
 pub(super) fn kafka_versions(api: ApiKey) -> Option<VersionRange> {
     Some(match api {
+        ApiKey::CreateAcls => CreateAclsRequest::VERSIONS,
+        ApiKey::DescribeAcls => DescribeAclsRequest::VERSIONS,
+        ApiKey::DeleteAcls => DeleteAclsRequest::VERSIONS,
         ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
         ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
         ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
@@ -94,6 +156,9 @@ pub(super) fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Option<Result<us
         Ok(body.len() - buf.len())
     }
     Some(match api {
+        ApiKey::CreateAcls => len::<CreateAclsRequest>(v, body),
+        ApiKey::DescribeAcls => len::<DescribeAclsRequest>(v, body),
+        ApiKey::DeleteAcls => len::<DeleteAclsRequest>(v, body),
         ApiKey::SaslHandshake => len::<SaslHandshakeRequest>(v, body),
         ApiKey::SaslAuthenticate => len::<SaslAuthenticateRequest>(v, body),
         ApiKey::AlterUserScramCredentials => len::<AlterUserScramCredentialsRequest>(v, body),

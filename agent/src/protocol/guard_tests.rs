@@ -849,8 +849,10 @@ fn walk_takes_exactly_what_kafka_protocol_encodes() {
 #[test]
 fn unknown_api_and_version_are_refused() {
     assert_eq!(
-        check_request_body(ApiKey::DescribeAcls as i16, 0, &[]),
-        Err(GuardError::UnknownApi(ApiKey::DescribeAcls as i16))
+        check_request_body(ApiKey::DescribeDelegationToken as i16, 0, &[]),
+        Err(GuardError::UnknownApi(
+            ApiKey::DescribeDelegationToken as i16
+        ))
     );
     assert_eq!(
         check_request_body(-1, 0, &[]),

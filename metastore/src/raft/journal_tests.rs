@@ -686,6 +686,24 @@ fn every_command() -> Vec<Command> {
                 mechanism: crate::security::ScramMechanism::Sha256,
             }],
         }),
+        Command::CreateAcls(vec![crate::security::AclBinding {
+            resource_type: 2,
+            resource_name: "orders".into(),
+            pattern_type: 3,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: 3,
+            permission_type: 3,
+        }]),
+        Command::DeleteAcls(vec![crate::security::AclFilter {
+            resource_type: 1,
+            resource_name: None,
+            pattern_type: 2,
+            principal: Some("User:bob".into()),
+            host: None,
+            operation: 1,
+            permission_type: 1,
+        }]),
     ]
 }
 

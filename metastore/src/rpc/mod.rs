@@ -119,6 +119,8 @@ pub enum Read {
     },
     /// The users named, or all of them (DescribeUserScramCredentials).
     ScramUsers(Option<Vec<String>>),
+    /// Every ACL binding; agents read it every few seconds to apply changes.
+    Acls,
 }
 
 /// ListTransactions' filters (KIP-664, KIP-994): an empty list passes everything;
@@ -155,6 +157,7 @@ pub enum ReadAnswer {
     GroupPartitions(Vec<GroupPartition>),
     ScramCredential(Option<crate::security::ScramCredential>),
     ScramUsers(Vec<crate::security::ScramUser>),
+    Acls(crate::security::Acls),
 }
 
 /// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after
