@@ -185,3 +185,80 @@ def test_invalid_bindings_are_refused(acl_broker):
     bad = AclBinding(ResourceType.BROKER, "not-the-cluster", ResourcePatternType.LITERAL, "User:alice", "*", AclOperation.ALTER, AclPermissionType.ALLOW)
     with pytest.raises(KafkaException, match="(?i)kafka-cluster|invalid"):
         admin(acl_broker).create_acls([bad])[bad].result(30)
+
+
+def test_consumer_groups_need_read_on_the_group(acl_broker):
+    topic = f"acl-group-{uuid.uuid4().hex[:6]}"
+    group = f"acl-readers-{uuid.uuid4().hex[:6]}"
+    create_topic(acl_broker, topic)
+    assert produce(acl_broker, "admin", topic) == 0
+    create_acls(acl_broker, [acl(topic, "alice", AclOperation.READ)])
+
+    def subscribe_and_commit() -> int:
+        c = clients.consumer(acl_broker.bootstrap, **conf(acl_broker, "alice"), **{
+            "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        })
+        try:
+            c.subscribe([topic])
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                msg = c.poll(0.5)
+                if msg is None:
+                    continue
+                if msg.error():
+                    return msg.error().code()
+                c.commit(message=msg, asynchronous=False)
+                return 0
+            return -1
+        except KafkaException as e:
+            return e.args[0].code()
+        finally:
+            c.close()
+
+    eventually("the topic ACL reaches the agent", lambda: consume(acl_broker, "alice", topic) == 0)
+    assert subscribe_and_commit() == KafkaError.GROUP_AUTHORIZATION_FAILED
+    create_acls(acl_broker, [acl(group, "alice", AclOperation.READ, restype=ResourceType.GROUP)])
+    eventually("alice joins the group and commits", lambda: subscribe_and_commit() == 0)
+
+
+def test_transactions_need_write_on_the_transactional_id(acl_broker):
+    topic = f"acl-txn-{uuid.uuid4().hex[:6]}"
+    txn = f"acl-txn-id-{uuid.uuid4().hex[:6]}"
+    create_topic(acl_broker, topic)
+    create_acls(acl_broker, [acl(topic, "alice", AclOperation.WRITE)])
+    eventually("alice may write", lambda: produce(acl_broker, "alice", topic) == 0)
+
+    def init() -> int:
+        p = Producer({**conf(acl_broker, "alice"), "transactional.id": txn})
+        try:
+            p.init_transactions(15)
+            p.begin_transaction()
+            p.produce(topic, b"in a transaction")
+            p.commit_transaction(15)
+            return 0
+        except KafkaException as e:
+            return e.args[0].code()
+
+    assert init() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    create_acls(acl_broker, [acl(txn, "alice", AclOperation.WRITE, restype=ResourceType.TRANSACTIONAL_ID)])
+    eventually("alice's transaction commits", lambda: init() == 0)
+
+
+def test_configs_need_describe_configs_and_alter_configs(acl_broker):
+    from confluent_kafka.admin import ConfigResource
+
+    topic = f"acl-configs-{uuid.uuid4().hex[:6]}"
+    create_topic(acl_broker, topic)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    with pytest.raises(KafkaException, match="(?i)authoriz"):
+        admin(acl_broker, "alice").describe_configs([resource])[resource].result(30)
+    create_acls(acl_broker, [acl(topic, "alice", AclOperation.ALTER_CONFIGS)])
+
+    def described() -> bool:
+        try:
+            return "retention.ms" in admin(acl_broker, "alice").describe_configs([resource])[resource].result(30)
+        except KafkaException:
+            return False
+
+    # ALTER_CONFIGS implies DESCRIBE_CONFIGS.
+    eventually("alice may describe the topic's configs", described)

@@ -17,7 +17,7 @@ use skiff_metastore::security::codes::{ALL, ALLOW, DENY, LITERAL, PREFIXED};
 use skiff_metastore::security::{AclBinding, Acls};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use crate::authz::Operation;
 
@@ -160,16 +160,10 @@ impl Authorizer {
         every: Duration,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-                if let Err(e) = self.refresh(metastore.as_ref()).await {
-                    warn!(error = %e, "reading the ACLs failed; keeping the last");
-                }
-            }
+        crate::refresh::every("ACLs", every, shutdown, move || {
+            let this = self.clone();
+            let metastore = metastore.clone();
+            async move { this.refresh(metastore.as_ref()).await }
         })
     }
 }

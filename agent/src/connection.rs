@@ -148,6 +148,15 @@ impl Activity {
     }
 }
 
+/// The client's address, once the socket is set to send at once (answers are whole frames).
+fn peer_of(stream: &TcpStream) -> String {
+    let _ = stream.set_nodelay(true);
+    stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
 /// Serves one plaintext TCP connection.
 pub async fn serve(
     agent: Arc<Agent>,
@@ -155,11 +164,7 @@ pub async fn serve(
     memory: RequestMemory,
     shutdown: CancellationToken,
 ) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let _ = stream.set_nodelay(true);
+    let peer = peer_of(&stream);
     let (read_half, write_half) = stream.into_split();
     serve_halves(agent, read_half, write_half, peer, None, memory, shutdown).await;
 }
@@ -174,11 +179,7 @@ pub async fn serve_tls(
     memory: RequestMemory,
     shutdown: CancellationToken,
 ) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let _ = stream.set_nodelay(true);
+    let peer = peer_of(&stream);
     let handshake = tls.acceptor().accept(stream);
     let stream = tokio::select! {
         done = tokio::time::timeout(agent.config.request_read_timeout, handshake) => match done {

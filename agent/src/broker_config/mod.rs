@@ -22,7 +22,7 @@ use skiff_metastore::client::{MetastoreClient, MetastoreError};
 use skiff_metastore::types::{BrokerConfigs, ConfigOp};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::AgentConfig;
 use table::{Mode, Row, Setting, Static, Type};
@@ -82,16 +82,10 @@ impl DynamicConfigs {
         every: Duration,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-                if let Err(e) = self.refresh(metastore.as_ref()).await {
-                    warn!(error = %e, "reading the dynamic broker configs failed; keeping the last");
-                }
-            }
+        crate::refresh::every("dynamic broker configs", every, shutdown, move || {
+            let this = self.clone();
+            let metastore = metastore.clone();
+            async move { this.refresh(metastore.as_ref()).await }
         })
     }
 }

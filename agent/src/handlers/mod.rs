@@ -20,6 +20,7 @@ pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
+mod gate;
 pub mod group;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -43,7 +44,9 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tracing::warn;
 
+use crate::acl;
 use crate::context::Agent;
+use crate::protocol::codes;
 use crate::protocol::frame::{decode_header, encode_response, peek_prefix};
 use crate::protocol::{guard, versions};
 use crate::session::Session;
@@ -172,6 +175,13 @@ pub async fn route(
     let agent = agent.clone();
     let slotted = session.slotted();
     let caller = session.caller();
+    // The answer to a request the authorizer refuses whole (see `gate`).
+    macro_rules! refuse {
+        ($answer:expr) => {
+            return Ok(respond_now(api, version, header.correlation_id, &$answer))
+        };
+    }
+    let group_ok = |op, g: &str| gate::group(&agent, &caller, op, g);
     Ok(match api {
         ApiKey::SaslHandshake => {
             let req = decode(api, version, &mut body)?;
@@ -223,9 +233,34 @@ pub async fn route(
             })
         }
         ApiKey::ListOffsets => {
-            let req = decode(api, version, &mut body)?;
+            let mut req: kafka_protocol::messages::ListOffsetsRequest =
+                decode(api, version, &mut body)?;
+            let (allowed, refused): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut req.topics).into_iter().partition(|t| {
+                    gate::topic_allowed(&agent, &caller, acl::Operation::Describe, &t.name)
+                });
+            req.topics = allowed;
             respond(api, header, async move {
-                list_offsets::handle(&agent, version, req).await
+                let mut answer = list_offsets::handle(&agent, version, req).await;
+                answer.topics.extend(refused.into_iter().map(|t| {
+                    use kafka_protocol::messages::list_offsets_response as r;
+                    r::ListOffsetsTopicResponse::default()
+                        .with_name(t.name)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    r::ListOffsetsPartitionResponse::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                                        .with_timestamp(-1)
+                                        .with_offset(-1)
+                                        .with_leader_epoch(-1)
+                                })
+                                .collect(),
+                        )
+                }));
+                answer
             })
         }
         ApiKey::Metadata => {
@@ -259,9 +294,21 @@ pub async fn route(
             })
         }
         ApiKey::CreatePartitions => {
-            let req = decode(api, version, &mut body)?;
+            let mut req: kafka_protocol::messages::CreatePartitionsRequest =
+                decode(api, version, &mut body)?;
+            let (allowed, refused): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut req.topics).into_iter().partition(|t| {
+                    gate::topic_allowed(&agent, &caller, acl::Operation::Alter, &t.name)
+                });
+            req.topics = allowed;
             respond(api, header, async move {
-                create_partitions::handle(&agent, req).await
+                let mut answer = create_partitions::handle(&agent, req).await;
+                answer.results.extend(refused.into_iter().map(|t| {
+                    kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult::default()
+                        .with_name(t.name)
+                        .with_error_code(codes::TOPIC_AUTHORIZATION_FAILED)
+                }));
+                answer
             })
         }
         ApiKey::DeleteTopics => {
@@ -272,25 +319,46 @@ pub async fn route(
         }
         ApiKey::InitProducerId => {
             let req = decode(api, version, &mut body)?;
+            if let Some(refusal) = gate::init_producer_id(&agent, &caller, &req) {
+                refuse!(refusal);
+            }
             respond(api, header, async move {
                 init_producer_id::handle(&agent, req).await
             })
         }
         ApiKey::FindCoordinator => {
-            let req = decode(api, version, &mut body)?;
+            let mut req = decode(api, version, &mut body)?;
+            let (refused, whole) = gate::find_coordinator(&agent, &caller, version, &mut req);
+            if let Some(refusal) = whole {
+                refuse!(refusal);
+            }
             respond(api, header, async move {
-                find_coordinator::handle(&agent, version, req)
+                let mut answer = find_coordinator::handle(&agent, version, req);
+                answer.coordinators.extend(refused);
+                answer
             })
         }
         ApiKey::JoinGroup => {
-            let req = decode(api, version, &mut body)?;
+            let req: kafka_protocol::messages::JoinGroupRequest = decode(api, version, &mut body)?;
+            if !group_ok(acl::Operation::Read, &req.group_id) {
+                refuse!(kafka_protocol::messages::JoinGroupResponse::default()
+                    .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+                    .with_generation_id(-1));
+            }
             let (client_id, host) = client_of(&header, peer);
             respond(api, header, async move {
                 group::join(&agent, version, client_id, host, req).await
             })
         }
         ApiKey::ConsumerGroupHeartbeat => {
-            let req = decode(api, version, &mut body)?;
+            let req: kafka_protocol::messages::ConsumerGroupHeartbeatRequest =
+                decode(api, version, &mut body)?;
+            if !group_ok(acl::Operation::Read, &req.group_id) {
+                refuse!(
+                    kafka_protocol::messages::ConsumerGroupHeartbeatResponse::default()
+                        .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+                );
+            }
             let (client_id, host) = client_of(&header, peer);
             respond(api, header, async move {
                 consumer_group::heartbeat(&agent, version, client_id, host, req).await
@@ -303,17 +371,29 @@ pub async fn route(
             })
         }
         ApiKey::SyncGroup => {
-            let req = decode(api, version, &mut body)?;
+            let req: kafka_protocol::messages::SyncGroupRequest = decode(api, version, &mut body)?;
+            if !group_ok(acl::Operation::Read, &req.group_id) {
+                refuse!(kafka_protocol::messages::SyncGroupResponse::default()
+                    .with_error_code(codes::GROUP_AUTHORIZATION_FAILED));
+            }
             respond(api, header, async move {
                 group::sync(&agent, version, req).await
             })
         }
         ApiKey::Heartbeat => {
-            let req = decode(api, version, &mut body)?;
+            let req: kafka_protocol::messages::HeartbeatRequest = decode(api, version, &mut body)?;
+            if !group_ok(acl::Operation::Read, &req.group_id) {
+                refuse!(kafka_protocol::messages::HeartbeatResponse::default()
+                    .with_error_code(codes::GROUP_AUTHORIZATION_FAILED));
+            }
             respond(api, header, async move { group::heartbeat(&agent, req) })
         }
         ApiKey::LeaveGroup => {
-            let req = decode(api, version, &mut body)?;
+            let req: kafka_protocol::messages::LeaveGroupRequest = decode(api, version, &mut body)?;
+            if !group_ok(acl::Operation::Read, &req.group_id) {
+                refuse!(kafka_protocol::messages::LeaveGroupResponse::default()
+                    .with_error_code(codes::GROUP_AUTHORIZATION_FAILED));
+            }
             respond(
                 api,
                 header,
@@ -323,35 +403,120 @@ pub async fn route(
         ApiKey::ListGroups => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                group::list(&agent, version, req).await
+                let mut answer = group::list(&agent, version, req).await;
+                // Kafka lists only the groups the caller may describe (all of them with
+                // DESCRIBE on the cluster).
+                let cluster = agent.allowed(
+                    &caller,
+                    acl::Operation::Describe,
+                    acl::resource::CLUSTER,
+                    acl::resource::CLUSTER_NAME,
+                );
+                if !cluster {
+                    answer.groups.retain(|g| {
+                        gate::group(&agent, &caller, acl::Operation::Describe, &g.group_id)
+                    });
+                }
+                answer
             })
         }
         ApiKey::DescribeGroups => {
-            let req = decode(api, version, &mut body)?;
+            let mut req: kafka_protocol::messages::DescribeGroupsRequest =
+                decode(api, version, &mut body)?;
+            let (allowed, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut req.groups)
+                .into_iter()
+                .partition(|g| group_ok(acl::Operation::Describe, g));
+            req.groups = allowed;
             respond(api, header, async move {
-                group::describe(&agent, version, req).await
+                let mut answer = if req.groups.is_empty() {
+                    Default::default()
+                } else {
+                    group::describe(&agent, version, req).await
+                };
+                answer.groups.extend(refused.into_iter().map(|g| {
+                    kafka_protocol::messages::describe_groups_response::DescribedGroup::default()
+                        .with_group_id(g)
+                        .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+                        .with_authorized_operations(crate::authz::NOT_REQUESTED)
+                }));
+                answer
             })
         }
         ApiKey::DeleteGroups => {
-            let req = decode(api, version, &mut body)?;
-            respond(api, header, async move { group::delete(&agent, req).await })
+            let mut req: kafka_protocol::messages::DeleteGroupsRequest =
+                decode(api, version, &mut body)?;
+            let (allowed, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut req.groups_names)
+                .into_iter()
+                .partition(|g| group_ok(acl::Operation::Delete, g));
+            req.groups_names = allowed;
+            respond(api, header, async move {
+                let mut answer = if req.groups_names.is_empty() {
+                    Default::default()
+                } else {
+                    group::delete(&agent, req).await
+                };
+                answer.results.extend(refused.into_iter().map(|g| {
+                    kafka_protocol::messages::delete_groups_response::DeletableGroupResult::default(
+                    )
+                    .with_group_id(g)
+                    .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+                }));
+                answer
+            })
         }
         ApiKey::OffsetCommit => {
-            let req = decode(api, version, &mut body)?;
-            respond(
-                api,
-                header,
-                async move { offsets::commit(&agent, req).await },
-            )
+            let mut req = decode(api, version, &mut body)?;
+            let refused = match gate::offset_commit(&agent, &caller, &mut req) {
+                Ok(refused) => refused,
+                Err(refusal) => refuse!(refusal),
+            };
+            respond(api, header, async move {
+                let mut answer = if req.topics.is_empty() {
+                    Default::default()
+                } else {
+                    offsets::commit(&agent, req).await
+                };
+                answer.topics.extend(refused);
+                answer
+            })
         }
         ApiKey::OffsetFetch => {
-            let req = decode(api, version, &mut body)?;
+            let req: kafka_protocol::messages::OffsetFetchRequest =
+                decode(api, version, &mut body)?;
+            let denied = if version >= 8 {
+                req.groups
+                    .iter()
+                    .any(|g| !group_ok(acl::Operation::Describe, &g.group_id))
+            } else {
+                !group_ok(acl::Operation::Describe, &req.group_id)
+            };
+            if denied {
+                // One group refused refuses the request: the batched form's groups are all
+                // one consumer's, in practice.
+                let groups = req
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+                    })
+                    .collect();
+                refuse!(kafka_protocol::messages::OffsetFetchResponse::default()
+                    .with_error_code(codes::GROUP_AUTHORIZATION_FAILED)
+                    .with_groups(groups));
+            }
             respond(api, header, async move {
                 offsets::fetch(&agent, version, req).await
             })
         }
         ApiKey::OffsetDelete => {
-            let req = decode(api, version, &mut body)?;
+            let req: kafka_protocol::messages::OffsetDeleteRequest =
+                decode(api, version, &mut body)?;
+            if !group_ok(acl::Operation::Delete, &req.group_id) {
+                refuse!(kafka_protocol::messages::OffsetDeleteResponse::default()
+                    .with_error_code(codes::GROUP_AUTHORIZATION_FAILED));
+            }
             respond(
                 api,
                 header,
@@ -365,21 +530,75 @@ pub async fn route(
             })
         }
         ApiKey::IncrementalAlterConfigs => {
-            let req = decode(api, version, &mut body)?;
+            let mut req: kafka_protocol::messages::IncrementalAlterConfigsRequest =
+                decode(api, version, &mut body)?;
+            let mut refused = Vec::new();
+            req.resources.retain(|r| {
+                let code = gate::config_resource(
+                    &agent, &caller, acl::Operation::AlterConfigs, r.resource_type, &r.resource_name,
+                );
+                if let Some(code) = code {
+                    refused.push(
+                        kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                            .with_error_code(code)
+                            .with_resource_type(r.resource_type)
+                            .with_resource_name(r.resource_name.clone()),
+                    );
+                }
+                code.is_none()
+            });
             respond(api, header, async move {
-                alter_configs::incremental(&agent, req).await
+                let mut answer = alter_configs::incremental(&agent, req).await;
+                answer.responses.extend(refused);
+                answer
             })
         }
         ApiKey::AlterConfigs => {
-            let req = decode(api, version, &mut body)?;
+            let mut req: kafka_protocol::messages::AlterConfigsRequest =
+                decode(api, version, &mut body)?;
+            let mut refused = Vec::new();
+            req.resources.retain(|r| {
+                let code = gate::config_resource(
+                    &agent, &caller, acl::Operation::AlterConfigs, r.resource_type, &r.resource_name,
+                );
+                if let Some(code) = code {
+                    refused.push(
+                        kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default()
+                            .with_error_code(code)
+                            .with_resource_type(r.resource_type)
+                            .with_resource_name(r.resource_name.clone()),
+                    );
+                }
+                code.is_none()
+            });
             respond(api, header, async move {
-                alter_configs::replace(&agent, req).await
+                let mut answer = alter_configs::replace(&agent, req).await;
+                answer.responses.extend(refused);
+                answer
             })
         }
         ApiKey::DescribeConfigs => {
-            let req = decode(api, version, &mut body)?;
+            let mut req: kafka_protocol::messages::DescribeConfigsRequest =
+                decode(api, version, &mut body)?;
+            let mut refused = Vec::new();
+            req.resources.retain(|r| {
+                let code = gate::config_resource(
+                    &agent, &caller, acl::Operation::DescribeConfigs, r.resource_type, &r.resource_name,
+                );
+                if let Some(code) = code {
+                    refused.push(
+                        kafka_protocol::messages::describe_configs_response::DescribeConfigsResult::default()
+                            .with_error_code(code)
+                            .with_resource_type(r.resource_type)
+                            .with_resource_name(r.resource_name.clone()),
+                    );
+                }
+                code.is_none()
+            });
             respond(api, header, async move {
-                describe_configs::handle(&agent, req).await
+                let mut answer = describe_configs::handle(&agent, req).await;
+                answer.results.extend(refused);
+                answer
             })
         }
         ApiKey::DescribeCluster => {
@@ -442,24 +661,36 @@ pub async fn route(
         }
         ApiKey::AddPartitionsToTxn => {
             let req = decode(api, version, &mut body)?;
+            if let Some(refusal) = gate::add_partitions_to_txn(&agent, &caller, &req) {
+                refuse!(refusal);
+            }
             respond(api, header, async move {
                 add_partitions_to_txn::handle(&agent, req).await
             })
         }
         ApiKey::AddOffsetsToTxn => {
             let req = decode(api, version, &mut body)?;
+            if let Some(refusal) = gate::add_offsets_to_txn(&agent, &caller, &req) {
+                refuse!(refusal);
+            }
             respond(api, header, async move {
                 add_offsets_to_txn::handle(&agent, req).await
             })
         }
         ApiKey::TxnOffsetCommit => {
             let req = decode(api, version, &mut body)?;
+            if let Some(refusal) = gate::txn_offset_commit(&agent, &caller, &req) {
+                refuse!(refusal);
+            }
             respond(api, header, async move {
                 txn_offset_commit::handle(&agent, req).await
             })
         }
         ApiKey::EndTxn => {
             let req = decode(api, version, &mut body)?;
+            if let Some(refusal) = gate::end_txn(&agent, &caller, &req) {
+                refuse!(refusal);
+            }
             respond(api, header, async move {
                 end_txn::handle(&agent, version, req).await
             })
