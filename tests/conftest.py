@@ -415,8 +415,14 @@ class MetastoreNode(Broker):
 
     def status(self) -> dict | None:
         """The node's /admin/status, or None when it does not answer."""
+        request = urllib.request.Request(f"http://{self.bootstrap}/admin/status")
+        secret_file = os.environ.get("SKIFF_CLUSTER_SECRET_FILE")
+        if secret_file:
+            # The cluster's RPC credential, as every process of the test reads it too.
+            secret = Path(secret_file).read_text().strip()
+            request.add_header("Authorization", f"Bearer {secret}")
         try:
-            with urllib.request.urlopen(f"http://{self.bootstrap}/admin/status", timeout=2) as resp:
+            with urllib.request.urlopen(request, timeout=2) as resp:
                 return json.loads(resp.read())
         except OSError:
             return None

@@ -31,7 +31,16 @@ def acl_broker(shared_broker_factory):
     args = ["--sasl-enabled-mechanisms", "SCRAM-SHA-512", "--super-users", "User:admin"]
     for user, pw in USERS.items():
         args += ["--scram-user", f"{user}:{pw}"]
-    return shared_broker_factory.start(*args, name="acls", protocol="SASL_PLAINTEXT")
+    broker = shared_broker_factory.start(*args, name="acls", protocol="SASL_PLAINTEXT")
+    # The tests' consumers name a group they never join (clients.UNUSED_GROUP); librdkafka still
+    # looks up its coordinator, which needs DESCRIBE on the group.
+    a = AdminClient(conf(broker, "admin"))
+    binding = AclBinding(
+        ResourceType.GROUP, clients.UNUSED_GROUP, ResourcePatternType.LITERAL, "User:*", "*",
+        AclOperation.READ, AclPermissionType.ALLOW,
+    )
+    a.create_acls([binding])[binding].result(30)
+    return broker
 
 
 def conf(broker, user: str) -> dict:

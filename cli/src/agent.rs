@@ -10,7 +10,11 @@ use crate::serve::run_agent;
 use crate::settings::RemoteAgentSettings;
 
 pub async fn run(settings: RemoteAgentSettings) -> anyhow::Result<()> {
-    let metastore = RemoteMetastore::new(settings.metastore.clone(), RemoteOptions::default())
+    let options = RemoteOptions {
+        secret: settings.cluster_secret.clone(),
+        ..RemoteOptions::default()
+    };
+    let metastore = RemoteMetastore::new(settings.metastore.clone(), options)
         .map_err(anyhow::Error::msg)
         .context("metastore client")?;
     info!(metastore = ?settings.metastore, "agent uses this metastore");

@@ -13,7 +13,11 @@ use crate::serve::{metrics_endpoint, wait_for_signal};
 use crate::settings::CompactorSettings;
 
 pub async fn run(settings: CompactorSettings) -> anyhow::Result<()> {
-    let metastore = RemoteMetastore::new(settings.metastore.clone(), RemoteOptions::default())
+    let options = RemoteOptions {
+        secret: settings.cluster_secret.clone(),
+        ..RemoteOptions::default()
+    };
+    let metastore = RemoteMetastore::new(settings.metastore.clone(), options)
         .map_err(anyhow::Error::msg)
         .context("metastore client")?;
     // The agent's metrics count the compactor's object-store requests and their cost alike.

@@ -62,6 +62,7 @@ pub async fn run_node(settings: MetastoreSettings) -> anyhow::Result<()> {
     let mut options = LocalMetastoreOptions {
         node_id: settings.node_id,
         clustered: true,
+        cluster_secret: settings.cluster_secret.clone(),
         ..Default::default()
     };
     if let Some(every) = settings.snapshot_every {
@@ -79,7 +80,12 @@ pub async fn run_node(settings: MetastoreSettings) -> anyhow::Result<()> {
             .context("opening the metastore node")?,
     );
     let shutdown = CancellationToken::new();
-    let served = tokio::spawn(server::serve(listener, node.clone(), shutdown.clone()));
+    let served = tokio::spawn(server::serve(
+        listener,
+        node.clone(),
+        settings.cluster_secret.clone(),
+        shutdown.clone(),
+    ));
     if !settings.initial_members.is_empty() {
         node.initialize(settings.initial_members.clone())
             .await
@@ -139,7 +145,7 @@ async fn catch_up_line(admin: &Admin, at: &str, id: u64) -> Option<String> {
 }
 
 pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
-    let admin = Admin::new();
+    let admin = Admin::with_secret(crate::settings::cluster_secret(None)?.as_ref());
     match cmd {
         AdminCommand::Init { at, members } => {
             admin.init(&at, parse_members(&members)?).await?;

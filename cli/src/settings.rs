@@ -283,6 +283,10 @@ pub struct AgentArgs {
     /// agent finds the leader)
     #[arg(long, env = "SKIFF_METASTORE", value_delimiter = ',')]
     metastore: Vec<String>,
+    /// File holding the cluster's RPC credential, shared by its metastore nodes, agents,
+    /// compactors and the CLI; without one the metastore's RPC takes any caller
+    #[arg(long, env = "SKIFF_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
     #[command(flatten)]
     agent: AgentFlags,
 }
@@ -295,6 +299,10 @@ pub struct CompactorArgs {
     /// The metastore nodes' RPC addresses, comma-separated host:port
     #[arg(long, env = "SKIFF_METASTORE", value_delimiter = ',')]
     metastore: Vec<String>,
+    /// File holding the cluster's RPC credential, shared by its metastore nodes, agents,
+    /// compactors and the CLI; without one the metastore's RPC takes any caller
+    #[arg(long, env = "SKIFF_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
     /// Address of the Prometheus /metrics endpoint [default: 127.0.0.1:9645]
     #[arg(long, env = "SKIFF_METRICS")]
     metrics: Option<SocketAddr>,
@@ -413,6 +421,7 @@ pub struct DevSettings {
 #[derive(Debug)]
 pub struct RemoteAgentSettings {
     pub metastore: Vec<String>,
+    pub cluster_secret: Option<skiff_metastore::rpc::ClusterSecret>,
     pub agent: AgentSettings,
 }
 
@@ -460,8 +469,13 @@ impl RemoteAgentSettings {
         if metastore.is_empty() {
             bail!("--metastore: give the metastore nodes' addresses (host:port,...)");
         }
+        let cluster_secret = cluster_secret(args.cluster_secret_file.as_deref())?;
         let agent = AgentSettings::resolve(args.agent, file, None)?;
-        Ok(Self { metastore, agent })
+        Ok(Self {
+            metastore,
+            cluster_secret,
+            agent,
+        })
     }
 }
 
@@ -857,6 +871,7 @@ impl AgentSettings {
 #[derive(Debug)]
 pub struct CompactorSettings {
     pub metastore: Vec<String>,
+    pub cluster_secret: Option<skiff_metastore::rpc::ClusterSecret>,
     pub metrics: SocketAddr,
     pub object_store: skiff_store::StoreSettings,
     pub compactor: skiff_compactor::CompactorConfig,
@@ -887,6 +902,7 @@ impl CompactorSettings {
             );
         };
         Ok(Self {
+            cluster_secret: cluster_secret(args.cluster_secret_file.as_deref())?,
             metastore,
             metrics: args
                 .metrics
@@ -1025,6 +1041,10 @@ pub struct MetastoreArgs {
     /// Where the node keeps its Raft log and snapshots [default: ./skiff-metastore]
     #[arg(long, env = "SKIFF_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// File holding the cluster's RPC credential (at least 16 printable characters): every RPC
+    /// to the node must carry it, its own to its peers do; without one the node takes any caller
+    #[arg(long, env = "SKIFF_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Initialise a new cluster with these members, id=host:port comma-separated (give the same
     /// list to every initial member; ignored once the cluster exists)
     #[arg(long, env = "SKIFF_INITIAL_MEMBERS", value_delimiter = ',')]
@@ -1041,6 +1061,7 @@ pub struct MetastoreArgs {
 
 #[derive(Debug)]
 pub struct MetastoreSettings {
+    pub cluster_secret: Option<skiff_metastore::rpc::ClusterSecret>,
     pub node_id: u64,
     pub listen: SocketAddr,
     pub advertise: String,
@@ -1082,6 +1103,7 @@ impl MetastoreSettings {
             bail!("--snapshot-log-ratio must be a number of at least 0, not {r}");
         }
         Ok(Self {
+            cluster_secret: cluster_secret(args.cluster_secret_file.as_deref())?,
             snapshot_every: args.snapshot_every,
             snapshot_log_ratio: args.snapshot_log_ratio,
             node_id,
@@ -1090,6 +1112,20 @@ impl MetastoreSettings {
             data_dir,
             initial_members,
         })
+    }
+}
+
+/// The cluster's RPC credential from `file`, or from `SKIFF_CLUSTER_SECRET_FILE` (how the CLI's
+/// admin commands find it), or none.
+pub fn cluster_secret(
+    file: Option<&Path>,
+) -> anyhow::Result<Option<skiff_metastore::rpc::ClusterSecret>> {
+    let from_env = std::env::var_os("SKIFF_CLUSTER_SECRET_FILE").map(PathBuf::from);
+    match file.map(Path::to_path_buf).or(from_env) {
+        None => Ok(None),
+        Some(path) => skiff_metastore::rpc::ClusterSecret::from_file(&path)
+            .map(Some)
+            .map_err(anyhow::Error::msg),
     }
 }
 

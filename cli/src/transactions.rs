@@ -118,6 +118,7 @@ async fn execute(cmd: TransactionsCommand) -> anyhow::Result<String> {
 fn connect(nodes: Vec<String>) -> anyhow::Result<RemoteMetastore> {
     let options = RemoteOptions {
         call_timeout: Duration::from_secs(30),
+        secret: crate::settings::cluster_secret(None)?,
         ..RemoteOptions::default()
     };
     RemoteMetastore::new(nodes, options)
@@ -370,6 +371,7 @@ mod tests {
         let served = tokio::spawn(skiff_metastore::rpc::server::serve(
             listener,
             node.clone(),
+            None,
             stop.clone(),
         ));
         let client = connect(vec![addr.clone()]).expect("client");

@@ -278,7 +278,7 @@ async fn start_node(
             .await
             .unwrap(),
     );
-    tokio::spawn(server::serve(listener, node.clone(), stop.clone()));
+    tokio::spawn(server::serve(listener, node.clone(), None, stop.clone()));
     (node, addr)
 }
 

@@ -86,6 +86,8 @@ pub struct LocalMetastoreOptions {
     /// the last one (which reads the whole state).
     pub snapshot_install_timeout: Duration,
     pub log_store: LogStoreOptions,
+    /// The credential its peers' RPCs must carry, and its own carry (a quorum's nodes share it).
+    pub cluster_secret: Option<crate::rpc::ClusterSecret>,
 }
 
 impl Default for LocalMetastoreOptions {
@@ -100,6 +102,7 @@ impl Default for LocalMetastoreOptions {
             logs_to_keep: 500,
             snapshot_install_timeout: Duration::from_secs(120),
             log_store: LogStoreOptions::default(),
+            cluster_secret: None,
         }
     }
 }
@@ -168,7 +171,7 @@ impl LocalMetastore {
 
         let snapshot_progress = SnapshotProgress::default();
         let network = if options.clustered {
-            Network::http(snapshot_progress.clone())
+            Network::http(snapshot_progress.clone(), options.cluster_secret.as_ref())
         } else {
             Network::Single
         };

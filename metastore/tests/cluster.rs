@@ -69,7 +69,9 @@ impl Node {
         let task = tokio::spawn({
             let (ms, stop) = (ms.clone(), stop.clone());
             async move {
-                server::serve(listener, ms, stop).await.expect("serve");
+                server::serve(listener, ms, None, stop)
+                    .await
+                    .expect("serve");
             }
         });
         self.running = Some((ms, stop, task));

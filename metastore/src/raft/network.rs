@@ -61,10 +61,11 @@ impl SnapshotProgress {
 }
 
 impl Network {
-    pub fn http(progress: SnapshotProgress) -> Self {
+    pub fn http(progress: SnapshotProgress, secret: Option<&crate::rpc::ClusterSecret>) -> Self {
         Self::Http(
             reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(1))
+                .default_headers(crate::rpc::ClusterSecret::client_headers(secret))
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build()
                 .unwrap_or_default(),

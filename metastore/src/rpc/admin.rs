@@ -53,9 +53,15 @@ impl Default for Admin {
 
 impl Admin {
     pub fn new() -> Self {
+        Self::with_secret(None)
+    }
+
+    /// An admin client whose calls carry the cluster's RPC credential.
+    pub fn with_secret(secret: Option<&super::ClusterSecret>) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(2))
+                .default_headers(super::ClusterSecret::client_headers(secret))
                 .build()
                 .unwrap_or_default(),
         }

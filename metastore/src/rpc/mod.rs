@@ -224,3 +224,69 @@ pub struct Status {
     #[serde(default)]
     pub snapshot_bytes: u64,
 }
+
+/// The credential every metastore RPC carries when the cluster has one: a shared secret, sent as
+/// `Authorization: Bearer …` and checked before the request's body is read. Nodes, agents,
+/// compactors and the CLI read it from the same file (`--cluster-secret-file`).
+#[derive(Clone)]
+pub struct ClusterSecret(String);
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSecret(..)")
+    }
+}
+
+/// The shortest secret accepted: guessing it must be hopeless.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+impl ClusterSecret {
+    pub fn new(secret: &str) -> Result<Self, String> {
+        let secret = secret.trim();
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the cluster secret must be at least {MIN_SECRET_BYTES} bytes"
+            ));
+        }
+        if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the cluster secret must be printable ASCII without spaces".into());
+        }
+        Ok(Self(secret.to_owned()))
+    }
+
+    pub fn from_file(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        Self::new(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The `Authorization` header that carries it.
+    pub fn header(&self) -> reqwest::header::HeaderValue {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", self.0))
+            .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+        value.set_sensitive(true);
+        value
+    }
+
+    /// Whether an `Authorization` header carries this secret; compared in time that does not
+    /// depend on where it differs.
+    pub fn admits(&self, header: &[u8]) -> bool {
+        let want = format!("Bearer {}", self.0);
+        let want = want.as_bytes();
+        header.len() == want.len()
+            && header
+                .iter()
+                .zip(want)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
+    /// Default headers for a client of the metastore's RPC.
+    pub fn client_headers(secret: Option<&Self>) -> reqwest::header::HeaderMap {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(secret) = secret {
+            headers.insert(reqwest::header::AUTHORIZATION, secret.header());
+        }
+        headers
+    }
+}

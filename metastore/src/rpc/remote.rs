@@ -33,6 +33,8 @@ pub struct RemoteOptions {
     pub call_timeout: Duration,
     /// How long a commits long-poll waits on the node before asking again.
     pub commits_wait: Duration,
+    /// The cluster's RPC credential, if it has one.
+    pub secret: Option<super::ClusterSecret>,
 }
 
 impl Default for RemoteOptions {
@@ -41,6 +43,7 @@ impl Default for RemoteOptions {
             request_timeout: Duration::from_secs(3),
             call_timeout: Duration::from_secs(8),
             commits_wait: Duration::from_secs(10),
+            secret: None,
         }
     }
 }
@@ -74,6 +77,9 @@ impl RemoteMetastore {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
+            .default_headers(super::ClusterSecret::client_headers(
+                options.secret.as_ref(),
+            ))
             .build()
             .map_err(|e| e.to_string())?;
         let (tx, commits) = watch::channel(0);

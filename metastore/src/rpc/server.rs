@@ -16,9 +16,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AddNodeRequest, CommitsQuery, InitRequest, NodeError, Read, ReadAnswer, RemoveNodeRequest,
-    Status, ADD_NODE_PATH, COMMITS_PATH, INIT_PATH, READ_PATH, REMOVE_NODE_PATH, STATUS_PATH,
-    WRITE_PATH,
+    AddNodeRequest, ClusterSecret, CommitsQuery, InitRequest, NodeError, Read, ReadAnswer,
+    RemoveNodeRequest, Status, ADD_NODE_PATH, COMMITS_PATH, INIT_PATH, READ_PATH, REMOVE_NODE_PATH,
+    STATUS_PATH, WRITE_PATH,
 };
 use crate::client::MetastoreClient;
 use crate::local::LocalMetastore;
@@ -31,8 +31,10 @@ const MAX_COMMITS_WAIT: Duration = Duration::from_secs(30);
 
 type Node = Arc<LocalMetastore>;
 
-pub fn router(node: Node) -> Router {
-    Router::new()
+/// The node's routes. With `secret`, every route but `/metrics` refuses a request without the
+/// cluster's credential (401) before its body is read.
+pub fn router(node: Node, secret: Option<ClusterSecret>) -> Router {
+    let routes = Router::new()
         .route(APPEND_PATH, post(append))
         .route(VOTE_PATH, post(vote))
         .route(SNAPSHOT_PATH, post(snapshot))
@@ -42,7 +44,15 @@ pub fn router(node: Node) -> Router {
         .route(INIT_PATH, post(init))
         .route(ADD_NODE_PATH, post(add_node))
         .route(REMOVE_NODE_PATH, post(remove_node))
-        .route(STATUS_PATH, get(status))
+        .route(STATUS_PATH, get(status));
+    let routes = match secret {
+        Some(secret) => routes.route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(secret),
+            authenticate,
+        )),
+        None => routes,
+    };
+    routes
         .route("/metrics", get(metrics))
         // Every request a node sends is bounded below this (see `crate::limits`); axum's own
         // default of 2 MB would refuse snapshot chunks and large appends.
@@ -51,12 +61,30 @@ pub fn router(node: Node) -> Router {
 }
 
 /// Serves `node` on `listener` until `shutdown` fires.
+async fn authenticate(
+    State(secret): State<Arc<ClusterSecret>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let given = request.headers().get(axum::http::header::AUTHORIZATION);
+    if given.is_some_and(|h| secret.admits(h.as_bytes())) {
+        return next.run(request).await;
+    }
+    tracing::warn!(path = %request.uri().path(), "refused a metastore RPC without the cluster's credential");
+    (
+        StatusCode::UNAUTHORIZED,
+        "the cluster's credential is missing or wrong",
+    )
+        .into_response()
+}
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     node: Node,
+    secret: Option<ClusterSecret>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node))
+    axum::serve(listener, router(node, secret))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }
