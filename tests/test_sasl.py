@@ -8,6 +8,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -251,3 +252,44 @@ def test_the_v0_handshake_exchanges_bare_tokens(sasl_broker):
             body += s.recv(size - len(body))
         assert struct.unpack(">ih", body[:6]) == (5, 0)
         s.close()
+
+
+def test_sessions_expire_and_clients_re_authenticate(broker_factory):
+    """KIP-368: with connections.max.reauth.ms, librdkafka re-authenticates before its session
+    runs out and keeps producing; a connection that does not is closed at its next request."""
+    broker = broker_factory.start(
+        "--sasl-enabled-mechanisms", "PLAIN",
+        "--scram-user", "%s:%s" % ADMIN,
+        "--allow-everyone-if-no-acl-found", "true",
+        "--connections-max-reauth-ms", "2000",
+        protocol="SASL_PLAINTEXT",
+    )
+    topic = f"sasl-reauth-{uuid.uuid4().hex[:6]}"
+    c = conf(broker, "PLAIN", *ADMIN)
+    p = clients.producer(broker.bootstrap, **c)
+    d = clients.Deliveries()
+    n = 0
+    deadline = time.monotonic() + 7
+    while time.monotonic() < deadline:
+        clients.produce(p, topic, d, n, value=b"%d" % n, partition=0)
+        n += 1
+        p.poll(0.1)
+    clients.flush(p, d, n, timeout=60)
+    assert not d.failed, d.failed[:3]
+    # Each of the producer's connections authenticated more than once.
+    assert broker.metric("skiff_authentications_total", result="succeeded") >= 4
+
+    # A raw connection that authenticates once and then waits past its session is closed.
+    s = _raw(broker)
+    s.sendall(kw.frame(kw.header_v1(17, 1, 1) + kw.string("PLAIN")))
+    (size,) = struct.unpack(">i", s.recv(4))
+    s.recv(size)
+    token = b"\x00admin\x00" + ADMIN[1].encode()
+    s.sendall(kw.frame(kw.header_v1(36, 1, 2) + struct.pack(">i", len(token)) + token))
+    (size,) = struct.unpack(">i", s.recv(4))
+    body = s.recv(size)
+    assert struct.unpack(">h", body[4:6])[0] == 0
+    time.sleep(2.5)
+    s.sendall(kw.frame(kw.header_v1(kw.API_METADATA, 1, 9) + struct.pack(">i", -1)))
+    assert s.recv(4) == b"", "served a request after the session expired"
+    s.close()
