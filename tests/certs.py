@@ -68,7 +68,11 @@ def ca(cn: str = "Skiff Test CA") -> Issued:
     return Issued(key, cert)
 
 
-def issue(issuer: Issued, cn: str, ou: str | None = None, server: bool = False) -> Issued:
+def issue(issuer: Issued, cn: str, ou: str | None = None, server: bool = False, client: bool | None = None) -> Issued:
+    """A certificate for a server (serverAuth, names localhost and 127.0.0.1), a client
+    (clientAuth), or with `server=True, client=True` both, as a metastore node's is."""
+    client = not server if client is None else client
+    uses = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
@@ -80,7 +84,7 @@ def issue(issuer: Issued, cn: str, ou: str | None = None, server: bool = False) 
         .not_valid_after(_now() + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(uses),
             critical=False,
         )
     )

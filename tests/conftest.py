@@ -388,6 +388,19 @@ def wait_for(predicate, timeout: float, interval: float = 0.05, message: str = "
         time.sleep(interval)
 
 
+def cluster_tls_context():
+    """An SSL context with the cluster CA and certificate of SKIFF_CLUSTER_TLS_CA and
+    SKIFF_CLUSTER_TLS_CERT, when the test set them; else None."""
+    ca, cert = os.environ.get("SKIFF_CLUSTER_TLS_CA"), os.environ.get("SKIFF_CLUSTER_TLS_CERT")
+    if not (ca and cert):
+        return None
+    import ssl
+
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(cert)
+    return context
+
+
 class MetastoreNode(Broker):
     """`skiff metastore`: one node of a quorum. `bootstrap` is its RPC address."""
 
@@ -415,14 +428,16 @@ class MetastoreNode(Broker):
 
     def status(self) -> dict | None:
         """The node's /admin/status, or None when it does not answer."""
-        request = urllib.request.Request(f"http://{self.bootstrap}/admin/status")
+        # The cluster's RPC credentials, as every process of the test reads them too.
+        context = cluster_tls_context()
+        scheme = "https" if context else "http"
+        request = urllib.request.Request(f"{scheme}://{self.bootstrap}/admin/status")
         secret_file = os.environ.get("SKIFF_CLUSTER_SECRET_FILE")
         if secret_file:
-            # The cluster's RPC credential, as every process of the test reads it too.
             secret = Path(secret_file).read_text().strip()
             request.add_header("Authorization", f"Bearer {secret}")
         try:
-            with urllib.request.urlopen(request, timeout=2) as resp:
+            with urllib.request.urlopen(request, timeout=2, context=context) as resp:
                 return json.loads(resp.read())
         except OSError:
             return None

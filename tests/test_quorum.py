@@ -47,9 +47,11 @@ def test_metastore_leader_killed_while_producing(broker_factory, topic):
     # The new leader's /metrics says so, and lists both agents with fresh heartbeats.
     import urllib.request
 
-    from conftest import metric_value, parse_prometheus
+    from conftest import cluster_tls_context, metric_value, parse_prometheus
 
-    with urllib.request.urlopen(f"http://{new_leader.bootstrap}/metrics", timeout=10) as resp:
+    context = cluster_tls_context()  # set when tests/test_metastore_auth.py runs this over TLS
+    scheme = "https" if context else "http"
+    with urllib.request.urlopen(f"{scheme}://{new_leader.bootstrap}/metrics", timeout=10, context=context) as resp:
         samples = parse_prometheus(resp.read().decode())
     assert metric_value(samples, "skiff_metastore_raft_role", role="leader") == 1
     assert metric_value(samples, "skiff_metastore_raft_term") >= 2

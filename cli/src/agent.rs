@@ -11,7 +11,7 @@ use crate::settings::RemoteAgentSettings;
 
 pub async fn run(settings: RemoteAgentSettings) -> anyhow::Result<()> {
     let options = RemoteOptions {
-        secret: settings.cluster_secret.clone(),
+        auth: settings.cluster_auth.clone(),
         ..RemoteOptions::default()
     };
     let metastore = RemoteMetastore::new(settings.metastore.clone(), options)

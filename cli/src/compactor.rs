@@ -14,7 +14,7 @@ use crate::settings::CompactorSettings;
 
 pub async fn run(settings: CompactorSettings) -> anyhow::Result<()> {
     let options = RemoteOptions {
-        secret: settings.cluster_secret.clone(),
+        auth: settings.cluster_auth.clone(),
         ..RemoteOptions::default()
     };
     let metastore = RemoteMetastore::new(settings.metastore.clone(), options)

@@ -62,7 +62,7 @@ pub async fn run_node(settings: MetastoreSettings) -> anyhow::Result<()> {
     let mut options = LocalMetastoreOptions {
         node_id: settings.node_id,
         clustered: true,
-        cluster_secret: settings.cluster_secret.clone(),
+        cluster_auth: settings.cluster_auth.clone(),
         ..Default::default()
     };
     if let Some(every) = settings.snapshot_every {
@@ -83,7 +83,7 @@ pub async fn run_node(settings: MetastoreSettings) -> anyhow::Result<()> {
     let served = tokio::spawn(server::serve(
         listener,
         node.clone(),
-        settings.cluster_secret.clone(),
+        settings.cluster_auth.clone(),
         shutdown.clone(),
     ));
     if !settings.initial_members.is_empty() {
@@ -145,7 +145,7 @@ async fn catch_up_line(admin: &Admin, at: &str, id: u64) -> Option<String> {
 }
 
 pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
-    let admin = Admin::with_secret(crate::settings::cluster_secret(None)?.as_ref());
+    let admin = Admin::with_auth(crate::settings::cluster::ClusterAuthFlags::from_env()?);
     match cmd {
         AdminCommand::Init { at, members } => {
             admin.init(&at, parse_members(&members)?).await?;

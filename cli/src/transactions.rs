@@ -118,7 +118,7 @@ async fn execute(cmd: TransactionsCommand) -> anyhow::Result<String> {
 fn connect(nodes: Vec<String>) -> anyhow::Result<RemoteMetastore> {
     let options = RemoteOptions {
         call_timeout: Duration::from_secs(30),
-        secret: crate::settings::cluster_secret(None)?,
+        auth: crate::settings::cluster::ClusterAuthFlags::from_env()?,
         ..RemoteOptions::default()
     };
     RemoteMetastore::new(nodes, options)
@@ -371,7 +371,7 @@ mod tests {
         let served = tokio::spawn(skiff_metastore::rpc::server::serve(
             listener,
             node.clone(),
-            None,
+            Default::default(),
             stop.clone(),
         ));
         let client = connect(vec![addr.clone()]).expect("client");

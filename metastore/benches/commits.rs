@@ -103,7 +103,12 @@ async fn run(committers: usize, total: u64) {
                 .await
                 .unwrap(),
         );
-        tokio::spawn(server::serve(listener, node.clone(), None, stop.clone()));
+        tokio::spawn(server::serve(
+            listener,
+            node.clone(),
+            Default::default(),
+            stop.clone(),
+        ));
         nodes.push(node);
     }
     let members: BTreeMap<u64, String> = (1..=3).zip(addrs.iter().cloned()).collect();

@@ -278,7 +278,12 @@ async fn start_node(
             .await
             .unwrap(),
     );
-    tokio::spawn(server::serve(listener, node.clone(), None, stop.clone()));
+    tokio::spawn(server::serve(
+        listener,
+        node.clone(),
+        Default::default(),
+        stop.clone(),
+    ));
     (node, addr)
 }
 

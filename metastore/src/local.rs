@@ -86,8 +86,9 @@ pub struct LocalMetastoreOptions {
     /// the last one (which reads the whole state).
     pub snapshot_install_timeout: Duration,
     pub log_store: LogStoreOptions,
-    /// The credential its peers' RPCs must carry, and its own carry (a quorum's nodes share it).
-    pub cluster_secret: Option<crate::rpc::ClusterSecret>,
+    /// The credentials its peers' RPCs must carry, and its own carry (a quorum's nodes share
+    /// them).
+    pub cluster_auth: crate::rpc::ClusterAuth,
 }
 
 impl Default for LocalMetastoreOptions {
@@ -102,7 +103,7 @@ impl Default for LocalMetastoreOptions {
             logs_to_keep: 500,
             snapshot_install_timeout: Duration::from_secs(120),
             log_store: LogStoreOptions::default(),
-            cluster_secret: None,
+            cluster_auth: crate::rpc::ClusterAuth::default(),
         }
     }
 }
@@ -171,7 +172,8 @@ impl LocalMetastore {
 
         let snapshot_progress = SnapshotProgress::default();
         let network = if options.clustered {
-            Network::http(snapshot_progress.clone(), options.cluster_secret.as_ref())
+            Network::http(snapshot_progress.clone(), &options.cluster_auth)
+                .map_err(|e| OpenError::Config(format!("metastore RPC client: {e}")))?
         } else {
             Network::Single
         };

@@ -69,7 +69,7 @@ impl Node {
         let task = tokio::spawn({
             let (ms, stop) = (ms.clone(), stop.clone());
             async move {
-                server::serve(listener, ms, None, stop)
+                server::serve(listener, ms, Default::default(), stop)
                     .await
                     .expect("serve");
             }

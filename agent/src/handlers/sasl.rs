@@ -6,7 +6,7 @@
 //! the connection is closed once the answer is written.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
@@ -83,6 +83,7 @@ async fn authenticate_step(
                 ))));
         }
         Exchange::Chosen(Mechanism::Plain) => plain(agent, session, &req.auth_bytes).await,
+        Exchange::Chosen(Mechanism::OAuthBearer) => oauth_bearer(session, &req.auth_bytes),
         Exchange::Chosen(Mechanism::Scram(mechanism)) => {
             scram_first(agent, session, mechanism, &req.auth_bytes).await
         }
@@ -95,6 +96,7 @@ async fn authenticate_step(
             .map(|last| Step::Done {
                 user,
                 answer: Bytes::from(last),
+                expires: None,
             })
             .map_err(|e| Failure::new(Mechanism::Scram(mechanism), e.to_string())),
     };
@@ -103,7 +105,11 @@ async fn authenticate_step(
             session.exchange = exchange;
             SaslAuthenticateResponse::default().with_auth_bytes(answer)
         }
-        Ok(Step::Done { user, answer }) => succeeded(agent, session, user, answer),
+        Ok(Step::Done {
+            user,
+            answer,
+            expires,
+        }) => succeeded(agent, session, user, answer, expires),
         Err(failure) if failure.unavailable => {
             agent.metrics.authentication("unavailable");
             return Err(Close::AuthenticationUnavailable(failure.reason));
@@ -152,7 +158,13 @@ pub async fn raw_token(
 
 enum Step {
     Continue(Exchange, Bytes),
-    Done { user: String, answer: Bytes },
+    Done {
+        user: String,
+        answer: Bytes,
+        /// When the credential itself expires (an OAUTHBEARER token): the session ends then,
+        /// if sooner than `connections.max.reauth.ms` says.
+        expires: Option<SystemTime>,
+    },
 }
 
 struct Failure {
@@ -179,6 +191,7 @@ fn succeeded(
     session: &mut Session,
     user: String,
     answer: Bytes,
+    credential_expires: Option<SystemTime>,
 ) -> SaslAuthenticateResponse {
     let principal = format!("User:{user}");
     // KIP-368: a re-authentication may renew the session, never change who it is.
@@ -194,7 +207,13 @@ fn succeeded(
                 )));
         }
     }
-    let reauth = session.sasl.as_ref().and_then(|s| s.reauth);
+    // As Kafka: with re-authentication on, a session ends at the sooner of the limit and the
+    // credential's expiry; with it off, sessions do not end.
+    let reauth = session.sasl.as_ref().and_then(|s| s.reauth).map(|limit| {
+        credential_expires.map_or(limit, |at| {
+            limit.min(at.duration_since(SystemTime::now()).unwrap_or_default())
+        })
+    });
     let lifetime_ms = reauth.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     agent.metrics.authentication("succeeded");
     info!(peer = %session.peer, %principal, "authenticated");
@@ -243,12 +262,31 @@ async fn plain(agent: &Arc<Agent>, session: &Session, message: &[u8]) -> Result<
         Ok(Step::Done {
             user: user.to_owned(),
             answer: Bytes::new(),
+            expires: None,
         })
     } else if known {
         Err(fail("wrong password"))
     } else {
         Err(fail("unknown user"))
     }
+}
+
+/// OAUTHBEARER (RFC 7628): one message carrying the token. A refused token is answered
+/// SASL_AUTHENTICATION_FAILED at once rather than with RFC 7628's error challenge, which
+/// clients answer only to be refused anyway.
+fn oauth_bearer(session: &Session, message: &[u8]) -> Result<Step, Failure> {
+    let fail = |reason: String| Failure::new(Mechanism::OAuthBearer, reason);
+    let verifier = session
+        .sasl
+        .as_ref()
+        .and_then(|s| s.oauth.clone())
+        .ok_or_else(|| fail("OAUTHBEARER has no JWKS configured".to_owned()))?;
+    let verified = verifier.verify(message).map_err(|e| fail(e.to_string()))?;
+    Ok(Step::Done {
+        user: verified.principal,
+        answer: Bytes::new(),
+        expires: Some(verified.expires),
+    })
 }
 
 async fn scram_first(

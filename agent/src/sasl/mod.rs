@@ -1,10 +1,12 @@
 //! SASL authentication (KIP-43, KIP-84, KIP-152, KIP-368): the mechanisms a listener offers and
 //! the state of one connection's exchange.
 //!
-//! Every mechanism checks against the SCRAM credentials in the metastore: SCRAM-SHA-256 and -512
+//! PLAIN and SCRAM check against the SCRAM credentials in the metastore: SCRAM-SHA-256 and -512
 //! by the exchange RFC 5802 defines, PLAIN by deriving the stored key from the password it sends
-//! (so one `skiff users add` serves both, and no password is ever stored).
+//! (so one `skiff users add` serves both, and no password is ever stored). OAUTHBEARER checks a
+//! JWT against an identity provider's published keys instead.
 
+pub mod oauthbearer;
 pub mod scram;
 
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use skiff_metastore::security::ScramMechanism;
 pub enum Mechanism {
     Plain,
     Scram(ScramMechanism),
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -23,12 +26,14 @@ impl Mechanism {
         match self {
             Self::Plain => "PLAIN",
             Self::Scram(m) => m.name(),
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "PLAIN" => Some(Self::Plain),
+            "OAUTHBEARER" => Some(Self::OAuthBearer),
             other => ScramMechanism::from_name(other).map(Self::Scram),
         }
     }
@@ -47,6 +52,8 @@ pub struct SaslConfig {
     pub reauth: Option<Duration>,
     /// Makes the made-up credentials of unknown users (see [`scram::decoy`]); random per process.
     pub decoy_secret: Secret,
+    /// OAUTHBEARER's token checks; set when that mechanism is enabled.
+    pub oauth: Option<std::sync::Arc<oauthbearer::Verifier>>,
 }
 
 /// Bytes kept out of logs.
@@ -68,6 +75,7 @@ impl SaslConfig {
             max_receive_bytes: 524_288,
             reauth: None,
             decoy_secret: Secret(decoy_secret),
+            oauth: None,
         }
     }
 }

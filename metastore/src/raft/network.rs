@@ -1,6 +1,6 @@
 //! How metastore nodes reach each other: not at all (the embedded single node), or over HTTP.
 //!
-//! Each Raft RPC is one POST of a JSON body to `http://<node addr>/raft/<rpc>`, answered with the
+//! Each Raft RPC is one POST of a JSON body to `http(s)://<node addr>/raft/<rpc>`, answered with the
 //! JSON of openraft's own `Result`, so a remote `RaftError` reaches the local Raft unchanged. The
 //! server side is [`crate::rpc::server`]. Why HTTP and JSON is in docs/architecture.md.
 
@@ -33,7 +33,7 @@ pub enum Network {
     /// A lone voter never sends RPCs; any it does attempt fails as unreachable, which openraft
     /// retries with backoff rather than treating as fatal.
     Single,
-    Http(reqwest::Client, SnapshotProgress),
+    Http(reqwest::Client, SnapshotProgress, &'static str),
 }
 
 /// On a leader: how many bytes of a snapshot each peer has acknowledged, while one is on its
@@ -61,16 +61,15 @@ impl SnapshotProgress {
 }
 
 impl Network {
-    pub fn http(progress: SnapshotProgress, secret: Option<&crate::rpc::ClusterSecret>) -> Self {
-        Self::Http(
-            reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .default_headers(crate::rpc::ClusterSecret::client_headers(secret))
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
+    pub fn http(
+        progress: SnapshotProgress,
+        auth: &crate::rpc::ClusterAuth,
+    ) -> Result<Self, String> {
+        Ok(Self::Http(
+            auth.client(Duration::from_secs(1))?,
             progress,
-        )
+            auth.scheme(),
+        ))
     }
 }
 
@@ -99,9 +98,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 http: None,
                 progress: SnapshotProgress::default(),
             },
-            Self::Http(client, progress) => Connection {
+            Self::Http(client, progress, scheme) => Connection {
                 target,
-                http: Some((client.clone(), format!("http://{}", node.addr))),
+                http: Some((client.clone(), format!("{scheme}://{}", node.addr))),
                 progress: progress.clone(),
             },
         }

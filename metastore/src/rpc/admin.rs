@@ -43,6 +43,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Admin {
     http: reqwest::Client,
+    auth: super::ClusterAuth,
 }
 
 impl Default for Admin {
@@ -53,17 +54,14 @@ impl Default for Admin {
 
 impl Admin {
     pub fn new() -> Self {
-        Self::with_secret(None)
+        Self::with_auth(super::ClusterAuth::default())
     }
 
-    /// An admin client whose calls carry the cluster's RPC credential.
-    pub fn with_secret(secret: Option<&super::ClusterSecret>) -> Self {
+    /// An admin client whose calls carry the cluster's RPC credentials.
+    pub fn with_auth(auth: super::ClusterAuth) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .default_headers(super::ClusterSecret::client_headers(secret))
-                .build()
-                .unwrap_or_default(),
+            http: auth.client(Duration::from_secs(2)).unwrap_or_default(),
+            auth,
         }
     }
 
@@ -80,7 +78,7 @@ impl Admin {
         };
         let response = self
             .http
-            .post(format!("http://{addr}{path}"))
+            .post(format!("{}{path}", self.auth.base_url(addr)))
             .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(
@@ -163,7 +161,7 @@ impl Admin {
         };
         let response = self
             .http
-            .get(format!("http://{addr}{STATUS_PATH}"))
+            .get(format!("{}{STATUS_PATH}", self.auth.base_url(addr)))
             .timeout(CALL_TIMEOUT)
             .send()
             .await

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod remote;
 #[cfg(feature = "node")]
 pub mod server;
+pub mod tls;
 
 /// A metastore node's id in the Raft group.
 pub type NodeId = u64;
@@ -280,13 +281,49 @@ impl ClusterSecret {
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
     }
+}
 
-    /// Default headers for a client of the metastore's RPC.
-    pub fn client_headers(secret: Option<&Self>) -> reqwest::header::HeaderMap {
+/// How a process proves itself to the metastore's RPC and keeps it private: the cluster secret,
+/// TLS with the cluster CA, both or neither. Nodes, agents, compactors and the CLI each hold one;
+/// a node admits a caller with a certificate from the CA or with the secret.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterAuth {
+    pub secret: Option<ClusterSecret>,
+    pub tls: Option<std::sync::Arc<tls::ClusterTls>>,
+}
+
+impl ClusterAuth {
+    /// The URL scheme of the RPC.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `scheme://addr` of a node.
+    pub fn base_url(&self, addr: &str) -> String {
+        format!("{}://{addr}", self.scheme())
+    }
+
+    /// A client of the RPC: the secret on every request, and TLS with the cluster CA.
+    pub fn client(&self, connect_timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+        // reqwest's rustls is built without a provider of its own (to stay off aws-lc): it
+        // takes the process's default, ring, as the rest of Skiff's TLS does. Installing it a
+        // second time is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(secret) = secret {
+        if let Some(secret) = &self.secret {
             headers.insert(reqwest::header::AUTHORIZATION, secret.header());
         }
-        headers
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .default_headers(headers);
+        if let Some(tls) = &self.tls {
+            builder = builder.use_preconfigured_tls(tls.client_config());
+        }
+        builder.build().map_err(|e| e.to_string())
     }
 }

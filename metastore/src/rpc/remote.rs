@@ -33,8 +33,8 @@ pub struct RemoteOptions {
     pub call_timeout: Duration,
     /// How long a commits long-poll waits on the node before asking again.
     pub commits_wait: Duration,
-    /// The cluster's RPC credential, if it has one.
-    pub secret: Option<super::ClusterSecret>,
+    /// The cluster's RPC credentials, if it has them.
+    pub auth: super::ClusterAuth,
 }
 
 impl Default for RemoteOptions {
@@ -43,7 +43,7 @@ impl Default for RemoteOptions {
             request_timeout: Duration::from_secs(3),
             call_timeout: Duration::from_secs(8),
             commits_wait: Duration::from_secs(10),
-            secret: None,
+            auth: super::ClusterAuth::default(),
         }
     }
 }
@@ -75,13 +75,7 @@ impl RemoteMetastore {
         if nodes.is_empty() {
             return Err("no metastore nodes given".into());
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .default_headers(super::ClusterSecret::client_headers(
-                options.secret.as_ref(),
-            ))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = options.auth.client(Duration::from_secs(1))?;
         let (tx, commits) = watch::channel(0);
         let stop = CancellationToken::new();
         let leader = Arc::new(AtomicUsize::new(0));
@@ -123,7 +117,7 @@ impl RemoteMetastore {
         };
         let sent = self
             .http
-            .post(format!("http://{node}{path}"))
+            .post(format!("{}{path}", self.options.auth.base_url(node)))
             .header(reqwest::header::CONTENT_TYPE, crate::codec::CONTENT_TYPE)
             .timeout(self.options.request_timeout)
             .body(body)
@@ -262,7 +256,7 @@ async fn watch_commits(
             wait_ms: options.commits_wait.as_millis() as u64,
         };
         let request = http
-            .post(format!("http://{node}{COMMITS_PATH}"))
+            .post(format!("{}{COMMITS_PATH}", options.auth.base_url(node)))
             .header(reqwest::header::CONTENT_TYPE, crate::codec::CONTENT_TYPE)
             .body(crate::codec::encode(&query).unwrap_or_default())
             .timeout(options.commits_wait + options.request_timeout)

@@ -6,19 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AddNodeRequest, ClusterSecret, CommitsQuery, InitRequest, NodeError, Read, ReadAnswer,
-    RemoveNodeRequest, Status, ADD_NODE_PATH, COMMITS_PATH, INIT_PATH, READ_PATH, REMOVE_NODE_PATH,
-    STATUS_PATH, WRITE_PATH,
+    AddNodeRequest, ClusterAuth, ClusterSecret, CommitsQuery, InitRequest, NodeError, Read,
+    ReadAnswer, RemoveNodeRequest, Status, ADD_NODE_PATH, COMMITS_PATH, INIT_PATH, READ_PATH,
+    REMOVE_NODE_PATH, STATUS_PATH, WRITE_PATH,
 };
 use crate::client::MetastoreClient;
 use crate::local::LocalMetastore;
@@ -31,9 +33,9 @@ const MAX_COMMITS_WAIT: Duration = Duration::from_secs(30);
 
 type Node = Arc<LocalMetastore>;
 
-/// The node's routes. With `secret`, every route but `/metrics` refuses a request without the
-/// cluster's credential (401) before its body is read.
-pub fn router(node: Node, secret: Option<ClusterSecret>) -> Router {
+/// The node's routes. With a secret or TLS, every route but `/metrics` refuses a caller that
+/// has neither a certificate from the cluster CA nor the secret (401), before reading its body.
+pub fn router(node: Node, auth: &ClusterAuth) -> Router {
     let routes = Router::new()
         .route(APPEND_PATH, post(append))
         .route(VOTE_PATH, post(vote))
@@ -45,12 +47,13 @@ pub fn router(node: Node, secret: Option<ClusterSecret>) -> Router {
         .route(ADD_NODE_PATH, post(add_node))
         .route(REMOVE_NODE_PATH, post(remove_node))
         .route(STATUS_PATH, get(status));
-    let routes = match secret {
-        Some(secret) => routes.route_layer(axum::middleware::from_fn_with_state(
-            Arc::new(secret),
+    let routes = if auth.secret.is_some() || auth.tls.is_some() {
+        routes.route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth.secret.clone()),
             authenticate,
-        )),
-        None => routes,
+        ))
+    } else {
+        routes
     };
     routes
         .route("/metrics", get(metrics))
@@ -60,14 +63,21 @@ pub fn router(node: Node, secret: Option<ClusterSecret>) -> Router {
         .with_state(node)
 }
 
-/// Serves `node` on `listener` until `shutdown` fires.
 async fn authenticate(
-    State(secret): State<Arc<ClusterSecret>>,
+    State(secret): State<Arc<Option<ClusterSecret>>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let certified = request
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .is_some_and(|c| c.0.certified);
     let given = request.headers().get(axum::http::header::AUTHORIZATION);
-    if given.is_some_and(|h| secret.admits(h.as_bytes())) {
+    let knows_secret = match (given, secret.as_ref()) {
+        (Some(h), Some(secret)) => secret.admits(h.as_bytes()),
+        _ => false,
+    };
+    if certified || knows_secret {
         return next.run(request).await;
     }
     tracing::warn!(path = %request.uri().path(), "refused a metastore RPC without the cluster's credential");
@@ -78,15 +88,130 @@ async fn authenticate(
         .into_response()
 }
 
+/// Serves `node` on `listener` until `shutdown` fires: over TLS when `auth` has it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     node: Node,
-    secret: Option<ClusterSecret>,
+    auth: ClusterAuth,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node, secret))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let app = router(node, &auth).into_make_service_with_connect_info::<Peer>();
+    let stop = shutdown.clone();
+    match &auth.tls {
+        Some(tls) => {
+            let listener = TlsListener::new(listener, tls.server_config(), shutdown.clone())?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        }
+    }
+}
+
+/// What a route knows of the connection its request came on.
+#[derive(Clone, Debug)]
+struct Peer {
+    /// The caller presented a certificate that chains to the cluster CA (the handshake refuses
+    /// one that does not).
+    certified: bool,
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(_: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self { certified: false }
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Self {
+            certified: stream.io().get_ref().1.peer_certificates().is_some(),
+        }
+    }
+}
+
+/// TLS handshakes at once, at most; more connections wait to be accepted.
+const MAX_HANDSHAKES: usize = 256;
+/// A handshake not done in this long is dropped, so a silent caller holds nothing.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A listener whose connections have finished their TLS handshake. Handshakes run in tasks of
+/// their own, so that a slow or silent caller never holds up the next.
+struct TlsListener {
+    local: SocketAddr,
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+}
+
+impl TlsListener {
+    fn new(
+        tcp: tokio::net::TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(MAX_HANDSHAKES);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        tokio::spawn(async move {
+            loop {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let (stream, peer) = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    accepted = tcp.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "metastore RPC: accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, error = %e, "metastore RPC: TLS handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "metastore RPC: TLS handshake timed out");
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self { local, ready })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accepting task has stopped (shutdown): wait for axum's graceful shutdown.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {

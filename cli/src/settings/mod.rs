@@ -9,48 +9,22 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 
+pub mod cluster;
+mod security;
+
 /// What every agent takes, in `skiff dev` and `skiff agent` alike.
 #[derive(Args, Debug, Default)]
 pub struct AgentFlags {
     /// TOML file with any of these settings (keys as the flags, with underscores)
     #[arg(long, env = "SKIFF_CONFIG")]
     config: Option<PathBuf>,
-    /// Address the Kafka listener binds [default: 127.0.0.1:9092]
-    #[arg(long, env = "SKIFF_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// host:port clients are told to connect to [default: the listen address]
-    #[arg(long, env = "SKIFF_ADVERTISE")]
-    advertise: Option<String>,
-    /// The Kafka listener as Kafka writes it, PROTOCOL://host:port with PROTOCOL one of
-    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (listeners); instead of --listen
-    #[arg(long, env = "SKIFF_LISTENERS", conflicts_with = "listen")]
-    listeners: Option<String>,
-    /// PROTOCOL://host:port clients are told to connect to (advertised.listeners); instead of
-    /// --advertise
-    #[arg(long, env = "SKIFF_ADVERTISED_LISTENERS", conflicts_with = "advertise")]
-    advertised_listeners: Option<String>,
-    /// PEM file with the listener's private key and certificate chain (ssl.keystore.location,
-    /// ssl.keystore.type=PEM); read again when it changes. SSL and SASL_SSL listeners need it
-    #[arg(long, env = "SKIFF_SSL_KEYSTORE_LOCATION")]
-    ssl_keystore_location: Option<PathBuf>,
-    /// PEM file of the CAs client certificates must chain to (ssl.truststore.location)
-    #[arg(long, env = "SKIFF_SSL_TRUSTSTORE_LOCATION")]
-    ssl_truststore_location: Option<PathBuf>,
-    /// none, requested or required (ssl.client.auth) [default: none]
-    #[arg(long, env = "SKIFF_SSL_CLIENT_AUTH")]
-    ssl_client_auth: Option<String>,
-    /// How a client certificate's subject becomes its user, as Kafka writes them:
-    /// RULE:pattern/replacement/[LU],...,DEFAULT (ssl.principal.mapping.rules) [default: DEFAULT]
-    #[arg(long, env = "SKIFF_SSL_PRINCIPAL_MAPPING_RULES")]
-    ssl_principal_mapping_rules: Option<String>,
-    /// How often the keystore and truststore files are checked for changes [default: 10000]
-    #[arg(long, env = "SKIFF_SSL_RELOAD_INTERVAL_MS")]
-    ssl_reload_interval_ms: Option<u64>,
     /// Broker ids the agents present to clients in total, shared out over the live agents, at
     /// least one each (all at the agent's address), so that librdkafka opens enough connections
     /// to keep every partition in the open flush window; the same on every agent [default: 32]
     #[arg(long, env = "SKIFF_BROKER_IDS")]
     broker_ids: Option<u32>,
+    #[command(flatten)]
+    security: security::SecurityFlags,
     #[command(flatten)]
     store: StoreFlags,
     /// $ per 1,000 PUT/COPY/POST/LIST requests, for the cost figures on /metrics [default: 0.005]
@@ -96,30 +70,6 @@ pub struct AgentFlags {
     /// [default: 30000]
     #[arg(long, env = "SKIFF_REQUEST_READ_TIMEOUT_MS")]
     request_read_timeout_ms: Option<u64>,
-    /// Authenticate clients with SASL on the listener, offering these mechanisms
-    /// (sasl.enabled.mechanisms): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. Every one checks the
-    /// SCRAM credentials in the metastore [default: none, clients are User:ANONYMOUS]
-    #[arg(long, env = "SKIFF_SASL_ENABLED_MECHANISMS", value_delimiter = ',')]
-    sasl_enabled_mechanisms: Option<Vec<String>>,
-    /// Largest frame read before a client has authenticated (sasl.server.max.receive.size)
-    /// [default: 524288]
-    #[arg(long, env = "SKIFF_SASL_SERVER_MAX_RECEIVE_SIZE")]
-    sasl_server_max_receive_size: Option<usize>,
-    /// A SASL session lasts this long; then the client must authenticate again, or its
-    /// connection is closed (connections.max.reauth.ms, KIP-368); 0 for ever [default: 0]
-    #[arg(long, env = "SKIFF_CONNECTIONS_MAX_REAUTH_MS")]
-    connections_max_reauth_ms: Option<u64>,
-    /// Principals every ACL check allows, semicolon-separated (super.users): User:admin;User:ops
-    #[arg(long, env = "SKIFF_SUPER_USERS")]
-    super_users: Option<String>,
-    /// Allow a request on a resource no ACL names (allow.everyone.if.no.acl.found)
-    /// [default: false when clients authenticate (SASL, client certificates), else true]
-    #[arg(long, env = "SKIFF_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
-    allow_everyone_if_no_acl_found: Option<bool>,
-    /// NAME:PASSWORD of a user whose SCRAM-SHA-256 and SCRAM-SHA-512 credentials are set at
-    /// start-up (repeatable); for a first administrator, or a development setup
-    #[arg(long = "scram-user", env = "SKIFF_SCRAM_USERS", value_delimiter = ',')]
-    scram_users: Vec<String>,
     /// Members a classic consumer group may have (group.max.size) [default: 2147483647]
     #[arg(long, env = "SKIFF_GROUP_MAX_SIZE")]
     group_max_size: Option<usize>,
@@ -283,10 +233,8 @@ pub struct AgentArgs {
     /// agent finds the leader)
     #[arg(long, env = "SKIFF_METASTORE", value_delimiter = ',')]
     metastore: Vec<String>,
-    /// File holding the cluster's RPC credential, shared by its metastore nodes, agents,
-    /// compactors and the CLI; without one the metastore's RPC takes any caller
-    #[arg(long, env = "SKIFF_CLUSTER_SECRET_FILE")]
-    cluster_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: cluster::ClusterAuthFlags,
     #[command(flatten)]
     agent: AgentFlags,
 }
@@ -299,10 +247,8 @@ pub struct CompactorArgs {
     /// The metastore nodes' RPC addresses, comma-separated host:port
     #[arg(long, env = "SKIFF_METASTORE", value_delimiter = ',')]
     metastore: Vec<String>,
-    /// File holding the cluster's RPC credential, shared by its metastore nodes, agents,
-    /// compactors and the CLI; without one the metastore's RPC takes any caller
-    #[arg(long, env = "SKIFF_CLUSTER_SECRET_FILE")]
-    cluster_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: cluster::ClusterAuthFlags,
     /// Address of the Prometheus /metrics endpoint [default: 127.0.0.1:9645]
     #[arg(long, env = "SKIFF_METRICS")]
     metrics: Option<SocketAddr>,
@@ -367,6 +313,12 @@ struct FileSettings {
     sasl_enabled_mechanisms: Option<Vec<String>>,
     sasl_server_max_receive_size: Option<usize>,
     connections_max_reauth_ms: Option<u64>,
+    sasl_oauthbearer_jwks_endpoint_url: Option<String>,
+    sasl_oauthbearer_jwks_endpoint_refresh_ms: Option<u64>,
+    sasl_oauthbearer_expected_issuer: Option<String>,
+    sasl_oauthbearer_expected_audience: Option<Vec<String>>,
+    sasl_oauthbearer_sub_claim_name: Option<String>,
+    sasl_oauthbearer_clock_skew_seconds: Option<u64>,
     scram_users: Option<Vec<String>>,
     super_users: Option<String>,
     allow_everyone_if_no_acl_found: Option<bool>,
@@ -421,7 +373,7 @@ pub struct DevSettings {
 #[derive(Debug)]
 pub struct RemoteAgentSettings {
     pub metastore: Vec<String>,
-    pub cluster_secret: Option<skiff_metastore::rpc::ClusterSecret>,
+    pub cluster_auth: skiff_metastore::rpc::ClusterAuth,
     pub agent: AgentSettings,
 }
 
@@ -469,11 +421,11 @@ impl RemoteAgentSettings {
         if metastore.is_empty() {
             bail!("--metastore: give the metastore nodes' addresses (host:port,...)");
         }
-        let cluster_secret = cluster_secret(args.cluster_secret_file.as_deref())?;
+        let cluster_auth = args.cluster.resolve()?;
         let agent = AgentSettings::resolve(args.agent, file, None)?;
         Ok(Self {
             metastore,
-            cluster_secret,
+            cluster_auth,
             agent,
         })
     }
@@ -486,95 +438,15 @@ impl AgentSettings {
         default_store: Option<String>,
     ) -> anyhow::Result<Self> {
         let file = &file;
-        use skiff_agent::server::SecurityProtocol;
-        let (protocol, listen) = match args.listeners.clone().or(file.listeners.clone()) {
-            Some(l) => {
-                let (protocol, (host, port)) = parse_listener(&l)?;
-                let addr = format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { &host });
-                let addr: SocketAddr = addr
-                    .parse()
-                    .with_context(|| format!("listeners: {l:?} must name an IP address to bind"))?;
-                (protocol, addr)
-            }
-            None => (
-                SecurityProtocol::Plaintext,
-                args.listen
-                    .or(file.listen)
-                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092))),
-            ),
-        };
-        let advertise = match (
-            args.advertised_listeners
-                .clone()
-                .or(file.advertised_listeners.clone()),
-            args.advertise.clone().or(file.advertise.clone()),
-        ) {
-            (Some(l), _) => {
-                let (advertised, address) = parse_listener(&l)?;
-                if advertised != protocol {
-                    bail!(
-                        "advertised-listeners: {l:?} is not the listener's protocol, {}",
-                        protocol.name()
-                    );
-                }
-                address
-            }
-            (None, Some(a)) => parse_host_port(&a)?,
-            (None, None) => (listen.ip().to_string(), listen.port()),
-        };
-        let tls = match args
-            .ssl_keystore_location
-            .clone()
-            .or(file.ssl_keystore_location.clone())
-        {
-            Some(keystore) => {
-                if !protocol.tls() {
-                    bail!("ssl-keystore-location needs an SSL or SASL_SSL listener (--listeners)");
-                }
-                let client_auth = match args
-                    .ssl_client_auth
-                    .clone()
-                    .or(file.ssl_client_auth.clone())
-                {
-                    None => skiff_agent::tls::ClientAuth::None,
-                    Some(name) => {
-                        skiff_agent::tls::ClientAuth::from_name(&name).with_context(|| {
-                            format!("ssl-client-auth {name:?}: none, requested or required")
-                        })?
-                    }
-                };
-                let principal_rules = match args
-                    .ssl_principal_mapping_rules
-                    .clone()
-                    .or(file.ssl_principal_mapping_rules.clone())
-                {
-                    None => skiff_agent::tls::PrincipalRules::default(),
-                    Some(rules) => skiff_agent::tls::PrincipalRules::parse(&rules)?,
-                };
-                let reload_ms = args
-                    .ssl_reload_interval_ms
-                    .or(file.ssl_reload_interval_ms)
-                    .unwrap_or(10_000)
-                    .max(100);
-                Some(skiff_agent::tls::TlsConfig {
-                    keystore,
-                    truststore: args
-                        .ssl_truststore_location
-                        .clone()
-                        .or(file.ssl_truststore_location.clone()),
-                    client_auth,
-                    principal_rules,
-                    reload_interval: std::time::Duration::from_millis(reload_ms),
-                })
-            }
-            None if protocol.tls() => {
-                bail!(
-                    "an {} listener needs --ssl-keystore-location",
-                    protocol.name()
-                )
-            }
-            None => None,
-        };
+        let security::Security {
+            protocol,
+            listen,
+            advertise,
+            tls,
+            sasl,
+            authorizer,
+            scram_users,
+        } = security::Security::resolve(&args.security, file)?;
         let object_store = resolve_store(args.store, file, default_store)?;
         let mut prices = skiff_store::RequestPrices::default();
         if let Some(p) = args
@@ -595,6 +467,8 @@ impl AgentSettings {
             advertised_host: advertise.0.clone(),
             advertised_port: advertise.1,
             security_protocol: protocol,
+            sasl,
+            authorizer,
             ..Default::default()
         };
         if let Some(ms) = args.flush_interval_ms.or(file.flush_interval_ms) {
@@ -763,95 +637,6 @@ impl AgentSettings {
         if let Some(n) = args.test_stale_objects {
             agent.test_stale_objects = n;
         }
-        let mechanisms = args
-            .sasl_enabled_mechanisms
-            .clone()
-            .or(file.sasl_enabled_mechanisms.clone());
-        if mechanisms.is_some() && !protocol.sasl() {
-            bail!(
-                "sasl-enabled-mechanisms needs a SASL_PLAINTEXT or SASL_SSL listener (--listeners)"
-            );
-        }
-        // Kafka's default is GSSAPI, which Skiff does not have: SCRAM, never PLAIN unless asked.
-        let mechanisms = mechanisms.or_else(|| {
-            protocol
-                .sasl()
-                .then(|| vec!["SCRAM-SHA-512".to_owned(), "SCRAM-SHA-256".to_owned()])
-        });
-        if let Some(names) = mechanisms {
-            let mut mechanisms = Vec::new();
-            for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-                let m = skiff_agent::sasl::Mechanism::from_name(name).with_context(|| {
-                    format!(
-                        "unknown SASL mechanism {name:?}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
-                    )
-                })?;
-                if !mechanisms.contains(&m) {
-                    mechanisms.push(m);
-                }
-            }
-            if !mechanisms.is_empty() {
-                let mut sasl = skiff_agent::sasl::SaslConfig::new(mechanisms);
-                if let Some(n) = args
-                    .sasl_server_max_receive_size
-                    .or(file.sasl_server_max_receive_size)
-                {
-                    if n < 1024 {
-                        bail!("sasl-server-max-receive-size must be at least 1024");
-                    }
-                    sasl.max_receive_bytes = n;
-                }
-                if let Some(ms) = args
-                    .connections_max_reauth_ms
-                    .or(file.connections_max_reauth_ms)
-                {
-                    sasl.reauth = (ms > 0).then(|| std::time::Duration::from_millis(ms));
-                }
-                agent.sasl = Some(std::sync::Arc::new(sasl));
-            }
-        }
-        let authenticates = protocol.sasl()
-            || tls
-                .as_ref()
-                .is_some_and(|t| t.client_auth != skiff_agent::tls::ClientAuth::None);
-        agent.authorizer = skiff_agent::acl::AuthorizerConfig {
-            super_users: args
-                .super_users
-                .clone()
-                .or(file.super_users.clone())
-                .map(|list| {
-                    list.split(';')
-                        .map(|p| p.trim().to_owned())
-                        .filter(|p| !p.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            allow_if_no_acl: args
-                .allow_everyone_if_no_acl_found
-                .or(file.allow_everyone_if_no_acl_found)
-                .unwrap_or(!authenticates),
-        };
-        if let Some(bad) = agent
-            .authorizer
-            .super_users
-            .iter()
-            .find(|p| !p.contains(':'))
-        {
-            bail!("super-users: {bad:?} is not a principal (User:name)");
-        }
-        let users = if args.scram_users.is_empty() {
-            file.scram_users.clone().unwrap_or_default()
-        } else {
-            args.scram_users.clone()
-        };
-        let mut scram_users = Vec::new();
-        for user in users {
-            let (name, password) = user
-                .split_once(':')
-                .filter(|(n, p)| !n.is_empty() && !p.is_empty())
-                .context("scram-user must be NAME:PASSWORD")?;
-            scram_users.push((name.to_owned(), password.to_owned()));
-        }
         if agent.max_pending_bytes < agent.flush_bytes {
             bail!("max-pending-bytes must be at least flush-bytes");
         }
@@ -871,7 +656,7 @@ impl AgentSettings {
 #[derive(Debug)]
 pub struct CompactorSettings {
     pub metastore: Vec<String>,
-    pub cluster_secret: Option<skiff_metastore::rpc::ClusterSecret>,
+    pub cluster_auth: skiff_metastore::rpc::ClusterAuth,
     pub metrics: SocketAddr,
     pub object_store: skiff_store::StoreSettings,
     pub compactor: skiff_compactor::CompactorConfig,
@@ -902,7 +687,7 @@ impl CompactorSettings {
             );
         };
         Ok(Self {
-            cluster_secret: cluster_secret(args.cluster_secret_file.as_deref())?,
+            cluster_auth: args.cluster.resolve()?,
             metastore,
             metrics: args
                 .metrics
@@ -1041,10 +826,8 @@ pub struct MetastoreArgs {
     /// Where the node keeps its Raft log and snapshots [default: ./skiff-metastore]
     #[arg(long, env = "SKIFF_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// File holding the cluster's RPC credential (at least 16 printable characters): every RPC
-    /// to the node must carry it, its own to its peers do; without one the node takes any caller
-    #[arg(long, env = "SKIFF_CLUSTER_SECRET_FILE")]
-    pub cluster_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: cluster::ClusterAuthFlags,
     /// Initialise a new cluster with these members, id=host:port comma-separated (give the same
     /// list to every initial member; ignored once the cluster exists)
     #[arg(long, env = "SKIFF_INITIAL_MEMBERS", value_delimiter = ',')]
@@ -1061,7 +844,7 @@ pub struct MetastoreArgs {
 
 #[derive(Debug)]
 pub struct MetastoreSettings {
-    pub cluster_secret: Option<skiff_metastore::rpc::ClusterSecret>,
+    pub cluster_auth: skiff_metastore::rpc::ClusterAuth,
     pub node_id: u64,
     pub listen: SocketAddr,
     pub advertise: String,
@@ -1103,7 +886,7 @@ impl MetastoreSettings {
             bail!("--snapshot-log-ratio must be a number of at least 0, not {r}");
         }
         Ok(Self {
-            cluster_secret: cluster_secret(args.cluster_secret_file.as_deref())?,
+            cluster_auth: args.cluster.resolve()?,
             snapshot_every: args.snapshot_every,
             snapshot_log_ratio: args.snapshot_log_ratio,
             node_id,
@@ -1112,20 +895,6 @@ impl MetastoreSettings {
             data_dir,
             initial_members,
         })
-    }
-}
-
-/// The cluster's RPC credential from `file`, or from `SKIFF_CLUSTER_SECRET_FILE` (how the CLI's
-/// admin commands find it), or none.
-pub fn cluster_secret(
-    file: Option<&Path>,
-) -> anyhow::Result<Option<skiff_metastore::rpc::ClusterSecret>> {
-    let from_env = std::env::var_os("SKIFF_CLUSTER_SECRET_FILE").map(PathBuf::from);
-    match file.map(Path::to_path_buf).or(from_env) {
-        None => Ok(None),
-        Some(path) => skiff_metastore::rpc::ClusterSecret::from_file(&path)
-            .map(Some)
-            .map_err(anyhow::Error::msg),
     }
 }
 
@@ -1148,24 +917,7 @@ pub fn parse_members(items: &[String]) -> anyhow::Result<BTreeMap<u64, String>> 
     Ok(members)
 }
 
-/// `PROTOCOL://host:port`, as Kafka's `listeners` writes one listener. Only one listener per agent
-/// for now: a list is refused rather than half used.
-fn parse_listener(
-    s: &str,
-) -> anyhow::Result<(skiff_agent::server::SecurityProtocol, (String, u16))> {
-    if s.contains(',') {
-        bail!("listeners {s:?}: one listener per agent (several are not supported yet)");
-    }
-    let (name, address) = s
-        .split_once("://")
-        .with_context(|| format!("listener {s:?} is not PROTOCOL://host:port"))?;
-    let protocol = skiff_agent::server::SecurityProtocol::from_name(name).with_context(|| {
-        format!("listener {s:?}: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (named listeners are not supported yet)")
-    })?;
-    Ok((protocol, parse_host_port(address)?))
-}
-
-fn parse_host_port(s: &str) -> anyhow::Result<(String, u16)> {
+pub(crate) fn parse_host_port(s: &str) -> anyhow::Result<(String, u16)> {
     let (host, port) = s
         .rsplit_once(':')
         .with_context(|| format!("address {s:?} is not host:port"))?;
