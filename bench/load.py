@@ -100,8 +100,8 @@ class Histograms:
         return out
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int, config: dict[str, str]) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def create_topic(args, topic: str, partitions: int, config: dict[str, str]) -> None:
+    admin = AdminClient({"bootstrap.servers": args.bootstrap, **args.client})
     new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config)
     admin.create_topics([new])[topic].result(60)
     deadline = time.monotonic() + 60
@@ -123,6 +123,7 @@ def producer_conf(args, **extra) -> dict:
         "queue.buffering.max.kbytes": 1 << 20,
         "message.timeout.ms": 120_000,
         "compression.type": args.compression,
+        **args.client,
     }
     if args.idempotence:
         conf["enable.idempotence"] = True
@@ -196,6 +197,7 @@ def consumer_conf(args, **extra) -> dict:
         "enable.auto.commit": False,
         "auto.offset.reset": "error",
         "enable.partition.eof": False,
+        **args.client,
     }
     conf.update(extra)
     return conf
@@ -472,6 +474,79 @@ def phase_transactions(args, plain: dict) -> dict:
     }
 
 
+def alter_quota(args, client_id: str, key: str, value: float) -> None:
+    """AlterClientQuotas v0 on the wire (no Python client has it), over a plain connection."""
+    import socket
+    import struct
+
+    def string(v: str) -> bytes:
+        b = v.encode()
+        return struct.pack(">h", len(b)) + b
+
+    body = struct.pack(">i", 1) + struct.pack(">i", 1) + string("client-id") + string(client_id)
+    body += struct.pack(">i", 1) + string(key) + struct.pack(">d?", value, False) + struct.pack(">?", False)
+    header = struct.pack(">hhi", 49, 0, 1) + string("skiff-bench")
+    host, port = args.bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        msg = header + body
+        s.sendall(struct.pack(">i", len(msg)) + msg)
+        size = struct.unpack(">i", s.recv(4))[0]
+        data = b""
+        while len(data) < size:
+            data += s.recv(size - len(data))
+    code = struct.unpack(">h", data[12:14])[0]
+    if code != 0:
+        sys.exit(f"AlterClientQuotas failed with error code {code}")
+
+
+def phase_quota(args) -> dict:
+    """One producer with a producer_byte_rate quota, producing as fast as it can for a while:
+    the rate it gets after the quota's window, against the quota."""
+    client_id = "skiff-bench-quota"
+    quota = args.quota_mib_s * MIB
+    alter_quota(args, client_id, "producer_byte_rate", quota)
+    time.sleep(3)  # the agents' copies of the quotas are refreshed every few seconds
+    throttles: list[int] = []
+    acked: list[float] = []
+
+    def on_delivery(err, _msg):
+        if err is None:
+            acked.append(time.monotonic())
+
+    p = Producer(producer_conf(args, **{"client.id": client_id, "on_delivery": on_delivery,
+                                        "throttle_cb": lambda e: throttles.append(e.throttle_time)}))
+    value = bytes(range(256)) * (RECORD_BYTES // 256)
+    started = time.monotonic()
+    i = 0
+    while time.monotonic() - started < args.quota_seconds:
+        try:
+            p.produce(args.topic, value, partition=i % args.partitions)
+            i += 1
+        except BufferError:
+            p.poll(0.05)
+        if i & 255 == 0:
+            p.poll(0)
+    p.purge(in_queue=True)
+    p.flush(60)
+    # The quota's window (11 samples of 1 s) lets the first ten seconds' worth through at once;
+    # the rate it holds a client to is the one after that.
+    window_s = 11
+    later = [t for t in acked if t - started >= window_s]
+    seconds = (later[-1] - (started + window_s)) if len(later) > 1 else float("nan")
+    mib_s = len(later) * RECORD_BYTES / MIB / seconds if later else 0.0
+    return {
+        "client_id": client_id,
+        "quota_mib_s": args.quota_mib_s,
+        "records": len(later),
+        "seconds": round(seconds, 1),
+        "mib_per_s": round(mib_s, 2),
+        "relative_to_quota": mib_s / args.quota_mib_s,
+        "window_s": window_s,
+        "max_throttle_ms": max(throttles, default=0),
+        "throttle_events": len([t for t in throttles if t > 0]),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", required=True)
@@ -488,6 +563,13 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=2000, help="records/s in the latency phase")
     ap.add_argument("--seconds", type=int, default=20, help="length of the latency phase")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--json-out", default=None, metavar="FILE", help="also write the report's JSON to FILE")
+    ap.add_argument("--client-config", action="append", default=[], metavar="NAME=VALUE",
+                    help="a librdkafka setting for every client (security.protocol, sasl.*, ssl.*; repeat)")
+    ap.add_argument("--only", choices=["produce-consume-latency", "quota"], default=None,
+                    help="run only these phases (bench/run's SASL_SSL and quota runs)")
+    ap.add_argument("--quota-mib-s", type=float, default=2.0, help="the producer_byte_rate the quota phase sets")
+    ap.add_argument("--quota-seconds", type=int, default=30, help="how long the quota phase produces")
     txn = ap.add_argument_group("transactions phase")
     txn.add_argument("--txn-mib", type=int, default=None, help="MiB produced transactionally (default: --mib)")
     txn.add_argument("--txn-ms", type=int, default=100, help="how long each throughput transaction runs")
@@ -504,8 +586,24 @@ def main() -> None:
     costs.add_argument("--fanout", type=int, default=1, help="consumer groups reading every byte")
     args = ap.parse_args()
 
+    args.client = dict(kv.split("=", 1) for kv in args.client_config)
     config = dict(kv.split("=", 1) for kv in args.topic_config)
-    create_topic(args.bootstrap, args.topic, args.partitions, config)
+    create_topic(args, args.topic, args.partitions, config)
+    if args.only == "quota":
+        q = phase_quota(args)
+        if args.json_out:
+            with open(args.json_out, "w") as f:
+                json.dump({"quota": q}, f)
+        if args.json:
+            print(json.dumps({"quota": q}))
+            return
+        print(f"quota     producer_byte_rate {q['quota_mib_s']} MiB/s for client.id {q['client_id']}: "
+              f"{q['records']:,} x 1 KiB in {q['seconds']} s = {q['mib_per_s']} MiB/s "
+              f"({q['relative_to_quota']:.0%} of the quota; the first {q['window_s']} s measured out); "
+              f"throttle_time_ms seen: max {q['max_throttle_ms']} ms in {q['throttle_events']} answers")
+        return
+    if args.only == "produce-consume-latency":
+        args.no_transactions = True
     report = {
         "produce": phase_produce(args),
         "consume": phase_consume(args),
@@ -514,10 +612,13 @@ def main() -> None:
     if not args.no_transactions:
         args.txn_topic = args.topic + "-txn"
         args.txn_mib = args.txn_mib or args.mib
-        create_topic(args.bootstrap, args.txn_topic, args.partitions, config)
-        create_topic(args.bootstrap, args.txn_topic + "-latency", 1, {})
+        create_topic(args, args.txn_topic, args.partitions, config)
+        create_topic(args, args.txn_topic + "-latency", 1, {})
         report["transactions"] = phase_transactions(args, report["produce"])
     report["cost"] = cost(args, report["produce"], report["consume"])
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(report, f)
     if args.json:
         print(json.dumps(report))
         return

@@ -20,6 +20,9 @@ pub struct AgentConfig {
     /// The listener's security protocol, as DescribeConfigs' `listeners` shows it.
     pub security_protocol: crate::server::SecurityProtocol,
     /// Kafka's `super.users` and `allow.everyone.if.no.acl.found`.
+    /// Kafka's `quota.window.num` and `quota.window.size.seconds`: the window client quotas'
+    /// rates are measured over.
+    pub quota_window: crate::quotas::Window,
     pub authorizer: crate::acl::AuthorizerConfig,
     /// SASL on the listener (SASL_PLAINTEXT, SASL_SSL); `None`: clients are `User:ANONYMOUS`.
     pub sasl: Option<std::sync::Arc<crate::sasl::SaslConfig>>,
@@ -136,6 +139,7 @@ impl Default for AgentConfig {
             advertised_port: 9092,
             broker_ids: 32,
             sasl: None,
+            quota_window: crate::quotas::Window::default(),
             authorizer: crate::acl::AuthorizerConfig {
                 super_users: Vec::new(),
                 allow_if_no_acl: true,

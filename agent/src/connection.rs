@@ -269,6 +269,13 @@ pub async fn serve_halves<R, W>(
     };
 
     loop {
+        // A throttled answer mutes the connection (KIP-219): nothing more is read until then.
+        if let Some(until) = session.mute.until() {
+            tokio::select! {
+                () = tokio::time::sleep_until(until.into()) => {}
+                _ = stop.cancelled() => break,
+            }
+        }
         let next = reads.next(
             &mut reader,
             session.frame_limit(agent.config.max_request_bytes),

@@ -32,6 +32,8 @@ pub struct Agent {
     pub broker_configs: Arc<DynamicConfigs>,
     /// The ACLs as last read from the metastore, and the rules they are checked by.
     pub acls: Arc<crate::acl::Authorizer>,
+    /// The client quotas as last read from the metastore, and the rates measured against them.
+    pub quotas: Arc<crate::quotas::Quotas>,
 }
 
 impl Agent {

@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod membership;
 pub mod metrics;
 pub mod protocol;
+pub mod quotas;
 pub mod refresh;
 pub mod sasl;
 pub mod scan;

@@ -68,6 +68,8 @@ pub struct Session {
     /// Set when the answer being routed is the connection's last (a failed authentication):
     /// it is written, then the connection closes.
     pub closing: bool,
+    /// Set by throttled answers (client quotas): the next request is not read before it ends.
+    pub mute: Arc<crate::quotas::Mute>,
 }
 
 impl Session {
@@ -86,6 +88,7 @@ impl Session {
             raw_sasl: false,
             authenticated,
             closing: false,
+            mute: Arc::default(),
         }
     }
 

@@ -112,6 +112,7 @@ async fn build(
             super_users: Vec::new(),
             allow_if_no_acl: true,
         }),
+        quotas: Arc::new(crate::quotas::Quotas::new(Default::default())),
     });
     TestAgent {
         agent,

@@ -133,8 +133,15 @@ pub async fn run_agent(
     if let Err(e) = acls.refresh(metastore.as_ref()).await {
         warn!(error = %e, "reading the ACLs failed; serving with none for now");
     }
+    let quotas = Arc::new(skiff_agent::quotas::Quotas::new(
+        settings.agent.quota_window,
+    ));
+    if let Err(e) = quotas.refresh(metastore.as_ref()).await {
+        warn!(error = %e, "reading the client quotas failed; serving with none for now");
+    }
     let agent = Arc::new(Agent {
         acls: acls.clone(),
+        quotas: quotas.clone(),
         broker_configs: broker_configs.clone(),
         topics: skiff_agent::topics::TopicCache::new(TOPIC_CACHE_TTL),
         groups: groups.clone(),
@@ -170,6 +177,11 @@ pub async fn run_agent(
         shutdown.clone(),
     );
     let acl_reads = acls.spawn(
+        metastore.clone(),
+        skiff_agent::broker_config::refresh_interval(&settings.agent),
+        shutdown.clone(),
+    );
+    let quota_reads = quotas.spawn(
         metastore.clone(),
         skiff_agent::broker_config::refresh_interval(&settings.agent),
         shutdown.clone(),
@@ -224,6 +236,7 @@ pub async fn run_agent(
     let _ = heartbeats.await;
     let _ = config_reads.await;
     let _ = acl_reads.await;
+    let _ = quota_reads.await;
     let _ = group_timers.await;
     if let Some(c) = compactor {
         let _ = c.await;

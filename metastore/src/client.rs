@@ -5,12 +5,15 @@
 //! [`Transport`] (the node in this process, or a quorum over HTTP), and every transport is a
 //! client through the one mapping below.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::rpc::{Read, ReadAnswer};
 use crate::security::{
-    AclBinding, AclFilter, Acls, AlterScramCredentials, ScramCredential, ScramMechanism, ScramUser,
+    AclBinding, AclFilter, Acls, AdvertisedListener, AlterScramCredentials, ClientQuotas,
+    QuotaAlteration, ScramCredential, ScramMechanism, ScramUser,
 };
 use crate::types::{
     AcquireLeases, AlterBrokerConfigs, AlterTopicConfigs, BrokerConfigs, EnforceRetention,
@@ -145,6 +148,21 @@ pub trait MetastoreClient: Send + Sync + 'static {
     /// DeleteAcls: for each filter, the bindings it deleted.
     async fn delete_acls(&self, filters: Vec<AclFilter>) -> Result<Vec<Vec<AclBinding>>>;
     async fn acls(&self) -> Result<Acls>;
+    /// AlterClientQuotas: one answer per alteration, each applied on its own.
+    async fn alter_client_quotas(
+        &self,
+        alterations: Vec<QuotaAlteration>,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>>;
+    async fn client_quotas(&self) -> Result<ClientQuotas>;
+    /// Replaces the listeners of the agent at `agent` (`host:port`, as its heartbeat names it);
+    /// [`MetaError::UnknownAgent`] unless that agent has heartbeated and not been expired.
+    async fn set_agent_listeners(
+        &self,
+        agent: String,
+        listeners: Vec<AdvertisedListener>,
+    ) -> Result<()>;
+    /// Every agent's listeners, by the agent's address.
+    async fn agent_listeners(&self) -> Result<BTreeMap<String, Vec<AdvertisedListener>>>;
 
     /// All live topics, by name.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;
@@ -471,6 +489,44 @@ impl<T: Transport> MetastoreClient for T {
     async fn acls(&self) -> Result<Acls> {
         match self.read(Read::Acls).await? {
             ReadAnswer::Acls(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn alter_client_quotas(
+        &self,
+        alterations: Vec<QuotaAlteration>,
+    ) -> Result<Vec<std::result::Result<(), MetaError>>> {
+        match self.write(Command::AlterClientQuotas(alterations)).await? {
+            CommandResponse::ClientQuotasAltered(r) => Ok(r),
+            other => Err(answer::unexpected(&other)),
+        }
+    }
+
+    async fn client_quotas(&self) -> Result<ClientQuotas> {
+        match self.read(Read::ClientQuotas).await? {
+            ReadAnswer::ClientQuotas(r) => Ok(r),
+            other => Err(answer::unexpected_read(&other)),
+        }
+    }
+
+    async fn set_agent_listeners(
+        &self,
+        agent: String,
+        listeners: Vec<AdvertisedListener>,
+    ) -> Result<()> {
+        match self
+            .write(Command::SetAgentListeners { agent, listeners })
+            .await?
+        {
+            CommandResponse::AgentListenersSet(r) => Ok(r?),
+            other => Err(answer::unexpected(&other)),
+        }
+    }
+
+    async fn agent_listeners(&self) -> Result<BTreeMap<String, Vec<AdvertisedListener>>> {
+        match self.read(Read::AgentListeners).await? {
+            ReadAnswer::AgentListeners(r) => Ok(r),
             other => Err(answer::unexpected_read(&other)),
         }
     }

@@ -143,7 +143,8 @@ impl StateMachine {
     /// Forgets the broker ids of addresses that have not heartbeated for `bound`; a live agent
     /// keeps its id however long ago its address first came. Ids are not reused. An agent that
     /// goes is also dropped from the agents still listed (those leave only at the next
-    /// heartbeat otherwise), so it can never come back under its old id.
+    /// heartbeat otherwise), so it can never come back under its old id; its listeners go with
+    /// it, so that they are bounded by the addresses kept.
     fn forget_addresses(&mut self, now: i64, bound: i64) -> u64 {
         let mut gone = Vec::new();
         let mut unstamped = Vec::new();
@@ -169,6 +170,7 @@ impl StateMachine {
                 self.next_broker_id = self.next_broker_id.max(id.saturating_add(1));
             }
             self.broker_last_seen.remove(address);
+            self.forget_agent_listeners(address);
             if self.agents.remove(address).is_some() {
                 self.agents_epoch += 1;
             }

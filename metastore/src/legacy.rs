@@ -9,10 +9,12 @@ use imbl::{OrdMap, Vector};
 use serde::Deserialize;
 
 use super::run_index::RunIndex;
+use super::users::Security;
 use super::{
     Lease, ObjectEntry, PartitionState, ProducerState, SequencedBatch, StateMachine, TopicState,
 };
 use crate::legacy_commands::BatchLocationV1;
+use crate::security::{AclBinding, AdvertisedListener, ScramCredential, ScramMechanism};
 use crate::types::{
     AgentInfo, BatchLocation, BrokerConfigs, CommittedOffset, GroupPartition, ObjectId, TopicId,
     TopicMeta, TopicPartition,
@@ -349,6 +351,65 @@ impl From<StateMachineV8> for StateMachine {
             broker_configs: v.broker_configs,
             transactions: v.transactions,
             security: Default::default(),
+            refs: Default::default(),
+        }
+    }
+}
+
+/// The state as snapshot version 9 held it, before client quotas: the layout of version 10 with
+/// a smaller security state.
+#[derive(Deserialize)]
+pub(crate) struct StateMachineV9 {
+    topics_by_name: BTreeMap<String, TopicId>,
+    #[serde(deserialize_with = "crate::capped::map")]
+    topics: OrdMap<TopicId, TopicState>,
+    #[serde(deserialize_with = "crate::capped::map")]
+    objects: OrdMap<ObjectId, ObjectEntry>,
+    next_producer_id: i64,
+    agents: BTreeMap<String, AgentInfo>,
+    broker_ids: BTreeMap<String, i32>,
+    agents_epoch: i64,
+    #[serde(deserialize_with = "crate::capped::map_of_maps")]
+    groups: OrdMap<String, OrdMap<GroupPartition, CommittedOffset>>,
+    leases: BTreeMap<String, Lease>,
+    exports: BTreeMap<TopicPartition, i64>,
+    broker_last_seen: BTreeMap<String, i64>,
+    next_broker_id: i32,
+    broker_configs: BrokerConfigs,
+    transactions: super::transactions::Transactions,
+    security: SecurityV9,
+}
+
+/// The security state of snapshot version 9: users, ACLs and listeners, no quotas.
+#[derive(Deserialize)]
+struct SecurityV9 {
+    #[serde(deserialize_with = "crate::capped::map")]
+    users: OrdMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    #[serde(deserialize_with = "crate::capped::map")]
+    acls: OrdMap<AclBinding, ()>,
+    acls_version: u64,
+    listeners: BTreeMap<String, Vec<AdvertisedListener>>,
+}
+
+impl From<StateMachineV9> for StateMachine {
+    fn from(v: StateMachineV9) -> Self {
+        let s = v.security;
+        Self {
+            topics_by_name: v.topics_by_name,
+            topics: v.topics,
+            objects: v.objects,
+            next_producer_id: v.next_producer_id,
+            agents: v.agents,
+            broker_ids: v.broker_ids,
+            agents_epoch: v.agents_epoch,
+            groups: v.groups,
+            leases: v.leases,
+            exports: v.exports,
+            broker_last_seen: v.broker_last_seen,
+            next_broker_id: v.next_broker_id,
+            broker_configs: v.broker_configs,
+            transactions: v.transactions,
+            security: Security::from_v9(s.users, s.acls, s.acls_version, s.listeners),
             refs: Default::default(),
         }
     }

@@ -100,3 +100,24 @@ pub const MAX_SCRAM_SALT_BYTES: usize = 256;
 
 /// The most ACL bindings the cluster keeps.
 pub const MAX_ACLS: usize = 100_000;
+
+/// The most client-quota entities the cluster keeps (users, client ids and pairs of them).
+pub const MAX_QUOTA_ENTITIES: usize = 100_000;
+
+/// The most quota keys one entity holds: Kafka has four (`producer_byte_rate`,
+/// `consumer_byte_rate`, `request_percentage`, `controller_mutation_rate`), and room for a few
+/// more.
+pub const MAX_QUOTA_KEYS: usize = 8;
+
+/// The longest quota key, in bytes. (A quota entity's names are bounded by
+/// [`MAX_USER_NAME_BYTES`].)
+pub const MAX_QUOTA_KEY_BYTES: usize = 64;
+
+/// The most listeners one agent advertises (Kafka's `advertised.listeners` has a handful).
+pub const MAX_AGENT_LISTENERS: usize = 16;
+
+/// The longest listener name (`INTERNAL`, `SASL_SSL`), in bytes.
+pub const MAX_LISTENER_NAME_BYTES: usize = 255;
+
+/// The longest advertised host of a listener, in bytes: a DNS name is at most 253.
+pub const MAX_LISTENER_HOST_BYTES: usize = 255;

@@ -168,7 +168,39 @@ async fn populate(ms: &LocalMetastore) -> i64 {
     assert_eq!(answers, vec![(FIXTURE_USER.to_owned(), Ok(()))]);
     let created = ms.create_acls(vec![fixture_acl()]).await.unwrap();
     assert_eq!(created, vec![Ok(())]);
+    let altered = ms.alter_client_quotas(vec![fixture_quota()]).await.unwrap();
+    assert_eq!(altered, vec![Ok(())]);
+    ms.set_agent_listeners(FIXTURE_AGENT.into(), fixture_listeners())
+        .await
+        .unwrap();
     pid
+}
+
+/// The client quota `populate` sets (fixtures from v10 on).
+fn fixture_quota() -> crate::security::QuotaAlteration {
+    crate::security::QuotaAlteration {
+        entity: crate::security::QuotaEntity {
+            user: Some(crate::security::QuotaName::Named(FIXTURE_USER.into())),
+            client_id: Some(crate::security::QuotaName::Default),
+        },
+        set: vec![(
+            "producer_byte_rate".into(),
+            crate::security::QuotaValue::new(1048576.0),
+        )],
+        remove: vec![],
+    }
+}
+
+/// The agent `populate` heartbeats from, and the listeners it sets for it (fixtures from v10
+/// on; the state has had room for them since v9).
+const FIXTURE_AGENT: &str = "agent-1:9092";
+
+fn fixture_listeners() -> Vec<crate::security::AdvertisedListener> {
+    vec![crate::security::AdvertisedListener {
+        name: "PLAINTEXT".into(),
+        host: "agent-1".into(),
+        port: 9092,
+    }]
 }
 
 /// The ACL `populate` creates (fixtures from v9 on).
@@ -452,15 +484,17 @@ async fn commits_watch_moves_and_shutdown_refuses() {
 
 /// Data directories written by each on-disk format (v1: journal and snapshot in JSON; v2:
 /// postcard; v3: consumer groups' offsets, journal still v2; v4: compactor leases; v5: producers'
-/// last writes and addresses' last heartbeats, journal v4; v6: index runs, journal v5), so that a
-/// format change that cannot read one fails here rather than on someone's upgrade. Found at run
+/// last writes and addresses' last heartbeats, journal v4; v6: index runs, journal v5; v7: dynamic
+/// broker configs, journal v6; v8: transactions, journal v7; v9: SCRAM users and ACLs, journal
+/// v8; v10: client quotas and agents' listeners, journal v9), so that a format change that cannot
+/// read one fails here rather than on someone's upgrade. Found at run
 /// time: a test binary may be reused by another checkout sharing the target directory.
 fn fixture(version: u32) -> std::path::PathBuf {
     let root = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
     Path::new(&root).join(format!("tests/fixtures/data-dir-v{version}"))
 }
 /// The version `write_fixture` writes.
-const FIXTURE_CURRENT: u32 = 9;
+const FIXTURE_CURRENT: u32 = 10;
 const FIXTURE_FILES: [&str; 2] = [JOURNAL_FILE, crate::raft::snapshot::SNAPSHOT_FILE];
 
 fn fixture_options() -> LocalMetastoreOptions {
@@ -540,6 +574,11 @@ async fn reads_the_v9_fixture() {
     reads_fixture(9).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_v10_fixture() {
+    reads_fixture(10).await;
+}
+
 async fn reads_fixture(version: u32) {
     let dir = tempfile::tempdir().unwrap();
     for f in FIXTURE_FILES {
@@ -592,6 +631,24 @@ async fn reads_fixture(version: u32) {
         vec![]
     };
     assert_eq!(acls, expected, "the ACL survives from v9 on");
+    let quotas = ms.client_quotas().await.unwrap();
+    let alteration = fixture_quota();
+    let expected = if version >= 10 {
+        crate::security::ClientQuotas {
+            version: 1,
+            entries: vec![(alteration.entity, alteration.set)],
+        }
+    } else {
+        crate::security::ClientQuotas::default()
+    };
+    assert_eq!(quotas, expected, "the quota survives from v10 on");
+    let listeners = ms.agent_listeners().await.unwrap();
+    let expected = if version >= 10 {
+        BTreeMap::from([(FIXTURE_AGENT.to_owned(), fixture_listeners())])
+    } else {
+        BTreeMap::new()
+    };
+    assert_eq!(listeners, expected, "the listeners survive from v10 on");
     let someone_else = ms
         .acquire_leases(AcquireLeases {
             holder: "compactor-b".into(),
@@ -639,7 +696,7 @@ async fn reads_fixture(version: u32) {
 
     // Opened once, the journal was rewritten and a snapshot taken, both in the current version
     // (byte 8 is the low byte of the version); they read back to the same state.
-    for (f, version) in FIXTURE_FILES.iter().zip([8, 9]) {
+    for (f, version) in FIXTURE_FILES.iter().zip([9, 10]) {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
         assert_eq!(bytes[8], version, "{f} is version {}", bytes[8]);
     }

@@ -55,6 +55,8 @@ impl StateMachine {
             }
             Read::ScramUsers(names) => ReadAnswer::ScramUsers(self.scram_users(names.as_deref())),
             Read::Acls => ReadAnswer::Acls(self.acls()),
+            Read::ClientQuotas => ReadAnswer::ClientQuotas(self.client_quotas()),
+            Read::AgentListeners => ReadAnswer::AgentListeners(self.agent_listeners().clone()),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! What the metastore keeps for authentication and authorization, as agents send and read it:
-//! SCRAM credentials (KIP-554), ACL bindings (KIP-140) and each agent's listeners. Plain data;
-//! the state that holds them is the state machine's `users` module.
+//! What the metastore keeps for authentication, authorization and quotas, as agents send and
+//! read it: SCRAM credentials (KIP-554), ACL bindings (KIP-140), client quotas (KIP-546) and each
+//! agent's listeners. Plain data; the state that holds them is the state machine's `users`
+//! module.
 
 use serde::{Deserialize, Serialize};
 
@@ -176,4 +177,49 @@ impl AclFilter {
 pub struct Acls {
     pub version: u64,
     pub bindings: Vec<AclBinding>,
+}
+
+/// One part of a client-quota entity: Kafka's `<default>` or a name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum QuotaName {
+    Default,
+    Named(String),
+}
+
+/// A client-quota entity: a user, a client id, or both (`None`: that type is not part of it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QuotaEntity {
+    pub user: Option<QuotaName>,
+    pub client_id: Option<QuotaName>,
+}
+
+/// A quota's value, an f64 kept by its bits so that commands stay `Eq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaValue(u64);
+
+impl QuotaValue {
+    pub fn new(v: f64) -> Self {
+        Self(v.to_bits())
+    }
+
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+/// AlterClientQuotas' change to one entity: keys set to values, keys removed. The agent checks
+/// the keys and values (Kafka's names, positive rates); apply enforces only the bounds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaAlteration {
+    pub entity: QuotaEntity,
+    pub set: Vec<(String, QuotaValue)>,
+    pub remove: Vec<String>,
+}
+
+/// Every entity's quotas, and a number that moves forward with each change, so that an agent's
+/// copy knows whether a read is newer than what it has.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientQuotas {
+    pub version: u64,
+    pub entries: Vec<(QuotaEntity, Vec<(String, QuotaValue)>)>,
 }

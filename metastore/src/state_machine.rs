@@ -77,7 +77,8 @@ pub struct StateMachine {
     /// The transaction coordinator's state (snapshot version 8 on).
     #[serde(default)]
     transactions: transactions::Transactions,
-    /// SCRAM credentials, ACLs, agents' listeners (snapshot version 9 on).
+    /// SCRAM credentials, ACLs, agents' listeners (snapshot version 9 on), client quotas
+    /// (snapshot version 10 on).
     #[serde(default)]
     security: users::Security,
     /// How many index entries point at each object, kept with every change of an index so
@@ -274,6 +275,12 @@ impl StateMachine {
                 CommandResponse::AclsCreated(self.create_acls(bindings))
             }
             Command::DeleteAcls(filters) => CommandResponse::AclsDeleted(self.delete_acls(filters)),
+            Command::AlterClientQuotas(alterations) => {
+                CommandResponse::ClientQuotasAltered(self.alter_client_quotas(alterations))
+            }
+            Command::SetAgentListeners { agent, listeners } => {
+                CommandResponse::AgentListenersSet(self.set_agent_listeners(agent, listeners))
+            }
         }
     }
 
@@ -709,7 +716,7 @@ pub use index_reads::MAX_SLICE_BATCHES;
 mod legacy;
 pub(crate) use legacy::{
     StateMachineV2, StateMachineV3, StateMachineV4, StateMachineV5, StateMachineV6, StateMachineV7,
-    StateMachineV8,
+    StateMachineV8, StateMachineV9,
 };
 
 #[path = "read.rs"]

@@ -272,6 +272,15 @@ pub enum Command {
     CreateAcls(Vec<crate::security::AclBinding>),
     /// DeleteAcls (journal version 8 on).
     DeleteAcls(Vec<crate::security::AclFilter>),
+    /// AlterClientQuotas (journal version 9 on): each alteration applies on its own.
+    AlterClientQuotas(Vec<crate::security::QuotaAlteration>),
+    /// An agent's listeners as clients reach them (journal version 9 on): replaces what the
+    /// agent at address `agent` (`host:port`, as heartbeats key it) had. Refused
+    /// ([`MetaError::UnknownAgent`]) unless that agent is in the state's agents.
+    SetAgentListeners {
+        agent: String,
+        listeners: Vec<crate::security::AdvertisedListener>,
+    },
 }
 
 /// IncrementalAlterConfigs (or, with `replace`, AlterConfigs) on a broker resource: the
@@ -535,6 +544,9 @@ pub enum CommandResponse {
     AclsCreated(Vec<Result<(), MetaError>>),
     /// For each filter of a `DeleteAcls`, the bindings it deleted.
     AclsDeleted(Vec<Vec<crate::security::AclBinding>>),
+    /// One answer per alteration of an `AlterClientQuotas`.
+    ClientQuotasAltered(Vec<Result<(), MetaError>>),
+    AgentListenersSet(Result<(), MetaError>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -700,9 +712,20 @@ pub enum MetaError {
     /// A SCRAM credential to delete that does not exist (Kafka's RESOURCE_NOT_FOUND).
     #[error("no such credential")]
     CredentialNotFound,
-    /// More users, or a longer name or salt, than [`crate::limits`] allows.
-    #[error("over the metastore's bound on users or ACLs")]
+    /// More users, ACLs, quota entities or keys, or listeners, or a longer name, salt, key or
+    /// host, than [`crate::limits`] allows.
+    #[error("over the metastore's bound on users, ACLs, quotas or listeners")]
     SecurityOverLimit,
+    // Journal version 9 on.
+    /// A command that no request the agent checked can make: a client-quota entity with
+    /// neither a user nor a client id (Kafka's INVALID_REQUEST). Apply refuses it rather than
+    /// keep an entity no lookup can match.
+    #[error("invalid request")]
+    InvalidRequest,
+    /// `SetAgentListeners` for an address that is not among the state's agents (never
+    /// heartbeated, or expired since): the agent heartbeats again, then sets its listeners.
+    #[error("unknown agent")]
+    UnknownAgent,
 }
 
 /// A partition as consumer groups name it: by topic name, as OffsetCommit and OffsetFetch do.

@@ -1,6 +1,8 @@
 //! The security state: SCRAM credentials, ACL bindings and agents' listeners (snapshot version 9
-//! on). Bounded by [`crate::limits::MAX_SCRAM_USERS`] and [`crate::limits::MAX_ACLS`]; what
-//! each holds is checked on the way in, so a state can never hold more.
+//! on), client quotas (snapshot version 10 on). Bounded by [`crate::limits::MAX_SCRAM_USERS`],
+//! [`crate::limits::MAX_ACLS`] and [`crate::limits::MAX_QUOTA_ENTITIES`], and the listeners by
+//! the agents' addresses (an address's go when it is forgotten); what each holds is checked on
+//! the way in, so a state can never hold more.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +10,15 @@ use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::StateMachine;
-use crate::limits::{MAX_ACLS, MAX_SCRAM_SALT_BYTES, MAX_SCRAM_USERS, MAX_USER_NAME_BYTES};
+use crate::limits::{
+    MAX_ACLS, MAX_AGENT_LISTENERS, MAX_LISTENER_HOST_BYTES, MAX_LISTENER_NAME_BYTES,
+    MAX_QUOTA_ENTITIES, MAX_QUOTA_KEYS, MAX_QUOTA_KEY_BYTES, MAX_SCRAM_SALT_BYTES, MAX_SCRAM_USERS,
+    MAX_USER_NAME_BYTES,
+};
 use crate::security::{
-    AclBinding, AclFilter, Acls, AdvertisedListener, AlterScramCredentials, ScramCredential,
-    ScramMechanism, ScramUpsertion, ScramUser,
+    AclBinding, AclFilter, Acls, AdvertisedListener, AlterScramCredentials, ClientQuotas,
+    QuotaAlteration, QuotaEntity, QuotaName, QuotaValue, ScramCredential, ScramMechanism,
+    ScramUpsertion, ScramUser,
 };
 use crate::types::MetaError;
 
@@ -25,6 +32,30 @@ pub(crate) struct Security {
     acls_version: u64,
     /// Each agent's listeners by its address (as `agents` keys it).
     listeners: BTreeMap<String, Vec<AdvertisedListener>>,
+    /// Client quotas by entity (snapshot version 10 on); an entity with no key is not kept.
+    #[serde(deserialize_with = "crate::capped::map")]
+    quotas: OrdMap<QuotaEntity, BTreeMap<String, QuotaValue>>,
+    /// Moves forward with every change of `quotas`.
+    quotas_version: u64,
+}
+
+impl Security {
+    /// The security state as snapshot version 9 held it, with no quotas.
+    pub(crate) fn from_v9(
+        users: OrdMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+        acls: OrdMap<AclBinding, ()>,
+        acls_version: u64,
+        listeners: BTreeMap<String, Vec<AdvertisedListener>>,
+    ) -> Self {
+        Self {
+            users,
+            acls,
+            acls_version,
+            listeners,
+            quotas: OrdMap::new(),
+            quotas_version: 0,
+        }
+    }
 }
 
 impl StateMachine {
@@ -170,6 +201,125 @@ impl StateMachine {
             .collect();
         self.security.acls_version += 1;
         answers
+    }
+
+    /// AlterClientQuotas: one answer per alteration, each applied on its own (removals, then
+    /// sets) or refused whole: an entity with neither user nor client id
+    /// ([`MetaError::InvalidRequest`]), or a result past [`MAX_QUOTA_ENTITIES`],
+    /// [`MAX_QUOTA_KEYS`], [`MAX_QUOTA_KEY_BYTES`] or a name over [`MAX_USER_NAME_BYTES`]
+    /// ([`MetaError::SecurityOverLimit`]). The version moves forward once if anything changed.
+    pub(crate) fn alter_client_quotas(
+        &mut self,
+        alterations: &[QuotaAlteration],
+    ) -> Vec<Result<(), MetaError>> {
+        let mut changed = false;
+        let answers = alterations
+            .iter()
+            .map(|a| {
+                let answer = self.alter_client_quota(a);
+                changed |= answer == Ok(true);
+                answer.map(|_| ())
+            })
+            .collect();
+        if changed {
+            self.security.quotas_version += 1;
+        }
+        answers
+    }
+
+    /// One alteration: whether it changed anything.
+    fn alter_client_quota(&mut self, a: &QuotaAlteration) -> Result<bool, MetaError> {
+        let entity = &a.entity;
+        if entity.user.is_none() && entity.client_id.is_none() {
+            return Err(MetaError::InvalidRequest);
+        }
+        let too_long = |n: &Option<QuotaName>| match n {
+            Some(QuotaName::Named(name)) => name.len() > MAX_USER_NAME_BYTES,
+            Some(QuotaName::Default) | None => false,
+        };
+        // Removed keys are not kept, so only the keys set are bounded.
+        if too_long(&entity.user)
+            || too_long(&entity.client_id)
+            || a.set.iter().any(|(k, _)| k.len() > MAX_QUOTA_KEY_BYTES)
+        {
+            return Err(MetaError::SecurityOverLimit);
+        }
+        let quotas = &mut self.security.quotas;
+        let before = quotas.get(entity);
+        let mut after = before.cloned().unwrap_or_default();
+        for key in &a.remove {
+            after.remove(key);
+        }
+        for (key, value) in &a.set {
+            after.insert(key.clone(), *value);
+        }
+        if after.len() > MAX_QUOTA_KEYS
+            || (before.is_none() && !after.is_empty() && quotas.len() >= MAX_QUOTA_ENTITIES)
+        {
+            return Err(MetaError::SecurityOverLimit);
+        }
+        if before.map_or(after.is_empty(), |b| *b == after) {
+            return Ok(false);
+        }
+        if after.is_empty() {
+            quotas.remove(entity);
+        } else {
+            quotas.insert(entity.clone(), after);
+        }
+        Ok(true)
+    }
+
+    /// Every entity's quotas. (Agents keep them all and meter requests against their copy.)
+    pub fn client_quotas(&self) -> ClientQuotas {
+        ClientQuotas {
+            version: self.security.quotas_version,
+            entries: self
+                .security
+                .quotas
+                .iter()
+                .map(|(e, keys)| {
+                    (
+                        e.clone(),
+                        keys.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// SetAgentListeners: the agent's listeners become `listeners`. Only an agent in `agents`
+    /// may set any, and they go when the expiry pass forgets its address, as its broker id does
+    /// (not when its session lapses: an agent that comes back under its old id keeps them). So
+    /// the map never holds more addresses than the state keeps broker ids for.
+    pub(crate) fn set_agent_listeners(
+        &mut self,
+        agent: &str,
+        listeners: &[AdvertisedListener],
+    ) -> Result<(), MetaError> {
+        if !self.agents.contains_key(agent) {
+            return Err(MetaError::UnknownAgent);
+        }
+        if listeners.len() > MAX_AGENT_LISTENERS
+            || listeners.iter().any(|l| {
+                l.name.len() > MAX_LISTENER_NAME_BYTES || l.host.len() > MAX_LISTENER_HOST_BYTES
+            })
+        {
+            return Err(MetaError::SecurityOverLimit);
+        }
+        // No listeners is no entry: the map holds only agents that advertise something.
+        if listeners.is_empty() {
+            self.security.listeners.remove(agent);
+        } else {
+            self.security
+                .listeners
+                .insert(agent.to_owned(), listeners.to_vec());
+        }
+        Ok(())
+    }
+
+    /// Forgets an address's listeners, with the address (expiry).
+    pub(super) fn forget_agent_listeners(&mut self, agent: &str) {
+        self.security.listeners.remove(agent);
     }
 
     pub fn agent_listeners(&self) -> &BTreeMap<String, Vec<AdvertisedListener>> {

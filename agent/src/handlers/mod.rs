@@ -6,6 +6,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod client_quotas;
 pub mod consumer_group;
 pub mod create_partitions;
 pub mod create_topics;
@@ -224,12 +225,48 @@ pub async fn route(
             })
         }
         ApiKey::Produce => {
-            produce::route(agent, &caller, header, decode(api, version, &mut body)?).await
+            // Kafka meters a produce by its request's size, before it is handled.
+            let throttle = quota_throttle(&agent, &caller, &header, body.len());
+            session.mute.extend(throttle);
+            let req = decode(api, version, &mut body)?;
+            produce::route(agent, &caller, header, req, throttle).await
         }
         ApiKey::Fetch => {
+            let mut req: kafka_protocol::messages::FetchRequest = decode(api, version, &mut body)?;
+            let mute = session.mute.clone();
+            let client_id = client_id(&header);
+            let user = quota_user(&caller).to_owned();
+            let quotas = agent.quotas.clone();
+            let metered = quotas.any(crate::quotas::Kind::Fetch);
+            if metered {
+                // As Kafka: never ask for more than the quota's window holds, or a large
+                // enough response would be refused for ever.
+                if let Some(cap) =
+                    quotas.window_bytes(crate::quotas::Kind::Fetch, &user, &client_id)
+                {
+                    req.max_bytes = req
+                        .max_bytes
+                        .min(i32::try_from(cap).unwrap_or(i32::MAX).max(1));
+                }
+            }
+            respond(api, header, async move {
+                let mut answer = fetch::handle(&agent, &caller, version, req).await;
+                if metered {
+                    fetch_throttle(&quotas, &user, &client_id, &mut answer, &mute);
+                }
+                answer
+            })
+        }
+        ApiKey::DescribeClientQuotas => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                fetch::handle(&agent, &caller, version, req).await
+                client_quotas::describe(&agent, &caller, req).await
+            })
+        }
+        ApiKey::AlterClientQuotas => {
+            let req = decode(api, version, &mut body)?;
+            respond(api, header, async move {
+                client_quotas::alter(&agent, &caller, req).await
             })
         }
         ApiKey::ListOffsets => {
@@ -719,6 +756,67 @@ fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T
 }
 
 /// Runs `answer` and encodes its result as the response to `header`.
+/// The user a quota names for `caller`: its principal's name, `User:` dropped.
+fn quota_user(caller: &acl::Caller) -> &str {
+    caller
+        .principal
+        .split_once(':')
+        .map_or(caller.principal.as_str(), |(_, name)| name)
+}
+
+fn client_id(header: &RequestHeader) -> String {
+    header
+        .client_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default()
+}
+
+/// How long a produce of `bytes` must be held back under the caller's quota.
+fn quota_throttle(
+    agent: &Agent,
+    caller: &acl::Caller,
+    header: &RequestHeader,
+    bytes: usize,
+) -> std::time::Duration {
+    let quotas = &agent.quotas;
+    if !quotas.any(crate::quotas::Kind::Produce) {
+        return std::time::Duration::ZERO;
+    }
+    quotas.record(
+        crate::quotas::Kind::Produce,
+        quota_user(caller),
+        &client_id(header),
+        bytes as u64,
+        std::time::Instant::now(),
+    )
+}
+
+/// Meters a fetch's answer (see [`crate::quotas::Quotas::record_fetch`]).
+fn fetch_throttle(
+    quotas: &crate::quotas::Quotas,
+    user: &str,
+    client_id: &str,
+    answer: &mut kafka_protocol::messages::FetchResponse,
+    mute: &crate::quotas::Mute,
+) {
+    let bytes: u64 = answer
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len() as u64))
+        .sum();
+    let throttle = match quotas.record_fetch(user, client_id, bytes, std::time::Instant::now()) {
+        crate::quotas::Fetched::Send(t) => t,
+        crate::quotas::Fetched::Empty(t) => {
+            answer.responses.clear();
+            t
+        }
+    };
+    answer.throttle_time_ms = crate::quotas::millis(throttle);
+    mute.extend(throttle);
+}
+
 fn respond<R, F>(api: ApiKey, header: RequestHeader, answer: F) -> Pending
 where
     R: Encodable + Send + 'static,

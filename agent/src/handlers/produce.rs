@@ -49,6 +49,7 @@ pub async fn route(
     caller: &Caller,
     header: RequestHeader,
     req: ProduceRequest,
+    throttle: std::time::Duration,
 ) -> Pending {
     let started = Instant::now();
     agent.metrics.produce_requests.inc();
@@ -159,7 +160,9 @@ pub async fn route(
                     .with_partition_responses(partitions)
             })
             .collect();
-        let body = ProduceResponse::default().with_responses(responses);
+        let body = ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(crate::quotas::millis(throttle));
         encode(ApiKey::Produce, version, correlation_id, &body).map(Some)
     })
 }

@@ -118,6 +118,7 @@ async fn produce_to(
         &crate::test_support::anonymous(),
         header,
         req,
+        std::time::Duration::ZERO,
     )
     .await
     .await

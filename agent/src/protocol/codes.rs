@@ -91,6 +91,9 @@ pub fn meta_error(e: &MetaError) -> i16 {
         MetaError::TooManyTxnPartitions => INVALID_REQUEST,
         MetaError::CredentialNotFound => RESOURCE_NOT_FOUND,
         MetaError::SecurityOverLimit => UNACCEPTABLE_CREDENTIAL,
+        MetaError::InvalidRequest => INVALID_REQUEST,
+        // Only an agent's own listener registration can meet this; no client request does.
+        MetaError::UnknownAgent => UNKNOWN_SERVER_ERROR,
     }
 }
 

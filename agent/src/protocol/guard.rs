@@ -213,6 +213,20 @@ const API_SCHEMAS: &[ApiSchema] = &[
     api(ApiKey::CreateAcls, 1, 3, 2, security::CREATE_ACLS),
     api(ApiKey::DeleteAcls, 1, 3, 2, security::DELETE_ACLS),
     api(
+        ApiKey::DescribeClientQuotas,
+        0,
+        1,
+        1,
+        security::DESCRIBE_CLIENT_QUOTAS,
+    ),
+    api(
+        ApiKey::AlterClientQuotas,
+        0,
+        1,
+        1,
+        security::ALTER_CLIENT_QUOTAS,
+    ),
+    api(
         ApiKey::SaslAuthenticate,
         0,
         2,

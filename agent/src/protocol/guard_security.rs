@@ -60,6 +60,34 @@ const ACL_FILTER: &[Field] = &[
     f(Int8, 0, N),        // permission_type
 ];
 
+pub(super) const DESCRIBE_CLIENT_QUOTAS: &[Field] = &[
+    f(Array(&Struct(QUOTA_COMPONENT)), 0, N), // components
+    f(Bool, 0, N),                            // strict
+];
+const QUOTA_COMPONENT: &[Field] = &[
+    f(Str, 0, N),         // entity_type
+    f(Int8, 0, N),        // match_type
+    f(NullableStr, 0, N), // match
+];
+
+pub(super) const ALTER_CLIENT_QUOTAS: &[Field] = &[
+    f(Array(&Struct(QUOTA_ENTRY)), 0, N), // entries
+    f(Bool, 0, N),                        // validate_only
+];
+const QUOTA_ENTRY: &[Field] = &[
+    f(Array(&Struct(QUOTA_ENTITY)), 0, N), // entity
+    f(Array(&Struct(QUOTA_OP)), 0, N),     // ops
+];
+const QUOTA_ENTITY: &[Field] = &[
+    f(Str, 0, N),         // entity_type
+    f(NullableStr, 0, N), // entity_name
+];
+const QUOTA_OP: &[Field] = &[
+    f(Str, 0, N),   // key
+    f(Int64, 0, N), // value: a float64, eight bytes like an Int64
+    f(Bool, 0, N),  // remove
+];
+
 pub(super) const DELETE_ACLS: &[Field] = &[
     f(Array(&Struct(ACL_FILTER)), 0, N), // filters
 ];

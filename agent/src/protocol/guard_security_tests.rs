@@ -10,7 +10,11 @@ use kafka_protocol::messages::describe_acls_request::DescribeAclsRequest;
 use kafka_protocol::messages::describe_user_scram_credentials_request::{
     DescribeUserScramCredentialsRequest, UserName,
 };
-use kafka_protocol::messages::{ApiKey, SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::messages::{alter_client_quotas_request, describe_client_quotas_request};
+use kafka_protocol::messages::{
+    AlterClientQuotasRequest, ApiKey, DescribeClientQuotasRequest, SaslAuthenticateRequest,
+    SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Message, VersionRange};
 
 use super::{encode, s, tags};
@@ -132,6 +136,48 @@ pub(super) fn samples(api: ApiKey, v: i16) -> Option<Vec<Bytes>> {
                 ),
             ]
         }
+        ApiKey::DescribeClientQuotas => {
+            let component = describe_client_quotas_request::ComponentData::default()
+                .with_entity_type(s("user"))
+                .with_match_type(0)
+                .with_match(Some(s("alice")))
+                .with_unknown_tagged_fields(t(v >= 1));
+            vec![
+                encode(
+                    DescribeClientQuotasRequest::default()
+                        .with_components(vec![component.clone(), component.with_match(None)])
+                        .with_strict(true)
+                        .with_unknown_tagged_fields(t(v >= 1)),
+                    v,
+                ),
+                encode(DescribeClientQuotasRequest::default(), v),
+            ]
+        }
+        ApiKey::AlterClientQuotas => {
+            use alter_client_quotas_request::{EntityData, EntryData, OpData};
+            let entity = EntityData::default()
+                .with_entity_type(s("client-id"))
+                .with_entity_name(Some(s("app")))
+                .with_unknown_tagged_fields(t(v >= 1));
+            let op = OpData::default()
+                .with_key(s("producer_byte_rate"))
+                .with_value(1048576.0)
+                .with_unknown_tagged_fields(t(v >= 1));
+            let entry = EntryData::default()
+                .with_entity(vec![entity.clone(), entity.with_entity_name(None)])
+                .with_ops(vec![op.clone(), op.with_remove(true)])
+                .with_unknown_tagged_fields(t(v >= 1));
+            vec![
+                encode(
+                    AlterClientQuotasRequest::default()
+                        .with_entries(vec![entry.clone(), entry])
+                        .with_validate_only(true)
+                        .with_unknown_tagged_fields(t(v >= 1)),
+                    v,
+                ),
+                encode(AlterClientQuotasRequest::default(), v),
+            ]
+        }
         _ => return None,
     })
 }
@@ -145,6 +191,8 @@ pub(super) fn kafka_versions(api: ApiKey) -> Option<VersionRange> {
         ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
         ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
         ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::VERSIONS,
+        ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::VERSIONS,
+        ApiKey::AlterClientQuotas => AlterClientQuotasRequest::VERSIONS,
         _ => return None,
     })
 }
@@ -163,6 +211,8 @@ pub(super) fn kafka_decode(api: ApiKey, v: i16, body: &[u8]) -> Option<Result<us
         ApiKey::SaslAuthenticate => len::<SaslAuthenticateRequest>(v, body),
         ApiKey::AlterUserScramCredentials => len::<AlterUserScramCredentialsRequest>(v, body),
         ApiKey::DescribeUserScramCredentials => len::<DescribeUserScramCredentialsRequest>(v, body),
+        ApiKey::DescribeClientQuotas => len::<DescribeClientQuotasRequest>(v, body),
+        ApiKey::AlterClientQuotas => len::<AlterClientQuotasRequest>(v, body),
         _ => return None,
     })
 }

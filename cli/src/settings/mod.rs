@@ -70,6 +70,12 @@ pub struct AgentFlags {
     /// [default: 30000]
     #[arg(long, env = "SKIFF_REQUEST_READ_TIMEOUT_MS")]
     request_read_timeout_ms: Option<u64>,
+    /// Samples the client quotas' rates are measured over (quota.window.num) [default: 11]
+    #[arg(long, env = "SKIFF_QUOTA_WINDOW_NUM")]
+    quota_window_num: Option<u32>,
+    /// Length of each sample (quota.window.size.seconds) [default: 1]
+    #[arg(long, env = "SKIFF_QUOTA_WINDOW_SIZE_SECONDS")]
+    quota_window_size_seconds: Option<u64>,
     /// Members a classic consumer group may have (group.max.size) [default: 2147483647]
     #[arg(long, env = "SKIFF_GROUP_MAX_SIZE")]
     group_max_size: Option<usize>,
@@ -308,6 +314,8 @@ struct FileSettings {
     max_connections_per_ip: Option<usize>,
     connections_max_idle_ms: Option<u64>,
     request_read_timeout_ms: Option<u64>,
+    quota_window_num: Option<u32>,
+    quota_window_size_seconds: Option<u64>,
     group_max_size: Option<usize>,
     group_consumer_max_size: Option<usize>,
     sasl_enabled_mechanisms: Option<Vec<String>>,
@@ -518,6 +526,21 @@ impl AgentSettings {
                 bail!("request-read-timeout-ms must be at least 1");
             }
             agent.request_read_timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(n) = args.quota_window_num.or(file.quota_window_num) {
+            if n < 2 {
+                bail!("quota-window-num must be at least 2");
+            }
+            agent.quota_window.samples = n;
+        }
+        if let Some(s) = args
+            .quota_window_size_seconds
+            .or(file.quota_window_size_seconds)
+        {
+            if s < 1 {
+                bail!("quota-window-size-seconds must be at least 1");
+            }
+            agent.quota_window.size = std::time::Duration::from_secs(s);
         }
         if let Some(n) = args.group_max_size.or(file.group_max_size) {
             if n < 1 {

@@ -5,8 +5,8 @@
 //! record = len:u32le crc32c(payload):u32le payload     payload = `Record`
 //! ```
 //!
-//! Versions 7 (written), 6, 5, 4, 3 and 2 encode payloads with [`codec`](crate::codec) (postcard), version
-//! 1 with JSON. All share the record layout. A journal of an earlier version is read and then
+//! Versions 9 (written), 8, 7, 6, 5, 4, 3 and 2 encode payloads with [`codec`](crate::codec)
+//! (postcard), version 1 with JSON. All share the record layout. A journal of an earlier version is read and then
 //! rewritten in the current one at once, so one file never mixes versions.
 //!
 //! postcard names an enum variant by its position and a struct field by its order, so the
@@ -21,7 +21,9 @@
 //! 6 `Command::CreatePartitions`, `Command::CommitGroupOffsets` and `Command::AlterBrokerConfigs`
 //! (last, so a version 5 record decodes the same under version 6), version 7 transactions (new
 //! variants last; the commit, whose batches gained a field, became a new variant, the old one
-//! `Command::CommitObjectV6` at its position, so a version 6 record decodes the same).
+//! `Command::CommitObjectV6` at its position, so a version 6 record decodes the same), version 8
+//! SCRAM credentials and ACLs, version 9 `Command::AlterClientQuotas` and
+//! `Command::SetAgentListeners` (both last again, so a version 8 record decodes the same).
 //!
 //! Every record is an assignment to the log state (see [`LogState::apply`]), so replaying the file
 //! from the start rebuilds the state, and a rewrite can replace any prefix by the state it produced.
@@ -64,9 +66,12 @@ const MAGIC: &[u8; 8] = b"SKIFFJNL";
 /// The version written. A new variant or field in anything a record holds (above all
 /// [`Command`](crate::types::Command)) means a new version, a fixture for it, and reading the
 /// old one: see the module doc and the schema tests.
-const VERSION: u32 = 8;
-/// postcard, before `Command::AlterScramCredentials`; its records decode as version 8's. Read,
-/// never written.
+const VERSION: u32 = 9;
+/// postcard, before `Command::AlterClientQuotas` and `Command::SetAgentListeners`; its records
+/// decode as version 9's. Read, never written.
+const VERSION_8: u32 = 8;
+/// postcard, before `Command::AlterScramCredentials` and the ACL commands; its records decode as
+/// version 8's. Read, never written.
 const VERSION_7: u32 = 7;
 /// postcard, before transactions (the `Command` variants from `InitTransactionalProducer` on,
 /// `CommitBatch::transactional`, `RunLayout::Marker`); its commits decode as
@@ -286,6 +291,7 @@ impl Journal {
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
         if ![
             VERSION,
+            VERSION_8,
             VERSION_7,
             VERSION_6,
             VERSION_5,

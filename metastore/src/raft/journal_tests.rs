@@ -704,6 +704,35 @@ fn every_command() -> Vec<Command> {
             operation: 1,
             permission_type: 1,
         }]),
+        Command::AlterClientQuotas(vec![
+            crate::security::QuotaAlteration {
+                entity: crate::security::QuotaEntity {
+                    user: Some(crate::security::QuotaName::Named("alice".into())),
+                    client_id: Some(crate::security::QuotaName::Default),
+                },
+                set: vec![(
+                    "producer_byte_rate".into(),
+                    crate::security::QuotaValue::new(1024.5),
+                )],
+                remove: vec!["consumer_byte_rate".into()],
+            },
+            crate::security::QuotaAlteration {
+                entity: crate::security::QuotaEntity {
+                    user: None,
+                    client_id: Some(crate::security::QuotaName::Named("app".into())),
+                },
+                set: vec![],
+                remove: vec!["request_percentage".into()],
+            },
+        ]),
+        Command::SetAgentListeners {
+            agent: "agent-1:9092".into(),
+            listeners: vec![crate::security::AdvertisedListener {
+                name: "SASL_SSL".into(),
+                host: "agent-1.example".into(),
+                port: 9093,
+            }],
+        },
     ]
 }
 

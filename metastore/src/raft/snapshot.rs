@@ -8,7 +8,8 @@
 //! Version 1 holds the state in JSON; versions 2 and on in [`codec`](crate::codec) (postcard),
 //! each with the fields of its time (3 added consumer groups' offsets, 4 compactor leases, 5
 //! producers' last writes and addresses' last heartbeats, for expiry, 6 index runs, 7 dynamic
-//! broker configs). All are read; the current one is written.
+//! broker configs, 8 transactions, 9 the security state (SCRAM users, ACLs, agents' listeners),
+//! 10 client quotas). All are read; the current one is written.
 //!
 //! The state's length and checksum trail it so that it can be streamed out without buffering;
 //! the file is the unit Raft ships to followers too, so a received snapshot is checked the same
@@ -29,7 +30,9 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
 /// The current snapshot's file name inside the data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 const MAGIC: &[u8; 8] = b"SKIFFSNP";
-const VERSION: u32 = 9;
+const VERSION: u32 = 10;
+/// Before client quotas. Read, never written.
+const VERSION_9: u32 = 9;
 /// Before the security state (users, ACLs). Read, never written.
 const VERSION_8: u32 = 8;
 /// Before transactions. Read, never written.
@@ -235,6 +238,8 @@ pub fn decode_state(version: u32, bytes: &[u8]) -> Result<StateMachine, Snapshot
         crate::codec::decode::<crate::state_machine::StateMachineV7>(bytes)?.into()
     } else if version == VERSION_8 {
         crate::codec::decode::<crate::state_machine::StateMachineV8>(bytes)?.into()
+    } else if version == VERSION_9 {
+        crate::codec::decode::<crate::state_machine::StateMachineV9>(bytes)?.into()
     } else {
         crate::codec::decode(bytes)?
     })
@@ -252,6 +257,7 @@ fn read_header(r: &mut impl Read) -> Result<(u32, SnapshotMeta), SnapshotError> 
     let version = word(8);
     if ![
         VERSION,
+        VERSION_9,
         VERSION_8,
         VERSION_7,
         VERSION_6,

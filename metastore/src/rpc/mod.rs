@@ -122,6 +122,10 @@ pub enum Read {
     ScramUsers(Option<Vec<String>>),
     /// Every ACL binding; agents read it every few seconds to apply changes.
     Acls,
+    /// Every client quota; agents read it every few seconds to apply changes.
+    ClientQuotas,
+    /// Every agent's listeners, by the agent's address.
+    AgentListeners,
 }
 
 /// ListTransactions' filters (KIP-664, KIP-994): an empty list passes everything;
@@ -159,6 +163,8 @@ pub enum ReadAnswer {
     ScramCredential(Option<crate::security::ScramCredential>),
     ScramUsers(Vec<crate::security::ScramUser>),
     Acls(crate::security::Acls),
+    ClientQuotas(crate::security::ClientQuotas),
+    AgentListeners(BTreeMap<String, Vec<crate::security::AdvertisedListener>>),
 }
 
 /// Query of [`COMMITS_PATH`]: answer once the node's commit counter differs from `seen`, or after
