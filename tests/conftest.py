@@ -164,7 +164,9 @@ class Broker:
         self, workdir: Path, extra_args: tuple[str, ...] = (), name: str = "skiff", store=None, protocol: str | None = None
     ):
         self.name = name
-        # A listener's security protocol (SSL, SASL_PLAINTEXT, SASL_SSL): passed as --listeners.
+        # A listener's security protocol (SSL, SASL_PLAINTEXT, SASL_SSL), passed as --listeners;
+        # several, comma-separated, are several listeners, each on a port of its own
+        # (`listener_ports`), the first on `port`.
         self.protocol = protocol
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -176,6 +178,7 @@ class Broker:
         self.metrics_port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        self._pick_listener_ports()
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self._expect_exit = False
@@ -183,6 +186,10 @@ class Broker:
         self._ready = threading.Event()
         self._stdout_lines: list[str] = []
         self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def _pick_listener_ports(self) -> None:
+        names = self.protocol.split(",") if self.protocol else []
+        self.listener_ports = {n: (self.port if i == 0 else free_port()) for i, n in enumerate(names)}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def args(self) -> list[str]:
@@ -192,7 +199,7 @@ class Broker:
             "--data-dir",
             str(self.data_dir),
             *(
-                ["--listeners", f"{self.protocol}://127.0.0.1:{self.port}"]
+                ["--listeners", ",".join(f"{n}://127.0.0.1:{p}" for n, p in self.listener_ports.items())]
                 if self.protocol
                 else ["--listen", f"127.0.0.1:{self.port}"]
             ),
@@ -213,6 +220,7 @@ class Broker:
                     raise
                 self.starts -= 1
                 self.port, self.metrics_port = free_port(), free_port()
+                self._pick_listener_ports()
                 self.bootstrap = f"127.0.0.1:{self.port}"
                 self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         raise AssertionError("unreachable")

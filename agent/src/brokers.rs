@@ -66,6 +66,24 @@ pub fn slot_of(topic: TopicId, partition: i32, slots: i32) -> i32 {
     ((start % slots + p % slots) % slots) as i32
 }
 
+/// Whom an answer listing brokers is for: the listener its connection came in on, and whether
+/// its client wants every slot (see [`crate::session::Client`]).
+#[derive(Clone, Debug)]
+pub struct Audience {
+    pub listener: std::sync::Arc<str>,
+    pub slotted: bool,
+}
+
+impl Audience {
+    /// A client of the default listener, as tests are.
+    pub fn plaintext(slotted: bool) -> Self {
+        Self {
+            listener: "PLAINTEXT".into(),
+            slotted,
+        }
+    }
+}
+
 /// The brokers of one answer: the live agents, this one always among them (it is answering,
 /// whatever the last heartbeat said). Metadata, DescribeCluster, DescribeTopicPartitions,
 /// DescribeLogDirs and OffsetForLeaderEpoch all read leaders and the leader epoch from here, so
@@ -81,19 +99,40 @@ pub(crate) struct Brokers {
 }
 
 impl Brokers {
-    /// The brokers for a connection; `slotted` gives every agent's slots, for the clients that
-    /// need them (see [`crate::session::Client`]), and otherwise one id per agent.
-    pub fn of(agent: &Agent, slotted: bool) -> Self {
+    /// The brokers for a connection on `listener`, at their addresses for it (agents without
+    /// it are left out: any agent takes any partition, so the others lead theirs); `slotted`
+    /// gives every agent's slots, for the clients that need them (see
+    /// [`crate::session::Client`]), and otherwise one id per agent.
+    pub fn for_audience(agent: &Agent, audience: &Audience) -> Self {
+        Self::of(agent, &audience.listener, audience.slotted)
+    }
+
+    /// The brokers by the addresses the agents are known by (their first listener's), for
+    /// answers that name no address.
+    pub fn known(agent: &Agent, slotted: bool) -> Self {
+        Self::of(agent, &agent.membership.primary(), slotted)
+    }
+
+    pub fn of(agent: &Agent, listener: &str, slotted: bool) -> Self {
         let view = agent.membership.view();
         let me = agent.broker_id();
-        let mut agents = view.agents.clone();
+        let mut agents = agent.membership.agents_for(listener, &view.agents);
         if !agents.iter().any(|a| a.broker_id == me) {
-            agents.push(AgentInfo {
+            let known = AgentInfo {
                 broker_id: me,
                 host: agent.config.advertised_host.clone(),
                 port: agent.config.advertised_port,
                 last_heartbeat_ms: 0,
                 session_timeout_ms: 0,
+            };
+            let (host, port) = agent
+                .membership
+                .address(listener, &known)
+                .unwrap_or((known.host.clone(), known.port));
+            agents.push(AgentInfo {
+                host,
+                port,
+                ..known
             });
             agents.sort_by_key(|a| a.broker_id);
         }

@@ -5,6 +5,16 @@ use std::time::Duration;
 /// Kafka's default `message.max.bytes` (1 MiB plus record-batch overhead).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 
+/// A listener as clients reach it: Kafka's listener name (`PLAINTEXT`, or one of
+/// `listener.security.protocol.map`), its protocol and its advertised address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub protocol: crate::server::SecurityProtocol,
+    pub host: String,
+    pub port: u16,
+}
+
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
     /// The broker id clients see; every partition's leader, since any agent serves any partition.
@@ -17,12 +27,16 @@ pub struct AgentConfig {
     /// least one each), so that librdkafka opens enough connections to keep every partition in
     /// the open window (see [`crate::brokers`]). Every agent of a cluster must have the same.
     pub broker_ids: u32,
-    /// The listener's security protocol, as DescribeConfigs' `listeners` shows it.
+    /// The first listener's security protocol.
     pub security_protocol: crate::server::SecurityProtocol,
-    /// Kafka's `super.users` and `allow.everyone.if.no.acl.found`.
+    /// Every listener as clients are told of it (KIP-103), the first being the one the agent is
+    /// known by in the metastore (`advertised_host`, `advertised_port`, `security_protocol`).
+    /// Empty: that one only, named after its protocol.
+    pub listeners: Vec<ListenerConfig>,
     /// Kafka's `quota.window.num` and `quota.window.size.seconds`: the window client quotas'
     /// rates are measured over.
     pub quota_window: crate::quotas::Window,
+    /// Kafka's `super.users` and `allow.everyone.if.no.acl.found`.
     pub authorizer: crate::acl::AuthorizerConfig,
     /// SASL on the listener (SASL_PLAINTEXT, SASL_SSL); `None`: clients are `User:ANONYMOUS`.
     pub sasl: Option<std::sync::Arc<crate::sasl::SaslConfig>>,
@@ -130,6 +144,22 @@ impl AgentConfig {
     }
 }
 
+impl AgentConfig {
+    /// Every listener, the agent's own first.
+    pub fn all_listeners(&self) -> Vec<ListenerConfig> {
+        if self.listeners.is_empty() {
+            vec![ListenerConfig {
+                name: self.security_protocol.name().to_owned(),
+                protocol: self.security_protocol,
+                host: self.advertised_host.clone(),
+                port: self.advertised_port,
+            }]
+        } else {
+            self.listeners.clone()
+        }
+    }
+}
+
 impl Default for AgentConfig {
     fn default() -> Self {
         Self {
@@ -145,6 +175,7 @@ impl Default for AgentConfig {
                 allow_if_no_acl: true,
             },
             security_protocol: crate::server::SecurityProtocol::Plaintext,
+            listeners: Vec::new(),
             flush_interval: Duration::from_millis(250),
             flush_bytes: 8 * 1024 * 1024,
             max_pending_bytes: 256 * 1024 * 1024,

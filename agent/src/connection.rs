@@ -158,15 +158,38 @@ fn peer_of(stream: &TcpStream) -> String {
 }
 
 /// Serves one plaintext TCP connection.
+/// The listener a connection came in on, as the connection needs it.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    /// Its name (KIP-103), which Metadata answers with the addresses of.
+    pub name: Arc<str>,
+    /// Its SASL, on SASL_PLAINTEXT and SASL_SSL listeners.
+    pub sasl: Option<Arc<crate::sasl::SaslConfig>>,
+}
+
+impl Origin {
+    /// A PLAINTEXT listener's, as tests use.
+    pub fn plaintext() -> Self {
+        Self {
+            name: "PLAINTEXT".into(),
+            sasl: None,
+        }
+    }
+}
+
 pub async fn serve(
     agent: Arc<Agent>,
     stream: TcpStream,
+    origin: Origin,
     memory: RequestMemory,
     shutdown: CancellationToken,
 ) {
     let peer = peer_of(&stream);
     let (read_half, write_half) = stream.into_split();
-    serve_halves(agent, read_half, write_half, peer, None, memory, shutdown).await;
+    serve_halves(
+        agent, read_half, write_half, peer, None, origin, memory, shutdown,
+    )
+    .await;
 }
 
 /// Serves one TLS connection: the handshake, within the request read timeout, then requests.
@@ -176,6 +199,7 @@ pub async fn serve_tls(
     agent: Arc<Agent>,
     stream: TcpStream,
     tls: &crate::tls::Tls,
+    origin: Origin,
     memory: RequestMemory,
     shutdown: CancellationToken,
 ) {
@@ -222,7 +246,7 @@ pub async fn serve_tls(
     };
     let (read_half, write_half) = tokio::io::split(stream);
     serve_halves(
-        agent, read_half, write_half, peer, principal, memory, shutdown,
+        agent, read_half, write_half, peer, principal, origin, memory, shutdown,
     )
     .await;
 }
@@ -234,6 +258,7 @@ pub async fn serve_halves<R, W>(
     write_half: W,
     peer: String,
     principal: Option<String>,
+    origin: Origin,
     memory: RequestMemory,
     shutdown: CancellationToken,
 ) where
@@ -258,7 +283,8 @@ pub async fn serve_halves<R, W>(
         activity.clone(),
     ));
     let mut order = Order::default();
-    let mut session = Session::new(peer.clone(), agent.config.sasl.clone(), principal);
+    let mut session = Session::new(peer.clone(), origin.sasl, principal);
+    session.listener = origin.name;
     let reads = Reads {
         config: &agent.config,
         metrics: &agent.metrics,

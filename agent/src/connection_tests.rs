@@ -32,7 +32,14 @@ async fn serve_one(agent: Arc<Agent>) -> (std::net::SocketAddr, JoinHandle<()>) 
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.expect("accept");
         let memory = Arc::new(Semaphore::new(1 << 20));
-        serve(agent, stream, memory, CancellationToken::new()).await;
+        serve(
+            agent,
+            stream,
+            Origin::plaintext(),
+            memory,
+            CancellationToken::new(),
+        )
+        .await;
     });
     (addr, server)
 }

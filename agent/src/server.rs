@@ -55,32 +55,77 @@ impl SecurityProtocol {
     }
 }
 
-/// Accepts connections until `shutdown` fires, then waits for the open ones to close. With
-/// `tls`, each connection's handshake comes first (SSL, SASL_SSL).
-pub async fn run(
-    agent: Arc<Agent>,
-    listener: TcpListener,
-    tls: Option<Arc<Tls>>,
-    shutdown: CancellationToken,
-) {
-    let connections = Arc::new(Semaphore::new(agent.config.max_connections));
-    let per_ip = PerIp::new(agent.config.max_connections_per_ip);
+/// One listener the agent serves (KIP-103): its name, protocol and socket, and for SSL and
+/// SASL_SSL its TLS.
+pub struct Listener {
+    pub name: Arc<str>,
+    pub protocol: SecurityProtocol,
+    pub socket: TcpListener,
+    pub tls: Option<Arc<Tls>>,
+}
+
+/// What every listener's accept loop shares: the caps on connections in total and per address,
+/// the request memory, and the connections to wait for at shutdown.
+struct Shared {
+    connections: Arc<Semaphore>,
+    per_ip: PerIp,
+    memory: connection::RequestMemory,
+    tracker: TaskTracker,
+}
+
+/// Accepts connections on every listener until `shutdown` fires, then waits for the open ones
+/// to close. The caps on connections and request memory are the agent's, over all listeners.
+pub async fn run(agent: Arc<Agent>, listeners: Vec<Listener>, shutdown: CancellationToken) {
     // In KiB: see `connection::RequestMemory`.
     let memory_kib =
         (agent.config.max_pending_bytes / 1024).max(agent.config.max_request_bytes / 1024 + 1);
-    let memory = Arc::new(Semaphore::new(memory_kib));
-    let tracker = TaskTracker::new();
+    let shared = Arc::new(Shared {
+        connections: Arc::new(Semaphore::new(agent.config.max_connections)),
+        per_ip: PerIp::new(agent.config.max_connections_per_ip),
+        memory: Arc::new(Semaphore::new(memory_kib)),
+        tracker: TaskTracker::new(),
+    });
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept(agent.clone(), l, shared.clone(), shutdown.clone())))
+        .collect();
+    for l in loops {
+        let _ = l.await;
+    }
+    shared.tracker.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(30), shared.tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("connections still open 30 s after shutdown; leaving them");
+    }
+}
+
+async fn accept(
+    agent: Arc<Agent>,
+    listener: Listener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let origin = connection::Origin {
+        name: listener.name.clone(),
+        sasl: if listener.protocol.sasl() {
+            agent.config.sasl.clone()
+        } else {
+            None
+        },
+    };
     loop {
         // Kafka's `max.connections`: at the cap, stop accepting until a connection closes.
         let permit = tokio::select! {
-            p = connections.clone().acquire_owned() => match p {
+            p = shared.connections.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
             },
             _ = shutdown.cancelled() => break,
         };
         let (stream, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.socket.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -91,34 +136,29 @@ pub async fn run(
             },
             _ = shutdown.cancelled() => break,
         };
-        let Some(address) = per_ip.admit(addr.ip()) else {
+        let Some(address) = shared.per_ip.admit(addr.ip()) else {
             agent.metrics.connection_closed("per_ip_limit");
             warn!(peer = %addr, limit = agent.config.max_connections_per_ip, "closing connection: too many from its address (max.connections.per.ip)");
             drop(stream);
             continue;
         };
         let agent = agent.clone();
-        let memory = memory.clone();
+        let memory = shared.memory.clone();
         let shutdown = shutdown.clone();
-        let tls = tls.clone();
-        tracker.spawn(async move {
+        let tls = listener.tls.clone();
+        let origin = origin.clone();
+        shared.tracker.spawn(async move {
             agent.metrics.connections_open.inc();
             match tls {
-                None => connection::serve(agent.clone(), stream, memory, shutdown).await,
+                None => connection::serve(agent.clone(), stream, origin, memory, shutdown).await,
                 Some(tls) => {
-                    connection::serve_tls(agent.clone(), stream, &tls, memory, shutdown).await
+                    connection::serve_tls(agent.clone(), stream, &tls, origin, memory, shutdown)
+                        .await
                 }
             }
             agent.metrics.connections_open.dec();
             drop((permit, address));
         });
-    }
-    tracker.close();
-    if tokio::time::timeout(std::time::Duration::from_secs(30), tracker.wait())
-        .await
-        .is_err()
-    {
-        warn!("connections still open 30 s after shutdown; leaving them");
     }
 }
 

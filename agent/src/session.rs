@@ -70,6 +70,8 @@ pub struct Session {
     pub closing: bool,
     /// Set by throttled answers (client quotas): the next request is not read before it ends.
     pub mute: Arc<crate::quotas::Mute>,
+    /// The name of the listener the connection came in on (KIP-103).
+    pub listener: Arc<str>,
 }
 
 impl Session {
@@ -89,6 +91,7 @@ impl Session {
             authenticated,
             closing: false,
             mute: Arc::default(),
+            listener: "PLAINTEXT".into(),
         }
     }
 

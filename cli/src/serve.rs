@@ -119,7 +119,11 @@ pub async fn run_agent(
         settings.advertise.1,
         settings.agent.session_timeout,
     );
+    membership.set_own_listeners(&settings.agent.all_listeners());
     join(&membership, metastore.as_ref(), clock.as_ref()).await?;
+    if let Err(e) = membership.refresh_listeners(metastore.as_ref()).await {
+        warn!(error = %e, "reading the agents' listeners failed; trying again shortly");
+    }
     let groups = skiff_agent::groups::Coordinator::new(
         settings.agent.group_limits(),
         settings.agent.consumer_group_limits(),
@@ -186,16 +190,31 @@ pub async fn run_agent(
         skiff_agent::broker_config::refresh_interval(&settings.agent),
         shutdown.clone(),
     );
+    let listener_reads = membership.clone().spawn_listeners(
+        metastore.clone(),
+        skiff_agent::broker_config::refresh_interval(&settings.agent),
+        shutdown.clone(),
+    );
     let heartbeats = membership.spawn(metastore, clock_for_heartbeats, shutdown.clone());
     let group_timers = groups.spawn(shutdown.clone());
     let lag = skiff_agent::groups::lag::spawn(agent.clone(), shutdown.clone());
     let txn_timeouts = skiff_agent::transactions::spawn(agent.clone(), shutdown.clone());
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("binding {}", settings.listen))?;
+    let mut sockets = Vec::with_capacity(settings.listeners.len());
+    for l in &settings.listeners {
+        let socket = tokio::net::TcpListener::bind(l.bind)
+            .await
+            .with_context(|| format!("binding {} ({})", l.bind, l.name))?;
+        sockets.push(socket);
+    }
     let metrics_task = metrics_endpoint(settings.metrics, metrics, shutdown.clone()).await?;
+    let names: Vec<String> = settings
+        .listeners
+        .iter()
+        .map(|l| format!("{}://{}", l.name, l.bind))
+        .collect();
     info!(
         listen = %settings.listen,
+        listeners = %names.join(","),
         object_store = %settings.object_store.url,
         "skiff {role} started"
     );
@@ -212,10 +231,20 @@ pub async fn run_agent(
         }
         None => None,
     };
+    let listeners = settings
+        .listeners
+        .iter()
+        .zip(sockets)
+        .map(|(l, socket)| skiff_agent::server::Listener {
+            name: l.name.as_str().into(),
+            protocol: l.protocol,
+            socket,
+            tls: if l.protocol.tls() { tls.clone() } else { None },
+        })
+        .collect();
     let server = tokio::spawn(skiff_agent::server::run(
         agent.clone(),
-        listener,
-        tls,
+        listeners,
         shutdown.clone(),
     ));
     wait_for_signal().await;
@@ -237,6 +266,7 @@ pub async fn run_agent(
     let _ = config_reads.await;
     let _ = acl_reads.await;
     let _ = quota_reads.await;
+    let _ = listener_reads.await;
     let _ = group_timers.await;
     if let Some(c) = compactor {
         let _ = c.await;

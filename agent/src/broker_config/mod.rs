@@ -128,14 +128,12 @@ impl<'a> BrokerView<'a> {
         let ms = |d: Duration| d.as_millis().to_string();
         match setting {
             Setting::BrokerId => self.broker_id.to_string(),
-            Setting::Listeners => {
-                format!(
-                    "{}://{}:{}",
-                    c.security_protocol.name(),
-                    c.advertised_host,
-                    c.advertised_port
-                )
-            }
+            Setting::Listeners => c
+                .all_listeners()
+                .iter()
+                .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+                .collect::<Vec<_>>()
+                .join(","),
             Setting::AutoCreateTopics => c.auto_create_topics.to_string(),
             Setting::NumPartitions => c.num_partitions.to_string(),
             Setting::MessageMaxBytes => c.max_message_bytes.to_string(),

@@ -19,6 +19,7 @@ use kafka_protocol::messages::*;
 use skiff_metastore::types::TopicPartition;
 
 use super::*;
+use crate::brokers::Audience;
 use crate::config::AgentConfig;
 use crate::protocol::codes;
 use crate::test_support::{self, TestAgent};
@@ -57,7 +58,7 @@ async fn page(
                 .with_topic_name(name(n))
                 .with_partition_index(p)
         }));
-    describe_topic_partitions::handle(&t.agent, req, false).await
+    describe_topic_partitions::handle(&t.agent, req, &Audience::plaintext(false)).await
 }
 
 fn described(r: &DescribeTopicPartitionsResponse) -> Vec<(String, i16, Vec<i32>)> {
@@ -158,7 +159,7 @@ async fn offset_for_leader_epoch_answers_the_high_watermark_for_known_epochs() {
     };
     test_support::commit_run(&t, tp, &[test_support::batch(0, 3, 10, |_| 1_000)]).await;
     // No heartbeat in a unit test: the live set's epoch is 0.
-    let current = crate::brokers::Brokers::of(&t.agent, false).epoch;
+    let current = crate::brokers::Brokers::known(&t.agent, false).epoch;
     assert_eq!(current, 0);
     assert_eq!(epoch_for(&t, "t", 0, -1, 0).await, (codes::NONE, 0, 3));
     assert_eq!(epoch_for(&t, "t", 0, 0, 0).await, (codes::NONE, 0, 3));
@@ -303,7 +304,7 @@ async fn metadata_neither_creates_nor_lists_internal_topics_and_answers_operatio
         &crate::test_support::anonymous(),
         8,
         req.clone(),
-        false,
+        &Audience::plaintext(false),
     )
     .await;
     assert_eq!(r.topics[0].error_code, codes::UNKNOWN_TOPIC_OR_PARTITION);
@@ -317,14 +318,21 @@ async fn metadata_neither_creates_nor_lists_internal_topics_and_answers_operatio
         .unwrap()
         .is_none());
     // v11 moved the cluster's operations to DescribeCluster.
-    let r = metadata::handle(&t.agent, &crate::test_support::anonymous(), 11, req, false).await;
+    let r = metadata::handle(
+        &t.agent,
+        &crate::test_support::anonymous(),
+        11,
+        req,
+        &Audience::plaintext(false),
+    )
+    .await;
     assert_eq!(r.cluster_authorized_operations, i32::MIN);
     let r = metadata::handle(
         &t.agent,
         &crate::test_support::anonymous(),
         8,
         MetadataRequest::default().with_topics(None),
-        false,
+        &Audience::plaintext(false),
     )
     .await;
     assert_eq!(r.topics.len(), 1);
@@ -397,7 +405,12 @@ async fn elections_are_never_needed_and_reassignments_are_refused() {
 #[tokio::test]
 async fn describe_cluster_answers_brokers_only() {
     let t = agent_with(&[]).await;
-    let r = describe_cluster::handle(&t.agent, 1, DescribeClusterRequest::default(), false);
+    let r = describe_cluster::handle(
+        &t.agent,
+        1,
+        DescribeClusterRequest::default(),
+        &Audience::plaintext(false),
+    );
     assert_eq!((r.error_code, r.endpoint_type), (codes::NONE, 1));
     assert_eq!(r.brokers.len(), 1);
     assert_eq!(r.controller_id, r.brokers[0].broker_id);
@@ -407,7 +420,7 @@ async fn describe_cluster_answers_brokers_only() {
         &t.agent,
         1,
         DescribeClusterRequest::default().with_endpoint_type(2),
-        false,
+        &Audience::plaintext(false),
     );
     assert_eq!(r.error_code, codes::MISMATCHED_ENDPOINT_TYPE);
     assert!(r.brokers.is_empty());
@@ -415,14 +428,14 @@ async fn describe_cluster_answers_brokers_only() {
         &t.agent,
         1,
         DescribeClusterRequest::default().with_endpoint_type(9),
-        false,
+        &Audience::plaintext(false),
     );
     assert_eq!(r.error_code, codes::UNSUPPORTED_ENDPOINT_TYPE);
     let r = describe_cluster::handle(
         &t.agent,
         0,
         DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
-        false,
+        &Audience::plaintext(false),
     );
     assert_eq!(r.cluster_authorized_operations, 8096);
 }

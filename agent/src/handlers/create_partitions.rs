@@ -66,7 +66,7 @@ fn result(name: &TopicName, outcome: Result<(), Refusal>) -> CreatePartitionsTop
 
 /// The broker ids clients know: every slot of the live agents and of this one.
 fn known_brokers(agent: &Agent) -> BTreeSet<i32> {
-    crate::brokers::Brokers::of(agent, true)
+    crate::brokers::Brokers::known(agent, true)
         .ids()
         .map(|(id, _)| id)
         .collect()

@@ -17,7 +17,7 @@ pub fn handle(
     agent: &Agent,
     version: i16,
     req: DescribeClusterRequest,
-    slotted: bool,
+    audience: &crate::brokers::Audience,
 ) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKERS)
@@ -40,7 +40,7 @@ pub fn handle(
             .with_error_code(code)
             .with_error_message(Some(str_bytes(message)));
     }
-    let brokers = Brokers::of(agent, slotted);
+    let brokers = Brokers::for_audience(agent, audience);
     let list = brokers
         .ids()
         .map(|(id, a)| {

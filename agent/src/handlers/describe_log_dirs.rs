@@ -20,7 +20,7 @@ use crate::topics::is_internal_topic;
 const UNKNOWN_BYTES: i64 = -1;
 
 pub async fn handle(agent: &Agent, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
-    let brokers = Brokers::of(agent, false);
+    let brokers = Brokers::known(agent, false);
     let all = match agent.all_topics().await {
         Ok(all) => all,
         Err(e) => {

@@ -26,7 +26,7 @@ pub const MAX_PARTITIONS: i32 = 2000;
 pub async fn handle(
     agent: &Agent,
     req: DescribeTopicPartitionsRequest,
-    slotted: bool,
+    audience: &crate::brokers::Audience,
 ) -> DescribeTopicPartitionsResponse {
     let topic_ops = authz::authorized_operations(Resource::Topic, &Principal);
     let error_topic = |name: TopicName, code: i16| {
@@ -74,7 +74,7 @@ pub async fn handle(
         .filter(|m| !is_internal_topic(&m.name))
         .map(|m| (m.name.as_str(), m))
         .collect();
-    let brokers = Brokers::of(agent, slotted);
+    let brokers = Brokers::for_audience(agent, audience);
     let mut budget = req.response_partition_limit.clamp(1, MAX_PARTITIONS);
     let (start_name, mut start_partition) = match &req.cursor {
         Some(c) => (Some(c.topic_name.to_string()), c.partition_index.max(0)),

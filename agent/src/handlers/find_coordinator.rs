@@ -40,6 +40,26 @@ fn locate(agent: &Agent, key_type: i8, key: &str) -> Result<AgentInfo, (i16, &'s
 }
 
 pub fn handle(agent: &Agent, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    handle_for(agent, &agent.membership.primary(), version, req)
+}
+
+/// FindCoordinator on a connection of `listener`: the coordinator at its address for it.
+pub fn handle_for(
+    agent: &Agent,
+    listener: &str,
+    version: i16,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let locate = |key_type: i8, key: &str| {
+        let a = locate(agent, key_type, key)?;
+        // An agent without this listener cannot be reached by this client: Kafka's answer when
+        // the coordinator's broker lacks the client's listener.
+        let (host, port) = agent.membership.address(listener, &a).ok_or((
+            codes::COORDINATOR_NOT_AVAILABLE,
+            "the coordinator has no such listener",
+        ))?;
+        Ok::<_, (i16, &'static str)>(AgentInfo { host, port, ..a })
+    };
     let response = FindCoordinatorResponse::default();
     if version >= 4 {
         // KIP-699: one answer per key.
@@ -48,7 +68,7 @@ pub fn handle(agent: &Agent, version: i16, req: FindCoordinatorRequest) -> FindC
             .into_iter()
             .map(|key| {
                 let c = Coordinator::default().with_key(key.clone());
-                match locate(agent, req.key_type, key.as_str()) {
+                match locate(req.key_type, key.as_str()) {
                     Ok(a) => c
                         .with_node_id(BrokerId(a.broker_id))
                         .with_host(StrBytes::from_string(a.host))
@@ -63,7 +83,7 @@ pub fn handle(agent: &Agent, version: i16, req: FindCoordinatorRequest) -> FindC
             .collect();
         return response.with_coordinators(coordinators);
     }
-    match locate(agent, req.key_type, req.key.as_str()) {
+    match locate(req.key_type, req.key.as_str()) {
         Ok(a) => response
             .with_node_id(BrokerId(a.broker_id))
             .with_host(StrBytes::from_string(a.host))

@@ -14,10 +14,10 @@ pub async fn handle(
     caller: &Caller,
     version: i16,
     req: MetadataRequest,
-    slotted: bool,
+    audience: &crate::brokers::Audience,
 ) -> MetadataResponse {
     let describe = |name: &str| agent.allowed(caller, Operation::Describe, resource::TOPIC, name);
-    let brokers = Brokers::of(agent, slotted);
+    let brokers = Brokers::for_audience(agent, audience);
     // Before v4 every metadata request may auto-create; from v4 the client says so.
     let allow_create = version < 4 || req.allow_auto_topic_creation;
     let principal = Principal;

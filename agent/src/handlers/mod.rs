@@ -174,7 +174,10 @@ pub async fn route(
         });
     }
     let agent = agent.clone();
-    let slotted = session.slotted();
+    let audience = crate::brokers::Audience {
+        listener: session.listener.clone(),
+        slotted: session.slotted(),
+    };
     let caller = session.caller();
     // The answer to a request the authorizer refuses whole (see `gate`).
     macro_rules! refuse {
@@ -303,7 +306,7 @@ pub async fn route(
         ApiKey::Metadata => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                metadata::handle(&agent, &caller, version, req, slotted).await
+                metadata::handle(&agent, &caller, version, req, &audience).await
             })
         }
         ApiKey::ApiVersions => {
@@ -370,7 +373,8 @@ pub async fn route(
                 refuse!(refusal);
             }
             respond(api, header, async move {
-                let mut answer = find_coordinator::handle(&agent, version, req);
+                let mut answer =
+                    find_coordinator::handle_for(&agent, &audience.listener, version, req);
                 answer.coordinators.extend(refused);
                 answer
             })
@@ -641,7 +645,7 @@ pub async fn route(
         ApiKey::DescribeCluster => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                describe_cluster::handle(&agent, version, req, slotted)
+                describe_cluster::handle(&agent, version, req, &audience)
             })
         }
         ApiKey::DescribeLogDirs => {
@@ -659,7 +663,7 @@ pub async fn route(
         ApiKey::DescribeTopicPartitions => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                describe_topic_partitions::handle(&agent, req, slotted).await
+                describe_topic_partitions::handle(&agent, req, &audience).await
             })
         }
         ApiKey::ElectLeaders => {

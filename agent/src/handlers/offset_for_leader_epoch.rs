@@ -28,7 +28,7 @@ pub async fn handle(
     agent: &Agent,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
-    let current = Brokers::of(agent, false).epoch;
+    let current = Brokers::known(agent, false).epoch;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = agent.topic_named(&t.topic).await;

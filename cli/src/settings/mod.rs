@@ -288,6 +288,7 @@ struct FileSettings {
     advertise: Option<String>,
     listeners: Option<String>,
     advertised_listeners: Option<String>,
+    listener_security_protocol_map: Option<String>,
     ssl_keystore_location: Option<PathBuf>,
     ssl_truststore_location: Option<PathBuf>,
     ssl_client_auth: Option<String>,
@@ -359,6 +360,8 @@ fn read_file(path: Option<&Path>) -> anyhow::Result<FileSettings> {
 /// One agent's settings, whichever role runs it.
 #[derive(Debug)]
 pub struct AgentSettings {
+    /// Every listener; `listen` and `advertise` are the first's.
+    pub listeners: Vec<security::ListenerSettings>,
     pub listen: SocketAddr,
     /// Users whose SCRAM credentials are set at start-up: (name, password).
     pub scram_users: Vec<(String, String)>,
@@ -447,6 +450,7 @@ impl AgentSettings {
     ) -> anyhow::Result<Self> {
         let file = &file;
         let security::Security {
+            listeners,
             protocol,
             listen,
             advertise,
@@ -475,6 +479,15 @@ impl AgentSettings {
             advertised_host: advertise.0.clone(),
             advertised_port: advertise.1,
             security_protocol: protocol,
+            listeners: listeners
+                .iter()
+                .map(|l| skiff_agent::config::ListenerConfig {
+                    name: l.name.clone(),
+                    protocol: l.protocol,
+                    host: l.advertised.0.clone(),
+                    port: l.advertised.1,
+                })
+                .collect(),
             sasl,
             authorizer,
             ..Default::default()
@@ -664,6 +677,7 @@ impl AgentSettings {
             bail!("max-pending-bytes must be at least flush-bytes");
         }
         Ok(Self {
+            listeners,
             listen,
             advertise,
             object_store,

@@ -20,14 +20,20 @@ pub struct SecurityFlags {
     /// host:port clients are told to connect to [default: the listen address]
     #[arg(long, env = "SKIFF_ADVERTISE")]
     pub advertise: Option<String>,
-    /// The Kafka listener as Kafka writes it, PROTOCOL://host:port with PROTOCOL one of
-    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (listeners); instead of --listen
+    /// The Kafka listeners as Kafka writes them, NAME://host:port comma-separated, NAME one of
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL or a name --listener-security-protocol-map
+    /// maps (listeners); the first is the address the agent is known by; instead of --listen
     #[arg(long, env = "SKIFF_LISTENERS", conflicts_with = "listen")]
     pub listeners: Option<String>,
-    /// PROTOCOL://host:port clients are told to connect to (advertised.listeners); instead of
+    /// NAME://host:port, comma-separated, clients of each listener are told to connect to
+    /// (advertised.listeners) [default: each listener's own]; instead of
     /// --advertise
     #[arg(long, env = "SKIFF_ADVERTISED_LISTENERS", conflicts_with = "advertise")]
     pub advertised_listeners: Option<String>,
+    /// Listener names and their security protocols, NAME:PROTOCOL comma-separated
+    /// (listener.security.protocol.map), for listeners named otherwise than their protocol
+    #[arg(long, env = "SKIFF_LISTENER_SECURITY_PROTOCOL_MAP")]
+    pub listener_security_protocol_map: Option<String>,
     /// PEM file with the listener's private key and certificate chain (ssl.keystore.location,
     /// ssl.keystore.type=PEM); read again when it changes. SSL and SASL_SSL listeners need it
     #[arg(long, env = "SKIFF_SSL_KEYSTORE_LOCATION")]
@@ -102,6 +108,9 @@ pub struct SecurityFlags {
 /// What the security flags resolve to.
 #[derive(Debug)]
 pub struct Security {
+    /// Every listener, the first being the one the agent is known by; `protocol`, `listen` and
+    /// `advertise` are the first's.
+    pub listeners: Vec<ListenerSettings>,
     pub protocol: SecurityProtocol,
     pub listen: SocketAddr,
     pub advertise: (String, u16),
@@ -114,48 +123,18 @@ pub struct Security {
 
 impl Security {
     pub fn resolve(args: &SecurityFlags, file: &FileSettings) -> anyhow::Result<Self> {
-        let (protocol, listen) = match args.listeners.clone().or(file.listeners.clone()) {
-            Some(l) => {
-                let (protocol, (host, port)) = parse_listener(&l)?;
-                let addr = format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { &host });
-                let addr: SocketAddr = addr
-                    .parse()
-                    .with_context(|| format!("listeners: {l:?} must name an IP address to bind"))?;
-                (protocol, addr)
-            }
-            None => (
-                SecurityProtocol::Plaintext,
-                args.listen
-                    .or(file.listen)
-                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092))),
-            ),
-        };
-        let advertise = match (
-            args.advertised_listeners
-                .clone()
-                .or(file.advertised_listeners.clone()),
-            args.advertise.clone().or(file.advertise.clone()),
-        ) {
-            (Some(l), _) => {
-                let (advertised, address) = parse_listener(&l)?;
-                if advertised != protocol {
-                    bail!(
-                        "advertised-listeners: {l:?} is not the listener's protocol, {}",
-                        protocol.name()
-                    );
-                }
-                address
-            }
-            (None, Some(a)) => parse_host_port(&a)?,
-            (None, None) => (listen.ip().to_string(), listen.port()),
-        };
+        let listeners = resolve_listeners(args, file)?;
+        let first = listeners.first().context("no listener")?;
+        let (protocol, listen, advertise) = (first.protocol, first.bind, first.advertised.clone());
+        let any_tls = listeners.iter().any(|l| l.protocol.tls());
+        let any_sasl = listeners.iter().any(|l| l.protocol.sasl());
         let tls = match args
             .ssl_keystore_location
             .clone()
             .or(file.ssl_keystore_location.clone())
         {
             Some(keystore) => {
-                if !protocol.tls() {
+                if !any_tls {
                     bail!("ssl-keystore-location needs an SSL or SASL_SSL listener (--listeners)");
                 }
                 let client_auth = match args
@@ -194,16 +173,13 @@ impl Security {
                     reload_interval: std::time::Duration::from_millis(reload_ms),
                 })
             }
-            None if protocol.tls() => {
-                bail!(
-                    "an {} listener needs --ssl-keystore-location",
-                    protocol.name()
-                )
+            None if any_tls => {
+                bail!("an SSL or SASL_SSL listener needs --ssl-keystore-location")
             }
             None => None,
         };
-        let sasl = resolve_sasl(args, file, protocol)?;
-        let authenticates = protocol.sasl()
+        let sasl = resolve_sasl(args, file, any_sasl)?;
+        let authenticates = any_sasl
             || tls
                 .as_ref()
                 .is_some_and(|t| t.client_auth != skiff_agent::tls::ClientAuth::None);
@@ -241,6 +217,7 @@ impl Security {
             scram_users.push((name.to_owned(), password.to_owned()));
         }
         Ok(Self {
+            listeners,
             protocol,
             listen,
             advertise,
@@ -252,34 +229,138 @@ impl Security {
     }
 }
 
-/// `PROTOCOL://host:port`, as Kafka's `listeners` writes one listener. Only one listener per agent
-/// for now: a list is refused rather than half used.
-fn parse_listener(s: &str) -> anyhow::Result<(SecurityProtocol, (String, u16))> {
-    if s.contains(',') {
-        bail!("listeners {s:?}: one listener per agent (several are not supported yet)");
+/// One listener: Kafka's name, protocol, the address it binds and the one clients are told.
+#[derive(Clone, Debug)]
+pub struct ListenerSettings {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    pub bind: SocketAddr,
+    pub advertised: (String, u16),
+}
+
+/// `listeners` and `advertised.listeners` as Kafka writes them (`NAME://host:port,...`, the
+/// name a protocol or one `listener.security.protocol.map` maps), or `--listen` and
+/// `--advertise` for one PLAINTEXT listener.
+fn resolve_listeners(
+    args: &SecurityFlags,
+    file: &FileSettings,
+) -> anyhow::Result<Vec<ListenerSettings>> {
+    let map = match args
+        .listener_security_protocol_map
+        .clone()
+        .or(file.listener_security_protocol_map.clone())
+    {
+        None => Vec::new(),
+        Some(text) => {
+            let mut map = Vec::new();
+            for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (name, protocol) = pair.split_once(':').with_context(|| {
+                    format!("listener-security-protocol-map: {pair:?} is not NAME:PROTOCOL")
+                })?;
+                let protocol = SecurityProtocol::from_name(protocol.trim()).with_context(|| {
+                    format!("listener-security-protocol-map: {protocol:?} is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+                })?;
+                map.push((name.trim().to_owned(), protocol));
+            }
+            map
+        }
+    };
+    let protocol_of = |name: &str| {
+        map.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| *p)
+            .or_else(|| SecurityProtocol::from_name(name))
+            .with_context(|| {
+                format!("listener {name:?}: not a security protocol, and not in --listener-security-protocol-map")
+            })
+    };
+    let mut listeners: Vec<ListenerSettings> = Vec::new();
+    match args.listeners.clone().or(file.listeners.clone()) {
+        Some(list) => {
+            for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                let (name, (host, port)) = parse_listener(item)?;
+                let addr = format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { &host });
+                let bind: SocketAddr = addr.parse().with_context(|| {
+                    format!("listeners: {item:?} must name an IP address to bind")
+                })?;
+                if listeners.iter().any(|l| l.name == name) {
+                    bail!("listeners: {name} given twice");
+                }
+                if listeners.iter().any(|l| l.bind.port() == port && port != 0) {
+                    bail!("listeners: port {port} given twice");
+                }
+                listeners.push(ListenerSettings {
+                    protocol: protocol_of(&name)?,
+                    advertised: (bind.ip().to_string(), bind.port()),
+                    name,
+                    bind,
+                });
+            }
+            if listeners.is_empty() {
+                bail!("listeners: give at least one, NAME://host:port");
+            }
+        }
+        None => {
+            let bind = args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092)));
+            listeners.push(ListenerSettings {
+                name: SecurityProtocol::Plaintext.name().to_owned(),
+                protocol: SecurityProtocol::Plaintext,
+                advertised: (bind.ip().to_string(), bind.port()),
+                bind,
+            });
+        }
     }
+    match (
+        args.advertised_listeners
+            .clone()
+            .or(file.advertised_listeners.clone()),
+        args.advertise.clone().or(file.advertise.clone()),
+    ) {
+        (Some(list), _) => {
+            for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                let (name, address) = parse_listener(item)?;
+                let l = listeners
+                    .iter_mut()
+                    .find(|l| l.name == name)
+                    .with_context(|| {
+                        format!("advertised-listeners: {name} is not one of --listeners")
+                    })?;
+                l.advertised = address;
+            }
+        }
+        (None, Some(a)) => listeners[0].advertised = parse_host_port(&a)?,
+        (None, None) => {}
+    }
+    Ok(listeners)
+}
+
+/// `NAME://host:port`, one of Kafka's `listeners`.
+fn parse_listener(s: &str) -> anyhow::Result<(String, (String, u16))> {
     let (name, address) = s
         .split_once("://")
-        .with_context(|| format!("listener {s:?} is not PROTOCOL://host:port"))?;
-    let protocol = SecurityProtocol::from_name(name).with_context(|| {
-        format!("listener {s:?}: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (named listeners are not supported yet)")
-    })?;
-    Ok((protocol, parse_host_port(address)?))
+        .with_context(|| format!("listener {s:?} is not NAME://host:port"))?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        bail!("listener {s:?}: a name is letters, digits and underscores");
+    }
+    Ok((name.to_owned(), parse_host_port(address)?))
 }
 
 fn resolve_sasl(
     args: &SecurityFlags,
     file: &FileSettings,
-    protocol: SecurityProtocol,
+    any_sasl: bool,
 ) -> anyhow::Result<Option<Arc<SaslConfig>>> {
     let names = args
         .sasl_enabled_mechanisms
         .clone()
         .or(file.sasl_enabled_mechanisms.clone());
-    if names.is_some() && !protocol.sasl() {
+    if names.is_some() && !any_sasl {
         bail!("sasl-enabled-mechanisms needs a SASL_PLAINTEXT or SASL_SSL listener (--listeners)");
     }
-    if !protocol.sasl() {
+    if !any_sasl {
         return Ok(None);
     }
     // Kafka's default is GSSAPI, which Skiff does not have: SCRAM, never PLAIN unless asked.
