@@ -158,6 +158,14 @@ fn peer_of(stream: &TcpStream) -> String {
 }
 
 /// Serves one plaintext TCP connection.
+/// Who a connection is, as far as its transport says: its address, the principal a client
+/// certificate named, and the listener it came in on.
+pub struct Peer {
+    pub addr: String,
+    pub principal: Option<String>,
+    pub origin: Origin,
+}
+
 /// The listener a connection came in on, as the connection needs it.
 #[derive(Clone, Debug)]
 pub struct Origin {
@@ -186,10 +194,12 @@ pub async fn serve(
 ) {
     let peer = peer_of(&stream);
     let (read_half, write_half) = stream.into_split();
-    serve_halves(
-        agent, read_half, write_half, peer, None, origin, memory, shutdown,
-    )
-    .await;
+    let who = Peer {
+        addr: peer,
+        principal: None,
+        origin,
+    };
+    serve_halves(agent, read_half, write_half, who, memory, shutdown).await;
 }
 
 /// Serves one TLS connection: the handshake, within the request read timeout, then requests.
@@ -245,10 +255,12 @@ pub async fn serve_tls(
         }
     };
     let (read_half, write_half) = tokio::io::split(stream);
-    serve_halves(
-        agent, read_half, write_half, peer, principal, origin, memory, shutdown,
-    )
-    .await;
+    let who = Peer {
+        addr: peer,
+        principal,
+        origin,
+    };
+    serve_halves(agent, read_half, write_half, who, memory, shutdown).await;
 }
 
 /// Serves a connection given as its two halves, whatever carries them (TCP, TLS).
@@ -256,15 +268,18 @@ pub async fn serve_halves<R, W>(
     agent: Arc<Agent>,
     read_half: R,
     write_half: W,
-    peer: String,
-    principal: Option<String>,
-    origin: Origin,
+    who: Peer,
     memory: RequestMemory,
     shutdown: CancellationToken,
 ) where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let Peer {
+        addr: peer,
+        principal,
+        origin,
+    } = who;
     // Small: an idle connection should cost little (10,000 of them are a test), and a large
     // body is read past the buffer, straight into its own allocation.
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
