@@ -271,3 +271,43 @@ def test_configs_need_describe_configs_and_alter_configs(acl_broker):
 
     # ALTER_CONFIGS implies DESCRIBE_CONFIGS.
     eventually("alice may describe the topic's configs", described)
+
+
+def test_idempotent_producers_need_write_somewhere_and_admin_apis_need_the_cluster(acl_broker):
+    from confluent_kafka import ElectionType, TopicPartition
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    user, pw = f"carol{uuid.uuid4().hex[:6]}", "carol-pw"
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
+    admin(acl_broker).alter_user_scram_credentials([UserScramCredentialUpsertion(user, info, pw.encode())])[user].result(30)
+    USERS[user] = pw
+    topic = f"acl-idem-{uuid.uuid4().hex[:6]}"
+    create_topic(acl_broker, topic)
+
+    def idempotent_produce() -> list:
+        errors, results = [], []
+        p = Producer({**conf(acl_broker, user), "enable.idempotence": True, "message.timeout.ms": 8000})
+        p.produce(topic, b"x", on_delivery=lambda err, msg: results.append(err))
+        try:
+            p.flush(12)
+        except (KafkaException, SystemError) as e:
+            # A producer gone fatal raises (from its callbacks too, as a SystemError around it).
+            fatal = e if isinstance(e, KafkaException) else (e.__cause__ or e.__context__)
+            return [fatal.args[0].code()]
+        return [e.code() for e in errors] + [e.code() if e else 0 for e in results]
+
+    # DESCRIBE on the topic (so that its metadata is seen) but no WRITE anywhere: InitProducerId
+    # is refused for the cluster.
+    create_acls(acl_broker, [acl(topic, user, AclOperation.DESCRIBE)])
+    time.sleep(PROPAGATION_S / 2)
+    got = idempotent_produce()
+    assert KafkaError.CLUSTER_AUTHORIZATION_FAILED in got or KafkaError._FATAL in got, got
+    # WRITE on one topic is enough (KIP-679).
+    create_acls(acl_broker, [acl(topic, user, AclOperation.WRITE)])
+    eventually("idempotent produce with WRITE on the topic", lambda: idempotent_produce() == [0])
+
+    # ElectLeaders wants ALTER on the cluster; a super user has it.
+    mine = AdminClient(conf(acl_broker, user))
+    with pytest.raises(KafkaException, match="(?i)authoriz"):
+        mine.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0)]).result(30)
+    admin(acl_broker).elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0)]).result(30)

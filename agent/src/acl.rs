@@ -102,6 +102,51 @@ impl Authorizer {
         })
     }
 
+    /// Whether `caller` may do `op` on some resource of the type (Kafka's
+    /// `authorizeByResourceType`, which an idempotent producer's InitProducerId is checked by):
+    /// an ALLOW binding for it on any resource of the type, unless a DENY on all of them (`*`)
+    /// refuses it; with no binding of the type at all, `allow.everyone.if.no.acl.found`.
+    pub fn allowed_on_any(&self, caller: &Caller, op: Operation, resource_type: i8) -> bool {
+        if self.config.super_users.contains(&caller.principal) {
+            return true;
+        }
+        let index = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let of_type: Vec<&AclBinding> = index
+            .literal
+            .iter()
+            .chain(index.prefixed.iter())
+            .filter(|((t, _), _)| *t == resource_type)
+            .flat_map(|(_, list)| list)
+            .collect();
+        if of_type.is_empty() {
+            return self.config.allow_if_no_acl;
+        }
+        let op = op as i8;
+        let mine = of_type.iter().filter(|b| {
+            (b.principal == caller.principal || b.principal == "User:*")
+                && (b.host == caller.host || b.host == "*")
+        });
+        let mut allowed = false;
+        for b in mine {
+            let exact = b.operation == op || b.operation == ALL;
+            if b.permission_type == DENY
+                && exact
+                && b.pattern_type == LITERAL
+                && b.resource_name == "*"
+            {
+                return false;
+            }
+            if b.permission_type == ALLOW && (exact || implies(b.operation, op)) {
+                allowed = true;
+            }
+        }
+        allowed
+    }
+
     pub fn allowed(&self, caller: &Caller, op: Operation, resource_type: i8, name: &str) -> bool {
         if self.config.super_users.contains(&caller.principal) {
             return true;

@@ -96,3 +96,26 @@ fn an_older_read_does_not_replace_a_newer_one() {
     });
     assert!(!a.allowed(&caller("User:a"), Operation::Read, resource::TOPIC, "t"));
 }
+
+#[test]
+fn allowed_on_some_resource_of_a_type() {
+    use Operation::*;
+    let a = authorizer(
+        vec![
+            binding("pay", PREFIXED, "User:bob", "*", Write, ALLOW),
+            binding("orders", LITERAL, "User:carol", "*", Read, ALLOW),
+            binding("x", LITERAL, "User:dave", "*", Write, ALLOW),
+            binding("*", LITERAL, "User:dave", "*", Write, DENY),
+        ],
+        false,
+    );
+    assert!(a.allowed_on_any(&caller("User:bob"), Write, resource::TOPIC));
+    assert!(!a.allowed_on_any(&caller("User:carol"), Write, resource::TOPIC));
+    assert!(a.allowed_on_any(&caller("User:carol"), Describe, resource::TOPIC));
+    assert!(!a.allowed_on_any(&caller("User:dave"), Write, resource::TOPIC));
+    assert!(a.allowed_on_any(&caller("User:root"), Write, resource::TOPIC));
+    // No binding of the type: allow.everyone.if.no.acl.found decides.
+    assert!(!a.allowed_on_any(&caller("User:bob"), Read, resource::GROUP));
+    let open = authorizer(vec![], true);
+    assert!(open.allowed_on_any(&caller("User:anyone"), Write, resource::TOPIC));
+}

@@ -134,20 +134,35 @@ pub fn find_coordinator(
     (refused, None)
 }
 
-/// InitProducerId: WRITE on the transactional id. An idempotent producer (no id) is let
-/// through: each of its produce requests is checked for WRITE on its topics.
+/// InitProducerId: WRITE on the transactional id; an idempotent producer (no id) needs
+/// IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679), else
+/// CLUSTER_AUTHORIZATION_FAILED.
 pub fn init_producer_id(
     agent: &Agent,
     caller: &Caller,
     req: &InitProducerIdRequest,
 ) -> Option<InitProducerIdResponse> {
-    let id = req.transactional_id.as_ref()?;
-    (!txn_id(agent, caller, id)).then(|| {
+    let refused = |code| {
         InitProducerIdResponse::default()
-            .with_error_code(codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            .with_error_code(code)
             .with_producer_id(kafka_protocol::messages::ProducerId(-1))
             .with_producer_epoch(-1)
-    })
+    };
+    match req.transactional_id.as_ref() {
+        Some(id) => (!txn_id(agent, caller, id))
+            .then(|| refused(codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)),
+        None => {
+            let may = agent.allowed(
+                caller,
+                Operation::IdempotentWrite,
+                resource::CLUSTER,
+                resource::CLUSTER_NAME,
+            ) || agent
+                .acls
+                .allowed_on_any(caller, Operation::Write, resource::TOPIC);
+            (!may).then(|| refused(codes::CLUSTER_AUTHORIZATION_FAILED))
+        }
+    }
 }
 
 /// AddPartitionsToTxn (v0-3): WRITE on the transactional id, then on every topic; Kafka refuses

@@ -31,6 +31,7 @@ pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
 pub mod reassignments;
+mod redact;
 pub mod sasl;
 pub mod scram_users;
 mod txn;
@@ -408,7 +409,9 @@ pub async fn route(
         ApiKey::ConsumerGroupDescribe => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                consumer_group::describe(&agent, req).await
+                let mut answer = consumer_group::describe(&agent, req).await;
+                redact::consumer_group_describe(&agent, &caller, &mut answer);
+                answer
             })
         }
         ApiKey::SyncGroup => {
@@ -650,6 +653,10 @@ pub async fn route(
         }
         ApiKey::DescribeLogDirs => {
             let req = decode(api, version, &mut body)?;
+            if !redact::cluster(&agent, &caller, acl::Operation::Describe) {
+                refuse!(kafka_protocol::messages::DescribeLogDirsResponse::default()
+                    .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED));
+            }
             respond(api, header, async move {
                 describe_log_dirs::handle(&agent, req).await
             })
@@ -657,47 +664,97 @@ pub async fn route(
         ApiKey::OffsetForLeaderEpoch => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                offset_for_leader_epoch::handle(&agent, req).await
+                let mut answer = offset_for_leader_epoch::handle(&agent, req).await;
+                redact::offset_for_leader_epoch(&agent, &caller, &mut answer);
+                answer
             })
         }
         ApiKey::DescribeTopicPartitions => {
-            let req = decode(api, version, &mut body)?;
+            let req: kafka_protocol::messages::DescribeTopicPartitionsRequest =
+                decode(api, version, &mut body)?;
+            let named = !req.topics.is_empty();
             respond(api, header, async move {
-                describe_topic_partitions::handle(&agent, req, &audience).await
+                let mut answer = describe_topic_partitions::handle(&agent, req, &audience).await;
+                redact::describe_topic_partitions(&agent, &caller, named, &mut answer);
+                answer
             })
         }
         ApiKey::ElectLeaders => {
-            let req = decode(api, version, &mut body)?;
+            let req: kafka_protocol::messages::ElectLeadersRequest =
+                decode(api, version, &mut body)?;
+            if !redact::cluster(&agent, &caller, acl::Operation::Alter) {
+                use kafka_protocol::messages::elect_leaders_response as r;
+                let results = req
+                    .topic_partitions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| {
+                        r::ReplicaElectionResult::default()
+                            .with_topic(t.topic)
+                            .with_partition_result(
+                                t.partitions
+                                    .into_iter()
+                                    .map(|p| {
+                                        r::PartitionResult::default()
+                                            .with_partition_id(p)
+                                            .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                refuse!(kafka_protocol::messages::ElectLeadersResponse::default()
+                    .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED)
+                    .with_replica_election_results(results));
+            }
             respond(api, header, async move {
                 reassignments::elect(&agent, req).await
             })
         }
         ApiKey::AlterPartitionReassignments => {
             let req = decode(api, version, &mut body)?;
+            if !redact::cluster(&agent, &caller, acl::Operation::Alter) {
+                refuse!(
+                    kafka_protocol::messages::AlterPartitionReassignmentsResponse::default()
+                        .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED)
+                );
+            }
             respond(api, header, async move {
                 reassignments::alter(&agent, req).await
             })
         }
         ApiKey::ListPartitionReassignments => {
             let req = decode(api, version, &mut body)?;
+            if !redact::cluster(&agent, &caller, acl::Operation::Describe) {
+                refuse!(
+                    kafka_protocol::messages::ListPartitionReassignmentsResponse::default()
+                        .with_error_code(codes::CLUSTER_AUTHORIZATION_FAILED)
+                );
+            }
             respond(api, header, async move { reassignments::list(req) })
         }
         ApiKey::DescribeProducers => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                describe_producers::handle(&agent, req).await
+                let mut answer = describe_producers::handle(&agent, req).await;
+                redact::describe_producers(&agent, &caller, &mut answer);
+                answer
             })
         }
         ApiKey::DescribeTransactions => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                describe_transactions::handle(&agent, req).await
+                let mut answer = describe_transactions::handle(&agent, req).await;
+                redact::describe_transactions(&agent, &caller, &mut answer);
+                answer
             })
         }
         ApiKey::ListTransactions => {
             let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                list_transactions::handle(&agent, version, req).await
+                let mut answer = list_transactions::handle(&agent, version, req).await;
+                redact::list_transactions(&agent, &caller, &mut answer);
+                answer
             })
         }
         ApiKey::AddPartitionsToTxn => {
