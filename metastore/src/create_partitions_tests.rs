@@ -186,3 +186,34 @@ fn a_grown_topic_survives_a_snapshot() {
     assert_eq!(back.topic_by_name("t").unwrap().partitions, 3);
     assert_eq!(back.offsets(tp(1, 2)).unwrap().high_watermark, 2);
 }
+
+#[test]
+fn the_cluster_holds_at_most_max_partitions() {
+    use crate::limits::MAX_PARTITIONS;
+    let per = MAX_PARTITIONS_PER_TOPIC;
+    let full = (MAX_PARTITIONS / per as u64) as u128;
+    let mut sm = StateMachine::new();
+    for n in 1..full {
+        create(&mut sm, &format!("t{n}"), n, per);
+    }
+    // One short of the bound.
+    create(&mut sm, "last", full, per - 1);
+    let new_topic = |sm: &mut StateMachine, partitions| {
+        sm.apply(&Command::CreateTopic(CreateTopic {
+            name: "over".into(),
+            topic_id: id(full + 1),
+            partitions,
+            configs: BTreeMap::new(),
+            now_ms: 1000,
+        }))
+    };
+    let refused = CommandResponse::TopicCreated(Err(MetaError::PartitionLimit));
+    assert_eq!(new_topic(&mut sm, 2), refused);
+    // Growing to the bound is allowed; past it, nothing more.
+    assert_eq!(
+        grow(&mut sm, "last", full, per).map(|t| t.partitions),
+        Ok(per)
+    );
+    assert_eq!(new_topic(&mut sm, 1), refused);
+    assert!(sm.topic_by_name("over").is_none());
+}

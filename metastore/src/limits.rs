@@ -34,6 +34,15 @@ pub const MAX_COMMAND_BYTES: usize = 4 << 20;
 /// them at once; Kafka clusters rarely go beyond a few thousand per topic.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 
+/// The most partitions over all topics. Each costs every replica its state (a few hundred bytes
+/// empty, its index as it fills), so the bound keeps a quorum's memory to what was planned for,
+/// whatever clients allowed to create topics do; KRaft clusters are run to about this size.
+/// (Unit tests go past a smaller one: a million partitions would take them a while.)
+#[cfg(not(test))]
+pub const MAX_PARTITIONS: u64 = 1_000_000;
+#[cfg(test)]
+pub const MAX_PARTITIONS: u64 = 3 * MAX_PARTITIONS_PER_TOPIC as u64;
+
 /// Refuses a command too large to replicate.
 pub fn check_command(cmd: &crate::types::Command) -> Result<(), crate::types::MetaError> {
     match crate::codec::encoded_len(cmd) {

@@ -388,6 +388,15 @@ impl StateMachine {
 
     /// A retry of a create that already happened (same name, same topic id) gets the same answer
     /// instead of `TopicAlreadyExists`, so a commit of unknown outcome can simply be resent.
+    /// Partitions over all topics. Counted when a topic is created or grown, which is rare next
+    /// to everything else: a pass over the topics, not a counter to keep right.
+    fn partition_count(&self) -> u64 {
+        self.topics
+            .values()
+            .map(|t| u64::try_from(t.meta.partitions).unwrap_or(0))
+            .sum()
+    }
+
     fn create_topic(&mut self, req: &CreateTopic) -> Result<TopicMeta, MetaError> {
         validate_topic_name(&req.name)?;
         if let Some(id) = self.topics_by_name.get(&req.name) {
@@ -401,6 +410,9 @@ impl StateMachine {
         }
         if req.partitions < 1 || req.partitions > MAX_PARTITIONS_PER_TOPIC {
             return Err(MetaError::InvalidPartitions);
+        }
+        if self.partition_count() + req.partitions as u64 > crate::limits::MAX_PARTITIONS {
+            return Err(MetaError::PartitionLimit);
         }
         let meta = TopicMeta {
             name: req.name.clone(),
@@ -436,6 +448,15 @@ impl StateMachine {
         if req.count < topic.meta.partitions || req.count > MAX_PARTITIONS_PER_TOPIC {
             return Err(MetaError::InvalidPartitions);
         }
+        let adding = (req.count - topic.meta.partitions) as u64;
+        let topic_id = topic.meta.topic_id;
+        if adding > 0 && self.partition_count() + adding > crate::limits::MAX_PARTITIONS {
+            return Err(MetaError::PartitionLimit);
+        }
+        let topic = self
+            .topics
+            .get_mut(&topic_id)
+            .ok_or(MetaError::UnknownTopicOrPartition)?;
         while topic.partitions.len() < req.count as usize {
             topic.partitions.push_back(PartitionState::default());
         }

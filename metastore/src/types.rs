@@ -726,6 +726,10 @@ pub enum MetaError {
     /// heartbeated, or expired since): the agent heartbeats again, then sets its listeners.
     #[error("unknown agent")]
     UnknownAgent,
+    /// A topic created or grown past [`crate::limits::MAX_PARTITIONS`] in the cluster
+    /// (Kafka's POLICY_VIOLATION).
+    #[error("the cluster has as many partitions as the metastore holds")]
+    PartitionLimit,
 }
 
 /// A partition as consumer groups name it: by topic name, as OffsetCommit and OffsetFetch do.

@@ -19,6 +19,7 @@ pub const INVALID_PARTITIONS: i16 = 37;
 pub const INVALID_REPLICATION_FACTOR: i16 = 38;
 pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_REQUEST: i16 = 42;
+pub const POLICY_VIOLATION: i16 = 44;
 pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -94,6 +95,7 @@ pub fn meta_error(e: &MetaError) -> i16 {
         MetaError::InvalidRequest => INVALID_REQUEST,
         // Only an agent's own listener registration can meet this; no client request does.
         MetaError::UnknownAgent => UNKNOWN_SERVER_ERROR,
+        MetaError::PartitionLimit => POLICY_VIOLATION,
     }
 }
 
