@@ -311,3 +311,58 @@ def test_idempotent_producers_need_write_somewhere_and_admin_apis_need_the_clust
     with pytest.raises(KafkaException, match="(?i)authoriz"):
         mine.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0)]).result(30)
     admin(acl_broker).elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0)]).result(30)
+
+
+def test_skiff_acls_and_skiff_users_as_kafka_acls_and_kafka_configs(acl_broker, tmp_path):
+    import subprocess
+
+    from conftest import skiff_bin
+
+    def props(user: str, password: str):
+        path = tmp_path / f"{user}-{password}.properties"
+        path.write_text(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{user}" password="{password}";\n'
+        )
+        return str(path)
+
+    def skiff(*args, user="admin", password=USERS["admin"]):
+        return subprocess.run(
+            [str(skiff_bin()), *args[:2], "--bootstrap", acl_broker.bootstrap, "--command-config", props(user, password), *args[2:]],
+            capture_output=True, text=True, timeout=60,
+        )
+
+    name = f"dave{uuid.uuid4().hex[:6]}"
+    out = skiff("users", "add", name, "--password", "dave-pw")
+    assert out.returncode == 0, out.stderr
+    out = skiff("users", "list", name)
+    assert out.returncode == 0, out.stderr
+    assert f"{name}: SCRAM-SHA-512=[iterations=8192]" in out.stdout
+    USERS[name] = "dave-pw"
+
+    topic = f"acl-cli-{uuid.uuid4().hex[:6]}"
+    create_topic(acl_broker, topic)
+    assert produce(acl_broker, name, topic) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    out = skiff("acls", "add", "--allow-principal", f"User:{name}", "--operation", "Write", "--operation", "Describe", "--topic", topic)
+    assert out.returncode == 0, out.stderr
+    assert "added 2 binding(s)" in out.stdout
+    out = skiff("acls", "list", "--topic", topic)
+    assert out.returncode == 0, out.stderr
+    assert f"principal=User:{name}, host=*, operation=WRITE, permissionType=ALLOW" in out.stdout
+    eventually("the new user writes", lambda: produce(acl_broker, name, topic) == 0)
+    out = skiff("acls", "remove", "--allow-principal", f"User:{name}", "--topic", topic)
+    assert out.returncode == 0, out.stderr
+    assert "removed 2 binding(s)" in out.stdout
+    eventually("the user no longer writes", lambda: produce(acl_broker, name, topic) != 0)
+
+    # Not a super user: refused, with Kafka's error, and a clear exit.
+    out = skiff("acls", "add", "--allow-principal", f"User:{name}", "--operation", "All", "--cluster", user=name, password="dave-pw")
+    assert out.returncode == 1 and "uthoriz" in out.stderr, out.stderr
+    # A wrong password fails the connection, saying so.
+    out = skiff("users", "list", user="admin", password="wrong")
+    assert out.returncode == 1 and "authenticating" in out.stderr, out.stderr
+    out = skiff("users", "delete", name)
+    assert out.returncode == 0, out.stderr
+    out = skiff("users", "list", name)
+    assert "ResourceNotFound" in out.stdout, out.stdout

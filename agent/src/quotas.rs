@@ -166,15 +166,21 @@ impl Quotas {
         rate.throttle(quota, now)
     }
 
-    /// A fetch answer of `bytes`: sent with the throttle it earns if the caller was within its
-    /// quota before it, or, if the caller was already over, answered empty (its bytes not
-    /// counted) with the throttle it already had. Kafka empties every answer that would pass
-    /// the quota; sending the first one keeps a batch larger than the quota's window from never
-    /// being delivered, and the mute that follows holds the rate all the same.
-    pub fn record_fetch(&self, user: &str, client_id: &str, bytes: u64, now: Instant) -> Fetched {
-        let kind = Kind::Fetch;
+    /// Admits `bytes` of `kind` if the caller is within its quota now, recording them and
+    /// answering the throttle they earn (`Ok`); if it is already over, records nothing and
+    /// answers how long until it is back within (`Err`). A produce waits that long and asks
+    /// again, which holds every connection of one quota to it together (a throttle answered on
+    /// one connection mutes only that one); a fetch is answered empty.
+    pub fn try_record(
+        &self,
+        kind: Kind,
+        user: &str,
+        client_id: &str,
+        bytes: u64,
+        now: Instant,
+    ) -> Result<Duration, Duration> {
         let Some((bucket, quota)) = self.resolve(kind, user, client_id) else {
-            return Fetched::Send(Duration::ZERO);
+            return Ok(Duration::ZERO);
         };
         let mut trackers = self.trackers.lock().unwrap_or_else(PoisonError::into_inner);
         let bucket = self.admit(&mut trackers, kind, bucket, now);
@@ -184,10 +190,21 @@ impl Quotas {
         rate.roll(now);
         let already = rate.throttle(quota, now);
         if !already.is_zero() {
-            return Fetched::Empty(already);
+            return Err(already);
         }
         rate.record(bytes, now);
-        Fetched::Send(rate.throttle(quota, now))
+        Ok(rate.throttle(quota, now))
+    }
+
+    /// A fetch answer of `bytes` (see [`Quotas::try_record`]): sent with its throttle, or, the
+    /// caller being over its quota already, emptied. Kafka empties every answer that would pass
+    /// the quota; sending the first one keeps a batch larger than the quota's window from never
+    /// being delivered, and the mute that follows holds the rate all the same.
+    pub fn record_fetch(&self, user: &str, client_id: &str, bytes: u64, now: Instant) -> Fetched {
+        match self.try_record(Kind::Fetch, user, client_id, bytes, now) {
+            Ok(t) => Fetched::Send(t),
+            Err(t) => Fetched::Empty(t),
+        }
     }
 
     /// The most bytes the caller's quota of `kind` admits over its window, if it has one.

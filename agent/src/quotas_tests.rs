@@ -205,3 +205,28 @@ fn a_mute_lasts_its_throttle() {
         "a shorter throttle does not shorten the mute"
     );
 }
+
+#[test]
+fn a_caller_over_its_quota_is_admitted_only_once_back_within_it() {
+    let q = quotas(vec![(
+        entity(user("alice"), None),
+        vec![(PRODUCER_BYTE_RATE, 1000.0)],
+    )]);
+    let now = Instant::now();
+    // Within: admitted, and told how long to hold off.
+    let t = q
+        .try_record(Kind::Produce, "alice", "a", 20_000, now)
+        .expect("admitted");
+    assert_eq!(t, Duration::from_secs(10));
+    // Over, from any connection or client id of the same user: not admitted, not counted.
+    let wait = q
+        .try_record(Kind::Produce, "alice", "b", 1, now)
+        .expect_err("over");
+    assert_eq!(wait, t);
+    // Once the window has passed, admitted again.
+    let later = now + Duration::from_secs(12);
+    assert_eq!(
+        q.try_record(Kind::Produce, "alice", "b", 100, later),
+        Ok(Duration::ZERO)
+    );
+}

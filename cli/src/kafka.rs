@@ -1,6 +1,7 @@
 //! A small blocking Kafka client for the CLI's own commands (`skiff groups`, `skiff export`):
 //! requests over TCP with timeouts, and responses checked against their shape before decoding.
 
+pub mod security;
 pub mod shape;
 pub mod wire;
 

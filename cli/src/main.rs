@@ -1,5 +1,6 @@
 //! `skiff`: one binary, one subcommand per role.
 
+mod acls;
 mod agent;
 mod compactor;
 mod dev;
@@ -45,6 +46,14 @@ enum Command {
     /// kafka-consumer-groups): list them, or describe their members, offsets and lag.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// ACL bindings of a running cluster, through the Kafka protocol (like kafka-acls.sh): add,
+    /// remove and list them
+    #[command(subcommand)]
+    Acls(acls::AclsCommand),
+    /// SCRAM users of a running cluster, through the Kafka protocol (like kafka-configs.sh
+    /// --entity-type users): add, delete and list them
+    #[command(subcommand)]
+    Users(acls::UsersCommand),
     /// Transactional ids of a running cluster, at its metastore (like kafka-transactions.sh):
     /// list them, describe one, or abort one's ongoing transaction.
     #[command(subcommand)]
@@ -101,6 +110,14 @@ fn main() -> anyhow::Result<()> {
         }),
         Command::Transactions(cmd) => runtime.block_on(transactions::run(cmd)).or_else(|e| {
             eprintln!("skiff transactions: {e:#}");
+            std::process::exit(1)
+        }),
+        Command::Acls(cmd) => acls::run(cmd).or_else(|e| {
+            eprintln!("skiff acls: {e:#}");
+            std::process::exit(1)
+        }),
+        Command::Users(cmd) => acls::users(cmd).or_else(|e| {
+            eprintln!("skiff users: {e:#}");
             std::process::exit(1)
         }),
         Command::Groups(cmd) => groups::run(cmd).or_else(|e| {

@@ -230,7 +230,7 @@ pub async fn route(
         }
         ApiKey::Produce => {
             // Kafka meters a produce by its request's size, before it is handled.
-            let throttle = quota_throttle(&agent, &caller, &header, body.len());
+            let throttle = quota_throttle(&agent, &caller, &header, body.len()).await;
             session.mute.extend(throttle);
             let req = decode(api, version, &mut body)?;
             produce::route(agent, &caller, header, req, throttle).await
@@ -833,8 +833,9 @@ fn client_id(header: &RequestHeader) -> String {
         .unwrap_or_default()
 }
 
-/// How long a produce of `bytes` must be held back under the caller's quota.
-fn quota_throttle(
+/// Admits a produce of `bytes` under the caller's quota: while the caller is over it, waits
+/// (the connection reads nothing meanwhile), then answers the throttle the request earns.
+async fn quota_throttle(
     agent: &Agent,
     caller: &acl::Caller,
     header: &RequestHeader,
@@ -844,13 +845,21 @@ fn quota_throttle(
     if !quotas.any(crate::quotas::Kind::Produce) {
         return std::time::Duration::ZERO;
     }
-    quotas.record(
-        crate::quotas::Kind::Produce,
-        quota_user(caller),
-        &client_id(header),
-        bytes as u64,
-        std::time::Instant::now(),
-    )
+    let (user, client_id) = (quota_user(caller), client_id(header));
+    loop {
+        let now = std::time::Instant::now();
+        match quotas.try_record(
+            crate::quotas::Kind::Produce,
+            user,
+            &client_id,
+            bytes as u64,
+            now,
+        ) {
+            Ok(throttle) => return throttle,
+            // At least a little: the rate is only re-read this often.
+            Err(wait) => tokio::time::sleep(wait.max(std::time::Duration::from_millis(10))).await,
+        }
+    }
 }
 
 /// Meters a fetch's answer (see [`crate::quotas::Quotas::record_fetch`]).

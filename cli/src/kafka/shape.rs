@@ -12,13 +12,17 @@
 //! has a known tagged field at these versions, so all of them are skipped by their size.
 
 use kafka_protocol::messages::{
-    ConsumerGroupDescribeResponse, DescribeGroupsResponse, FetchResponse, FindCoordinatorResponse,
+    AlterUserScramCredentialsResponse, ConsumerGroupDescribeResponse, CreateAclsResponse,
+    DeleteAclsResponse, DescribeAclsResponse, DescribeGroupsResponse,
+    DescribeUserScramCredentialsResponse, FetchResponse, FindCoordinatorResponse,
     ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetFetchResponse,
+    SaslAuthenticateResponse,
 };
 
 /// One field of a response, in wire order.
 #[derive(Debug, Clone, Copy)]
 pub enum Ty {
+    I8,
     I16,
     I32,
     I64,
@@ -45,6 +49,44 @@ use Ty::*;
 pub trait Shape {
     const VERSION: i16;
     const FIELDS: &'static [Ty];
+}
+
+// SaslAuthenticate v2: error, message, auth bytes, session lifetime.
+impl Shape for SaslAuthenticateResponse {
+    const VERSION: i16 = 2;
+    const FIELDS: &'static [Ty] = &[I16, Str, Bytes, I64];
+}
+
+// CreateAcls v3: one result per creation.
+impl Shape for CreateAclsResponse {
+    const VERSION: i16 = 3;
+    const FIELDS: &'static [Ty] = &[I32, Arr(&[I16, Str])];
+}
+
+// DescribeAcls v3: resources, each with its ACLs.
+const ACL_DESCRIPTION: &[Ty] = &[Str, Str, I8, I8];
+impl Shape for DescribeAclsResponse {
+    const VERSION: i16 = 3;
+    const FIELDS: &'static [Ty] = &[I32, I16, Str, Arr(&[I8, Str, I8, Arr(ACL_DESCRIPTION)])];
+}
+
+// DeleteAcls v3: per filter, the bindings it matched.
+const DELETED_ACL: &[Ty] = &[I16, Str, I8, Str, I8, Str, Str, I8, I8];
+impl Shape for DeleteAclsResponse {
+    const VERSION: i16 = 3;
+    const FIELDS: &'static [Ty] = &[I32, Arr(&[I16, Str, Arr(DELETED_ACL)])];
+}
+
+// AlterUserScramCredentials v0: one result per user.
+impl Shape for AlterUserScramCredentialsResponse {
+    const VERSION: i16 = 0;
+    const FIELDS: &'static [Ty] = &[I32, Arr(&[Str, I16, Str])];
+}
+
+// DescribeUserScramCredentials v0: per user, its mechanisms and iterations.
+impl Shape for DescribeUserScramCredentialsResponse {
+    const VERSION: i16 = 0;
+    const FIELDS: &'static [Ty] = &[I32, I16, Str, Arr(&[Str, I16, Str, Arr(&[I8, I32])])];
 }
 
 // Metadata v12: brokers, cluster id, controller, topics (with ids), no cluster operations.
@@ -188,7 +230,7 @@ impl Walk<'_> {
 
     fn field(&mut self, ty: Ty) -> Result<(), ShapeError> {
         match ty {
-            Bool => self.skip(1),
+            Bool | I8 => self.skip(1),
             I16 => self.skip(2),
             I32 => self.skip(4),
             I64 => self.skip(8),
