@@ -514,7 +514,8 @@ def phase_quota(args) -> dict:
             acked.append(time.monotonic())
 
     p = Producer(producer_conf(args, **{"client.id": client_id, "on_delivery": on_delivery,
-                                        "throttle_cb": lambda e: throttles.append(e.throttle_time)}))
+                                        # confluent-kafka gives the throttle time in seconds.
+                                        "throttle_cb": lambda e: throttles.append(round(e.throttle_time * 1000))}))
     value = bytes(range(256)) * (RECORD_BYTES // 256)
     started = time.monotonic()
     i = 0
