@@ -136,3 +136,45 @@ def test_connections_past_max_connections_per_ip_are_closed(broker_factory):
     with kw.Conn(broker.bootstrap) as c:
         corr, err, _ = kw.parse_api_versions_v0(c.roundtrip(kw.api_versions_request(0, 7)))
         assert (corr, err) == (7, 0)
+
+
+def test_a_client_that_stops_reading_its_fetch_answers_is_closed_and_holds_one(broker_factory, topic):
+    """Fetch answers are built one at a time per connection, as the client takes them, and count
+    against the memory budget while written; a client that stops reading is closed after the
+    request timeout, and the others carry on."""
+    broker = broker_factory.start("--request-read-timeout-ms", "3000")
+    clients.create_topic(broker.bootstrap, topic, 1)
+    p = clients.producer(broker.bootstrap)
+    d = clients.Deliveries()
+    value = b"z" * 100_000
+    for i in range(100):  # 10 MB: more than the socket buffers between them hold
+        clients.produce(p, topic, d, i, value=value, partition=0)
+    clients.flush(p, d, 100, timeout=60)
+    assert not d.failed
+    # Ask for all of it, many times over, and read nothing.
+    hogs = []
+    for _ in range(5):
+        host, port = broker.bootstrap.split(":")
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        for c in range(20):
+            s.sendall(kw.fetch_request(topic, 0, 0, c, max_bytes=16 << 20))
+        hogs.append(s)
+    # Everyone else is served meanwhile.
+    _round_trip(broker.bootstrap, topic + "-other")
+    wait_for(
+        lambda: broker.metric("skiff_connections_closed_total", reason="write_timeout") >= len(hogs),
+        30,
+        message="the connections that stopped reading closed",
+    )
+    for s in hogs:
+        # What was sent before the close is still there to read; then the end.
+        s.settimeout(10)
+        try:
+            while s.recv(1 << 16):
+                pass
+        except socket.timeout:
+            raise AssertionError("a connection that stopped reading is still open")
+        except OSError:
+            pass  # reset: closed as well
+    _round_trip(broker.bootstrap, topic + "-after")

@@ -47,6 +47,10 @@ struct Request {
     memory: OwnedSemaphorePermit,
     /// A place in the connection's window for requests other than Produce.
     slot: Option<OwnedSemaphorePermit>,
+    /// A Fetch's turn: one per connection at a time, held until its answer is written, so that
+    /// a fetch answer is built only once the client has taken the one before (Kafka mutes a
+    /// connection while an answer is on its way for the same reason).
+    fetch: Option<OwnedSemaphorePermit>,
 }
 
 /// A request being answered, queued for the writer.
@@ -54,6 +58,7 @@ struct InFlight {
     answer: JoinHandle<Result<Option<Bytes>, Close>>,
     memory: OwnedSemaphorePermit,
     slot: Option<OwnedSemaphorePermit>,
+    fetch: Option<OwnedSemaphorePermit>,
 }
 
 impl InFlight {
@@ -64,10 +69,11 @@ impl InFlight {
             answer,
             memory,
             slot,
+            fetch,
         } = self;
         answer.abort();
         let _ = answer.await;
-        drop((memory, slot));
+        drop((memory, slot, fetch));
     }
 }
 
@@ -293,10 +299,17 @@ pub async fn serve_halves<R, W>(
     let writer = tokio::spawn(write_answers(
         rx,
         write_half,
+        Writes {
+            memory: memory.clone(),
+            budget_kib: memory_budget_kib(&agent.config),
+            timeout: agent.config.request_read_timeout,
+            metrics: agent.metrics.clone(),
+        },
         stop.clone(),
         peer.clone(),
         activity.clone(),
     ));
+    let fetch_turn = Arc::new(Semaphore::new(1));
     let mut order = Order::default();
     let mut session = Session::new(peer.clone(), origin.sasl, principal);
     session.listener = origin.name;
@@ -305,17 +318,28 @@ pub async fn serve_halves<R, W>(
         metrics: &agent.metrics,
         memory: &memory,
         non_produce: &non_produce,
+        fetch_turn: &fetch_turn,
         activity: &activity,
         peer: &peer,
     };
 
     loop {
-        // A throttled answer mutes the connection (KIP-219): nothing more is read until then.
+        // A throttled answer mutes the connection (KIP-219): nothing more is read until then,
+        // nor while its producer is over its quota (from any of its connections).
         if let Some(until) = session.mute.until() {
             tokio::select! {
                 () = tokio::time::sleep_until(until.into()) => {}
                 _ = stop.cancelled() => break,
             }
+        }
+        let wait = session.mute.producer_wait(&agent.quotas);
+        if !wait.is_zero() {
+            tokio::select! {
+                // At least a little: the rate is re-read this often.
+                () = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
+                _ = stop.cancelled() => break,
+            }
+            continue;
         }
         let next = reads.next(
             &mut reader,
@@ -330,6 +354,7 @@ pub async fn serve_halves<R, W>(
             body,
             memory,
             slot,
+            fetch,
         }) = request
         else {
             break;
@@ -350,6 +375,7 @@ pub async fn serve_halves<R, W>(
                     answer,
                     memory,
                     slot,
+                    fetch,
                 };
                 activity.in_flight.fetch_add(1, Ordering::Relaxed);
                 if let Err(mpsc::error::SendError(request)) = tx.send(request).await {
@@ -372,6 +398,27 @@ pub async fn serve_halves<R, W>(
     let _ = writer.await;
 }
 
+/// Writes `bytes` and flushes, giving up when the client takes nothing for `timeout` (a slow
+/// reader that keeps reading is not cut off; one that stops is).
+async fn write_taken<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<std::io::Result<()>, tokio::time::error::Elapsed> {
+    for chunk in bytes.chunks(WRITE_CHUNK_BYTES) {
+        if let Err(e) = tokio::time::timeout(timeout, out.write_all(chunk)).await? {
+            return Ok(Err(e));
+        }
+    }
+    tokio::time::timeout(timeout, out.flush()).await
+}
+
+/// A write's progress is checked this often (see [`write_taken`]).
+const WRITE_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Answers this large count against the memory budget while they are written.
+const COUNTED_ANSWER_BYTES: usize = 64 * 1024;
+
 /// Bytes of a connection's read buffer.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 
@@ -393,6 +440,7 @@ struct Reads<'a> {
     metrics: &'a crate::metrics::Metrics,
     memory: &'a RequestMemory,
     non_produce: &'a Arc<Semaphore>,
+    fetch_turn: &'a Arc<Semaphore>,
     activity: &'a Activity,
     peer: &'a str,
 }
@@ -447,6 +495,11 @@ impl Reads<'_> {
         } else {
             Some(self.non_produce.clone().acquire_owned().await.ok()?)
         };
+        let fetch = if api_key == Some(ApiKey::Fetch as i16) {
+            Some(self.fetch_turn.clone().acquire_owned().await.ok()?)
+        } else {
+            None
+        };
         let mut memory = self.memory.clone().acquire_owned().await.ok()?;
         let mut held = 1024;
         let mut body = BytesMut::new();
@@ -469,6 +522,7 @@ impl Reads<'_> {
             body: body.freeze(),
             memory,
             slot,
+            fetch,
         })
     }
 
@@ -570,9 +624,25 @@ impl ReadDeadline {
 /// that closes the connection) it cancels `stop` and aborts every request still queued: they
 /// would otherwise run on, detached, after their permits went back (a long-poll fetch for as
 /// long as its client asked).
+/// What the writer needs besides the answers: the memory budget answers count against, and how
+/// long a client may take to read one.
+struct Writes {
+    memory: RequestMemory,
+    budget_kib: u32,
+    timeout: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// The request memory budget, in KiB (see [`RequestMemory`]).
+pub fn memory_budget_kib(config: &AgentConfig) -> u32 {
+    let kib = (config.max_pending_bytes / 1024).max(config.max_request_bytes / 1024 + 1);
+    u32::try_from(kib).unwrap_or(u32::MAX)
+}
+
 async fn write_answers<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<InFlight>,
     mut out: W,
+    writes: Writes,
     stop: CancellationToken,
     peer: String,
     activity: Arc<Activity>,
@@ -581,22 +651,46 @@ async fn write_answers<W: AsyncWrite + Unpin>(
         answer,
         memory,
         slot,
+        fetch,
     }) = rx.recv().await
     {
-        let written = match answer.await {
+        let answered = answer.await;
+        // The request's bytes are done with: its answer takes their place in the budget.
+        drop(memory);
+        let written = match answered {
             // Flushed at once: a TLS stream holds what it is given until then.
-            Ok(Ok(Some(bytes))) => match async {
-                out.write_all(&bytes).await?;
-                out.flush().await
-            }
-            .await
-            {
-                Ok(()) => true,
-                Err(e) => {
-                    debug!(peer = %peer, error = %e, "write failed");
-                    false
+            Ok(Ok(Some(bytes))) => {
+                // A large answer (a fetch's can be tens of MiB) counts against the memory
+                // budget until the client has taken it, and the client has the read timeout to
+                // take it: one that stops reading is closed, and what it held goes back. Small
+                // answers (a produce's) are not counted, so that answering never waits on the
+                // budget that requests waiting for their answers hold.
+                // Taken only if free: waiting here, behind readers that wait for the writers'
+                // connections to move, could stop the agent; an answer already built counts
+                // when it can.
+                let held = if bytes.len() >= COUNTED_ANSWER_BYTES {
+                    let kib = u32::try_from(bytes.len().div_ceil(1024))
+                        .unwrap_or(u32::MAX)
+                        .min(writes.budget_kib / 2);
+                    writes.memory.clone().try_acquire_many_owned(kib).ok()
+                } else {
+                    None
+                };
+                let sent = write_taken(&mut out, &bytes, writes.timeout).await;
+                drop(held);
+                match sent {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) => {
+                        debug!(peer = %peer, error = %e, "write failed");
+                        false
+                    }
+                    Err(_) => {
+                        writes.metrics.connection_closed("write_timeout");
+                        warn!(peer = %peer, bytes = bytes.len(), "closing connection: the client did not take an answer within the request timeout");
+                        false
+                    }
                 }
-            },
+            }
             Ok(Ok(None)) => true,
             Ok(Err(close)) => {
                 warn!(peer = %peer, reason = %close, "closing connection");
@@ -607,7 +701,7 @@ async fn write_answers<W: AsyncWrite + Unpin>(
                 false
             }
         };
-        drop((memory, slot));
+        drop((slot, fetch));
         activity.answered();
         if !written {
             stop.cancel();

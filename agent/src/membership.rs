@@ -105,7 +105,8 @@ impl Membership {
     }
 
     /// Reads every agent's listeners, and registers this agent's when the metastore's copy
-    /// differs. Only an agent with more than one listener registers: the first is its address.
+    /// differs. An agent with one listener registers none (the first is its address), and
+    /// clears what it registered when it had more.
     pub async fn refresh_listeners(
         &self,
         metastore: &dyn MetastoreClient,
@@ -115,8 +116,9 @@ impl Membership {
         let key = format!("{}:{}", self.host, self.port);
         let registered = map.get(&key).cloned().unwrap_or_default();
         *self.listeners.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
-        if own.len() > 1 && registered != own && self.me().is_some() {
-            metastore.set_agent_listeners(key, own).await?;
+        let wanted = if own.len() > 1 { own } else { Vec::new() };
+        if registered != wanted && self.me().is_some() {
+            metastore.set_agent_listeners(key, wanted).await?;
             info!("listeners registered");
         }
         Ok(())

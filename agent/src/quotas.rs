@@ -59,7 +59,27 @@ const MAX_TRACKERS: usize = 50_000;
 pub struct Quotas {
     window: Window,
     config: RwLock<Arc<Config>>,
-    trackers: Mutex<HashMap<(Kind, Bucket), Rate>>,
+    trackers: Mutex<Trackers>,
+}
+
+/// The rates, and when idle ones were last dropped.
+#[derive(Default)]
+struct Trackers {
+    rates: HashMap<(Kind, Bucket), Rate>,
+    swept: Option<Instant>,
+}
+
+impl std::ops::Deref for Trackers {
+    type Target = HashMap<(Kind, Bucket), Rate>;
+    fn deref(&self) -> &Self::Target {
+        &self.rates
+    }
+}
+
+impl std::ops::DerefMut for Trackers {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.rates
+    }
 }
 
 impl std::fmt::Debug for Quotas {
@@ -112,7 +132,7 @@ impl Quotas {
         Self {
             window,
             config: RwLock::new(Arc::new(Config::default())),
-            trackers: Mutex::new(HashMap::new()),
+            trackers: Mutex::new(Trackers::default()),
         }
     }
 
@@ -168,9 +188,7 @@ impl Quotas {
 
     /// Admits `bytes` of `kind` if the caller is within its quota now, recording them and
     /// answering the throttle they earn (`Ok`); if it is already over, records nothing and
-    /// answers how long until it is back within (`Err`). A produce waits that long and asks
-    /// again, which holds every connection of one quota to it together (a throttle answered on
-    /// one connection mutes only that one); a fetch is answered empty.
+    /// answers how long until it is back within (`Err`), for a fetch to be answered empty.
     pub fn try_record(
         &self,
         kind: Kind,
@@ -194,6 +212,22 @@ impl Quotas {
         }
         rate.record(bytes, now);
         Ok(rate.throttle(quota, now))
+    }
+
+    /// How long before the caller is back within its quota of `kind`, recording nothing: zero
+    /// when it is within, or has none.
+    pub fn over_by(&self, kind: Kind, user: &str, client_id: &str, now: Instant) -> Duration {
+        let Some((bucket, quota)) = self.resolve(kind, user, client_id) else {
+            return Duration::ZERO;
+        };
+        let mut trackers = self.trackers.lock().unwrap_or_else(PoisonError::into_inner);
+        match trackers.get_mut(&(kind, bucket)) {
+            Some(rate) => {
+                rate.roll(now);
+                rate.throttle(quota, now)
+            }
+            None => Duration::ZERO,
+        }
     }
 
     /// A fetch answer of `bytes` (see [`Quotas::try_record`]): sent with its throttle, or, the
@@ -244,18 +278,22 @@ impl Quotas {
 
     /// A place for a new tracker: its own, or past the bound (after dropping idle ones) the
     /// shared overflow tracker.
-    fn admit(
-        &self,
-        trackers: &mut HashMap<(Kind, Bucket), Rate>,
-        kind: Kind,
-        bucket: Bucket,
-        now: Instant,
-    ) -> Bucket {
+    fn admit(&self, trackers: &mut Trackers, kind: Kind, bucket: Bucket, now: Instant) -> Bucket {
         if trackers.contains_key(&(kind, bucket.clone())) || trackers.len() < MAX_TRACKERS {
             return bucket;
         }
+        // Dropping idle trackers is a pass over all of them: at most once a window, so that a
+        // client inventing client ids cannot make every request pay for one.
         let span = self.window.size * self.window.samples;
-        trackers.retain(|_, r| now.saturating_duration_since(r.last) < span);
+        if trackers
+            .swept
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.window.size)
+        {
+            trackers.swept = Some(now);
+            trackers
+                .rates
+                .retain(|_, r| now.saturating_duration_since(r.last) < span);
+        }
         if trackers.len() < MAX_TRACKERS {
             bucket
         } else {
@@ -391,9 +429,31 @@ impl Rate {
 #[derive(Debug, Default)]
 pub struct Mute {
     until: Mutex<Option<Instant>>,
+    /// The (user, client id) the connection's last produce was metered as: until its rate is
+    /// back within its quota, the connection's next request is not read.
+    producer: Mutex<Option<(String, String)>>,
 }
 
 impl Mute {
+    /// Notes whose produce quota the connection's requests count against.
+    pub fn metered_as(&self, user: &str, client_id: &str) {
+        let mut p = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.as_ref().is_none_or(|(u, c)| u != user || c != client_id) {
+            *p = Some((user.to_owned(), client_id.to_owned()));
+        }
+    }
+
+    /// How long before the connection's producer is back within its quota: zero if it is.
+    pub fn producer_wait(&self, quotas: &Quotas) -> Duration {
+        let p = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        match p.as_ref() {
+            Some((user, client_id)) => {
+                quotas.over_by(Kind::Produce, user, client_id, Instant::now())
+            }
+            None => Duration::ZERO,
+        }
+    }
+
     pub fn extend(&self, throttle: Duration) {
         if throttle.is_zero() {
             return;

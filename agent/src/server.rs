@@ -77,8 +77,7 @@ struct Shared {
 /// to close. The caps on connections and request memory are the agent's, over all listeners.
 pub async fn run(agent: Arc<Agent>, listeners: Vec<Listener>, shutdown: CancellationToken) {
     // In KiB: see `connection::RequestMemory`.
-    let memory_kib =
-        (agent.config.max_pending_bytes / 1024).max(agent.config.max_request_bytes / 1024 + 1);
+    let memory_kib = connection::memory_budget_kib(&agent.config) as usize;
     let shared = Arc::new(Shared {
         connections: Arc::new(Semaphore::new(agent.config.max_connections)),
         per_ip: PerIp::new(agent.config.max_connections_per_ip),

@@ -145,7 +145,9 @@ async fn catch_up_line(admin: &Admin, at: &str, id: u64) -> Option<String> {
 }
 
 pub async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
-    let admin = Admin::with_auth(crate::settings::cluster::ClusterAuthFlags::from_env()?);
+    let admin = Admin::with_auth(crate::settings::cluster::ClusterAuthFlags::from_env()?)
+        .map_err(anyhow::Error::msg)
+        .context("the metastore RPC client")?;
     match cmd {
         AdminCommand::Init { at, members } => {
             admin.init(&at, parse_members(&members)?).await?;

@@ -58,7 +58,13 @@ async fn page(
                 .with_topic_name(name(n))
                 .with_partition_index(p)
         }));
-    describe_topic_partitions::handle(&t.agent, req, &Audience::plaintext(false)).await
+    describe_topic_partitions::handle(
+        &t.agent,
+        &crate::test_support::anonymous(),
+        req,
+        &Audience::plaintext(false),
+    )
+    .await
 }
 
 fn described(r: &DescribeTopicPartitionsResponse) -> Vec<(String, i16, Vec<i32>)> {

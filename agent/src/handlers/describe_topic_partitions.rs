@@ -23,11 +23,23 @@ use crate::topics::is_internal_topic;
 /// Kafka's `max.request.partition.size.limit` default.
 pub const MAX_PARTITIONS: i32 = 2000;
 
+/// DescribeTopicPartitions, as `caller` may see it: a topic it may not describe is left out of
+/// a listing of all and answered TOPIC_AUTHORIZATION_FAILED when named, before paging, so no
+/// page or cursor gives it away.
 pub async fn handle(
     agent: &Agent,
+    caller: &crate::acl::Caller,
     req: DescribeTopicPartitionsRequest,
     audience: &crate::brokers::Audience,
 ) -> DescribeTopicPartitionsResponse {
+    let may = |name: &str| {
+        agent.allowed(
+            caller,
+            crate::acl::Operation::Describe,
+            crate::acl::resource::TOPIC,
+            name,
+        )
+    };
     let topic_ops = authz::authorized_operations(Resource::Topic, &Principal);
     let error_topic = |name: TopicName, code: i16| {
         DescribeTopicPartitionsResponseTopic::default()
@@ -50,7 +62,7 @@ pub async fn handle(
     // Names in order, each once; what is asked for but unknown is answered with an error.
     let mut names: Vec<String> = if everything {
         all.iter()
-            .filter(|m| !is_internal_topic(&m.name))
+            .filter(|m| !is_internal_topic(&m.name) && may(&m.name))
             .map(|m| m.name.clone())
             .collect()
     } else {
@@ -90,6 +102,13 @@ pub async fn handle(
         if start_name.as_deref() != Some(name.as_str()) {
             start_partition = 0;
         }
+        if !may(name) {
+            topics.push(error_topic(
+                TopicName(str_bytes(name.clone())),
+                codes::TOPIC_AUTHORIZATION_FAILED,
+            ));
+            continue;
+        }
         let Some(&meta) = by_name.get(name.as_str()) else {
             topics.push(error_topic(
                 TopicName(str_bytes(name.clone())),
@@ -116,15 +135,18 @@ pub async fn handle(
         if budget == 0 {
             // The next topic that exists is where the next page starts.
             while let Some(next) = pending.peek() {
-                if by_name.contains_key(next.as_str()) {
+                let allowed = may(next);
+                if allowed && by_name.contains_key(next.as_str()) {
                     next_cursor = Some(cursor_at(next, 0));
                     break;
                 }
-                let unknown = pending.next().cloned().unwrap_or_default();
-                topics.push(error_topic(
-                    TopicName(str_bytes(unknown)),
-                    codes::UNKNOWN_TOPIC_OR_PARTITION,
-                ));
+                let refused = pending.next().cloned().unwrap_or_default();
+                let code = if allowed {
+                    codes::UNKNOWN_TOPIC_OR_PARTITION
+                } else {
+                    codes::TOPIC_AUTHORIZATION_FAILED
+                };
+                topics.push(error_topic(TopicName(str_bytes(refused)), code));
             }
             break;
         }

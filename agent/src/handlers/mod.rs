@@ -230,7 +230,7 @@ pub async fn route(
         }
         ApiKey::Produce => {
             // Kafka meters a produce by its request's size, before it is handled.
-            let throttle = quota_throttle(&agent, &caller, &header, body.len()).await;
+            let throttle = quota_throttle(&agent, &caller, &header, body.len(), &session.mute);
             session.mute.extend(throttle);
             let req = decode(api, version, &mut body)?;
             produce::route(agent, &caller, header, req, throttle).await
@@ -670,13 +670,9 @@ pub async fn route(
             })
         }
         ApiKey::DescribeTopicPartitions => {
-            let req: kafka_protocol::messages::DescribeTopicPartitionsRequest =
-                decode(api, version, &mut body)?;
-            let named = !req.topics.is_empty();
+            let req = decode(api, version, &mut body)?;
             respond(api, header, async move {
-                let mut answer = describe_topic_partitions::handle(&agent, req, &audience).await;
-                redact::describe_topic_partitions(&agent, &caller, named, &mut answer);
-                answer
+                describe_topic_partitions::handle(&agent, &caller, req, &audience).await
             })
         }
         ApiKey::ElectLeaders => {
@@ -833,33 +829,30 @@ fn client_id(header: &RequestHeader) -> String {
         .unwrap_or_default()
 }
 
-/// Admits a produce of `bytes` under the caller's quota: while the caller is over it, waits
-/// (the connection reads nothing meanwhile), then answers the throttle the request earns.
-async fn quota_throttle(
+/// Meters a produce of `bytes` under the caller's quota and answers the throttle it earns; the
+/// connection is then not read until the caller is back within its quota (see the reading loop
+/// in `connection`), which holds all of a caller's connections to the quota together while
+/// holding nothing of theirs.
+fn quota_throttle(
     agent: &Agent,
     caller: &acl::Caller,
     header: &RequestHeader,
     bytes: usize,
+    mute: &crate::quotas::Mute,
 ) -> std::time::Duration {
     let quotas = &agent.quotas;
     if !quotas.any(crate::quotas::Kind::Produce) {
         return std::time::Duration::ZERO;
     }
     let (user, client_id) = (quota_user(caller), client_id(header));
-    loop {
-        let now = std::time::Instant::now();
-        match quotas.try_record(
-            crate::quotas::Kind::Produce,
-            user,
-            &client_id,
-            bytes as u64,
-            now,
-        ) {
-            Ok(throttle) => return throttle,
-            // At least a little: the rate is only re-read this often.
-            Err(wait) => tokio::time::sleep(wait.max(std::time::Duration::from_millis(10))).await,
-        }
-    }
+    mute.metered_as(user, &client_id);
+    quotas.record(
+        crate::quotas::Kind::Produce,
+        user,
+        &client_id,
+        bytes as u64,
+        std::time::Instant::now(),
+    )
 }
 
 /// Meters a fetch's answer (see [`crate::quotas::Quotas::record_fetch`]).

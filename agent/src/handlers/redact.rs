@@ -4,8 +4,8 @@
 //! these handlers do changes state, so handling a refused part costs only the work.
 
 use kafka_protocol::messages::{
-    ConsumerGroupDescribeResponse, DescribeProducersResponse, DescribeTopicPartitionsResponse,
-    DescribeTransactionsResponse, ListTransactionsResponse, OffsetForLeaderEpochResponse,
+    ConsumerGroupDescribeResponse, DescribeProducersResponse, DescribeTransactionsResponse,
+    ListTransactionsResponse, OffsetForLeaderEpochResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -81,32 +81,6 @@ pub fn offset_for_leader_epoch(
             p.error_code = codes::TOPIC_AUTHORIZATION_FAILED;
             p.leader_epoch = -1;
             p.end_offset = -1;
-        }
-    }
-}
-
-/// DescribeTopicPartitions: DESCRIBE on each topic. Topics the request named are answered
-/// TOPIC_AUTHORIZATION_FAILED; when it named none (every topic), the others are left out.
-pub fn describe_topic_partitions(
-    agent: &Agent,
-    caller: &Caller,
-    named: bool,
-    answer: &mut DescribeTopicPartitionsResponse,
-) {
-    let may = |name: &Option<kafka_protocol::messages::TopicName>| {
-        name.as_ref()
-            .is_some_and(|n| agent.allowed(caller, Operation::Describe, resource::TOPIC, n))
-    };
-    if !named {
-        answer.topics.retain(|t| may(&t.name));
-        return;
-    }
-    for t in &mut answer.topics {
-        if !may(&t.name) {
-            t.error_code = codes::TOPIC_AUTHORIZATION_FAILED;
-            t.topic_id = Default::default();
-            t.partitions.clear();
-            t.topic_authorized_operations = i32::MIN;
         }
     }
 }

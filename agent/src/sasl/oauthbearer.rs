@@ -197,10 +197,10 @@ impl Verifier {
         if let Some(a) = authzid.filter(|a| *a != principal) {
             return Err(OAuthError::AuthzId(a.to_owned()));
         }
-        Ok(Verified {
-            principal,
-            expires: UNIX_EPOCH + Duration::from_secs(claims.exp),
-        })
+        let expires = UNIX_EPOCH
+            .checked_add(Duration::from_secs(claims.exp))
+            .ok_or(OAuthError::Message("exp out of range"))?;
+        Ok(Verified { principal, expires })
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {

@@ -68,9 +68,14 @@ impl Client {
         };
         self.conns.insert(addr.to_owned(), stream);
         if let Some(login) = self.security.sasl.clone() {
-            self.sasl(addr, &login).with_context(|| {
-                format!("authenticating to {addr} with {}", login.mechanism.name())
-            })?;
+            if let Err(e) = self.sasl(addr, &login) {
+                // Never reuse a connection that did not authenticate.
+                self.conns.remove(addr);
+                return Err(e.context(format!(
+                    "authenticating to {addr} with {}",
+                    login.mechanism.name()
+                )));
+            }
         }
         Ok(())
     }

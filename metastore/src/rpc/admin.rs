@@ -46,23 +46,13 @@ pub struct Admin {
     auth: super::ClusterAuth,
 }
 
-impl Default for Admin {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Admin {
-    pub fn new() -> Self {
-        Self::with_auth(super::ClusterAuth::default())
-    }
-
     /// An admin client whose calls carry the cluster's RPC credentials.
-    pub fn with_auth(auth: super::ClusterAuth) -> Self {
-        Self {
-            http: auth.client(Duration::from_secs(2)).unwrap_or_default(),
+    pub fn with_auth(auth: super::ClusterAuth) -> Result<Self, String> {
+        Ok(Self {
+            http: auth.client(Duration::from_secs(2))?,
             auth,
-        }
+        })
     }
 
     async fn post<Req: Serialize, T: DeserializeOwned>(
