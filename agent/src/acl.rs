@@ -125,26 +125,10 @@ impl Authorizer {
         if of_type.is_empty() {
             return self.config.allow_if_no_acl;
         }
-        let op = op as i8;
-        let mine = of_type.iter().filter(|b| {
-            (b.principal == caller.principal || b.principal == "User:*")
-                && (b.host == caller.host || b.host == "*")
-        });
-        let mut allowed = false;
-        for b in mine {
-            let exact = b.operation == op || b.operation == ALL;
-            if b.permission_type == DENY
-                && exact
-                && b.pattern_type == LITERAL
-                && b.resource_name == "*"
-            {
-                return false;
-            }
-            if b.permission_type == ALLOW && (exact || implies(b.operation, op)) {
-                allowed = true;
-            }
-        }
-        allowed
+        // A DENY refuses every resource of the type only if it names them all.
+        decide(of_type, caller, op, |b| {
+            b.pattern_type == LITERAL && b.resource_name == "*"
+        })
     }
 
     pub fn allowed(&self, caller: &Caller, op: Operation, resource_type: i8, name: &str) -> bool {
@@ -160,22 +144,7 @@ impl Authorizer {
         if applying.is_empty() {
             return self.config.allow_if_no_acl;
         }
-        let op = op as i8;
-        let mine = applying.iter().filter(|b| {
-            (b.principal == caller.principal || b.principal == "User:*")
-                && (b.host == caller.host || b.host == "*")
-        });
-        let mut allowed = false;
-        for b in mine {
-            let exact = b.operation == op || b.operation == ALL;
-            if b.permission_type == DENY && exact {
-                return false;
-            }
-            if b.permission_type == ALLOW && (exact || implies(b.operation, op)) {
-                allowed = true;
-            }
-        }
-        allowed
+        decide(applying, caller, op, |_| true)
     }
 
     /// Takes `acls` unless what is here is as new.
@@ -211,6 +180,32 @@ impl Authorizer {
             async move { this.refresh(metastore.as_ref()).await }
         })
     }
+}
+
+/// The AclAuthorizer's verdict over `bindings` for `caller` and `op`: a matching DENY for
+/// which `deny_counts` holds refuses, else a matching ALLOW (or one that implies `op`) allows.
+fn decide(
+    bindings: Vec<&AclBinding>,
+    caller: &Caller,
+    op: Operation,
+    deny_counts: impl Fn(&AclBinding) -> bool,
+) -> bool {
+    let op = op as i8;
+    let mine = bindings.into_iter().filter(|b| {
+        (b.principal == caller.principal || b.principal == "User:*")
+            && (b.host == caller.host || b.host == "*")
+    });
+    let mut allowed = false;
+    for b in mine {
+        let exact = b.operation == op || b.operation == ALL;
+        if b.permission_type == DENY && exact && deny_counts(b) {
+            return false;
+        }
+        if b.permission_type == ALLOW && (exact || implies(b.operation, op)) {
+            allowed = true;
+        }
+    }
+    allowed
 }
 
 /// Kafka's implied operations: READ, WRITE, DELETE and ALTER allow DESCRIBE; ALTER_CONFIGS allows

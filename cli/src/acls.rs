@@ -269,9 +269,7 @@ fn add(client: &mut Client, bootstrap: &str, b: &Binding) -> anyhow::Result<()> 
                 name_of(&OPERATIONS, c.operation),
                 name_of(&RESOURCE_TYPES, c.resource_type),
                 c.resource_name,
-                r.error_message
-                    .as_ref()
-                    .map_or_else(|| error_name(r.error_code), |m| m.to_string())
+                message(r.error_code, r.error_message.as_ref())
             );
         }
     }
@@ -327,9 +325,7 @@ fn remove(client: &mut Client, bootstrap: &str, b: &Binding) -> anyhow::Result<(
         if r.error_code != 0 {
             bail!(
                 "removing: {}",
-                r.error_message
-                    .as_ref()
-                    .map_or_else(|| error_name(r.error_code), |m| m.to_string())
+                message(r.error_code, r.error_message.as_ref())
             );
         }
         removed += r.matching_acls.len();
@@ -366,9 +362,7 @@ fn list(
     if answer.error_code != 0 {
         bail!(
             "{}",
-            answer
-                .error_message
-                .map_or_else(|| error_name(answer.error_code), |m| m.to_string())
+            message(answer.error_code, answer.error_message.as_ref())
         );
     }
     for r in &answer.resources {
@@ -491,9 +485,7 @@ pub fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             if answer.error_code != 0 {
                 bail!(
                     "{}",
-                    answer
-                        .error_message
-                        .map_or_else(|| error_name(answer.error_code), |m| m.to_string())
+                    message(answer.error_code, answer.error_message.as_ref())
                 );
             }
             for r in &answer.results {
@@ -526,11 +518,14 @@ fn alter(to: &Connection, req: AlterUserScramCredentialsRequest) -> anyhow::Resu
             bail!(
                 "{}: {}",
                 r.user,
-                r.error_message
-                    .as_ref()
-                    .map_or_else(|| error_name(r.error_code), |m| m.to_string())
+                message(r.error_code, r.error_message.as_ref())
             );
         }
     }
     Ok(())
+}
+
+/// An answer's error: its message, or the code's name when it has none.
+fn message(code: i16, message: Option<&StrBytes>) -> String {
+    message.map_or_else(|| error_name(code), |m| m.to_string())
 }

@@ -256,7 +256,31 @@ mod tests {
         assert!(ClientSecurity::parse("").expect("plain").sasl.is_none());
     }
 
-    /// Against the agent's own server side.
+    /// Runs `login` against the agent's own server side holding `credential`.
+    fn exchange(
+        login: &Login,
+        credential: &skiff_metastore::security::ScramCredential,
+    ) -> anyhow::Result<()> {
+        use skiff_agent::sasl::scram;
+        let Mechanism::Scram(mechanism) = login.mechanism else {
+            anyhow::bail!("not SCRAM");
+        };
+        let mut server: Option<scram::ServerFirst> = None;
+        authenticate(login, |msg| {
+            Ok(match server.take() {
+                None => {
+                    let first = scram::client_first(msg)?;
+                    let rng = ring::rand::SystemRandom::new();
+                    let s = scram::ServerFirst::new(mechanism, first, credential.clone(), &rng);
+                    let answer = s.message().to_vec();
+                    server = Some(s);
+                    answer
+                }
+                Some(s) => s.client_final(msg)?,
+            })
+        })
+    }
+
     #[test]
     fn scram_against_the_agents_server() {
         let mechanism = ScramMechanism::Sha256;
@@ -268,47 +292,12 @@ mod tests {
             user: "alice".into(),
             password: "pw".into(),
         };
-        let mut server: Option<skiff_agent::sasl::scram::ServerFirst> = None;
-        let result = authenticate(&login, |msg| {
-            Ok(match server.take() {
-                None => {
-                    let first = skiff_agent::sasl::scram::client_first(msg)?;
-                    let s = skiff_agent::sasl::scram::ServerFirst::new(
-                        mechanism,
-                        first,
-                        credential.clone(),
-                        &ring::rand::SystemRandom::new(),
-                    );
-                    let answer = s.message().to_vec();
-                    server = Some(s);
-                    answer
-                }
-                Some(s) => s.client_final(msg)?,
-            })
-        });
+        let result = exchange(&login, &credential);
         assert!(result.is_ok(), "{result:?}");
         let wrong = Login {
             password: "nope".into(),
             ..login
         };
-        let mut server: Option<skiff_agent::sasl::scram::ServerFirst> = None;
-        let result = authenticate(&wrong, |msg| {
-            Ok(match server.take() {
-                None => {
-                    let first = skiff_agent::sasl::scram::client_first(msg)?;
-                    let s = skiff_agent::sasl::scram::ServerFirst::new(
-                        mechanism,
-                        first,
-                        credential.clone(),
-                        &ring::rand::SystemRandom::new(),
-                    );
-                    let answer = s.message().to_vec();
-                    server = Some(s);
-                    answer
-                }
-                Some(s) => s.client_final(msg)?,
-            })
-        });
-        assert!(result.is_err());
+        assert!(exchange(&wrong, &credential).is_err());
     }
 }
