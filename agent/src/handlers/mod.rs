@@ -27,6 +27,7 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod list_transactions;
 pub mod metadata;
+mod metering;
 pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
@@ -230,7 +231,7 @@ pub async fn route(
         }
         ApiKey::Produce => {
             // Kafka meters a produce by its request's size, before it is handled.
-            let throttle = quota_throttle(&agent, &caller, &header, body.len(), &session.mute);
+            let throttle = metering::produce(&agent, &caller, &header, body.len(), &session.mute);
             session.mute.extend(throttle);
             let req = decode(api, version, &mut body)?;
             produce::route(agent, &caller, header, req, throttle).await
@@ -238,8 +239,8 @@ pub async fn route(
         ApiKey::Fetch => {
             let mut req: kafka_protocol::messages::FetchRequest = decode(api, version, &mut body)?;
             let mute = session.mute.clone();
-            let client_id = client_id(&header);
-            let user = quota_user(&caller).to_owned();
+            let client_id = metering::client_id(&header);
+            let user = metering::quota_user(&caller).to_owned();
             let quotas = agent.quotas.clone();
             let metered = quotas.any(crate::quotas::Kind::Fetch);
             if metered {
@@ -256,7 +257,7 @@ pub async fn route(
             respond(api, header, async move {
                 let mut answer = fetch::handle(&agent, &caller, version, req).await;
                 if metered {
-                    fetch_throttle(&quotas, &user, &client_id, &mut answer, &mute);
+                    metering::fetch(&quotas, &user, &client_id, &mut answer, &mute);
                 }
                 answer
             })
@@ -813,73 +814,6 @@ fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T
 }
 
 /// Runs `answer` and encodes its result as the response to `header`.
-/// The user a quota names for `caller`: its principal's name, `User:` dropped.
-fn quota_user(caller: &acl::Caller) -> &str {
-    caller
-        .principal
-        .split_once(':')
-        .map_or(caller.principal.as_str(), |(_, name)| name)
-}
-
-fn client_id(header: &RequestHeader) -> String {
-    header
-        .client_id
-        .as_ref()
-        .map(|c| c.to_string())
-        .unwrap_or_default()
-}
-
-/// Meters a produce of `bytes` under the caller's quota and answers the throttle it earns; the
-/// connection is then not read until the caller is back within its quota (see the reading loop
-/// in `connection`), which holds all of a caller's connections to the quota together while
-/// holding nothing of theirs.
-fn quota_throttle(
-    agent: &Agent,
-    caller: &acl::Caller,
-    header: &RequestHeader,
-    bytes: usize,
-    mute: &crate::quotas::Mute,
-) -> std::time::Duration {
-    let quotas = &agent.quotas;
-    if !quotas.any(crate::quotas::Kind::Produce) {
-        return std::time::Duration::ZERO;
-    }
-    let (user, client_id) = (quota_user(caller), client_id(header));
-    mute.metered_as(user, &client_id);
-    quotas.record(
-        crate::quotas::Kind::Produce,
-        user,
-        &client_id,
-        bytes as u64,
-        std::time::Instant::now(),
-    )
-}
-
-/// Meters a fetch's answer (see [`crate::quotas::Quotas::record_fetch`]).
-fn fetch_throttle(
-    quotas: &crate::quotas::Quotas,
-    user: &str,
-    client_id: &str,
-    answer: &mut kafka_protocol::messages::FetchResponse,
-    mute: &crate::quotas::Mute,
-) {
-    let bytes: u64 = answer
-        .responses
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .map(|p| p.records.as_ref().map_or(0, |r| r.len() as u64))
-        .sum();
-    let throttle = match quotas.record_fetch(user, client_id, bytes, std::time::Instant::now()) {
-        crate::quotas::Fetched::Send(t) => t,
-        crate::quotas::Fetched::Empty(t) => {
-            answer.responses.clear();
-            t
-        }
-    };
-    answer.throttle_time_ms = crate::quotas::millis(throttle);
-    mute.extend(throttle);
-}
-
 fn respond<R, F>(api: ApiKey, header: RequestHeader, answer: F) -> Pending
 where
     R: Encodable + Send + 'static,
