@@ -110,11 +110,7 @@ impl Authorizer {
         if self.config.super_users.contains(&caller.principal) {
             return true;
         }
-        let index = self
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let index = self.index();
         let of_type: Vec<&AclBinding> = index
             .literal
             .iter()
@@ -131,15 +127,19 @@ impl Authorizer {
         })
     }
 
+    /// The bindings as last read.
+    fn index(&self) -> Arc<Index> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn allowed(&self, caller: &Caller, op: Operation, resource_type: i8, name: &str) -> bool {
         if self.config.super_users.contains(&caller.principal) {
             return true;
         }
-        let index = self
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let index = self.index();
         let applying = index.applying(resource_type, name);
         if applying.is_empty() {
             return self.config.allow_if_no_acl;
